@@ -1,0 +1,87 @@
+"""The ``assay`` command: run the local hub (``assay up``) and generate the configuration reference."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from assay.settings import Settings
+
+
+def _up(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from assay.http import create_app
+    from assay.store import EmbeddedPostgres
+    from assay.telemetry import configure_logging
+
+    overrides: dict[str, Any] = {}
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    if args.host is not None:
+        overrides["host"] = args.host
+    settings = Settings(**overrides)
+    configure_logging(settings.log_format, settings.log_level)
+    embedded: EmbeddedPostgres | None = None
+    if not settings.database_url:
+        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+        settings = settings.model_copy(update={"database_url": embedded.start()})
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def configuration_reference() -> str:
+    """The Markdown table of every setting, generated from :class:`Settings`."""
+    lines = [
+        "# Configuration",
+        "",
+        "Every setting of Assay, generated from `assay/settings.py` by `assay config-doc` (a test keeps",
+        "this file in sync). Each is an environment variable; `assay up --port/--data-dir/--host`",
+        "override theirs. Lists are comma-separated.",
+        "",
+        "| Variable | Default | Meaning |",
+        "| --- | --- | --- |",
+    ]
+    for name, field in Settings.model_fields.items():
+        env = "DATABASE_URL" if name == "database_url" else f"ASSAY_{name.upper()}"
+        if field.default_factory is not None:
+            default = "(see meaning)"
+        elif field.default in (None, ()):
+            default = "(unset)"
+        else:
+            default = f"`{field.default}`"
+        lines.append(f"| `{env}` | {default} | {field.description} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="assay", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the local hub (embedded PostgreSQL unless DATABASE_URL is set)")
+    up.add_argument("--port", type=int, help="port to listen on (default 8080, or ASSAY_PORT)")
+    up.add_argument("--host", help="address to bind (default 127.0.0.1, or ASSAY_HOST)")
+    up.add_argument("--data-dir", type=Path, help="where data lives (default ~/.local/share/assay)")
+    up.set_defaults(run=_up)
+    doc = sub.add_parser("config-doc", help="print the configuration reference (docs/configuration.md)")
+    doc.set_defaults(run=lambda _: print(configuration_reference(), end="") or 0)
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Rules a collection must satisfy against the providers it references (pure: no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from assay.api import BenchmarkRef, CollectionSpec, ProviderSpec
+from assay.core.scoring import ScoreLayer, resolve_score_config
+from assay.errors import FieldError, InvalidRequest
+
+
+def check_collection(spec: CollectionSpec, providers: Mapping[str, ProviderSpec]) -> CollectionSpec:
+    """Validate ``spec`` against ``providers`` (id -> provider visible to the caller).
+
+    Every referenced benchmark must exist; every weighted benchmark must resolve a primary metric
+    that its provider reports and a scale to normalise it with; weights may not all be zero; the
+    composite threshold lives on the normalised [0, 1] scale. Returns the spec with each entry's
+    ``url`` filled from its provider; raises :class:`InvalidRequest` listing every problem.
+    """
+    errors: list[FieldError] = []
+    checked: list[BenchmarkRef] = []
+    for index, ref in enumerate(spec.benchmarks):
+        at = f"benchmarks[{index}]"
+        provider = providers.get(ref.provider_id)
+        if provider is None:
+            errors.append(
+                FieldError(
+                    f"{at}.provider_id",
+                    "resource_does_not_exist",
+                    f"provider {ref.provider_id!r} does not exist",
+                )
+            )
+            checked.append(ref)
+            continue
+        benchmark = provider.benchmark(ref.id)
+        if benchmark is None:
+            errors.append(
+                FieldError(
+                    f"{at}.id",
+                    "resource_does_not_exist",
+                    f"benchmark {ref.id!r} does not exist in provider {ref.provider_id!r}",
+                )
+            )
+            checked.append(ref)
+            continue
+        config = resolve_score_config(
+            [
+                ScoreLayer(ref.primary_score, ref.pass_criteria),
+                ScoreLayer(benchmark.primary_score, benchmark.pass_criteria),
+            ]
+        )
+        if config.metric is None:
+            if ref.weight > 0:
+                errors.append(
+                    FieldError(
+                        f"{at}.primary_score",
+                        "required",
+                        f"benchmark {ref.id!r} has no primary score in its provider: set primary_score.metric",
+                    )
+                )
+        elif benchmark.metrics and config.metric not in benchmark.metrics:
+            errors.append(
+                FieldError(
+                    f"{at}.primary_score.metric",
+                    "metric_not_reported",
+                    f"metric {config.metric!r} is not one of {ref.id!r}'s metrics {benchmark.metrics}",
+                )
+            )
+        elif config.scale is None and ref.weight > 0:
+            errors.append(
+                FieldError(
+                    f"{at}.primary_score.scale",
+                    "scale_unknown",
+                    f"metric {config.metric!r} has no scale to normalise it with: set primary_score.scale "
+                    "{min, max} (or weight 0 to leave it out of the composite)",
+                )
+            )
+        checked.append(ref.model_copy(update={"url": benchmark.url}))
+    if spec.benchmarks and all(ref.weight == 0 for ref in spec.benchmarks):
+        errors.append(
+            FieldError("benchmarks", "all_weights_zero", "at least one benchmark needs a weight above 0")
+        )
+    if spec.pass_criteria is not None and not 0.0 <= spec.pass_criteria.threshold <= 1.0:
+        errors.append(
+            FieldError(
+                "pass_criteria.threshold",
+                "out_of_range",
+                "the composite threshold is on the normalised scale and must lie in [0, 1]",
+            )
+        )
+    if errors:
+        listed = "; ".join(f"{e.path}: {e.message}" for e in errors)
+        raise InvalidRequest(f"The collection is invalid: {listed}", errors=errors)
+    return spec.model_copy(update={"benchmarks": checked})
+
+
+__all__ = ["check_collection"]

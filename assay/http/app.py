@@ -1,0 +1,85 @@
+"""Build the ASGI app of a function (submit, callback) or of the whole local hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from assay import __version__
+from assay.http import catalogue, ops
+from assay.http.errors import install_error_handlers
+from assay.http.middleware import RequestMiddleware
+from assay.settings import Settings
+from assay.store import Database, default_config_dir, migrate, sync_system_catalogue, watch_system_catalogue
+from assay.telemetry import Metrics
+
+log = logging.getLogger(__name__)
+
+CATALOGUE: Sequence[APIRouter] = (catalogue.router,)
+
+
+def create_app(settings: Settings, routers: Sequence[APIRouter] = CATALOGUE, *, load_catalogue: bool = True) -> FastAPI:
+    """An app serving ``routers`` plus the operations surface over the database in ``settings``.
+
+    On start it migrates the schema and, with ``load_catalogue``, loads the system catalogue and
+    watches its files; on stop it closes the pool.
+    """
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url (assay up starts an embedded server)")
+    database_url = settings.database_url
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await migrate(database_url)
+        database = await Database.open(
+            database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            timeout=settings.db_connect_timeout,
+        )
+        app.state.database = database
+        metrics.watch_pool(database.pool.get_stats)
+        stop = asyncio.Event()
+        watcher: asyncio.Task[None] | None = None
+        if load_catalogue:
+            root = settings.config_dir or default_config_dir()
+            await sync_system_catalogue(database.system_catalogue, root)
+            if settings.config_reload and root.is_dir():
+                watcher = asyncio.create_task(watch_system_catalogue(database.system_catalogue, root, stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if watcher is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(watcher, timeout=5)
+            await database.close()
+
+    app = FastAPI(
+        title="Assay",
+        version=__version__,
+        summary="Evaluation hub for AI models: the EvalHub REST API v1, event-driven.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(ops.router)
+    for router in routers:
+        app.include_router(router)
+    if settings.mode == "local":
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=["*"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Content-Type", "Authorization", "X-Global-Transaction-Id", "X-Tenant", "X-User"],
+            max_age=3600,
+        )
+    app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    return app

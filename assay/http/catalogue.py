@@ -1,0 +1,232 @@
+"""Providers and collections (EvalHub v1): list, get, create, replace, patch, delete, clone."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+
+from assay.api import (
+    CloneRequest,
+    Collection,
+    CollectionPage,
+    CollectionSpec,
+    Provider,
+    ProviderPage,
+    ProviderSpec,
+)
+from assay.core import apply_patch, check_collection, parse_model
+from assay.http.context import (
+    Caller,
+    boolean,
+    caller,
+    groups,
+    page_links,
+    paging,
+    scope_and_owner,
+    settings_of,
+    sort_order,
+    strict_query,
+)
+from assay.store import CatalogueQuery, CatalogueRecord, TenantStore
+
+router = APIRouter(prefix="/api/v1/evaluations", tags=["catalogue"])
+CallerDep = Annotated[Caller, Depends(caller)]
+
+PROVIDER_PATCHABLE = ("name", "title", "description", "tags", "runtime", "benchmarks", "agent", "custom")
+COLLECTION_PATCHABLE = ("name", "category", "description", "tags", "custom", "pass_criteria", "benchmarks", "agent")
+_EXCLUDE = {"id", "resource"}
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _resource(record: CatalogueRecord) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "id": record.id,
+        "owner": record.owner,
+        "created_at": _timestamp(record.created_at),
+        "updated_at": _timestamp(record.updated_at),
+    }
+    if record.tenant is not None:
+        resource["tenant"] = record.tenant
+    return {k: v for k, v in resource.items() if v is not None}
+
+
+def _document(record: CatalogueRecord, **overrides: Any) -> dict[str, Any]:
+    doc = {"resource": _resource(record), **record.spec, **overrides}
+    if record.derived_from:
+        doc["derived_from"] = record.derived_from
+    return doc
+
+
+def _stored(spec: ProviderSpec | CollectionSpec) -> dict[str, Any]:
+    return spec.model_dump(mode="json", exclude_none=True, exclude=_EXCLUDE)
+
+
+def _created(response: Response, kind: str, resource_id: str) -> None:
+    response.headers["Location"] = f"{router.prefix}/{kind}/{resource_id}"
+
+
+# --- providers --------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/providers",
+    response_model=ProviderPage,
+    response_model_exclude_none=True,
+    dependencies=[Depends(strict_query("limit", "offset", "benchmarks", "name", "tags", "owner", "scope", "sort"))],
+)
+async def list_providers(request: Request, who: CallerDep) -> dict[str, Any]:
+    page = paging(request, settings_of(request).catalogue_default_limit)
+    scope, owner = scope_and_owner(request)
+    with_benchmarks = boolean(request, "benchmarks", True)
+    records, total = await who.store.providers.list(
+        CatalogueQuery(
+            name=groups(request, "name"),
+            tags=groups(request, "tags"),
+            owner=owner,
+            scope=scope,
+            sort=sort_order(request),
+            limit=page.limit,
+            offset=page.offset,
+        )
+    )
+    items = [_document(r) if with_benchmarks else _document(r, benchmarks=[]) for r in records]
+    return {**page_links(request, page, total), "limit": page.limit, "total_count": total, "items": items}
+
+
+@router.post("/providers", status_code=201, response_model=Provider, response_model_exclude_none=True)
+async def create_provider(spec: ProviderSpec, response: Response, who: CallerDep) -> dict[str, Any]:
+    resource_id = spec.id or str(uuid.uuid4())
+    record = await who.store.providers.create(resource_id, who.user, _stored(spec))
+    _created(response, "providers", resource_id)
+    return _document(record)
+
+
+@router.get("/providers/{provider_id}", response_model=Provider, response_model_exclude_none=True)
+async def get_provider(provider_id: str, who: CallerDep) -> dict[str, Any]:
+    return _document(await who.store.providers.get(provider_id))
+
+
+@router.put("/providers/{provider_id}", response_model=Provider, response_model_exclude_none=True)
+async def replace_provider(provider_id: str, spec: ProviderSpec, who: CallerDep) -> dict[str, Any]:
+    async def replace(_: CatalogueRecord) -> dict[str, Any]:
+        return _stored(spec)
+
+    return _document(await who.store.providers.update(provider_id, replace))
+
+
+@router.patch("/providers/{provider_id}", response_model=Provider, response_model_exclude_none=True)
+async def patch_provider(
+    provider_id: str, who: CallerDep, patch: Annotated[Any, Body(media_type="application/json")]
+) -> dict[str, Any]:
+    async def patched(current: CatalogueRecord) -> dict[str, Any]:
+        document = apply_patch(current.spec, patch, PROVIDER_PATCHABLE)
+        return _stored(parse_model(ProviderSpec, document, what="patched provider"))
+
+    return _document(await who.store.providers.update(provider_id, patched))
+
+
+@router.delete("/providers/{provider_id}", status_code=204, response_class=Response)
+async def delete_provider(provider_id: str, who: CallerDep) -> None:
+    await who.store.providers.delete(provider_id)
+
+
+# --- collections ------------------------------------------------------------------------------------
+
+
+async def _checked(store: TenantStore, spec: CollectionSpec) -> CollectionSpec:
+    """``spec`` with its benchmark references validated against the providers the tenant sees."""
+    found = await store.providers.get_many([b.provider_id for b in spec.benchmarks])
+    providers = {pid: ProviderSpec.model_validate(r.spec) for pid, r in found.items()}
+    return check_collection(spec, providers)
+
+
+@router.get(
+    "/collections",
+    response_model=CollectionPage,
+    response_model_exclude_none=True,
+    dependencies=[Depends(strict_query("limit", "offset", "name", "category", "tags", "owner", "scope", "sort"))],
+)
+async def list_collections(request: Request, who: CallerDep) -> dict[str, Any]:
+    page = paging(request, settings_of(request).catalogue_default_limit)
+    scope, owner = scope_and_owner(request)
+    records, total = await who.store.collections.list(
+        CatalogueQuery(
+            name=groups(request, "name"),
+            category=groups(request, "category"),
+            tags=groups(request, "tags"),
+            owner=owner,
+            scope=scope,
+            sort=sort_order(request),
+            limit=page.limit,
+            offset=page.offset,
+        )
+    )
+    items = [_document(r) for r in records]
+    return {**page_links(request, page, total), "limit": page.limit, "total_count": total, "items": items}
+
+
+@router.post("/collections", status_code=201, response_model=Collection, response_model_exclude_none=True)
+async def create_collection(spec: CollectionSpec, response: Response, who: CallerDep) -> dict[str, Any]:
+    checked = await _checked(who.store, spec)
+    resource_id = spec.id or str(uuid.uuid4())
+    record = await who.store.collections.create(resource_id, who.user, _stored(checked))
+    _created(response, "collections", resource_id)
+    return _document(record)
+
+
+@router.get("/collections/{collection_id}", response_model=Collection, response_model_exclude_none=True)
+async def get_collection(collection_id: str, who: CallerDep) -> dict[str, Any]:
+    return _document(await who.store.collections.get(collection_id))
+
+
+@router.put("/collections/{collection_id}", response_model=Collection, response_model_exclude_none=True)
+async def replace_collection(collection_id: str, spec: CollectionSpec, who: CallerDep) -> dict[str, Any]:
+    async def replace(_: CatalogueRecord) -> dict[str, Any]:
+        return _stored(await _checked(who.store, spec))
+
+    return _document(await who.store.collections.update(collection_id, replace))
+
+
+@router.patch("/collections/{collection_id}", response_model=Collection, response_model_exclude_none=True)
+async def patch_collection(
+    collection_id: str, who: CallerDep, patch: Annotated[Any, Body(media_type="application/json")]
+) -> dict[str, Any]:
+    async def patched(current: CatalogueRecord) -> dict[str, Any]:
+        document = apply_patch(current.spec, patch, COLLECTION_PATCHABLE)
+        spec = parse_model(CollectionSpec, document, what="patched collection")
+        return _stored(await _checked(who.store, spec))
+
+    return _document(await who.store.collections.update(collection_id, patched))
+
+
+@router.delete("/collections/{collection_id}", status_code=204, response_class=Response)
+async def delete_collection(collection_id: str, who: CallerDep) -> None:
+    await who.store.collections.delete(collection_id)
+
+
+@router.post(
+    "/collections/{collection_id}/clones",
+    status_code=201,
+    response_model=Collection,
+    response_model_exclude_none=True,
+)
+async def clone_collection(
+    collection_id: str,
+    response: Response,
+    who: CallerDep,
+    changes: Annotated[CloneRequest | None, Body()] = None,
+) -> dict[str, Any]:
+    source = await who.store.collections.get(collection_id)
+    overrides = changes.model_dump(exclude_none=True, exclude={"id"}) if changes else {}
+    spec = parse_model(CollectionSpec, {**source.spec, **overrides}, what="cloned collection")
+    checked = await _checked(who.store, spec)
+    resource_id = (changes.id if changes else None) or str(uuid.uuid4())
+    record = await who.store.collections.create(resource_id, who.user, _stored(checked), derived_from=source.id)
+    _created(response, "collections", resource_id)
+    return _document(record)

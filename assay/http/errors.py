@@ -1,0 +1,92 @@
+"""The one place where exceptions become HTTP responses (EvalHub's error body plus ``errors``)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from psycopg import OperationalError
+from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assay.api import ErrorBody, ErrorDetail
+from assay.core import field_errors, summarise
+from assay.errors import AssayError, InvalidJSON, InvalidQuery, InvalidRequest, TemporaryError
+
+log = logging.getLogger(__name__)
+
+
+def request_id(request: Request) -> str:
+    rid = request.scope.get("state", {}).get("request_id")
+    return str(rid) if rid else str(uuid.uuid4())
+
+
+def error_response(request: Request, exc: AssayError) -> JSONResponse:
+    body = ErrorBody(
+        message_code=exc.message_code,
+        message=exc.message,
+        trace=request_id(request),
+        detail=exc.message,
+        errors=[ErrorDetail(path=e.path, code=e.code, message=e.message) for e in exc.errors],
+    )
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if isinstance(exc, TemporaryError):
+        headers["Retry-After"] = "1"
+    return JSONResponse(body.model_dump(mode="json"), status_code=exc.status, headers=headers)
+
+
+async def _assay_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AssayError)
+    if exc.status >= 500:
+        log.error("request failed: %s", exc.message)
+    return error_response(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    raw = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in raw):
+        ctx = next((e.get("ctx", {}) for e in raw if e.get("type") == "json_invalid"), {})
+        return error_response(
+            request, InvalidJSON(f"The request body is not valid JSON: {ctx.get('error', 'parse error')}")
+        )
+    body_errors = [e for e in raw if tuple(e.get("loc", ()))[:1] == ("body",)]
+    if body_errors:
+        errors = field_errors(body_errors, strip=1)
+        return error_response(request, InvalidRequest(summarise(errors), errors=errors))
+    errors = field_errors(raw, strip=1)
+    return error_response(request, InvalidQuery(summarise(errors, "Invalid query or path parameter"), errors=errors))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        err: AssayError = AssayError(f"No route for {request.method} {request.url.path}", message_code="resource_not_found")
+    elif exc.status_code == 405:
+        err = AssayError(f"Method {request.method} is not allowed on {request.url.path}", message_code="method_not_allowed")
+    else:
+        err = AssayError(str(exc.detail), message_code="http_error")
+    err.status = exc.status_code
+    return error_response(request, err)
+
+
+async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s", exc)
+    return error_response(request, TemporaryError("The database is unavailable; retry shortly"))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(request, AssayError("Internal server error"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AssayError, _assay_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_away)
+    app.add_exception_handler(PoolTimeout, _database_away)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,62 @@
+"""The operations surface: liveness, readiness (checks the database), metrics, OpenAPI as YAML."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from assay import __version__
+from assay.api import Health
+from assay.http.context import database_of
+from assay.telemetry import CONTENT_TYPE, Metrics
+
+router = APIRouter(tags=["operations"])
+
+
+def _healthy() -> dict[str, Any]:
+    return Health(status="healthy", timestamp=datetime.now(UTC), version=__version__).model_dump(mode="json")
+
+
+@router.get("/api/v1/health", response_model=Health)
+async def health() -> dict[str, Any]:
+    """Liveness, as eval-hub-sdk's ``client.health()`` and ``evalhub health`` expect it."""
+    return _healthy()
+
+
+@router.get("/health", response_model=Health, include_in_schema=False)
+@router.get("/healthz", response_model=Health, include_in_schema=False)
+async def health_alias() -> dict[str, Any]:
+    return _healthy()
+
+
+@router.get("/readyz", response_model=Health)
+async def ready(request: Request) -> JSONResponse:
+    """Ready when the database answers within two seconds."""
+    try:
+        await asyncio.wait_for(database_of(request).ping(), timeout=2.0)
+    except Exception as exc:
+        body = Health(
+            status="unhealthy", timestamp=datetime.now(UTC), version=__version__, checks={"database": str(exc) or "timeout"}
+        )
+        return JSONResponse(body.model_dump(mode="json"), status_code=503)
+    body = Health(status="healthy", timestamp=datetime.now(UTC), version=__version__, checks={"database": "ok"})
+    return JSONResponse(body.model_dump(mode="json"))
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.render(), media_type=CONTENT_TYPE)
+
+
+@router.get("/openapi.yaml", include_in_schema=False)
+async def openapi_yaml(request: Request) -> Response:
+    spec = request.app.openapi()
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse(spec)
+    return Response(yaml.safe_dump(spec, sort_keys=False), media_type="application/yaml")

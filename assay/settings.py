@@ -1,0 +1,95 @@
+"""All configuration of Assay, read once from ``ASSAY_*`` environment variables and ``DATABASE_URL``.
+
+This is the only module that reads the environment; everything else receives a :class:`Settings`.
+``docs/configuration.md`` is generated from the field descriptions below (``assay config-doc``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "assay"
+
+
+class Settings(BaseSettings):
+    """Configuration of one Assay process (the local hub or one function)."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSAY_", extra="ignore", frozen=True)
+
+    mode: Literal["local", "cluster"] = Field(
+        "local",
+        description="`local`: one process, embedded Postgres, default tenant. "
+        "`cluster`: the Knative functions; `X-Tenant` is required on every tenant-scoped request.",
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(8080, ge=0, le=65535, description="Port the HTTP server listens on.")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the local hub keeps its embedded PostgreSQL data and job files "
+        "(default `$XDG_DATA_HOME/assay`, i.e. `~/.local/share/assay`).",
+    )
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "ASSAY_DATABASE_URL"),
+        description="PostgreSQL connection URL (`DATABASE_URL`). Unset: the local hub starts an "
+        "embedded PostgreSQL server under `data_dir/postgres`.",
+    )
+    config_dir: Path | None = Field(
+        None,
+        description="Directory with `providers/*.yaml` and `collections/*.yaml` (the read-only system "
+        "catalogue). Default: the `config/` directory shipped with Assay.",
+    )
+    config_reload: bool = Field(True, description="Reload the system catalogue when its files change.")
+    default_tenant: str = Field(
+        "default", description="Tenant used in local mode when a request carries no `X-Tenant` header."
+    )
+    tenants: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated list of known tenants. When set, any other `X-Tenant` is refused "
+        "with 403 `unknown_tenant`; when empty, any well-formed tenant name is accepted.",
+    )
+    require_user_header: bool = Field(
+        False,
+        description="In cluster mode, refuse requests without `X-User` (set when kube-rbac-proxy or "
+        "another auth layer injects it).",
+    )
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above it)."
+    )
+    list_max_limit: int = Field(500, ge=1, description="Largest `limit` a list request may ask for.")
+    catalogue_default_limit: int = Field(
+        500,
+        ge=1,
+        description="Page size of provider and collection lists without `limit` (eval-hub-sdk never pages, "
+        "so the default page holds the whole catalogue).",
+    )
+    db_pool_min: int = Field(1, ge=0, description="Connections the pool keeps open.")
+    db_pool_max: int = Field(10, ge=1, description="Most connections the pool opens.")
+    db_connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a database connection.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="`json` lines, human `text`, or `auto` (text on a terminal, JSON otherwise)."
+    )
+    log_level: str = Field("INFO", description="Python log level name.")
+
+    @field_validator("tenants", mode="before")
+    @classmethod
+    def _split_tenants(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(t.strip() for t in value.split(",") if t.strip())
+        return value
+
+    @field_validator("data_dir", "config_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+
+__all__ = ["Settings"]

@@ -1,0 +1,31 @@
+"""Postgres, the only state: pool, migrations, tenant-scoped repositories, the system catalogue."""
+
+from assay.store.catalogue import CatalogueQuery, CatalogueRecord, CatalogueRepository, Groups, Sort
+from assay.store.database import Database, SchemaTooNew, TenantStore, migrate, migrations
+from assay.store.embedded import EmbeddedPostgres
+from assay.store.system_catalogue import (
+    LoadedCatalogue,
+    default_config_dir,
+    load_catalogue_dir,
+    sync_system_catalogue,
+    watch_system_catalogue,
+)
+
+__all__ = [
+    "CatalogueQuery",
+    "CatalogueRecord",
+    "CatalogueRepository",
+    "Database",
+    "EmbeddedPostgres",
+    "Groups",
+    "LoadedCatalogue",
+    "SchemaTooNew",
+    "Sort",
+    "TenantStore",
+    "default_config_dir",
+    "load_catalogue_dir",
+    "migrate",
+    "migrations",
+    "sync_system_catalogue",
+    "watch_system_catalogue",
+]

@@ -1,0 +1,125 @@
+"""The connection pool, versioned migrations, and the entry point to tenant-scoped repositories."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from assay.core import Tenant
+from assay.store.catalogue import CatalogueRepository, SystemCatalogueWriter
+
+log = logging.getLogger(__name__)
+
+# Any constant unique to Assay: every replica that starts takes this lock before migrating.
+_MIGRATION_LOCK = 0x4153_5341_5900_0001
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """The SQL files under ``assay/store/migrations``, in version order (``NNNN_name.sql``)."""
+    found: list[Migration] = []
+    for entry in resources.files("assay.store").joinpath("migrations").iterdir():
+        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    return sorted(found, key=lambda m: m.version)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer Assay than this one."""
+
+
+async def migrate(url: str) -> list[int]:
+    """Apply pending migrations, each in its own transaction, under an advisory lock.
+
+    Safe when several replicas start at once: the lock serialises them and the second finds
+    nothing left to do. Returns the versions this call applied.
+    """
+    known = migrations()
+    applied_now: list[int] = []
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", [_MIGRATION_LOCK])
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur = await conn.execute("SELECT version FROM schema_migrations")
+            done = {row[0] for row in await cur.fetchall()}
+            newest = max((m.version for m in known), default=0)
+            if done and max(done) > newest:
+                raise SchemaTooNew(
+                    f"the database schema is at version {max(done)}, newer than this Assay knows ({newest})"
+                )
+            for migration in known:
+                if migration.version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(migration.sql.encode())
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                        [migration.version, migration.name],
+                    )
+                applied_now.append(migration.version)
+                log.info("applied migration %04d_%s", migration.version, migration.name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", [_MIGRATION_LOCK])
+    return applied_now
+
+
+class TenantStore:
+    """Everything a request may touch, already bound to its tenant."""
+
+    def __init__(self, pool: AsyncConnectionPool, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.providers = CatalogueRepository(pool, tenant, "providers")
+        self.collections = CatalogueRepository(pool, tenant, "collections")
+
+
+class Database:
+    """The pool. Tenant data is reachable only through :meth:`scoped`, which demands a tenant."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+        self.system_catalogue = SystemCatalogueWriter(pool)
+
+    @classmethod
+    async def open(
+        cls, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 10.0
+    ) -> Database:
+        pool = AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            open=False,
+            name="assay",
+            kwargs={"autocommit": True},
+        )
+        await pool.open(wait=True, timeout=timeout)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    def scoped(self, tenant: Tenant) -> TenantStore:
+        return TenantStore(self.pool, tenant)
+
+    async def ping(self) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+
+__all__ = ["Database", "Migration", "SchemaTooNew", "TenantStore", "migrate", "migrations"]

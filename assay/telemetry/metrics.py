@@ -1,0 +1,65 @@
+"""Prometheus metrics: HTTP requests by route and status, request durations, and DB pool gauges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _PoolCollector(Collector):
+    def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self._stats()
+        gauge = GaugeMetricFamily(
+            "assay_db_pool_connections", "Database pool connections by state", labels=["state"]
+        )
+        size = stats.get("pool_size", 0)
+        available = stats.get("pool_available", 0)
+        gauge.add_metric(["open"], size)
+        gauge.add_metric(["idle"], available)
+        gauge.add_metric(["busy"], max(size - available, 0))
+        yield gauge
+        yield GaugeMetricFamily(
+            "assay_db_pool_waiting_requests",
+            "Requests waiting for a database connection",
+            value=stats.get("requests_waiting", 0),
+        )
+        yield GaugeMetricFamily("assay_db_pool_max_connections", "Pool size limit", value=stats.get("pool_max", 0))
+
+
+class Metrics:
+    """One registry per app, so several apps in one process (tests, the local hub) never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "assay_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "assay_http_request_duration_seconds",
+            "HTTP request duration, by method and route template",
+            ["method", "route"],
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.duration.labels(method, route).observe(seconds)
+
+    def watch_pool(self, stats: Callable[[], Any]) -> None:
+        self.registry.register(_PoolCollector(stats))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
