@@ -25,10 +25,14 @@ def request_id(request: Request) -> str:
 
 
 def error_response(request: Request, exc: AssayError) -> JSONResponse:
+    return error_response_for(exc, request_id(request))
+
+
+def error_response_for(exc: AssayError, trace: str) -> JSONResponse:
     body = ErrorBody(
         message_code=exc.message_code,
         message=exc.message,
-        trace=request_id(request),
+        trace=trace,
         detail=exc.message,
         errors=[ErrorDetail(path=e.path, code=e.code, message=e.message) for e in exc.errors],
     )

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assay.errors import PayloadTooLarge
+from assay.http.errors import error_response_for
 from assay.telemetry import Metrics, request_id_var
 
 log = logging.getLogger("assay.access")
@@ -35,18 +36,6 @@ class RequestMiddleware:
         status = 500
         started = time.perf_counter()
         declared = headers.get("content-length", "")
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            if declared.isdigit() and int(declared) > self.max_body:
-                raise PayloadTooLarge(f"The request body is larger than {self.max_body} bytes")
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise PayloadTooLarge(f"The request body is larger than {self.max_body} bytes")
-            return message
 
         async def tracked_send(message: Message) -> None:
             nonlocal status
@@ -57,7 +46,12 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracked_send)
+            body_receive = await self._bounded_body(declared, receive)
+            if body_receive is None:
+                too_large = PayloadTooLarge(f"The request body is larger than {self.max_body} bytes")
+                await error_response_for(too_large, rid)(scope, receive, tracked_send)
+                return
+            await self.app(scope, body_receive, tracked_send)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -79,3 +73,39 @@ class RequestMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+    async def _bounded_body(self, declared: str, receive: Receive) -> Receive | None:
+        """Read the whole body up front (it is at most ``max_body`` bytes) and replay it, or None if larger.
+
+        Reading it here, rather than raising from inside ``receive``, keeps the limit independent of
+        how the framework reports errors while parsing a body.
+        """
+        if declared.isdigit() and int(declared) > self.max_body:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return _replay([message])
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return replayed
