@@ -65,6 +65,7 @@ class RequestMiddleware:
                 scope["path"],
                 status,
                 extra={
+                    "request_id": rid,
                     "route": template,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),

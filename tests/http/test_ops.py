@@ -1,0 +1,110 @@
+"""The operations surface: health, readiness, metrics, OpenAPI, structured logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from assay.settings import Settings
+
+
+def test_health_endpoints(client: TestClient) -> None:
+    for path in ("/api/v1/health", "/health", "/healthz", "/readyz"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.json()["status"] == "healthy"
+    assert client.get("/readyz").json()["checks"] == {"database": "ok"}
+
+
+def test_readyz_fails_when_the_database_goes_away(
+    make_client: Callable[..., TestClient], database_url: str, pg_server: str
+) -> None:
+    import time
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    client = make_client(db_connect_timeout=1)
+    name = conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+        conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+    try:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["status"] == "unhealthy"
+        listing = client.get("/api/v1/evaluations/providers")
+        assert listing.status_code == 503
+        assert listing.json()["message_code"] == "service_unavailable"
+        assert client.get("/api/v1/health").status_code == 200  # liveness does not depend on the DB
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+    deadline = time.monotonic() + 30  # the pool reconnects with backoff
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "the hub did not become ready again"
+        time.sleep(0.2)
+    assert client.get("/api/v1/evaluations/providers").status_code == 200
+
+
+def test_metrics_by_route_status_and_pool(client: TestClient) -> None:
+    client.get("/api/v1/evaluations/providers/demo")
+    client.get("/api/v1/evaluations/providers/nope")
+    text = client.get("/metrics").text
+    assert 'assay_http_requests_total{method="GET",route="/api/v1/evaluations/providers/{provider_id}",status="200"} 1.0' in text
+    assert 'assay_http_requests_total{method="GET",route="/api/v1/evaluations/providers/{provider_id}",status="404"} 1.0' in text
+    assert "assay_http_request_duration_seconds_bucket" in text
+    assert 'assay_db_pool_connections{state="open"}' in text
+    assert "assay_db_pool_max_connections 10.0" in text
+
+
+def test_openapi_and_docs(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/api/v1/evaluations/providers/{provider_id}" in spec["paths"]
+    assert "/api/v1/evaluations/collections/{collection_id}/clones" in spec["paths"]
+    as_yaml = yaml.safe_load(client.get("/openapi.yaml").text)
+    assert as_yaml["info"]["title"] == "Assay"
+    assert "swagger" in client.get("/docs").text.lower()
+
+
+def test_log_lines_carry_request_tenant_and_user(
+    make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    from assay.telemetry.logs import JsonFormatter
+
+    client = make_client()
+    with caplog.at_level(logging.INFO, logger="assay.access"):
+        client.get(
+            "/api/v1/evaluations/providers",
+            headers={"X-Tenant": "team-a", "X-User": "alice", "X-Global-Transaction-Id": "req-123"},
+        )
+    records = [r for r in caplog.records if r.name == "assay.access"]
+    line = json.loads(JsonFormatter().format(records[-1]))
+    assert line["request_id"] == "req-123"
+    assert (line["tenant"], line["user"], line["status"]) == ("team-a", "alice", 200)
+    assert line["route"] == "/api/v1/evaluations/providers"
+
+
+def test_cors_in_local_mode_allows_identity_headers(client: TestClient) -> None:
+    response = client.options(
+        "/api/v1/evaluations/providers",
+        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "X-Tenant"},
+    )
+    assert response.status_code == 200
+    assert "x-tenant" in response.headers["access-control-allow-headers"].lower()
+
+
+def test_configuration_reference_is_current() -> None:
+    from pathlib import Path
+
+    from assay.cli import configuration_reference
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert doc.read_text() == configuration_reference(), "run: assay config-doc > docs/configuration.md"
+    assert all(f"`ASSAY_{name.upper()}`" in doc.read_text() for name in Settings.model_fields if name != "database_url")
