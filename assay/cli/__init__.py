@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ def _up(args: argparse.Namespace) -> int:
     if not settings.database_url:
         embedded = EmbeddedPostgres(settings.data_dir / "postgres")
         settings = settings.model_copy(update={"database_url": embedded.start()})
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
+    # that was installed before it; a no-op one lets us stop PostgreSQL and exit 0 afterwards.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
     try:
         uvicorn.run(
             create_app(settings),

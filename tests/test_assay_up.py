@@ -1,0 +1,67 @@
+"""`assay up` as a user runs it: embedded PostgreSQL, health, and data that survives a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.http.test_collections import collection_body
+
+pytestmark = pytest.mark.slow
+
+
+def start_hub(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("ASSAY_")}
+    hub = subprocess.Popen(
+        [str(Path(sys.executable).with_name("assay")), "up", "--port", str(port), "--data-dir", str(data_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        assert hub.poll() is None, hub.stderr.read().decode() if hub.stderr else "hub exited"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).json()["status"] == "healthy":
+                return hub
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "hub did not answer health in time"
+        time.sleep(0.2)
+
+
+def stop_hub(hub: subprocess.Popen[bytes]) -> None:
+    hub.send_signal(signal.SIGTERM)
+    assert hub.wait(timeout=30) == 0
+
+
+def test_collection_survives_a_restart(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/evaluations"
+    hub = start_hub(tmp_path, port)
+    try:
+        body = collection_body(benchmarks=[{"id": "arc_easy", "provider_id": "lm_evaluation_harness"}])
+        created = httpx.post(f"{base}/collections", json=body, timeout=10)
+        assert created.status_code == 201, created.text
+        cid = created.json()["resource"]["id"]
+        providers = httpx.get(f"{base}/providers", timeout=10).json()
+        assert {"lm_evaluation_harness", "garak", "mteb"} <= {p["resource"]["id"] for p in providers["items"]}
+    finally:
+        stop_hub(hub)
+    assert (tmp_path / "postgres" / "PG_VERSION").exists()
+
+    hub = start_hub(tmp_path, port)
+    try:
+        again = httpx.get(f"{base}/collections/{cid}", timeout=10)
+        assert again.status_code == 200
+        assert again.json()["name"] == "My suite"
+    finally:
+        stop_hub(hub)
