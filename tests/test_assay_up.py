@@ -21,7 +21,14 @@ pytestmark = pytest.mark.slow
 def start_hub(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("ASSAY_")}
     hub = subprocess.Popen(
-        [str(Path(sys.executable).with_name("assay")), "up", "--port", str(port), "--data-dir", str(data_dir)],
+        [
+            str(Path(sys.executable).with_name("assay")),
+            "up",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -11,8 +11,6 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-import jsonpatch
-
 from assay.errors import FieldError, InvalidRequest
 
 _OPS = {"add", "remove", "replace", "test"}
@@ -71,13 +69,17 @@ def apply_patch(document: dict[str, Any], patch: object, patchable: Iterable[str
             )
         field = _top_field(op.get("path"), index)
         if field not in allowed:
-            errors.append(FieldError(f"patch[{index}].path", "unallowed_patch", f"{field!r} cannot be patched"))
+            errors.append(
+                FieldError(f"patch[{index}].path", "unallowed_patch", f"{field!r} cannot be patched")
+            )
     if errors:
         raise InvalidRequest(
             "These fields cannot be patched: " + ", ".join(e.message.split(" ")[0] for e in errors),
             message_code="unallowed_patch",
             errors=errors,
         )
+    import jsonpatch  # only PATCH requests need it; keeps it off the cold-start path
+
     try:
         patched = jsonpatch.apply_patch(document, patch)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:

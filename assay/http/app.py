@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 CATALOGUE: Sequence[APIRouter] = (catalogue.router,)
 
 
-def create_app(settings: Settings, routers: Sequence[APIRouter] = CATALOGUE, *, load_catalogue: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings, routers: Sequence[APIRouter] = CATALOGUE, *, load_catalogue: bool = True
+) -> FastAPI:
     """An app serving ``routers`` plus the operations surface over the database in ``settings``.
 
     On start it migrates the schema and, with ``load_catalogue``, loads the system catalogue and

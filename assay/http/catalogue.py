@@ -36,7 +36,16 @@ router = APIRouter(prefix="/api/v1/evaluations", tags=["catalogue"])
 CallerDep = Annotated[Caller, Depends(caller)]
 
 PROVIDER_PATCHABLE = ("name", "title", "description", "tags", "runtime", "benchmarks", "agent", "custom")
-COLLECTION_PATCHABLE = ("name", "category", "description", "tags", "custom", "pass_criteria", "benchmarks", "agent")
+COLLECTION_PATCHABLE = (
+    "name",
+    "category",
+    "description",
+    "tags",
+    "custom",
+    "pass_criteria",
+    "benchmarks",
+    "agent",
+)
 _EXCLUDE = {"id", "resource"}
 
 
@@ -78,7 +87,9 @@ def _created(response: Response, kind: str, resource_id: str) -> None:
     "/providers",
     response_model=ProviderPage,
     response_model_exclude_none=True,
-    dependencies=[Depends(strict_query("limit", "offset", "benchmarks", "name", "tags", "owner", "scope", "sort"))],
+    dependencies=[
+        Depends(strict_query("limit", "offset", "benchmarks", "name", "tags", "owner", "scope", "sort"))
+    ],
 )
 async def list_providers(request: Request, who: CallerDep) -> dict[str, Any]:
     page = paging(request, settings_of(request).catalogue_default_limit)
@@ -150,7 +161,9 @@ async def _checked(store: TenantStore, spec: CollectionSpec) -> CollectionSpec:
     "/collections",
     response_model=CollectionPage,
     response_model_exclude_none=True,
-    dependencies=[Depends(strict_query("limit", "offset", "name", "category", "tags", "owner", "scope", "sort"))],
+    dependencies=[
+        Depends(strict_query("limit", "offset", "name", "category", "tags", "owner", "scope", "sort"))
+    ],
 )
 async def list_collections(request: Request, who: CallerDep) -> dict[str, Any]:
     page = paging(request, settings_of(request).catalogue_default_limit)
@@ -227,6 +240,8 @@ async def clone_collection(
     spec = parse_model(CollectionSpec, {**source.spec, **overrides}, what="cloned collection")
     checked = await _checked(who.store, spec)
     resource_id = (changes.id if changes else None) or str(uuid.uuid4())
-    record = await who.store.collections.create(resource_id, who.user, _stored(checked), derived_from=source.id)
+    record = await who.store.collections.create(
+        resource_id, who.user, _stored(checked), derived_from=source.id
+    )
     _created(response, "collections", resource_id)
     return _document(record)

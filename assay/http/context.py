@@ -63,7 +63,10 @@ def strict_query(*allowed: str) -> Callable[[Request], None]:
             raise InvalidQuery(
                 f"Unknown query parameter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}",
                 message_code="query_bad_parameter",
-                errors=[FieldError(k, "unknown_parameter", f"{k!r} is not a query parameter here") for k in unknown],
+                errors=[
+                    FieldError(k, "unknown_parameter", f"{k!r} is not a query parameter here")
+                    for k in unknown
+                ],
             )
 
     return check

@@ -53,7 +53,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     raw = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in raw):
-        ctx = next((e.get("ctx", {}) for e in raw if e.get("type") == "json_invalid"), {})
+        ctx: dict[str, object] = next((e.get("ctx", {}) for e in raw if e.get("type") == "json_invalid"), {})
         return error_response(
             request, InvalidJSON(f"The request body is not valid JSON: {ctx.get('error', 'parse error')}")
         )
@@ -62,15 +62,21 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         errors = field_errors(body_errors, strip=1)
         return error_response(request, InvalidRequest(summarise(errors), errors=errors))
     errors = field_errors(raw, strip=1)
-    return error_response(request, InvalidQuery(summarise(errors, "Invalid query or path parameter"), errors=errors))
+    return error_response(
+        request, InvalidQuery(summarise(errors, "Invalid query or path parameter"), errors=errors)
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        err: AssayError = AssayError(f"No route for {request.method} {request.url.path}", message_code="resource_not_found")
+        err: AssayError = AssayError(
+            f"No route for {request.method} {request.url.path}", message_code="resource_not_found"
+        )
     elif exc.status_code == 405:
-        err = AssayError(f"Method {request.method} is not allowed on {request.url.path}", message_code="method_not_allowed")
+        err = AssayError(
+            f"Method {request.method} is not allowed on {request.url.path}", message_code="method_not_allowed"
+        )
     else:
         err = AssayError(str(exc.detail), message_code="http_error")
     err.status = exc.status_code

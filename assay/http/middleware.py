@@ -42,7 +42,10 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-global-transaction-id", rid.encode("latin-1"))]
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-global-transaction-id", rid.encode("latin-1")),
+                ]
             await send(message)
 
         try:

@@ -6,7 +6,6 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -41,10 +40,15 @@ async def ready(request: Request) -> JSONResponse:
         await asyncio.wait_for(database_of(request).ping(), timeout=2.0)
     except Exception as exc:
         body = Health(
-            status="unhealthy", timestamp=datetime.now(UTC), version=__version__, checks={"database": str(exc) or "timeout"}
+            status="unhealthy",
+            timestamp=datetime.now(UTC),
+            version=__version__,
+            checks={"database": str(exc) or "timeout"},
         )
         return JSONResponse(body.model_dump(mode="json"), status_code=503)
-    body = Health(status="healthy", timestamp=datetime.now(UTC), version=__version__, checks={"database": "ok"})
+    body = Health(
+        status="healthy", timestamp=datetime.now(UTC), version=__version__, checks={"database": "ok"}
+    )
     return JSONResponse(body.model_dump(mode="json"))
 
 
@@ -59,4 +63,6 @@ async def openapi_yaml(request: Request) -> Response:
     spec = request.app.openapi()
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse(spec)
+    import yaml  # rarely asked for; not worth importing at cold start
+
     return Response(yaml.safe_dump(spec, sort_keys=False), media_type="application/yaml")

@@ -94,8 +94,11 @@ class CatalogueRepository:
 
     async def list(self, query: CatalogueQuery) -> tuple[list[CatalogueRecord], int]:
         where = self._visible()
-        for column, groups in (("spec->>'name'", query.name), ("spec->>'category'", query.category),
-                               ("owner", query.owner)):
+        for column, groups in (
+            ("spec->>'name'", query.name),
+            ("spec->>'category'", query.category),
+            ("owner", query.owner),
+        ):
             for group in groups:
                 where.add(f"{column} = ANY(%s)", list(group))
         for group in query.tags:
@@ -138,7 +141,9 @@ class CatalogueRepository:
                 found[record.id] = record
         return found
 
-    async def _fetch(self, conn: AsyncConnection[Any], resource_id: str, *, lock: bool) -> CatalogueRecord | None:
+    async def _fetch(
+        self, conn: AsyncConnection[Any], resource_id: str, *, lock: bool
+    ) -> CatalogueRecord | None:
         where = self._visible()
         where.add("id = %s", resource_id)
         cur = conn.cursor(row_factory=dict_row)
@@ -229,8 +234,18 @@ class SystemCatalogueWriter:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 
+    async def fingerprint(self) -> str | None:
+        """The fingerprint of the files the system rows were last loaded from."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT fingerprint FROM system_catalogue_state WHERE singleton")
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
     async def replace(
-        self, providers: Sequence[tuple[str, dict[str, Any]]], collections: Sequence[tuple[str, dict[str, Any]]]
+        self,
+        providers: Sequence[tuple[str, dict[str, Any]]],
+        collections: Sequence[tuple[str, dict[str, Any]]],
+        fingerprint: str,
     ) -> dict[str, int]:
         """Upsert changed rows, delete rows whose file is gone; unchanged rows keep their timestamps."""
         counts: dict[str, int] = {}
@@ -253,7 +268,19 @@ class SystemCatalogueWriter:
                     [[resource_id for resource_id, _ in items]],
                 )
                 counts[table] = len(items)
+            await conn.execute(
+                "INSERT INTO system_catalogue_state (singleton, fingerprint) VALUES (true, %s)"
+                " ON CONFLICT (singleton) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, loaded_at = now()",
+                [fingerprint],
+            )
         return counts
 
 
-__all__ = ["CatalogueQuery", "CatalogueRecord", "CatalogueRepository", "Groups", "Sort", "SystemCatalogueWriter"]
+__all__ = [
+    "CatalogueQuery",
+    "CatalogueRecord",
+    "CatalogueRepository",
+    "Groups",
+    "Sort",
+    "SystemCatalogueWriter",
+]

@@ -32,7 +32,7 @@ class EmbeddedPostgres:
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._forget_dead_handles()
-        self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
         created = self._server.psql("SELECT 1 FROM pg_database WHERE datname = 'assay';")
         if "(0 rows)" in created:
             self._server.psql("CREATE DATABASE assay;")

@@ -50,7 +50,9 @@ class TextFormatter(logging.Formatter):
         stamp = datetime.fromtimestamp(record.created, tz=UTC).strftime("%H:%M:%S")
         fields = {**_context(), **_extras(record)}
         tail = " ".join(f"{k}={v}" for k, v in fields.items())
-        line = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}" + (f"  {tail}" if tail else "")
+        line = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}" + (
+            f"  {tail}" if tail else ""
+        )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

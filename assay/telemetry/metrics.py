@@ -32,7 +32,9 @@ class _PoolCollector(Collector):
             "Requests waiting for a database connection",
             value=stats.get("requests_waiting", 0),
         )
-        yield GaugeMetricFamily("assay_db_pool_max_connections", "Pool size limit", value=stats.get("pool_max", 0))
+        yield GaugeMetricFamily(
+            "assay_db_pool_max_connections", "Pool size limit", value=stats.get("pool_max", 0)
+        )
 
 
 class Metrics:

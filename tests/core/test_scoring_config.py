@@ -9,7 +9,8 @@ from assay.api import MetricScale, PassCriteria, PrimaryScore
 from assay.core import ScoreLayer, resolve_score_config
 
 PROVIDER = ScoreLayer(
-    PrimaryScore(metric="acc", lower_is_better=False, scale=MetricScale(min=0, max=1)), PassCriteria(threshold=0.5)
+    PrimaryScore(metric="acc", lower_is_better=False, scale=MetricScale(min=0, max=1)),
+    PassCriteria(threshold=0.5),
 )
 
 
@@ -21,7 +22,12 @@ def test_entry_with_metric_only_keeps_the_provider_threshold() -> None:
 
 def test_provider_settings_do_not_leak_onto_another_metric() -> None:
     config = resolve_score_config([ScoreLayer(PrimaryScore(metric="f1")), PROVIDER])
-    assert (config.metric, config.threshold, config.scale, config.lower_is_better) == ("f1", None, None, False)
+    assert (config.metric, config.threshold, config.scale, config.lower_is_better) == (
+        "f1",
+        None,
+        None,
+        False,
+    )
 
 
 def test_provider_direction_is_used_unless_overridden() -> None:

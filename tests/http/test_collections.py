@@ -63,15 +63,33 @@ def test_every_bad_reference_is_reported_at_once(client: TestClient) -> None:
 
 def test_scale_and_weights_rules(client: TestClient) -> None:
     # A metric without a scale is fine once it carries one, or is left out of the composite.
-    scaled = {"id": "latency", "provider_id": "demo",
-              "primary_score": {"metric": "no_scale_metric", "scale": {"min": 0, "max": 10}}}
-    excluded = {"id": "latency", "provider_id": "demo", "weight": 0, "primary_score": {"metric": "no_scale_metric"}}
+    scaled = {
+        "id": "latency",
+        "provider_id": "demo",
+        "primary_score": {"metric": "no_scale_metric", "scale": {"min": 0, "max": 10}},
+    }
+    excluded = {
+        "id": "latency",
+        "provider_id": "demo",
+        "weight": 0,
+        "primary_score": {"metric": "no_scale_metric"},
+    }
     assert client.post(BASE, json=collection_body(benchmarks=[scaled, {**excluded}])).status_code == 201
     zero = [{"id": "bench_a", "provider_id": "demo", "weight": 0}]
-    assert errors_of(client.post(BASE, json=collection_body(benchmarks=zero))) == [("benchmarks", "all_weights_zero")]
+    assert errors_of(client.post(BASE, json=collection_body(benchmarks=zero))) == [
+        ("benchmarks", "all_weights_zero")
+    ]
     negative = [{"id": "bench_a", "provider_id": "demo", "weight": -1}]
-    assert errors_of(client.post(BASE, json=collection_body(benchmarks=negative))) == [("benchmarks[0].weight", "min")]
-    inverted = [{"id": "bench_a", "provider_id": "demo", "primary_score": {"metric": "accuracy", "scale": {"min": 1, "max": 0}}}]
+    assert errors_of(client.post(BASE, json=collection_body(benchmarks=negative))) == [
+        ("benchmarks[0].weight", "min")
+    ]
+    inverted = [
+        {
+            "id": "bench_a",
+            "provider_id": "demo",
+            "primary_score": {"metric": "accuracy", "scale": {"min": 1, "max": 0}},
+        }
+    ]
     assert errors_of(client.post(BASE, json=collection_body(benchmarks=inverted))) == [
         ("benchmarks[0].primary_score.scale", "invalid")
     ]
@@ -81,11 +99,20 @@ def test_tenant_providers_are_referenceable(client: TestClient) -> None:
     provider = {
         "id": "mine",
         "name": "Mine",
-        "benchmarks": [{"id": "x", "name": "X", "category": "c", "metrics": ["m"],
-                        "primary_score": {"metric": "m", "scale": {"min": 0, "max": 1}}}],
+        "benchmarks": [
+            {
+                "id": "x",
+                "name": "X",
+                "category": "c",
+                "metrics": ["m"],
+                "primary_score": {"metric": "m", "scale": {"min": 0, "max": 1}},
+            }
+        ],
     }
     assert client.post("/api/v1/evaluations/providers", json=provider).status_code == 201
-    body = collection_body(benchmarks=[{"id": "x", "provider_id": "mine"}, {"id": "bench_b", "provider_id": "demo"}])
+    body = collection_body(
+        benchmarks=[{"id": "x", "provider_id": "mine"}, {"id": "bench_b", "provider_id": "demo"}]
+    )
     assert client.post(BASE, json=body).status_code == 201
     other = client.post(BASE, json=body, headers={"X-Tenant": "other"})
     assert errors_of(other) == [("benchmarks[0].provider_id", "resource_does_not_exist")]
@@ -97,17 +124,22 @@ def test_patch_both_ways_revalidates(client: TestClient) -> None:
 
     # EvalHub 1.0.2 accepted both of these (verified); they are invalid.
     assert errors_of(client.patch(f"{BASE}/{cid}", json={"category": ""})) == [("category", "min_length")]
-    assert errors_of(client.patch(f"{BASE}/{cid}", json=[{"op": "replace", "path": "/benchmarks", "value": []}])) == [
-        ("benchmarks", "min_items")
-    ]
-    unknown = client.patch(f"{BASE}/{cid}", json=[{"op": "add", "path": "/benchmarks/-", "value": {"id": "zzz", "provider_id": "demo"}}])
+    assert errors_of(
+        client.patch(f"{BASE}/{cid}", json=[{"op": "replace", "path": "/benchmarks", "value": []}])
+    ) == [("benchmarks", "min_items")]
+    unknown = client.patch(
+        f"{BASE}/{cid}",
+        json=[{"op": "add", "path": "/benchmarks/-", "value": {"id": "zzz", "provider_id": "demo"}}],
+    )
     assert errors_of(unknown) == [("benchmarks[2].id", "resource_does_not_exist")]
     assert client.get(f"{BASE}/{cid}").json() == before
 
     merged = client.patch(f"{BASE}/{cid}", json={"pass_criteria": {"threshold": 0.8}, "tags": ["gate"]})
     assert merged.status_code == 200, merged.text
     assert merged.json()["pass_criteria"] == {"threshold": 0.8}
-    arrayed = client.patch(f"{BASE}/{cid}", json=[{"op": "replace", "path": "/benchmarks/0/weight", "value": 5}])
+    arrayed = client.patch(
+        f"{BASE}/{cid}", json=[{"op": "replace", "path": "/benchmarks/0/weight", "value": 5}]
+    )
     assert arrayed.status_code == 200, arrayed.text
     assert arrayed.json()["benchmarks"][0]["weight"] == 5
     assert arrayed.json()["tags"] == ["gate"]
@@ -124,7 +156,11 @@ def test_system_collection_is_read_only_but_clonable(client: TestClient) -> None
     clone = client.post(f"{BASE}/demo-suite/clones", json={"name": "Mine"})
     assert clone.status_code == 201, clone.text
     copy = clone.json()
-    assert (copy["name"], copy["derived_from"], copy["resource"]["tenant"]) == ("Mine", "demo-suite", "default")
+    assert (copy["name"], copy["derived_from"], copy["resource"]["tenant"]) == (
+        "Mine",
+        "demo-suite",
+        "default",
+    )
     assert copy["benchmarks"] == client.get(f"{BASE}/demo-suite").json()["benchmarks"]
     assert clone.headers["location"] == f"{BASE}/{copy['resource']['id']}"
     assert client.patch(f"{BASE}/{copy['resource']['id']}", json={"name": "Mine 2"}).status_code == 200
@@ -132,8 +168,11 @@ def test_system_collection_is_read_only_but_clonable(client: TestClient) -> None
 
 
 def test_benchmark_id_alias_and_filters(client: TestClient) -> None:
-    body = collection_body(category="safety", tags=["gate", "nightly"],
-                           benchmarks=[{"benchmark_id": "bench_a", "provider_id": "demo"}])
+    body = collection_body(
+        category="safety",
+        tags=["gate", "nightly"],
+        benchmarks=[{"benchmark_id": "bench_a", "provider_id": "demo"}],
+    )
     created = client.post(BASE, json=body)
     assert created.status_code == 201, created.text
     assert created.json()["benchmarks"][0]["id"] == "bench_a"

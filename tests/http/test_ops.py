@@ -56,8 +56,14 @@ def test_metrics_by_route_status_and_pool(client: TestClient) -> None:
     client.get("/api/v1/evaluations/providers/demo")
     client.get("/api/v1/evaluations/providers/nope")
     text = client.get("/metrics").text
-    assert 'assay_http_requests_total{method="GET",route="/api/v1/evaluations/providers/{provider_id}",status="200"} 1.0' in text
-    assert 'assay_http_requests_total{method="GET",route="/api/v1/evaluations/providers/{provider_id}",status="404"} 1.0' in text
+    assert (
+        'assay_http_requests_total{method="GET",route="/api/v1/evaluations/providers/{provider_id}",status="200"} 1.0'
+        in text
+    )
+    assert (
+        'assay_http_requests_total{method="GET",route="/api/v1/evaluations/providers/{provider_id}",status="404"} 1.0'
+        in text
+    )
     assert "assay_http_request_duration_seconds_bucket" in text
     assert 'assay_db_pool_connections{state="open"}' in text
     assert "assay_db_pool_max_connections 10.0" in text
@@ -93,8 +99,11 @@ def test_log_lines_carry_request_tenant_and_user(
 def test_cors_in_local_mode_allows_identity_headers(client: TestClient) -> None:
     response = client.options(
         "/api/v1/evaluations/providers",
-        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "GET",
-                 "Access-Control-Request-Headers": "X-Tenant"},
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "X-Tenant",
+        },
     )
     assert response.status_code == 200
     assert "x-tenant" in response.headers["access-control-allow-headers"].lower()
@@ -107,4 +116,8 @@ def test_configuration_reference_is_current() -> None:
 
     doc = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
     assert doc.read_text() == configuration_reference(), "run: assay config-doc > docs/configuration.md"
-    assert all(f"`ASSAY_{name.upper()}`" in doc.read_text() for name in Settings.model_fields if name != "database_url")
+    assert all(
+        f"`ASSAY_{name.upper()}`" in doc.read_text()
+        for name in Settings.model_fields
+        if name != "database_url"
+    )

@@ -164,7 +164,9 @@ def test_patch_is_revalidated_and_restricted(client: TestClient) -> None:
     assert move.status_code == 400
     assert move.json()["message_code"] == "invalid_patch_operation"
 
-    missing = client.patch(f"{BASE}/{pid}", json=[{"op": "replace", "path": "/benchmarks/5/name", "value": "x"}])
+    missing = client.patch(
+        f"{BASE}/{pid}", json=[{"op": "replace", "path": "/benchmarks/5/name", "value": "x"}]
+    )
     assert missing.status_code == 400
     assert missing.json()["message_code"] == "invalid_patch_operation"
 

@@ -95,7 +95,9 @@ def test_evalhub_cli(live_hub: LiveServer, tmp_path: Path) -> None:
 
     patch = tmp_path / "patch.yaml"
     patch.write_text(yaml.safe_dump({"description": "patched from the CLI"}))
-    patched = _evalhub(live_hub, tmp_path, "collections", "patch", cid, "--file", str(patch), "--format", "json")
+    patched = _evalhub(
+        live_hub, tmp_path, "collections", "patch", cid, "--file", str(patch), "--format", "json"
+    )
     assert patched.returncode == 0, patched.stdout + patched.stderr
     assert _json_in(patched.stdout)[0]["description"] == "patched from the CLI"
 
