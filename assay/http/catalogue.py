@@ -20,6 +20,7 @@ from assay.api import (
 from assay.core import apply_patch, check_collection, parse_model
 from assay.http.context import (
     Caller,
+    Paging,
     boolean,
     caller,
     groups,
@@ -92,21 +93,31 @@ def _created(response: Response, kind: str, resource_id: str) -> None:
     ],
 )
 async def list_providers(request: Request, who: CallerDep) -> dict[str, Any]:
+    with_benchmarks = boolean(request, "benchmarks", True)
+    page, query = _list_query(request)
+    records, total = await who.store.providers.list(query)
+    items = [_document(r) if with_benchmarks else _document(r, benchmarks=[]) for r in records]
+    return _page(request, page, total, items)
+
+
+def _list_query(request: Request) -> tuple[Paging, CatalogueQuery]:
+    """Paging, filters and order of a provider or collection list request."""
     page = paging(request, settings_of(request).catalogue_default_limit)
     scope, owner = scope_and_owner(request)
-    with_benchmarks = boolean(request, "benchmarks", True)
-    records, total = await who.store.providers.list(
-        CatalogueQuery(
-            name=groups(request, "name"),
-            tags=groups(request, "tags"),
-            owner=owner,
-            scope=scope,
-            sort=sort_order(request),
-            limit=page.limit,
-            offset=page.offset,
-        )
+    query = CatalogueQuery(
+        name=groups(request, "name"),
+        category=groups(request, "category"),
+        tags=groups(request, "tags"),
+        owner=owner,
+        scope=scope,
+        sort=sort_order(request),
+        limit=page.limit,
+        offset=page.offset,
     )
-    items = [_document(r) if with_benchmarks else _document(r, benchmarks=[]) for r in records]
+    return page, query
+
+
+def _page(request: Request, page: Paging, total: int, items: list[dict[str, Any]]) -> dict[str, Any]:
     return {**page_links(request, page, total), "limit": page.limit, "total_count": total, "items": items}
 
 
@@ -166,22 +177,9 @@ async def _checked(store: TenantStore, spec: CollectionSpec) -> CollectionSpec:
     ],
 )
 async def list_collections(request: Request, who: CallerDep) -> dict[str, Any]:
-    page = paging(request, settings_of(request).catalogue_default_limit)
-    scope, owner = scope_and_owner(request)
-    records, total = await who.store.collections.list(
-        CatalogueQuery(
-            name=groups(request, "name"),
-            category=groups(request, "category"),
-            tags=groups(request, "tags"),
-            owner=owner,
-            scope=scope,
-            sort=sort_order(request),
-            limit=page.limit,
-            offset=page.offset,
-        )
-    )
-    items = [_document(r) for r in records]
-    return {**page_links(request, page, total), "limit": page.limit, "total_count": total, "items": items}
+    page, query = _list_query(request)
+    records, total = await who.store.collections.list(query)
+    return _page(request, page, total, [_document(r) for r in records])
 
 
 @router.post("/collections", status_code=201, response_model=Collection, response_model_exclude_none=True)
