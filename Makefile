@@ -10,9 +10,13 @@ BIN     = $(VENV)/bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check uv
 
-$(BIN)/assay: $(BIN)/python pyproject.toml
+# uv installs ~10x faster than pip here; it lives in the venv so nothing global is touched.
+$(UV): $(BIN)/python
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --upgrade >/dev/null
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+
+$(BIN)/assay: $(UV) pyproject.toml
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e .
 	touch $@
 
