@@ -59,6 +59,7 @@ def apply_patch(document: dict[str, Any], patch: object, patchable: Iterable[str
             message_code="invalid_json_request",
         )
     errors: list[FieldError] = []
+    refused_fields: list[str] = []
     for index, op in enumerate(patch):
         if not isinstance(op, dict) or op.get("op") not in _OPS:
             kind = op.get("op") if isinstance(op, dict) else op
@@ -69,12 +70,13 @@ def apply_patch(document: dict[str, Any], patch: object, patchable: Iterable[str
             )
         field = _top_field(op.get("path"), index)
         if field not in allowed:
+            refused_fields.append(field)
             errors.append(
                 FieldError(f"patch[{index}].path", "unallowed_patch", f"{field!r} cannot be patched")
             )
     if errors:
         raise InvalidRequest(
-            "These fields cannot be patched: " + ", ".join(e.message.split(" ")[0] for e in errors),
+            f"These fields cannot be patched: {', '.join(refused_fields)}",
             message_code="unallowed_patch",
             errors=errors,
         )
