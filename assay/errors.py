@@ -12,6 +12,7 @@
     │   ├── NotFound                 404 resource_not_found
     │   ├── ReadOnly                 400 read_only_provider / read_only_collection
     │   ├── Conflict                 409 (e.g. job_can_not_be_updated)
+    │   ├── Unprocessable            422 (an event that can never apply: Knative dead-letters it)
     │   └── PayloadTooLarge          413 request_body_too_large
     └── TemporaryError               503 service_unavailable (retryable: the database is away, ...)
 
@@ -90,6 +91,11 @@ class Conflict(RequestError):
     message_code = "conflict"
 
 
+class Unprocessable(RequestError):
+    status = 422
+    message_code = "unprocessable_event"
+
+
 class PayloadTooLarge(RequestError):
     status = 413
     message_code = "request_body_too_large"
@@ -114,4 +120,5 @@ __all__ = [
     "RequestError",
     "TemporaryError",
     "UnknownTenant",
+    "Unprocessable",
 ]

@@ -74,6 +74,48 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(1, ge=0, description="Connections the pool keeps open.")
     db_pool_max: int = Field(10, ge=1, description="Most connections the pool opens.")
     db_connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a database connection.")
+    public_url: str | None = Field(
+        None,
+        description="URL adapters use to reach this hub's callback route (`callback_url` in job.json). "
+        "Default `http://<host>:<port>`; in cluster mode, the callback function's URL.",
+    )
+    runtime: Literal["local"] = Field(
+        "local",
+        description="Where benchmarks run: `local` runs each provider's `runtime.local.command` as a subprocess.",
+    )
+    local_max_parallel: int = Field(
+        4, ge=1, description="Most benchmark processes the local runtime runs at once."
+    )
+    benchmark_timeout_seconds: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="A benchmark still running this long after it started is failed (`benchmark_timeout`); "
+        "a job's benchmark entry may set its own `timeout_seconds`.",
+    )
+    stop_grace_seconds: float = Field(
+        5.0, ge=0, description="Seconds a stopped adapter gets between SIGTERM and SIGKILL."
+    )
+    reap_grace_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds an adapter may keep running after reporting a terminal status before it is stopped.",
+    )
+    sweep_interval_seconds: float = Field(
+        30.0, gt=0, description="Local hub: how often the sweep runs (in a cluster a PingSource triggers it)."
+    )
+    dispatch_stale_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="A benchmark not handed to the runtime this long after its job was accepted is dispatched again.",
+    )
+    outbox_stale_seconds: float = Field(
+        10.0, ge=0, description="The sweep republishes outbox events undelivered for longer than this."
+    )
+    k_sink: str | None = Field(
+        None,
+        validation_alias=AliasChoices("K_SINK", "ASSAY_K_SINK"),
+        description="Cluster mode: the broker URL events are posted to (`K_SINK`, injected by a SinkBinding).",
+    )
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="`json` lines, human `text`, or `auto` (text on a terminal, JSON otherwise)."
     )
@@ -85,6 +127,9 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(t.strip() for t in value.split(",") if t.strip())
         return value
+
+    def callback_base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @field_validator("data_dir", "config_dir", mode="after")
     @classmethod

@@ -46,10 +46,11 @@ def database_url(pg_server: str) -> Iterator[str]:
 
 
 @pytest.fixture()
-def settings_for(database_url: str) -> Callable[..., Settings]:
+def settings_for(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "database_url": database_url,
+            "data_dir": tmp_path / "hub",
             "config_dir": FIXTURES / "catalogue",
             "config_reload": False,
             "log_format": "json",

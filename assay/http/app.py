@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import Literal
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from assay import __version__
-from assay.http import catalogue, ops
+from assay.http import catalogue, jobs, ops
 from assay.http.errors import install_error_handlers
 from assay.http.middleware import RequestMiddleware
+from assay.lifecycle import Hub, start_function, start_local_hub
 from assay.settings import Settings
 from assay.store import Database, default_config_dir, migrate, sync_system_catalogue, watch_system_catalogue
 from assay.telemetry import Metrics
@@ -21,16 +23,26 @@ from assay.telemetry import Metrics
 log = logging.getLogger(__name__)
 
 CATALOGUE: Sequence[APIRouter] = (catalogue.router,)
+SUBMIT: Sequence[APIRouter] = (catalogue.router, jobs.router)
+CALLBACK: Sequence[APIRouter] = (jobs.events_router,)
+HUB: Sequence[APIRouter] = (catalogue.router, jobs.router, jobs.events_router)
 
 
 def create_app(
-    settings: Settings, routers: Sequence[APIRouter] = CATALOGUE, *, load_catalogue: bool = True
+    settings: Settings,
+    routers: Sequence[APIRouter] = HUB,
+    *,
+    load_catalogue: bool = True,
+    lifecycle: Literal["local", "function"] | None = None,
 ) -> FastAPI:
     """An app serving ``routers`` plus the operations surface over the database in ``settings``.
 
-    On start it migrates the schema and, with ``load_catalogue``, loads the system catalogue and
-    watches its files; on stop it closes the pool.
+    On start it migrates the schema, starts the lifecycle (``local``: the whole hub in this process
+    with its in-process broker, runtime and sweep; ``function``: one Knative function that publishes
+    to ``K_SINK``; default by ``settings.mode``) and, with ``load_catalogue``, loads the system
+    catalogue and watches its files. On stop it stops the runtime, then closes the pool.
     """
+    kind = lifecycle or ("local" if settings.mode == "local" else "function")
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (assay up starts an embedded server)")
     database_url = settings.database_url
@@ -54,9 +66,16 @@ def create_app(
             await sync_system_catalogue(database.system_catalogue, root)
             if settings.config_reload and root.is_dir():
                 watcher = asyncio.create_task(watch_system_catalogue(database.system_catalogue, root, stop))
+        hub: Hub = (
+            await start_local_hub(settings, database)
+            if kind == "local"
+            else start_function(settings, database, with_runtime=False)
+        )
+        app.state.hub = hub
         try:
             yield
         finally:
+            await hub.close()
             stop.set()
             if watcher is not None:
                 with contextlib.suppress(asyncio.CancelledError):

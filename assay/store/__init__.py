@@ -3,6 +3,14 @@
 from assay.store.catalogue import CatalogueQuery, CatalogueRecord, CatalogueRepository, Groups, Sort
 from assay.store.database import Database, SchemaTooNew, TenantStore, migrate, migrations
 from assay.store.embedded import EmbeddedPostgres
+from assay.store.evaluations import (
+    EvaluationQuery,
+    EvaluationRecord,
+    EvaluationRepository,
+    LockedEvaluation,
+    RunRow,
+)
+from assay.store.outbox import OutboxRepository, OutboxStats
 from assay.store.system_catalogue import (
     LoadedCatalogue,
     default_config_dir,
@@ -17,8 +25,15 @@ __all__ = [
     "CatalogueRepository",
     "Database",
     "EmbeddedPostgres",
+    "EvaluationQuery",
+    "EvaluationRecord",
+    "EvaluationRepository",
     "Groups",
     "LoadedCatalogue",
+    "LockedEvaluation",
+    "OutboxRepository",
+    "OutboxStats",
+    "RunRow",
     "SchemaTooNew",
     "Sort",
     "TenantStore",

@@ -12,6 +12,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from assay.core import Tenant
 from assay.store.catalogue import CatalogueRepository, SystemCatalogueWriter
+from assay.store.evaluations import EvaluationRepository
+from assay.store.outbox import OutboxRepository
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ class TenantStore:
         self.tenant = tenant
         self.providers = CatalogueRepository(pool, tenant, "providers")
         self.collections = CatalogueRepository(pool, tenant, "collections")
+        self.evaluations = EvaluationRepository(pool, tenant)
 
 
 class Database:
@@ -94,6 +97,9 @@ class Database:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
         self.system_catalogue = SystemCatalogueWriter(pool)
+        self.outbox = OutboxRepository(pool)
+        # Event handlers and the sweep act on evaluations by id, across tenants (the event names it).
+        self.evaluations = EvaluationRepository(pool, None)
 
     @classmethod
     async def open(

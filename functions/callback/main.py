@@ -1,8 +1,8 @@
-"""Knative Service ``callback``: where sidecars post benchmark events.
+"""Knative Service ``callback``: where sidecars post benchmark status events.
 
-Today it serves the operations surface (health, readiness, metrics) over the same database; the
-events route (``POST /api/v1/evaluations/jobs/{id}/events``) arrives with the job lifecycle.
-Run it as Knative does::
+``POST /api/v1/evaluations/jobs/{id}/events`` records the event; a run that turns terminal commits a
+``benchmark.finished`` event with it, delivered to the broker (``K_SINK``) for aggregate. Run it as
+Knative does::
 
     uvicorn functions.callback.main:app --host 0.0.0.0 --port $PORT
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from assay.http import create_app
+from assay.http import CALLBACK, create_app
 from assay.settings import Settings
 from assay.telemetry import configure_logging
 
@@ -19,7 +19,7 @@ from assay.telemetry import configure_logging
 def build(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(mode="cluster")
     configure_logging(settings.log_format, settings.log_level)
-    return create_app(settings, routers=(), load_catalogue=False)
+    return create_app(settings, CALLBACK, load_catalogue=False, lifecycle="function")
 
 
 app = build()

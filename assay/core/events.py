@@ -1,0 +1,106 @@
+"""The CloudEvent catalogue of Assay: every event type the functions exchange, and how one is built.
+
+Types are reverse-DNS and versioned (``dev.assay.<noun>.<verb>.v1``); ``source`` names the tenant and
+the component (``/assay/<tenant>/<component>``); ``subject`` the evaluation or benchmark; the
+extensions ``partitionkey`` and ``correlationid`` carry the evaluation id (Kafka brokers order by
+partition key), ``causationid`` the event that caused this one. See ``docs/events.md``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+EVALUATION_ACCEPTED = "dev.assay.evaluation.accepted.v1"
+"""submit -> dispatch: a job was committed; launch its pending benchmarks."""
+EVALUATION_RETRIED = "dev.assay.evaluation.retried.v1"
+"""submit -> dispatch: failed benchmarks were reset for another attempt; launch them."""
+EVALUATION_CANCELLED = "dev.assay.evaluation.cancelled.v1"
+"""submit -> dispatch: the user cancelled; stop whatever still runs."""
+BENCHMARK_FINISHED = "dev.assay.benchmark.finished.v1"
+"""callback/runtime/sweep -> aggregate (and dispatch, to reap the runtime): a run became terminal."""
+EVALUATION_FINISHED = "dev.assay.evaluation.finished.v1"
+"""aggregate -> notifiers: the job reached a terminal state and is scored."""
+SWEEP_REQUESTED = "dev.assay.sweep.requested.v1"
+"""timer (PingSource) -> sweep: republish, reconcile, fail what is stale."""
+
+CATALOGUE: dict[str, str] = {
+    EVALUATION_ACCEPTED: "dispatch",
+    EVALUATION_RETRIED: "dispatch",
+    EVALUATION_CANCELLED: "dispatch",
+    BENCHMARK_FINISHED: "aggregate",
+    EVALUATION_FINISHED: "notifiers",
+    SWEEP_REQUESTED: "sweep",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """A CloudEvent waiting in the outbox, written in the same transaction as the change it announces."""
+
+    type: str
+    source: str
+    data: dict[str, Any]
+    subject: str | None = None
+    partition_key: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def attributes(self) -> dict[str, str]:
+        """CloudEvent context attributes (extensions lowercase, as the spec requires)."""
+        attrs = {"id": self.id, "type": self.type, "source": self.source, "specversion": "1.0"}
+        optional = {
+            "subject": self.subject,
+            "partitionkey": self.partition_key,
+            "correlationid": self.correlation_id,
+            "causationid": self.causation_id,
+        }
+        attrs.update({k: v for k, v in optional.items() if v is not None})
+        attrs["datacontenttype"] = "application/json"
+        return attrs
+
+
+def source_of(tenant: str, component: str) -> str:
+    return f"/assay/{tenant}/{component}"
+
+
+def evaluation_event(
+    kind: str,
+    tenant: str,
+    component: str,
+    evaluation_id: str,
+    data: dict[str, Any] | None = None,
+    *,
+    index: int | None = None,
+    causation_id: str | None = None,
+) -> OutboxEvent:
+    """An event about evaluation ``evaluation_id`` (or one of its benchmarks when ``index`` is given)."""
+    subject = f"evaluations/{evaluation_id}" + (f"/benchmarks/{index}" if index is not None else "")
+    payload = {"evaluation_id": evaluation_id, "tenant": tenant, **(data or {})}
+    if index is not None:
+        payload["benchmark_index"] = index
+    return OutboxEvent(
+        type=kind,
+        source=source_of(tenant, component),
+        data=payload,
+        subject=subject,
+        partition_key=evaluation_id,
+        correlation_id=evaluation_id,
+        causation_id=causation_id,
+    )
+
+
+__all__ = [
+    "BENCHMARK_FINISHED",
+    "CATALOGUE",
+    "EVALUATION_ACCEPTED",
+    "EVALUATION_CANCELLED",
+    "EVALUATION_FINISHED",
+    "EVALUATION_RETRIED",
+    "SWEEP_REQUESTED",
+    "OutboxEvent",
+    "evaluation_event",
+    "source_of",
+]

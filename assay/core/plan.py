@@ -1,0 +1,274 @@
+"""Expand a job request into its frozen plan: the effective benchmarks with every setting resolved.
+
+The plan is computed once at submission and stored with the job. Events, aggregation and retries
+read only the plan, so editing or deleting a collection or provider afterwards changes nothing
+about a job already accepted (EvalHub 1.0.2 re-read the collection live).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from assay.api import CollectionSpec, MetricScale, ProviderSpec
+from assay.api.jobs import JobBenchmark, JobRequest
+from assay.core.scoring import ScoreLayer, resolve_score_config
+from assay.errors import FieldError, InvalidRequest, NotFound
+
+DEFAULT_COMPOSITE_THRESHOLD = 0.5
+
+
+class FrozenScore(BaseModel):
+    """How one benchmark is judged, resolved job -> collection -> provider at submission."""
+
+    metric: str | None = None
+    lower_is_better: bool = False
+    scale: MetricScale | None = None
+    threshold: float | None = None
+
+
+class FrozenRuntime(BaseModel):
+    """The provider's runtime as it was at submission (a retry reruns exactly this)."""
+
+    local_command: str | None = None
+    local_env: dict[str, str] = Field(default_factory=dict)
+    k8s: dict[str, Any] | None = None
+
+
+class PlannedBenchmark(BaseModel):
+    index: int
+    provider_id: str
+    id: str
+    weight: float = 1.0
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    num_examples: int | None = None
+    test_data_ref: dict[str, Any] | None = None
+    hardware_config: dict[str, Any] | None = None
+    timeout_seconds: float | None = None
+    score: FrozenScore = Field(default_factory=FrozenScore)
+    runtime: FrozenRuntime = Field(default_factory=FrozenRuntime)
+    fingerprint: str = ""
+
+
+class Plan(BaseModel):
+    benchmarks: list[PlannedBenchmark]
+    composite_threshold: float = DEFAULT_COMPOSITE_THRESHOLD
+    composite_threshold_source: Literal["job", "collection", "default"] = "default"
+    collection_id: str | None = None
+    collection_updated_at: str | None = None
+
+
+def _fingerprint(model: Mapping[str, Any], planned: PlannedBenchmark) -> str:
+    """What determines a benchmark run's result: model, benchmark, parameters, data, adapter."""
+    identity = {
+        "model": {"url": model.get("url", ""), "name": model.get("name", "")},
+        "provider_id": planned.provider_id,
+        "benchmark_id": planned.id,
+        "parameters": planned.parameters,
+        "num_examples": planned.num_examples,
+        "test_data_ref": planned.test_data_ref,
+        "runtime": planned.runtime.model_dump(mode="json"),
+    }
+    encoded = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def _override_for(overrides: list[JobBenchmark], provider_id: str, benchmark_id: str) -> JobBenchmark | None:
+    return next((o for o in overrides if o.provider_id == provider_id and o.id == benchmark_id), None)
+
+
+def build_plan(
+    request: JobRequest,
+    *,
+    providers: Mapping[str, ProviderSpec],
+    collection: CollectionSpec | None = None,
+    collection_updated_at: str | None = None,
+    runtime: Literal["local", "kubernetes"] = "local",
+) -> Plan:
+    """The frozen plan of ``request``, or :class:`InvalidRequest` / :class:`NotFound` naming every problem.
+
+    ``providers`` maps every provider id the request (or its collection) names to the provider the
+    caller sees; a missing one is a 404 for a job's own benchmark list (as in EvalHub) and a 400 for a
+    collection that references it.
+    """
+    errors: list[FieldError] = []
+    entries: list[tuple[str, JobBenchmark, JobBenchmark | None]] = []  # (path, base entry, override)
+    if request.collection is not None:
+        if collection is None:
+            raise NotFound(f"Collection {request.collection.id!r} does not exist")
+        members = {(b.provider_id, b.id) for b in collection.benchmarks}
+        for i, given in enumerate(request.collection.benchmarks):
+            if (given.provider_id, given.id) not in members:
+                errors.append(
+                    FieldError(
+                        f"collection.benchmarks[{i}]",
+                        "resource_does_not_exist",
+                        f"benchmark ({given.provider_id!r}, {given.id!r}) is not in collection "
+                        f"{request.collection.id!r}",
+                    )
+                )
+        for i, ref in enumerate(collection.benchmarks):
+            base = JobBenchmark.model_validate(
+                ref.model_dump(exclude_none=True, exclude={"url"}) | {"weight": ref.weight}
+            )
+            entries.append(
+                (
+                    f"collection.benchmarks[{i}]",
+                    base,
+                    _override_for(request.collection.benchmarks, ref.provider_id, ref.id),
+                )
+            )
+    else:
+        assert request.benchmarks is not None  # the request model guarantees one of the two
+        entries = [(f"benchmarks[{i}]", b, None) for i, b in enumerate(request.benchmarks)]
+        missing = sorted({b.provider_id for b in request.benchmarks if b.provider_id not in providers})
+        if missing:
+            raise NotFound(
+                f"Provider(s) {', '.join(map(repr, missing))} do not exist",
+                errors=[
+                    FieldError(
+                        f"benchmarks[{i}].provider_id",
+                        "resource_not_found",
+                        f"provider {b.provider_id!r} does not exist",
+                    )
+                    for i, b in enumerate(request.benchmarks)
+                    if b.provider_id in missing
+                ],
+            )
+
+    planned: list[PlannedBenchmark] = []
+    model = request.model.model_dump(mode="json")
+    for index, (path, base, override) in enumerate(entries):
+        provider = providers.get(base.provider_id)
+        if provider is None:
+            errors.append(
+                FieldError(
+                    f"{path}.provider_id",
+                    "resource_does_not_exist",
+                    f"provider {base.provider_id!r} does not exist",
+                )
+            )
+            continue
+        benchmark = provider.benchmark(base.id)
+        if benchmark is None:
+            errors.append(
+                FieldError(
+                    f"{path}.id",
+                    "resource_does_not_exist",
+                    f"benchmark {base.id!r} does not exist in provider {base.provider_id!r}",
+                )
+            )
+            continue
+        layers = [ScoreLayer(base.primary_score, base.pass_criteria)]
+        if override is not None:
+            layers.insert(0, ScoreLayer(override.primary_score, override.pass_criteria))
+        layers.append(ScoreLayer(benchmark.primary_score, benchmark.pass_criteria))
+        config = resolve_score_config(layers)
+        if config.metric is not None and benchmark.metrics and config.metric not in benchmark.metrics:
+            errors.append(
+                FieldError(
+                    f"{path}.primary_score.metric",
+                    "metric_not_reported",
+                    f"metric {config.metric!r} is not one of {base.id!r}'s metrics {benchmark.metrics}",
+                )
+            )
+        parameters = dict(base.parameters)
+        if override is not None:
+            parameters.update(override.parameters)
+        num_examples = parameters.pop("num_examples", None)
+        weight = base.weight if base.weight is not None else 1.0
+        if override is not None and override.weight is not None:
+            weight = override.weight
+        test_data = override.test_data_ref if override and override.test_data_ref else base.test_data_ref
+        hardware = override.hardware_config if override and override.hardware_config else base.hardware_config
+        hardware = hardware or request.hardware_config
+        timeout = override.timeout_seconds if override and override.timeout_seconds else base.timeout_seconds
+        how = provider.runtime
+        frozen_runtime = FrozenRuntime(
+            local_command=how.local.command if how and how.local else None,
+            local_env={e.name: e.value for e in how.local.env} if how and how.local else {},
+            k8s=how.k8s.model_dump(mode="json", exclude_none=True) if how and how.k8s else None,
+        )
+        if runtime == "local" and frozen_runtime.local_command is None:
+            errors.append(
+                FieldError(
+                    f"{path}.provider_id",
+                    "local_runtime_not_enabled",
+                    f"provider {base.provider_id!r} has no runtime.local.command, so it cannot run on the local hub",
+                )
+            )
+        if runtime == "kubernetes" and not (frozen_runtime.k8s or {}).get("image"):
+            errors.append(
+                FieldError(
+                    f"{path}.provider_id",
+                    "k8s_runtime_not_enabled",
+                    f"provider {base.provider_id!r} has no runtime.k8s.image, so it cannot run on the cluster",
+                )
+            )
+        item = PlannedBenchmark(
+            index=index,
+            provider_id=base.provider_id,
+            id=base.id,
+            weight=weight,
+            parameters=parameters,
+            num_examples=num_examples,
+            test_data_ref=test_data.model_dump(mode="json", exclude_none=True) if test_data else None,
+            hardware_config=hardware.model_dump(mode="json", exclude_none=True) if hardware else None,
+            timeout_seconds=timeout,
+            score=FrozenScore(
+                metric=config.metric,
+                lower_is_better=config.lower_is_better,
+                scale=config.scale,
+                threshold=config.threshold,
+            ),
+            runtime=frozen_runtime,
+        )
+        planned.append(item.model_copy(update={"fingerprint": _fingerprint(model, item)}))
+
+    if planned and all(p.weight == 0 for p in planned) and not errors:
+        errors.append(
+            FieldError("benchmarks", "all_weights_zero", "at least one benchmark needs a weight above 0")
+        )
+    if not request.model.url and not all(
+        (p.test_data_ref or {}).get("type") == "pre_recorded_data" for p in planned
+    ):
+        errors.append(
+            FieldError(
+                "model.url",
+                "model_url_required",
+                "model.url is required unless every benchmark uses pre_recorded_data test data",
+            )
+        )
+    if errors:
+        codes = {e.code for e in errors}
+        single = next(iter(codes)) if len(codes) == 1 else None
+        message_code = (
+            single
+            if single in ("model_url_required", "local_runtime_not_enabled", "resource_does_not_exist")
+            else None
+        )
+        listed = "; ".join(f"{e.path}: {e.message}" for e in errors)
+        raise InvalidRequest(
+            f"The evaluation job is invalid: {listed}", message_code=message_code, errors=errors
+        )
+
+    if request.pass_criteria is not None:
+        threshold, source = request.pass_criteria.threshold, "job"
+    elif collection is not None and collection.pass_criteria is not None:
+        threshold, source = collection.pass_criteria.threshold, "collection"
+    else:
+        threshold, source = DEFAULT_COMPOSITE_THRESHOLD, "default"
+    return Plan(
+        benchmarks=planned,
+        composite_threshold=threshold,
+        composite_threshold_source=source,
+        collection_id=request.collection.id if request.collection else None,
+        collection_updated_at=collection_updated_at,
+    )
+
+
+__all__ = ["FrozenRuntime", "FrozenScore", "Plan", "PlannedBenchmark", "build_plan"]

@@ -1,0 +1,60 @@
+"""The in-process broker of the local hub: the same CloudEvents, delivered to the same handlers.
+
+Handlers are idempotent on ``(source, id)`` (through the inbox), so delivering an event again to
+every subscriber after one of them failed is safe; that is what makes the outbox retry correct.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from cloudevents.http import CloudEvent
+
+from assay.core.events import OutboxEvent
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[CloudEvent], Awaitable[None]]
+
+
+class PoisonEvent(Exception):
+    """An event that can never be applied (malformed, unknown evaluation). Knative: answer 422, which
+    goes to the dead-letter sink without burning retries."""
+
+
+def to_cloudevent(event: OutboxEvent) -> CloudEvent:
+    return CloudEvent(event.attributes(), event.data)
+
+
+class LocalBroker:
+    """Routes an event to every handler subscribed to its type, like Triggers filtering on ``type``."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[tuple[str, Handler]]] = {}
+
+    def subscribe(self, event_type: str, name: str, handler: Handler) -> None:
+        self._subscribers.setdefault(event_type, []).append((name, handler))
+
+    def subscribers(self, event_type: str) -> list[str]:
+        return [name for name, _ in self._subscribers.get(event_type, [])]
+
+    async def deliver(self, event: OutboxEvent) -> None:
+        """Deliver to every subscriber; a retryable failure raises (the outbox keeps the row), a poison
+        event is logged as dead-lettered and acknowledged."""
+        cloudevent = to_cloudevent(event)
+        for name, handler in self._subscribers.get(event.type, []):
+            try:
+                await handler(cloudevent)
+            except PoisonEvent as exc:
+                log.error(
+                    "dead-lettered event %s (%s) for %s: %s",
+                    event.id,
+                    event.type,
+                    name,
+                    exc,
+                    extra={"event_id": event.id, "event_type": event.type, "subject": event.subject},
+                )
+
+
+__all__ = ["Handler", "LocalBroker", "PoisonEvent", "to_cloudevent"]

@@ -1,0 +1,80 @@
+"""Hosting a lifecycle handler as a Knative CloudEvent function (functions-framework, ASGI).
+
+The process opens its pool on the first event and keeps it while Knative keeps the pod. Outcomes map
+to Knative's retry rules: 2xx done (also for duplicates), 503 retry (transient), 422 dead-letter
+without retries (poison). Never 404 or 409, which Knative would retry to exhaustion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from cloudevents.http import CloudEvent
+from starlette.exceptions import HTTPException
+
+from assay.errors import RequestError, TemporaryError
+from assay.events import PoisonEvent
+from assay.lifecycle import Hub, Lifecycle, start_function
+from assay.settings import Settings
+from assay.store import Database, migrate
+from assay.telemetry import configure_logging
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Lifecycle, CloudEvent], Awaitable[object]]
+
+
+class CloudEventHost:
+    """Owns one process's hub for a CloudEvent function; ``await host(handler, event)`` runs a handler."""
+
+    def __init__(self, *, with_runtime: bool, settings: Settings | None = None) -> None:
+        self._with_runtime = with_runtime
+        self._settings = settings
+        self._hub: Hub | None = None
+        self._lock = asyncio.Lock()
+
+    async def hub(self) -> Hub:
+        async with self._lock:
+            if self._hub is None:
+                settings = self._settings or Settings(mode="cluster")
+                configure_logging(settings.log_format, settings.log_level)
+                if not settings.database_url:
+                    raise TemporaryError("DATABASE_URL is not set")
+                await migrate(settings.database_url)
+                database = await Database.open(
+                    settings.database_url,
+                    min_size=settings.db_pool_min,
+                    max_size=settings.db_pool_max,
+                    timeout=settings.db_connect_timeout,
+                )
+                self._hub = start_function(settings, database, with_runtime=self._with_runtime)
+            return self._hub
+
+    async def __call__(self, handler: Handler, event: CloudEvent) -> None:
+        try:
+            hub = await self.hub()
+            await handler(hub.lifecycle, event)
+        except PoisonEvent as exc:
+            log.error("poison event %s (%s): %s", event["id"], event["type"], exc)
+            raise HTTPException(422, detail=str(exc)) from exc
+        except TemporaryError as exc:
+            log.warning("event %s will be retried: %s", event["id"], exc.message)
+            raise HTTPException(503, detail=exc.message, headers={"Retry-After": "5"}) from exc
+        except RequestError as exc:
+            raise HTTPException(422, detail=exc.message) from exc
+        except Exception as exc:
+            log.exception("handling event %s (%s) failed", event["id"], event["type"])
+            raise HTTPException(
+                503, detail="internal error; redeliver", headers={"Retry-After": "5"}
+            ) from exc
+
+    async def close(self) -> None:
+        if self._hub is not None:
+            await self._hub.close()
+            await self._hub.lifecycle.database.close()
+            self._hub = None
+
+
+__all__ = ["CloudEventHost"]

@@ -1,0 +1,323 @@
+"""Evaluation jobs (EvalHub v1): submit, list, get, cancel/delete, retry, logs, and the events callback."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from assay.api.jobs import JobRequest, StatusEvent
+from assay.core import Tenant, parse_model
+from assay.core.states import job_progress
+from assay.errors import FieldError, InvalidQuery, InvalidRequest, NotFound
+from assay.http.context import (
+    Caller,
+    Paging,
+    boolean,
+    caller,
+    groups,
+    page_links,
+    paging,
+    settings_of,
+    strict_query,
+)
+from assay.lifecycle import Hub, Lifecycle, jobs, progress
+from assay.runtimes import read_log_bounded
+from assay.store import EvaluationQuery, EvaluationRecord
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1/evaluations", tags=["jobs"])
+events_router = APIRouter(prefix="/api/v1/evaluations", tags=["callbacks"])
+CallerDep = Annotated[Caller, Depends(caller)]
+
+_LIST_PARAMS = ("limit", "offset", "status", "name", "tags", "owner", "experiment_id", "collection_id")
+_LOG_PARAMS = ("tail_lines", "timestamps", "since_seconds")
+
+
+def lifecycle_of(request: Request) -> Lifecycle:
+    return cast(Hub, request.app.state.hub).lifecycle
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _without_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def job_document(record: EvaluationRecord) -> dict[str, Any]:
+    """The job resource of the contract (§5.1): the request echoed, status with a pending entry for
+    every benchmark from the start, results, plus Assay's frozen plan and progress."""
+    plan = record.plan
+    runs = [row.run for row in record.runs]
+    status_entries = []
+    results_entries = []
+    for run in runs:
+        planned = plan.benchmarks[run.index]
+        status_entries.append(
+            _without_none(
+                {
+                    "provider_id": run.provider_id,
+                    "id": run.benchmark_id,
+                    "benchmark_index": run.index,
+                    "status": run.status,
+                    "phase": run.phase,
+                    "progress": run.progress,
+                    "current_step": run.current_step,
+                    "total_steps": run.total_steps,
+                    "completed_steps": run.completed_steps,
+                    "attempt": run.attempt,
+                    "error_message": run.error_message,
+                    "warning_message": run.warning_message,
+                    "started_at": _ts(run.started_at),
+                    "completed_at": _ts(run.completed_at),
+                }
+            )
+        )
+        if run.terminal:
+            entry: dict[str, Any] = {
+                "id": run.benchmark_id,
+                "provider_id": run.provider_id,
+                "benchmark_index": run.index,
+                **run.result,
+                "fingerprint": planned.fingerprint,
+            }
+            if run.status != "completed":
+                entry["test"] = {"evaluated": False, "reason": f"benchmark_{run.status}", "pass": False}
+            results_entries.append(entry)
+    results: dict[str, Any] = {k: v for k, v in record.results.items() if k != "retries"}
+    if results_entries:
+        results["benchmarks"] = results_entries
+    request = dict(record.request)
+    if "collection" in request and plan.collection_updated_at:
+        request["collection"] = {**request["collection"], "collection_updated_at": plan.collection_updated_at}
+    resource = _without_none(
+        {
+            "id": record.id,
+            "tenant": record.tenant,
+            "owner": record.owner,
+            "created_at": _ts(record.created_at),
+            "updated_at": _ts(record.updated_at),
+        }
+    )
+    return {
+        "resource": resource,
+        **request,
+        "status": _without_none(
+            {
+                "state": record.state,
+                "message": record.message,
+                "benchmarks": status_entries,
+                "progress": job_progress(runs),
+                "started_at": _ts(record.started_at),
+                "completed_at": _ts(record.completed_at),
+                "retries": record.results.get("retries"),
+            }
+        ),
+        "results": results,
+        "plan": {
+            "benchmarks": [
+                _without_none(
+                    {
+                        "benchmark_index": p.index,
+                        "provider_id": p.provider_id,
+                        "id": p.id,
+                        "weight": p.weight,
+                        "num_examples": p.num_examples,
+                        "parameters": p.parameters,
+                        "primary_score": _without_none(
+                            {
+                                "metric": p.score.metric,
+                                "lower_is_better": p.score.lower_is_better,
+                                "scale": p.score.scale.model_dump() if p.score.scale else None,
+                            }
+                        )
+                        if p.score.metric
+                        else None,
+                        "pass_criteria": {"threshold": p.score.threshold}
+                        if p.score.threshold is not None
+                        else None,
+                        "timeout_seconds": p.timeout_seconds,
+                        "fingerprint": p.fingerprint,
+                    }
+                )
+                for p in plan.benchmarks
+            ],
+            "pass_criteria": {
+                "threshold": plan.composite_threshold,
+                "source": plan.composite_threshold_source,
+            },
+        },
+    }
+
+
+def _job_response(record: EvaluationRecord, status_code: int) -> Response:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(job_document(record), status_code=status_code)
+
+
+@router.post("/jobs", status_code=202, responses={202: {"description": "The job was accepted"}})
+async def submit_job(request: Request, who: CallerDep, body: Annotated[Any, Body()]) -> Response:
+    spec = parse_model(JobRequest, body, what="evaluation job")
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key.strip()) <= 255:
+        raise InvalidRequest(
+            "The Idempotency-Key header must be 1 to 255 characters",
+            errors=[FieldError("Idempotency-Key", "length", "must be 1 to 255 characters")],
+        )
+    record, created = await jobs.submit(
+        lifecycle_of(request), who.tenant, who.user, spec, key.strip() if key else None
+    )
+    response = _job_response(record, 202)
+    response.headers["Location"] = f"{router.prefix}/jobs/{record.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@router.get("/jobs", dependencies=[Depends(strict_query(*_LIST_PARAMS))])
+async def list_jobs(request: Request, who: CallerDep) -> dict[str, Any]:
+    page: Paging = paging(request, 50)
+    query = EvaluationQuery(
+        state=groups(request, "status"),
+        name=groups(request, "name"),
+        tags=groups(request, "tags"),
+        owner=groups(request, "owner"),
+        experiment_id=groups(request, "experiment_id"),
+        collection_id=groups(request, "collection_id"),
+        limit=page.limit,
+        offset=page.offset,
+    )
+    records, total = await who.store.evaluations.list(query)
+    return {
+        **page_links(request, page, total),
+        "limit": page.limit,
+        "total_count": total,
+        "items": [job_document(r) for r in records],
+    }
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, who: CallerDep) -> Response:
+    return _job_response(await who.store.evaluations.get(job_id), 200)
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=204,
+    response_class=Response,
+    dependencies=[Depends(strict_query("hard_delete"))],
+)
+async def delete_job(job_id: str, request: Request, who: CallerDep) -> None:
+    hard = boolean(request, "hard_delete", False)
+    await jobs.cancel(lifecycle_of(request), who.tenant, job_id, hard_delete=hard)
+
+
+@router.post("/jobs/{job_id}/retry", status_code=202, dependencies=[Depends(strict_query("only"))])
+async def retry_job(job_id: str, request: Request, who: CallerDep) -> Response:
+    """Assay: run the failed (and cancelled) benchmarks of a finished job again, keeping completed results."""
+    only = request.query_params.get("only", "failed")
+    if only != "failed":
+        raise InvalidQuery(
+            "Query parameter 'only' must be 'failed'", errors=[FieldError("only", "enum", "must be failed")]
+        )
+    record = await jobs.retry(lifecycle_of(request), who.tenant, job_id)
+    return _job_response(record, 202)
+
+
+def _log_options(request: Request) -> tuple[int | None, datetime | None, bool]:
+    raw_tail = request.query_params.get("tail_lines", "1000")
+    try:
+        tail = int(raw_tail)
+    except ValueError:
+        tail = 0
+    if tail != -1 and not 1 <= tail <= 10000:
+        raise InvalidQuery(
+            f"tail_lines must be -1 or 1..10000, got {raw_tail[:20]!r}",
+            message_code="query_parameter_value_invalid",
+            errors=[FieldError("tail_lines", "range", "must be -1 (all) or from 1 to 10000")],
+        )
+    since: datetime | None = None
+    raw_since = request.query_params.get("since_seconds")
+    if raw_since is not None:
+        try:
+            seconds = int(raw_since)
+        except ValueError:
+            seconds = 0
+        if seconds < 1:
+            raise InvalidQuery(
+                f"since_seconds must be a positive integer, got {raw_since[:20]!r}",
+                message_code="query_parameter_value_invalid",
+                errors=[FieldError("since_seconds", "range", "must be a positive integer")],
+            )
+        since = datetime.now(UTC) - timedelta(seconds=seconds)
+    return (None if tail == -1 else tail), since, boolean(request, "timestamps", False)
+
+
+def _benchmark_log(request: Request, record: EvaluationRecord, index: int) -> tuple[str, bool]:
+    run = record.runs[index].run
+    runtime = lifecycle_of(request).runtime
+    path = runtime.log_path(record.id, index, run.provider_id, run.benchmark_id) if runtime else None
+    if path is None:
+        return "", False
+    tail, since, stamps = _log_options(request)
+    return read_log_bounded(path, tail_lines=tail, since=since, timestamps=stamps)
+
+
+def _log_response(text: str, truncated: bool) -> PlainTextResponse:
+    response = PlainTextResponse(text, media_type="text/plain; charset=utf-8")
+    if truncated:
+        response.headers["X-Log-Truncated"] = "true"
+    return response
+
+
+@router.get("/jobs/{job_id}/logs", dependencies=[Depends(strict_query(*_LOG_PARAMS))])
+async def job_logs(job_id: str, request: Request, who: CallerDep) -> PlainTextResponse:
+    record = await who.store.evaluations.get(job_id)
+    _log_options(request)
+    sections = []
+    truncated = False
+    for row in record.runs:
+        text, cut = _benchmark_log(request, record, row.run.index)
+        truncated = truncated or cut
+        sections.append(
+            f"=== pod={record.id}-{row.run.index} container=local benchmark_id={row.run.benchmark_id} ===\n{text}"
+        )
+    return _log_response("".join(s if s.endswith("\n") else s + "\n" for s in sections), truncated)
+
+
+@router.get(
+    "/jobs/{job_id}/benchmarks/{benchmark_index}/logs", dependencies=[Depends(strict_query(*_LOG_PARAMS))]
+)
+async def benchmark_logs(
+    job_id: str, benchmark_index: str, request: Request, who: CallerDep
+) -> PlainTextResponse:
+    record = await who.store.evaluations.get(job_id)
+    index = int(benchmark_index) if benchmark_index.isdigit() else -1
+    if record.run(index) is None:
+        raise NotFound(f"Job {job_id} has no benchmark at index {benchmark_index[:20]!r}")
+    return _log_response(*_benchmark_log(request, record, index))
+
+
+@events_router.post("/jobs/{job_id}/events", status_code=204, response_class=Response)
+async def post_event(job_id: str, request: Request, body: Annotated[Any, Body()]) -> None:
+    """The adapter callback (through the sidecar). Late events for a finished job are acknowledged
+    and ignored (EvalHub answered 409, which a broker or retrying sidecar would retry forever)."""
+    raw_tenant = (request.headers.get("x-tenant") or "").strip()
+    settings = settings_of(request)
+    tenant = Tenant(raw_tenant).name if raw_tenant else None
+    if tenant is None and settings.mode == "cluster":
+        from assay.errors import InvalidIdentity
+
+        raise InvalidIdentity("The X-Tenant header is required", message_code="missing_tenant_header")
+    event = parse_model(StatusEvent, body, what="status event")
+    await progress.record_event(lifecycle_of(request), job_id, tenant, event.benchmark_status_event)
+
+
+__all__ = ["events_router", "job_document", "router"]

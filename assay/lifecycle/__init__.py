@@ -1,0 +1,8 @@
+"""The evaluation lifecycle: submit, record progress, dispatch, aggregate, sweep; over store, events
+and runtimes. The functions and the HTTP routes are thin shells over this package."""
+
+from assay.lifecycle import handlers, jobs, progress
+from assay.lifecycle.context import Lifecycle, Runtime
+from assay.lifecycle.hub import Hub, start_function, start_local_hub
+
+__all__ = ["Hub", "Lifecycle", "Runtime", "handlers", "jobs", "progress", "start_function", "start_local_hub"]

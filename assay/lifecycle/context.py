@@ -1,0 +1,71 @@
+"""What every lifecycle step needs: settings, the database, the runtime, and a way to publish."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from assay.core.events import OutboxEvent
+from assay.core.plan import PlannedBenchmark
+from assay.settings import Settings
+from assay.store import Database, EvaluationRecord, RunRow
+
+log = logging.getLogger(__name__)
+
+
+class Runtime(Protocol):
+    """Where benchmark runs execute (local subprocesses today, Kubernetes Jobs in a cluster)."""
+
+    name: str
+
+    async def launch(self, evaluation: EvaluationRecord, planned: PlannedBenchmark, attempt: int) -> None:
+        """Start (or queue) one run; a second call for the same run and attempt does nothing."""
+
+    async def stop(self, evaluation_id: str, index: int | None = None, *, purge: bool = False) -> None:
+        """Stop the evaluation's runs (or one of them); ``purge`` also removes their files."""
+
+    def is_active(self, evaluation_id: str, index: int, attempt: int) -> bool: ...
+
+    def lost(self, evaluation_id: str, row: RunRow) -> bool:
+        """Was this dispatched run's process lost (the hub restarted under it)?"""
+
+    async def kill_orphan(self, evaluation_id: str, row: RunRow) -> None: ...
+
+    def log_path(
+        self, evaluation_id: str, index: int, provider_id: str, benchmark_id: str
+    ) -> Path | None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Lifecycle:
+    """The shared context of the submit, callback, dispatch, aggregate and sweep steps."""
+
+    settings: Settings
+    database: Database
+    runtime: Runtime | None
+    publish: Callable[[Sequence[OutboxEvent]], Awaitable[None]]
+    """After a commit: hand these events to the publisher (wake the loop, or deliver them now)."""
+    deliver: Callable[[OutboxEvent], Awaitable[None]]
+    """Deliver one event to the broker (the sweep republishes through this)."""
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    async def published(self, events: Sequence[OutboxEvent]) -> None:
+        """Hand committed events to the publisher; a failure here is only logged, because the events
+        are safe in the outbox and the publisher loop or the sweep delivers them later."""
+        if not events:
+            return
+        try:
+            await self.publish(events)
+        except Exception:
+            log.warning(
+                "publishing %d event(s) failed; the sweep will republish them", len(events), exc_info=True
+            )
+
+
+__all__ = ["Lifecycle", "Runtime"]

@@ -1,0 +1,263 @@
+"""The CloudEvent handlers behind the dispatch, aggregate and sweep functions.
+
+The same coroutines run in a Knative function (functions-framework) and in the local hub's
+in-process broker. Each is idempotent on the event's ``(source, id)``; a handler raises
+:class:`PoisonEvent` for an event that can never apply and :class:`TemporaryError` (or lets a
+database error escape) when a retry may succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from cloudevents.http import CloudEvent
+
+from assay.core.events import (
+    BENCHMARK_FINISHED,
+    EVALUATION_ACCEPTED,
+    EVALUATION_CANCELLED,
+    EVALUATION_RETRIED,
+)
+from assay.core.events import evaluation_event as event
+from assay.core.states import TERMINAL_JOB, fail_run
+from assay.errors import TemporaryError
+from assay.events import PoisonEvent
+from assay.lifecycle.context import Lifecycle
+from assay.lifecycle.progress import _finish, settle
+
+log = logging.getLogger(__name__)
+
+_reapers: set[asyncio.Task[None]] = set()
+
+
+def _payload(ce: CloudEvent) -> tuple[str, dict[str, Any]]:
+    data = ce.data
+    if not isinstance(data, dict) or not isinstance(data.get("evaluation_id"), str):
+        raise PoisonEvent(f"event {ce['id']} ({ce['type']}) carries no evaluation_id")
+    return data["evaluation_id"], data
+
+
+def _inbox(handler: str, ce: CloudEvent) -> tuple[str, str, str]:
+    return handler, str(ce["source"]), str(ce["id"])
+
+
+@contextlib.contextmanager
+def _retryable() -> Any:
+    """Database trouble is transient: answer 503 so the broker redelivers."""
+    try:
+        yield
+    except (
+        psycopg.OperationalError,
+        psycopg.errors.SerializationFailure,
+        psycopg.errors.LockNotAvailable,
+    ) as exc:
+        raise TemporaryError(f"database unavailable: {exc}") from exc
+
+
+async def dispatch(ctx: Lifecycle, ce: CloudEvent) -> None:
+    """Launch pending runs (accepted, retried), stop runs (cancelled), reap finished ones."""
+    with _retryable():
+        kind = ce["type"]
+        if kind in (EVALUATION_ACCEPTED, EVALUATION_RETRIED):
+            await _launch_pending(ctx, ce)
+        elif kind == EVALUATION_CANCELLED:
+            evaluation_id, data = _payload(ce)
+            if ctx.runtime is not None:
+                await ctx.runtime.stop(evaluation_id, purge=bool(data.get("purge")))
+        elif kind == BENCHMARK_FINISHED:
+            _reap_later(ctx, ce)
+        else:
+            raise PoisonEvent(f"dispatch does not handle {kind!r}")
+
+
+async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
+    evaluation_id, _ = _payload(ce)
+    record = await ctx.database.evaluations.find(evaluation_id)
+    if record is None or record.cancelled or record.state in TERMINAL_JOB:
+        return  # deleted, cancelled or finished meanwhile: nothing to launch
+    due = [
+        row for row in record.runs if row.run.status == "pending" and row.dispatched_attempt < row.run.attempt
+    ]
+    if not due:
+        return
+    failures: dict[int, str] = {}
+    if ctx.runtime is None:
+        failures = {row.run.index: "no runtime is configured on this hub" for row in due}
+    else:
+        runtime = ctx.runtime
+        limit = asyncio.Semaphore(8)
+
+        async def launch_one(index: int, attempt: int) -> None:
+            async with limit:
+                try:
+                    await runtime.launch(record, record.plan.benchmarks[index], attempt)
+                except Exception as exc:
+                    log.exception("launching benchmark %d of %s failed", index, evaluation_id)
+                    failures[index] = f"{type(exc).__name__}: {exc}"
+
+        await asyncio.gather(*(launch_one(row.run.index, row.run.attempt) for row in due))
+    events = []
+    async with ctx.database.evaluations.locked(evaluation_id, inbox=_inbox("dispatch", ce)) as unit:
+        if unit is None or unit.duplicate:
+            return
+        for row in due:
+            current = unit.record.runs[row.run.index]
+            if current.run.attempt != row.run.attempt or current.run.terminal:
+                continue
+            if row.run.index in failures:
+                transition = fail_run(
+                    current.run,
+                    f"The runtime could not start the benchmark: {failures[row.run.index]}",
+                    "runtime_start_failed",
+                    ctx.clock(),
+                    origin="server",
+                )
+                _finish(unit, transition, "dispatch", ce["id"])
+            else:
+                unit.put_row(
+                    replace(current, dispatched_attempt=max(current.dispatched_attempt, row.run.attempt))
+                )
+        events = unit.events
+    await ctx.published(events)
+
+
+def _reap_later(ctx: Lifecycle, ce: CloudEvent) -> None:
+    """An adapter that reported a terminal status should exit; stop it if it lingers."""
+    runtime = ctx.runtime
+    if runtime is None:
+        return
+    evaluation_id, data = _payload(ce)
+    index, attempt = int(data.get("benchmark_index", -1)), int(data.get("attempt", 0))
+    if not runtime.is_active(evaluation_id, index, attempt):
+        return
+
+    async def reap() -> None:
+        await asyncio.sleep(ctx.settings.reap_grace_seconds)
+        if runtime.is_active(evaluation_id, index, attempt):
+            log.info(
+                "stopping benchmark %d of %s: it reported a terminal status but kept running",
+                index,
+                evaluation_id,
+            )
+            await runtime.stop(evaluation_id, index)
+
+    task = asyncio.get_running_loop().create_task(reap())
+    _reapers.add(task)
+    task.add_done_callback(_reapers.discard)
+
+
+async def aggregate(ctx: Lifecycle, ce: CloudEvent) -> None:
+    """On ``benchmark.finished``: derive the job's state; once every run is terminal, score the job."""
+    with _retryable():
+        if ce["type"] != BENCHMARK_FINISHED:
+            raise PoisonEvent(f"aggregate does not handle {ce['type']!r}")
+        evaluation_id, _ = _payload(ce)
+        async with ctx.database.evaluations.locked(evaluation_id, inbox=_inbox("aggregate", ce)) as unit:
+            if unit is None or unit.duplicate:
+                return
+            settle(ctx, unit, causation=ce["id"])
+            events = unit.events
+        await ctx.published(events)
+
+
+async def sweep(ctx: Lifecycle, ce: CloudEvent | None = None) -> dict[str, int]:
+    """Reconcile: republish stuck events, fail runs past their deadline or whose process was lost,
+    dispatch runs that were never launched, and settle jobs whose runs are all terminal."""
+    counts = {"republished": 0, "timed_out": 0, "lost": 0, "redispatched": 0, "settled": 0}
+    with _retryable():
+        stats = await ctx.database.outbox.deliver_pending(
+            ctx.deliver, older_than_seconds=ctx.settings.outbox_stale_seconds
+        )
+        counts["republished"] = stats.delivered
+        for evaluation_id in await ctx.database.evaluations.open_ids():
+            await _reconcile(ctx, evaluation_id, counts)
+        await ctx.database.outbox.prune()
+    if any(counts.values()):
+        log.info("sweep: %s", counts, extra={"sweep": counts})
+    return counts
+
+
+async def _reconcile(ctx: Lifecycle, evaluation_id: str, counts: dict[str, int]) -> None:
+    now = ctx.clock()
+    runtime = ctx.runtime
+    orphans = []
+    has_pending_events = await ctx.database.outbox.has_pending_for(evaluation_id)
+    async with ctx.database.evaluations.locked(evaluation_id) as unit:
+        if unit is None or unit.record.state in TERMINAL_JOB:
+            return
+        redispatch = False
+        for row in unit.rows():
+            run = row.run
+            if run.terminal:
+                continue
+            if row.deadline_at is not None and row.deadline_at < now:
+                timeout = (
+                    unit.record.plan.benchmarks[run.index].timeout_seconds
+                    or ctx.settings.benchmark_timeout_seconds
+                )
+                _finish(
+                    unit,
+                    fail_run(
+                        run,
+                        f"The benchmark did not finish within its timeout of {timeout:g} s",
+                        "benchmark_timeout",
+                        now,
+                    ),
+                    "sweep",
+                )
+                counts["timed_out"] += 1
+                if runtime is not None:
+                    orphans.append(row)
+            elif (
+                runtime is not None
+                and row.dispatched_attempt >= run.attempt
+                and runtime.lost(evaluation_id, row)
+            ):
+                if row.runtime_ref is None:
+                    # Queued but never started when the hub went away: just launch it again.
+                    unit.put_row(replace(row, dispatched_attempt=run.attempt - 1))
+                    redispatch = True
+                    counts["redispatched"] += 1
+                else:
+                    orphans.append(row)
+                    _finish(
+                        unit,
+                        fail_run(
+                            run,
+                            "The hub restarted while the benchmark was running and its process was lost; "
+                            f"retry with POST /api/v1/evaluations/jobs/{evaluation_id}/retry",
+                            "runtime_lost",
+                            now,
+                        ),
+                        "sweep",
+                    )
+                    counts["lost"] += 1
+            elif (
+                row.dispatched_attempt < run.attempt
+                and not has_pending_events
+                and now - unit.record.updated_at > timedelta(seconds=ctx.settings.dispatch_stale_seconds)
+            ):
+                redispatch = True
+                counts["redispatched"] += 1
+        if redispatch:
+            unit.emit(
+                event(EVALUATION_ACCEPTED, unit.record.tenant, "sweep", evaluation_id, {"redispatch": True})
+            )
+        before = unit.current("state")
+        settle(ctx, unit)
+        if unit.current("state") in TERMINAL_JOB and before not in TERMINAL_JOB:
+            counts["settled"] += 1
+        events = unit.events
+    if runtime is not None:
+        for row in orphans:
+            await runtime.kill_orphan(evaluation_id, row)
+    await ctx.published(events)
+
+
+__all__ = ["aggregate", "dispatch", "sweep"]

@@ -1,0 +1,125 @@
+"""Assemble the lifecycle for one process: the whole local hub, or a single Knative function."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cloudevents.http import CloudEvent
+
+from assay.core.events import (
+    BENCHMARK_FINISHED,
+    EVALUATION_ACCEPTED,
+    EVALUATION_CANCELLED,
+    EVALUATION_RETRIED,
+    OutboxEvent,
+)
+from assay.events import HttpSink, LocalBroker, Publisher
+from assay.lifecycle import handlers
+from assay.lifecycle.context import Lifecycle
+from assay.lifecycle.local import LocalRunner
+from assay.settings import Settings
+from assay.store import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Hub:
+    """A running lifecycle: what the HTTP routes and the CloudEvent functions call into."""
+
+    lifecycle: Lifecycle
+    publisher: Publisher
+    broker: LocalBroker | None = None
+    sink: HttpSink | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Stop the runtime first (its exits are recorded while the database is still open)."""
+        if self.lifecycle.runtime is not None:
+            await self.lifecycle.runtime.close()
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.sink is not None:
+            await self.sink.close()
+
+
+async def _no_sink(event: OutboxEvent) -> None:
+    raise RuntimeError("no broker to deliver to (K_SINK is not set); the event stays in the outbox")
+
+
+def _subscribe(broker: LocalBroker, ctx: Lifecycle) -> None:
+    """The local equivalent of the Knative Triggers in knative/ (one per type and function)."""
+
+    async def dispatch(ce: CloudEvent) -> None:
+        await handlers.dispatch(ctx, ce)
+
+    async def aggregate(ce: CloudEvent) -> None:
+        await handlers.aggregate(ctx, ce)
+
+    for kind in (EVALUATION_ACCEPTED, EVALUATION_RETRIED, EVALUATION_CANCELLED, BENCHMARK_FINISHED):
+        broker.subscribe(kind, "dispatch", dispatch)
+    broker.subscribe(BENCHMARK_FINISHED, "aggregate", aggregate)
+
+
+async def start_local_hub(settings: Settings, database: Database) -> Hub:
+    """Everything in one process: in-process broker, publisher loop, local runtime, periodic sweep.
+
+    A first sweep runs at once, so work interrupted by a crash (a SIGKILLed hub) is recovered:
+    undelivered events go out, queued runs are launched again, runs whose process was lost fail
+    with ``runtime_lost``.
+    """
+    broker = LocalBroker()
+    publisher_box: list[Publisher] = []
+
+    async def publish(events: Sequence[OutboxEvent]) -> None:
+        publisher_box[0].kick()
+
+    ctx = Lifecycle(
+        settings=settings, database=database, runtime=None, publish=publish, deliver=broker.deliver
+    )
+    ctx.runtime = LocalRunner(ctx, settings.data_dir / "jobs")
+    publisher = Publisher(database.outbox, broker.deliver, interval_seconds=1.0)
+    publisher_box.append(publisher)
+    _subscribe(broker, ctx)
+    hub = Hub(lifecycle=ctx, publisher=publisher, broker=broker)
+
+    async def sweeping() -> None:
+        while not hub._stop.is_set():
+            try:
+                await handlers.sweep(ctx)
+            except Exception:
+                log.exception("sweep failed; trying again at the next interval")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hub._stop.wait(), timeout=settings.sweep_interval_seconds)
+
+    hub._tasks.append(asyncio.create_task(publisher.run(hub._stop), name="assay-publisher"))
+    hub._tasks.append(asyncio.create_task(sweeping(), name="assay-sweep"))
+    return hub
+
+
+def start_function(settings: Settings, database: Database, *, with_runtime: bool) -> Hub:
+    """One Knative function: events go to ``K_SINK`` right after commit; the sweep retries the rest."""
+    sink = HttpSink(settings.k_sink) if settings.k_sink else None
+    deliver = sink.deliver if sink is not None else _no_sink
+    publisher_box: list[Publisher] = []
+
+    async def publish(events: Sequence[OutboxEvent]) -> None:
+        await publisher_box[0].flush([e.id for e in events])
+
+    ctx = Lifecycle(settings=settings, database=database, runtime=None, publish=publish, deliver=deliver)
+    if with_runtime:
+        ctx.runtime = LocalRunner(ctx, settings.data_dir / "jobs")
+    publisher = Publisher(database.outbox, deliver)
+    publisher_box.append(publisher)
+    return Hub(lifecycle=ctx, publisher=publisher, sink=sink)
+
+
+__all__ = ["Hub", "start_function", "start_local_hub"]

@@ -1,0 +1,211 @@
+"""User actions on evaluation jobs: submit, cancel, delete, retry. Each commits its change together
+with the events that set the rest of the lifecycle in motion."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from typing import Any
+
+from assay.api import CollectionSpec, ProviderSpec
+from assay.api.jobs import JobRequest
+from assay.core import Tenant
+from assay.core.events import (
+    EVALUATION_ACCEPTED,
+    EVALUATION_CANCELLED,
+    EVALUATION_FINISHED,
+    EVALUATION_RETRIED,
+)
+from assay.core.events import evaluation_event as event
+from assay.core.plan import build_plan
+from assay.core.states import (
+    STATE_CODES,
+    TERMINAL_JOB,
+    BenchmarkRun,
+    Message,
+    cancel_run,
+    derive_state,
+    reset_for_retry,
+)
+from assay.errors import Conflict, FieldError, InvalidRequest, NotFound
+from assay.lifecycle.context import Lifecycle
+from assay.store import EvaluationRecord, RunRow
+
+log = logging.getLogger(__name__)
+
+
+def request_hash(request: JobRequest) -> str:
+    canonical = json.dumps(
+        request.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def submit(
+    ctx: Lifecycle, tenant: Tenant, owner: str | None, request: JobRequest, idempotency_key: str | None
+) -> tuple[EvaluationRecord, bool]:
+    """Validate, freeze and commit a job with a pending run per benchmark and ``evaluation.accepted``.
+
+    Returns the job and whether it was created now (False: an earlier request with the same
+    ``Idempotency-Key``). Nothing after the commit can fail the request: publishing is best effort.
+    """
+    if request.experiment is not None:
+        raise InvalidRequest(
+            "experiment needs MLflow, and this hub has no MLflow tracking server configured",
+            message_code="mlflow_required_for_experiment",
+            errors=[FieldError("experiment", "mlflow_required", "no MLflow tracking server is configured")],
+        )
+    store = ctx.database.scoped(tenant)
+    collection: CollectionSpec | None = None
+    collection_updated_at: str | None = None
+    provider_ids: set[str] = set()
+    if request.collection is not None:
+        try:
+            found = await store.collections.get(request.collection.id)
+        except NotFound:
+            raise NotFound(
+                f"Collection {request.collection.id!r} does not exist",
+                errors=[FieldError("collection.id", "resource_not_found", "no such collection")],
+            ) from None
+        collection = CollectionSpec.model_validate(found.spec)
+        collection_updated_at = found.updated_at.isoformat()
+        provider_ids = {b.provider_id for b in collection.benchmarks}
+    else:
+        provider_ids = {b.provider_id for b in request.benchmarks or []}
+    records = await store.providers.get_many(sorted(provider_ids))
+    providers = {pid: ProviderSpec.model_validate(r.spec) for pid, r in records.items()}
+    plan = build_plan(
+        request,
+        providers=providers,
+        collection=collection,
+        collection_updated_at=collection_updated_at,
+        runtime=ctx.settings.runtime,
+    )
+    now = ctx.clock()
+    evaluation_id = str(uuid.uuid4())
+    runs = tuple(
+        RunRow(run=BenchmarkRun(index=p.index, provider_id=p.provider_id, benchmark_id=p.id))
+        for p in plan.benchmarks
+    )
+    record = EvaluationRecord(
+        id=evaluation_id,
+        tenant=tenant.name,
+        owner=owner,
+        name=request.name,
+        request=request.model_dump(mode="json", exclude_none=True),
+        plan=plan,
+        state="pending",
+        message=Message("Evaluation job created", STATE_CODES["pending"]).as_dict(),
+        results={},
+        cancelled=False,
+        created_at=now,
+        updated_at=now,
+        started_at=None,
+        completed_at=None,
+        runs=runs,
+    )
+    accepted = event(EVALUATION_ACCEPTED, tenant.name, "submit", evaluation_id)
+    created, is_new = await store.evaluations.create(
+        record, idempotency_key=idempotency_key, request_hash=request_hash(request), events=[accepted]
+    )
+    if is_new:
+        await ctx.published([accepted])
+    return created, is_new
+
+
+async def cancel(ctx: Lifecycle, tenant: Tenant, evaluation_id: str, *, hard_delete: bool) -> None:
+    """Soft cancel (the job stays, non-terminal runs become cancelled) or hard delete.
+
+    The state is checked before anything is stopped: a refused cancel touches nothing.
+    """
+    repo = ctx.database.scoped(tenant).evaluations
+    events = []
+    async with repo.locked(evaluation_id) as unit:
+        if unit is None:
+            raise NotFound(f"Evaluation job {evaluation_id!r} does not exist")
+        state = unit.record.state
+        running = state not in TERMINAL_JOB
+        if not hard_delete and state in TERMINAL_JOB:
+            if state == "cancelled":
+                return
+            raise Conflict(
+                f"The job {evaluation_id} can not be cancelled because it is {state!r}.",
+                message_code="job_can_not_be_updated",
+            )
+        if running or hard_delete:
+            events.append(
+                event(
+                    EVALUATION_CANCELLED, unit.record.tenant, "submit", evaluation_id, {"purge": hard_delete}
+                )
+            )
+        if not hard_delete:
+            now = ctx.clock()
+            message = Message("Evaluation job cancelled", STATE_CODES["cancelled"])
+            for run in unit.runs():
+                unit.put(cancel_run(run, message, now).run)
+            unit.set(cancelled=True, state="cancelled", message=message.as_dict(), completed_at=now)
+            events.append(
+                event(
+                    EVALUATION_FINISHED, unit.record.tenant, "submit", evaluation_id, {"state": "cancelled"}
+                )
+            )
+        for item in events:
+            unit.emit(item)
+    if hard_delete:
+        await repo.delete(evaluation_id)
+    await ctx.published(events)
+
+
+async def retry(ctx: Lifecycle, tenant: Tenant, evaluation_id: str) -> EvaluationRecord:
+    """Run the failed and cancelled benchmarks of a finished job again, in place; completed results stay."""
+    repo = ctx.database.scoped(tenant).evaluations
+    async with repo.locked(evaluation_id) as unit:
+        if unit is None:
+            raise NotFound(f"Evaluation job {evaluation_id!r} does not exist")
+        state = unit.record.state
+        if state not in TERMINAL_JOB:
+            raise Conflict(
+                f"The job {evaluation_id} is {state!r}; only a finished job can be retried",
+                message_code="job_not_finished",
+            )
+        again = [run for run in unit.runs() if run.status in ("failed", "cancelled")]
+        if not again:
+            raise Conflict(
+                f"The job {evaluation_id} has no failed or cancelled benchmarks to retry",
+                message_code="nothing_to_retry",
+            )
+        for run in again:
+            unit.put(reset_for_retry(run))
+        new_state, message = derive_state(unit.runs())
+        results: dict[str, Any] = {k: v for k, v in unit.record.results.items() if k != "test"}
+        results["retries"] = [
+            *unit.record.results.get("retries", []),
+            {"at": ctx.clock().isoformat(), "benchmarks": [r.index for r in again]},
+        ]
+        unit.set(
+            cancelled=False,
+            state=new_state,
+            message=Message(
+                f"Retrying {len(again)} benchmark(s): {', '.join(r.benchmark_id for r in again)}",
+                "evaluation_job_retrying",
+            ).as_dict()
+            if new_state != "pending"
+            else message.as_dict(),
+            results=results,
+            completed_at=None,
+        )
+        retried = event(
+            EVALUATION_RETRIED,
+            unit.record.tenant,
+            "submit",
+            evaluation_id,
+            {"indices": [r.index for r in again]},
+        )
+        unit.emit(retried)
+    await ctx.published([retried])
+    return await repo.get(evaluation_id)
+
+
+__all__ = ["cancel", "request_hash", "retry", "submit"]

@@ -1,0 +1,90 @@
+"""The local runtime seen from the lifecycle: turns a planned benchmark into a subprocess launch and
+reports the process's start and exit back as lifecycle steps."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from assay.core.jobspec import job_spec
+from assay.core.plan import PlannedBenchmark
+from assay.lifecycle.context import Lifecycle
+from assay.lifecycle.progress import runtime_exited, runtime_spawned
+from assay.runtimes import LocalExit, LocalLaunch, LocalRuntime, RunKey
+from assay.store import EvaluationRecord, RunRow
+
+
+class LocalRunner:
+    """:class:`~assay.lifecycle.context.Runtime` over :class:`~assay.runtimes.LocalRuntime`."""
+
+    name = "local"
+
+    def __init__(self, ctx: Lifecycle, root: Path) -> None:
+        self._ctx = ctx
+        self._root = root
+        settings = ctx.settings
+        self._runtime = LocalRuntime(
+            root,
+            max_parallel=settings.local_max_parallel,
+            on_exit=self._exited,
+            on_spawn=self._spawned,
+            stop_grace_seconds=settings.stop_grace_seconds,
+        )
+
+    async def _spawned(self, key: RunKey, runtime_ref: str) -> None:
+        await runtime_spawned(self._ctx, key.evaluation_id, key.index, key.attempt, runtime_ref)
+
+    async def _exited(self, exit_: LocalExit) -> None:
+        key = exit_.key
+        await runtime_exited(
+            self._ctx, key.evaluation_id, key.index, key.attempt, exit_.reason, exit_.returncode, exit_.detail
+        )
+
+    async def launch(self, evaluation: EvaluationRecord, planned: PlannedBenchmark, attempt: int) -> None:
+        command = planned.runtime.local_command
+        if command is None:
+            raise RuntimeError(f"provider {planned.provider_id!r} has no runtime.local.command")
+        spec = job_spec(
+            evaluation.id, evaluation.request, planned, callback_url=self._ctx.settings.callback_base_url()
+        )
+        await self._runtime.launch(
+            LocalLaunch(
+                key=RunKey(evaluation.id, planned.index, attempt),
+                provider_id=planned.provider_id,
+                benchmark_id=planned.id,
+                command=command,
+                env=planned.runtime.local_env,
+                job_spec=spec,
+                timeout_seconds=planned.timeout_seconds or self._ctx.settings.benchmark_timeout_seconds,
+            )
+        )
+
+    async def stop(self, evaluation_id: str, index: int | None = None, *, purge: bool = False) -> None:
+        await self._runtime.stop(evaluation_id, index)
+        if purge:
+            # Hard delete: the job's files (job.json, logs) go with it, as in EvalHub.
+            shutil.rmtree(self._root / evaluation_id, ignore_errors=True)
+
+    def is_active(self, evaluation_id: str, index: int, attempt: int) -> bool:
+        return RunKey(evaluation_id, index, attempt) in self._runtime.active()
+
+    def lost(self, evaluation_id: str, row: RunRow) -> bool:
+        if row.runtime_ref is not None and self._runtime.owns(row.runtime_ref):
+            return False  # ours: its exit is tracked
+        return RunKey(evaluation_id, row.run.index, row.run.attempt) not in self._runtime.active()
+
+    async def kill_orphan(self, evaluation_id: str, row: RunRow) -> None:
+        if row.runtime_ref is None:
+            return
+        if self._runtime.owns(row.runtime_ref):
+            await self._runtime.stop(evaluation_id, row.run.index)
+        else:
+            await self._runtime.kill_orphan(
+                row.runtime_ref, RunKey(evaluation_id, row.run.index, row.run.attempt)
+            )
+
+    def log_path(self, evaluation_id: str, index: int, provider_id: str, benchmark_id: str) -> Path:
+        return self._runtime.log_path(evaluation_id, index, provider_id, benchmark_id)
+
+    async def close(self) -> None:
+        await self._runtime.close()

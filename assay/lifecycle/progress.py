@@ -1,0 +1,215 @@
+"""How a job moves: adapter status events, runtime exits, and settling the job's state and score."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any, Literal
+
+from assay.api.jobs import BenchmarkStatusEvent
+from assay.core.events import BENCHMARK_FINISHED, EVALUATION_FINISHED
+from assay.core.events import evaluation_event as event
+from assay.core.scoring import ScoredBenchmark, benchmark_test, composite
+from assay.core.states import (
+    STATE_CODES,
+    TERMINAL_JOB,
+    BenchmarkRun,
+    Message,
+    Transition,
+    apply_event,
+    derive_state,
+    fail_run,
+)
+from assay.errors import NotFound, Unprocessable
+from assay.lifecycle.context import Lifecycle
+from assay.store import LockedEvaluation
+
+log = logging.getLogger(__name__)
+
+ExitReason = Literal["exited", "timeout", "stopped", "shutdown", "spawn_failed"]
+
+
+def _finish(
+    unit: LockedEvaluation, transition: Transition, component: str, causation: str | None = None
+) -> None:
+    """Store a transition; a run that became terminal gets its test and announces ``benchmark.finished``."""
+    run = transition.run
+    if transition.finished and run.status == "completed":
+        score = unit.record.plan.benchmarks[run.index].score
+        test = benchmark_test(
+            score.metric, score.lower_is_better, score.scale, score.threshold, run.result.get("metrics", {})
+        )
+        run = replace(run, result={**run.result, "test": test})
+    unit.put(run)
+    if transition.finished:
+        unit.emit(
+            event(
+                BENCHMARK_FINISHED,
+                unit.record.tenant,
+                component,
+                unit.record.id,
+                {"attempt": run.attempt, "status": run.status},
+                index=run.index,
+                causation_id=causation,
+            )
+        )
+
+
+def _started(ctx: Lifecycle, unit: LockedEvaluation) -> None:
+    if unit.record.state == "pending" and any(r.status != "pending" for r in unit.runs()):
+        unit.set(
+            state="running",
+            started_at=unit.record.started_at or ctx.clock(),
+            message=Message("Evaluation job is running", STATE_CODES["running"]).as_dict(),
+        )
+
+
+async def record_event(
+    ctx: Lifecycle, evaluation_id: str, tenant: str | None, status: BenchmarkStatusEvent
+) -> Literal["applied", "ignored", "late"]:
+    """Apply an adapter's status event. Late events (the job is finished) and replays change nothing."""
+    repo = ctx.database.evaluations
+    async with repo.locked(evaluation_id) as unit:
+        if unit is None or (tenant is not None and unit.record.tenant != tenant):
+            raise NotFound(f"Evaluation job {evaluation_id!r} does not exist")
+        if unit.record.state in TERMINAL_JOB:
+            log.info("late event for finished job %s ignored", evaluation_id, extra={"late_event": True})
+            return "late"
+        row = unit.record.run(status.benchmark_index)
+        if row is None or (row.run.provider_id, row.run.benchmark_id) != (status.provider_id, status.id):
+            raise Unprocessable(
+                f"Job {evaluation_id} has no benchmark ({status.provider_id!r}, {status.id!r}) at index "
+                f"{status.benchmark_index}",
+                message_code="unknown_benchmark",
+            )
+        transition = apply_event(row.run, status, ctx.clock())
+        if not transition.changed:
+            return "ignored"
+        _finish(unit, transition, "callback")
+        _started(ctx, unit)
+        events = unit.events
+    await ctx.published(events)
+    return "applied"
+
+
+async def runtime_spawned(
+    ctx: Lifecycle, evaluation_id: str, index: int, attempt: int, runtime_ref: str
+) -> None:
+    """The runtime started the run's process: remember where, and when it must be done by."""
+    async with ctx.database.evaluations.locked(evaluation_id) as unit:
+        if unit is None:
+            return
+        row = unit.record.runs[index]
+        if row.run.attempt != attempt or row.run.terminal:
+            return
+        timeout = unit.record.plan.benchmarks[index].timeout_seconds or ctx.settings.benchmark_timeout_seconds
+        unit.put_row(
+            replace(
+                row,
+                runtime_ref=runtime_ref,
+                dispatched_attempt=max(row.dispatched_attempt, attempt),
+                deadline_at=ctx.clock() + timedelta(seconds=timeout),
+            )
+        )
+
+
+_EXIT_FAILURES: dict[str, tuple[str, str]] = {
+    "timeout": (
+        "benchmark_timeout",
+        "The benchmark ran longer than its timeout of {timeout:g} s and was stopped",
+    ),
+    "shutdown": (
+        "runtime_stopped",
+        "The hub stopped while the benchmark was running; retry the job to run it again",
+    ),
+    "spawn_failed": ("runtime_start_failed", "The adapter process could not be started: {detail}"),
+}
+
+
+async def runtime_exited(
+    ctx: Lifecycle,
+    evaluation_id: str,
+    index: int,
+    attempt: int,
+    reason: ExitReason,
+    returncode: int | None,
+    detail: str = "",
+) -> None:
+    """The run's process is gone. If the adapter never reported a terminal status, that is a failure
+    with a code saying why (EvalHub 1.0.2 left such jobs pending forever)."""
+    if reason == "stopped":
+        return  # stopped on purpose: cancelled, superseded by a retry, or reaped after finishing
+    events = []
+    async with ctx.database.evaluations.locked(evaluation_id) as unit:
+        if unit is None:
+            return
+        run = unit.record.runs[index].run
+        if run.attempt != attempt or run.terminal or unit.record.state in TERMINAL_JOB:
+            return
+        if reason == "exited":
+            if returncode == 0:
+                code, text = (
+                    "results_not_delivered",
+                    "The adapter exited with status 0 without reporting results",
+                )
+            else:
+                code, text = (
+                    "adapter_exit_nonzero",
+                    f"The adapter exited with status {returncode} without reporting a terminal status",
+                )
+        else:
+            code, template = _EXIT_FAILURES[reason]
+            timeout = (
+                unit.record.plan.benchmarks[index].timeout_seconds or ctx.settings.benchmark_timeout_seconds
+            )
+            text = template.format(timeout=timeout, detail=detail)
+        text += f" (see GET /api/v1/evaluations/jobs/{evaluation_id}/benchmarks/{index}/logs)"
+        _finish(unit, fail_run(run, text, code, ctx.clock()), "dispatch")
+        _started(ctx, unit)
+        events = unit.events
+    await ctx.published(events)
+
+
+def settle(ctx: Lifecycle, unit: LockedEvaluation, causation: str | None = None) -> None:
+    """Derive the job's state from its runs; on reaching a terminal state, score it and announce it."""
+    if unit.record.state in TERMINAL_JOB or unit.current("cancelled"):
+        return
+    runs = unit.runs()
+    state, message = derive_state(runs)
+    if state not in TERMINAL_JOB:
+        if state != unit.record.state or message.as_dict() != unit.record.message:
+            unit.set(state=state, message=message.as_dict())
+        return
+    now = ctx.clock()
+    results: dict[str, Any] = dict(unit.record.results)
+    results["test"] = score_job(unit, runs)
+    unit.set(state=state, message=message.as_dict(), results=results, completed_at=now)
+    unit.emit(
+        event(
+            EVALUATION_FINISHED,
+            unit.record.tenant,
+            "aggregate",
+            unit.record.id,
+            {"state": state, "test": results["test"]},
+            causation_id=causation,
+        )
+    )
+
+
+def score_job(unit: LockedEvaluation, runs: list[BenchmarkRun]) -> dict[str, Any]:
+    plan = unit.record.plan
+    scored = [
+        ScoredBenchmark(
+            index=run.index,
+            weight=plan.benchmarks[run.index].weight,
+            status=run.status,
+            test=run.result.get("test"),
+            scale=plan.benchmarks[run.index].score.scale,
+        )
+        for run in runs
+    ]
+    return composite(scored, plan.composite_threshold)
+
+
+__all__ = ["record_event", "runtime_exited", "runtime_spawned", "score_job", "settle"]

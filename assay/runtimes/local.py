@@ -1,0 +1,516 @@
+"""The local runtime: runs each benchmark of an evaluation as a ``/bin/sh -c`` subprocess on this machine.
+
+It bounds how many run at once, writes the job spec where the eval-hub-sdk adapter looks for it, keeps a
+timestamped log per benchmark, enforces timeouts and reports every launch's end exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from assay.runtimes.logs import format_timestamp
+
+__all__ = ["LOG_FILE_NAME", "ExitReason", "LocalExit", "LocalLaunch", "LocalRuntime", "RunKey"]
+
+logger = logging.getLogger(__name__)
+
+ExitReason = Literal["exited", "timeout", "stopped", "shutdown", "spawn_failed"]
+
+LOG_FILE_NAME = "jobrun.log"
+_SHELL = "/bin/sh"
+_REF_SCHEME = "local"
+_MARKER_VARIABLE = "ASSAY_RUN"
+_MAX_LINE_BYTES = 64 * 1024
+_READ_CHUNK = 64 * 1024
+# After the process and its group are gone only an escaped daemon can hold the pipe open; don't wait on it.
+_DRAIN_SECONDS = 2.0
+_ORPHAN_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class RunKey:
+    """One attempt at one benchmark of an evaluation job."""
+
+    evaluation_id: str
+    index: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class LocalLaunch:
+    key: RunKey
+    provider_id: str
+    benchmark_id: str
+    command: str
+    env: Mapping[str, str]
+    job_spec: Mapping[str, Any]
+    timeout_seconds: float
+    cwd: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LocalExit:
+    key: RunKey
+    reason: ExitReason
+    returncode: int | None
+    log_path: Path
+    detail: str = ""
+
+
+@dataclass(eq=False, slots=True)
+class _Run:
+    launch: LocalLaunch
+    job_path: Path
+    log_path: Path
+    queued: bool = True
+    stop_reason: ExitReason | None = None
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    reported: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class LocalRuntime:
+    """Runs launches as subprocesses, at most ``max_parallel`` at once, the rest waiting in FIFO order.
+
+    ``on_exit`` is awaited exactly once per launch that was queued; ``on_spawn`` right after a process starts,
+    with the ``runtime_ref`` ``local:<instance_id>:<pid>``. Exceptions from either are logged and ignored.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_parallel: int,
+        on_exit: Callable[[LocalExit], Awaitable[None]],
+        on_spawn: Callable[[RunKey, str], Awaitable[None]] | None = None,
+        stop_grace_seconds: float = 5.0,
+    ) -> None:
+        if max_parallel < 1:
+            raise ValueError("max_parallel must be at least 1")
+        if not stop_grace_seconds >= 0:
+            raise ValueError("stop_grace_seconds must not be negative")
+        self.instance_id: str = uuid.uuid4().hex
+        self._root = Path(root).absolute()
+        self._max_parallel = max_parallel
+        self._on_exit = on_exit
+        self._on_spawn = on_spawn
+        self._grace = stop_grace_seconds
+        self._runs: dict[RunKey, _Run] = {}  # queued or running
+        self._queue: deque[_Run] = deque()
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- layout ---------------------------------------------------------------------------------------
+
+    def run_dir(self, evaluation_id: str, index: int, provider_id: str, benchmark_id: str) -> Path:
+        for name, value in (
+            ("evaluation_id", evaluation_id),
+            ("provider_id", provider_id),
+            ("benchmark_id", benchmark_id),
+        ):
+            _check_component(name, value)
+        if index < 0:
+            raise ValueError(f"index must not be negative, got {index}")
+        return self._root / evaluation_id / str(index) / provider_id / benchmark_id
+
+    def log_path(self, evaluation_id: str, index: int, provider_id: str, benchmark_id: str) -> Path:
+        return self.run_dir(evaluation_id, index, provider_id, benchmark_id) / LOG_FILE_NAME
+
+    # -- public operations ----------------------------------------------------------------------------
+
+    async def launch(self, launch: LocalLaunch) -> Path:
+        """Write ``meta/job.json`` and queue the launch; returns the job.json path without waiting for a slot.
+
+        A launch of a key already queued or running is a no-op, and so is one older than the attempt that
+        is (a redelivered or stale dispatch). A newer attempt of a running index stops the old one first.
+        """
+        key = launch.key
+        if key.attempt < 1:
+            raise ValueError(f"attempt must be at least 1, got {key.attempt}")
+        if not launch.timeout_seconds > 0:
+            raise ValueError(f"timeout_seconds must be positive, got {launch.timeout_seconds}")
+        run_dir = self.run_dir(key.evaluation_id, key.index, launch.provider_id, launch.benchmark_id)
+        job_path = run_dir / "meta" / "job.json"
+        # Stopping the older attempt awaits, so everything is decided again after it.
+        while True:
+            if self._closed:
+                raise RuntimeError("the local runtime is closed")
+            if key in self._runs:
+                return job_path
+            same_index = [
+                run
+                for run in self._runs.values()
+                if run.launch.key.evaluation_id == key.evaluation_id and run.launch.key.index == key.index
+            ]
+            if not same_index:
+                break
+            if any(run.launch.key.attempt > key.attempt for run in same_index):
+                logger.info("ignoring launch of %s: a later attempt is active", key)
+                return job_path
+            await self._stop_runs(same_index, "stopped")
+        _write_json(job_path, launch.job_spec)
+        run = _Run(launch=launch, job_path=job_path, log_path=run_dir / LOG_FILE_NAME)
+        self._runs[key] = run
+        self._queue.append(run)
+        self._pump()
+        return job_path
+
+    async def stop(self, evaluation_id: str, index: int | None = None) -> None:
+        """Stop the evaluation's runs (or one index): queued ones are dropped, running ones terminated.
+
+        Returns once each has ended and its ``on_exit`` (reason ``stopped``) has been awaited.
+        """
+        runs = [
+            run
+            for run in self._runs.values()
+            if run.launch.key.evaluation_id == evaluation_id
+            and (index is None or run.launch.key.index == index)
+        ]
+        await self._stop_runs(runs, "stopped")
+
+    def active(self) -> set[RunKey]:
+        return set(self._runs)
+
+    def owns(self, runtime_ref: str) -> bool:
+        parsed = _parse_ref(runtime_ref)
+        return parsed is not None and parsed[0] == self.instance_id
+
+    async def kill_orphan(self, runtime_ref: str, key: RunKey) -> bool:
+        """Kill a process left by another (dead) instance, if it still carries ``key``'s marker.
+
+        Every process signalled is checked for the marker first, so a reused pid is never hit. Returns
+        whether the process was found with the marker. Refs of this instance are left alone (use stop).
+        """
+        parsed = _parse_ref(runtime_ref)
+        if parsed is None or parsed[0] == self.instance_id:
+            return False
+        pid = parsed[1]
+        marker = f"{_MARKER_VARIABLE}={_marker(key)}".encode()
+        if not _carries_marker(pid, marker):
+            return False
+        logger.info("killing orphan %s of %s", runtime_ref, key)
+        _signal_marked(pid, marker, signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._grace
+        while _marked_group(pid, marker) and loop.time() < deadline:
+            await asyncio.sleep(_ORPHAN_POLL_SECONDS)
+        _signal_marked(pid, marker, signal.SIGKILL)
+        return True
+
+    async def close(self) -> None:
+        """Hub shutdown: stop everything (reason ``shutdown``) and wait until every run has been reported."""
+        self._closed = True
+        await self._stop_runs(list(self._runs.values()), "shutdown")
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    # -- scheduling -----------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        while self._queue and self._running < self._max_parallel and not self._closed:
+            run = self._queue.popleft()
+            run.queued = False
+            self._running += 1
+            task = asyncio.create_task(self._execute(run), name=f"assay-local-{_marker(run.launch.key)}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _stop_runs(self, runs: list[_Run], reason: ExitReason) -> None:
+        dropped: list[_Run] = []
+        # Dequeue before any await so that a slot freed meanwhile cannot start one of these.
+        for run in runs:
+            if run.queued:
+                self._queue.remove(run)
+                run.queued = False
+                self._forget(run)
+                dropped.append(run)
+            elif not run.stop_requested.is_set():
+                run.stop_reason = reason
+                run.stop_requested.set()
+        for run in dropped:
+            await self._report(run, LocalExit(run.launch.key, reason, None, run.log_path))
+        for run in runs:
+            await run.done.wait()
+
+    def _forget(self, run: _Run) -> None:
+        if self._runs.get(run.launch.key) is run:
+            del self._runs[run.launch.key]
+
+    async def _report(self, run: _Run, exit_: LocalExit) -> None:
+        if run.reported:
+            return
+        run.reported = True
+        try:
+            await self._on_exit(exit_)
+        except Exception:
+            logger.exception("on_exit failed for %s", exit_.key)
+        finally:
+            run.done.set()
+
+    # -- one run --------------------------------------------------------------------------------------
+
+    async def _execute(self, run: _Run) -> None:
+        launch = run.launch
+        reason: ExitReason
+        returncode: int | None = None
+        detail = ""
+        try:
+            if run.stop_requested.is_set():
+                reason = run.stop_reason or "stopped"
+            else:
+                with run.log_path.open("ab") as log:
+                    writer = _LineWriter(log)
+                    if launch.key.attempt > 1 or os.fstat(log.fileno()).st_size > 0:
+                        writer.write_line(f"=== attempt {launch.key.attempt} ===")
+                    reason, returncode, detail = await self._supervise(run, writer)
+        except Exception as exc:
+            # Opening the log can fail (the run directory removed under us); the launch is still reported.
+            logger.exception("could not run %s", launch.key)
+            reason, returncode, detail = "spawn_failed", None, str(exc)
+        finally:
+            self._running -= 1
+            self._forget(run)
+            self._pump()
+        await self._report(run, LocalExit(launch.key, reason, returncode, run.log_path, detail))
+
+    async def _supervise(self, run: _Run, writer: _LineWriter) -> tuple[ExitReason, int | None, str]:
+        launch = run.launch
+        read_fd, write_fd = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                _SHELL,
+                "-c",
+                launch.command,
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=subprocess.STDOUT,
+                cwd=launch.cwd if launch.cwd is not None else run.job_path.parent.parent,
+                env=self._child_env(run),
+                start_new_session=True,
+            )
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            writer.write_line(f"=== spawn failed: {exc} ===")
+            writer.flush()
+            return "spawn_failed", None, str(exc)
+        os.close(write_fd)  # the child holds its copy; EOF comes when every holder is gone
+        pid = process.pid  # also the process group id: the child leads a new session
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + launch.timeout_seconds
+        reader = asyncio.create_task(_copy_output(read_fd, writer))
+        waiter = asyncio.create_task(process.wait())
+        reason: ExitReason = "exited"
+        try:
+            if self._on_spawn is not None:
+                try:
+                    await self._on_spawn(launch.key, f"{_REF_SCHEME}:{self.instance_id}:{pid}")
+                except Exception:
+                    logger.exception("on_spawn failed for %s", launch.key)
+            stopper = asyncio.create_task(run.stop_requested.wait())
+            remaining = None if math.isinf(deadline) else max(0.0, deadline - loop.time())
+            try:
+                done, _ = await asyncio.wait(
+                    {waiter, stopper}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                stopper.cancel()
+            if waiter not in done:
+                reason = (run.stop_reason or "stopped") if run.stop_requested.is_set() else "timeout"
+                await self._terminate(pid, waiter)
+            returncode = await waiter
+        except BaseException:
+            # Cancelled (the loop is going away without close()): leave no process behind.
+            _signal_group(pid, signal.SIGKILL)
+            reader.cancel()
+            waiter.cancel()
+            raise
+        # Leftovers in the group would outlive the run they belong to and keep the log pipe open.
+        _signal_group(pid, signal.SIGKILL)
+        await asyncio.wait({reader}, timeout=_DRAIN_SECONDS)
+        if not reader.done():
+            logger.warning("output of %s still open after it exited; no longer reading it", launch.key)
+            reader.cancel()
+            await asyncio.wait({reader})
+        elif not reader.cancelled() and reader.exception() is not None:
+            logger.error("reading the output of %s failed", launch.key, exc_info=reader.exception())
+        return reason, returncode, ""
+
+    async def _terminate(self, pgid: int, waiter: asyncio.Task[int]) -> None:
+        _signal_group(pgid, signal.SIGTERM)
+        await asyncio.wait({waiter}, timeout=self._grace)
+        if not waiter.done():
+            _signal_group(pgid, signal.SIGKILL)
+
+    def _child_env(self, run: _Run) -> dict[str, str]:
+        # Children inherit the hub's environment (PATH, HOME, credentials); this is not configuration.
+        env = dict(os.environ)  # noqa: TID251
+        env.update(run.launch.env)
+        env.update(
+            {
+                "EVALHUB_MODE": "local",
+                "EVALHUB_JOB_SPEC_PATH": str(run.job_path),
+                "PYTHONUNBUFFERED": "1",
+                _MARKER_VARIABLE: _marker(run.launch.key),
+            }
+        )
+        return env
+
+
+class _LineWriter:
+    """Appends output to the log one timestamped line at a time, capping lines at ``_MAX_LINE_BYTES``."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self._partial = bytearray()
+        self._dropped = 0
+
+    def feed(self, data: bytes) -> None:
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            self._take(data[start:end])
+            self._emit()
+            start = end + 1
+        self._take(data[start:])
+        self.flush()
+
+    def finish(self) -> None:
+        """Write a last line that had no newline."""
+        if self._file.closed:  # the run was torn down while its output was still being read
+            return
+        if self._partial or self._dropped:
+            self._emit()
+        self.flush()
+
+    def write_line(self, text: str) -> None:
+        self._file.write(f"{format_timestamp()} {text}\n".encode())
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def _take(self, piece: bytes) -> None:
+        room = max(0, _MAX_LINE_BYTES - len(self._partial))
+        self._partial += piece[:room]
+        self._dropped += max(0, len(piece) - room)
+
+    def _emit(self) -> None:
+        raw = bytes(self._partial)
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        text = raw.decode("utf-8", errors="replace")
+        if self._dropped:
+            text += f" [line truncated: {self._dropped} more bytes]"
+        self.write_line(text)
+        self._partial.clear()
+        self._dropped = 0
+
+
+async def _copy_output(read_fd: int, writer: _LineWriter) -> None:
+    loop = asyncio.get_running_loop()
+    pipe = os.fdopen(read_fd, "rb", buffering=0)
+    try:
+        stream = asyncio.StreamReader(limit=_READ_CHUNK)
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream), pipe)
+    except BaseException:
+        pipe.close()
+        raise
+    try:
+        while chunk := await stream.read(_READ_CHUNK):
+            writer.feed(chunk)
+    finally:
+        transport.close()
+        writer.finish()
+
+
+def _check_component(name: str, value: str) -> None:
+    if not value or value == "." or "/" in value or ".." in value or "\0" in value:
+        raise ValueError(f"{name} {value!r} cannot be used as a path component")
+
+
+def _marker(key: RunKey) -> str:
+    return f"{key.evaluation_id}/{key.index}/{key.attempt}"
+
+
+def _write_json(path: Path, document: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(document, indent=2, default=_plain) + "\n"
+    # Replace atomically: an adapter of a previous attempt may still be reading the old file.
+    scratch = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    try:
+        scratch.write_text(text, encoding="utf-8")
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _parse_ref(runtime_ref: str) -> tuple[str, int] | None:
+    parts = runtime_ref.split(":")
+    if len(parts) != 3 or parts[0] != _REF_SCHEME or not parts[1]:
+        return None
+    if not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) <= 0:
+        return None
+    return parts[1], int(parts[2])
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _carries_marker(pid: int, marker: bytes) -> bool:
+    try:
+        return marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def _process_group(pid: int) -> int | None:
+    """The process group of a live (not zombie) process, from ``/proc/<pid>/stat``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses; the fields after its last ")" are fixed.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if len(fields) < 3 or fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[2])
+
+
+def _marked_group(pid: int, marker: bytes) -> set[int]:
+    """``pid`` and the members of its process group that carry ``marker``, alive."""
+    found = {pid} if _process_group(pid) is not None and _carries_marker(pid, marker) else set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.isdigit() and _process_group(int(entry)) == pid and _carries_marker(int(entry), marker):
+            found.add(int(entry))
+    return found
+
+
+def _signal_marked(pid: int, marker: bytes, signum: signal.Signals) -> None:
+    for member in _marked_group(pid, marker):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(member, signum)

@@ -1,0 +1,416 @@
+"""Evaluation jobs and their benchmark runs in Postgres, changed only inside a row lock with the
+outbox events that announce the change (one transaction), and de-duplicated through the inbox."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.errors import UniqueViolation
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from assay.core import Tenant
+from assay.core.events import OutboxEvent
+from assay.core.plan import Plan
+from assay.core.states import BenchmarkRun
+from assay.errors import Conflict, NotFound
+from assay.store.catalogue import Groups
+
+_RUN_FIELDS = (
+    "status",
+    "attempt",
+    "phase",
+    "progress",
+    "current_step",
+    "total_steps",
+    "completed_steps",
+    "error_message",
+    "warning_message",
+    "started_at",
+    "completed_at",
+    "result",
+)
+_JSON_FIELDS = frozenset(
+    {"error_message", "warning_message", "result", "message", "results", "request", "plan"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """A benchmark run plus where the runtime put it."""
+
+    run: BenchmarkRun
+    dispatched_attempt: int = 0
+    runtime_ref: str | None = None
+    deadline_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationRecord:
+    id: str
+    tenant: str
+    owner: str | None
+    name: str
+    request: dict[str, Any]
+    plan: Plan
+    state: str
+    message: dict[str, Any]
+    results: dict[str, Any]
+    cancelled: bool
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    runs: tuple[RunRow, ...] = ()
+
+    def run(self, index: int) -> RunRow | None:
+        return self.runs[index] if 0 <= index < len(self.runs) else None
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationQuery:
+    state: Groups = ()
+    name: Groups = ()
+    tags: Groups = ()
+    owner: Groups = ()
+    experiment_id: Groups = ()
+    collection_id: Groups = ()
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(slots=True)
+class LockedEvaluation:
+    """One evaluation locked ``FOR UPDATE``: change it, emit events; all is written at commit."""
+
+    record: EvaluationRecord
+    duplicate: bool = False
+    _runs: dict[int, RunRow] = field(default_factory=dict)
+    _fields: dict[str, Any] = field(default_factory=dict)
+    _events: list[OutboxEvent] = field(default_factory=list)
+
+    def put(self, run: BenchmarkRun) -> None:
+        current = self._runs.get(run.index) or self.record.runs[run.index]
+        self._runs[run.index] = replace(current, run=run)
+
+    def put_row(self, row: RunRow) -> None:
+        self._runs[row.run.index] = row
+
+    def runs(self) -> list[BenchmarkRun]:
+        """The runs as they will be after commit."""
+        return [self._runs.get(row.run.index, row).run for row in self.record.runs]
+
+    def rows(self) -> list[RunRow]:
+        return [self._runs.get(row.run.index, row) for row in self.record.runs]
+
+    def set(self, **fields: Any) -> None:
+        self._fields.update(fields)
+
+    def current(self, name: str) -> Any:
+        return self._fields.get(name, getattr(self.record, name))
+
+    def emit(self, event: OutboxEvent) -> None:
+        self._events.append(event)
+
+    @property
+    def events(self) -> list[OutboxEvent]:
+        return list(self._events)
+
+
+def _row_to_run(row: dict[str, Any]) -> RunRow:
+    run = BenchmarkRun(
+        index=row["idx"],
+        provider_id=row["provider_id"],
+        benchmark_id=row["benchmark_id"],
+        **{name: row[name] for name in _RUN_FIELDS},
+    )
+    return RunRow(
+        run=run,
+        dispatched_attempt=row["dispatched_attempt"],
+        runtime_ref=row["runtime_ref"],
+        deadline_at=row["deadline_at"],
+    )
+
+
+def _record(row: dict[str, Any], runs: Sequence[RunRow]) -> EvaluationRecord:
+    return EvaluationRecord(
+        id=row["id"],
+        tenant=row["tenant"],
+        owner=row["owner"],
+        name=row["name"],
+        request=row["request"],
+        plan=Plan.model_validate(row["plan"]),
+        state=row["state"],
+        message=row["message"],
+        results=row["results"],
+        cancelled=row["cancelled"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        runs=tuple(runs),
+    )
+
+
+def _adapt(name: str, value: Any) -> Any:
+    return Jsonb(value) if name in _JSON_FIELDS and value is not None else value
+
+
+async def insert_events(conn: AsyncConnection[Any], events: Sequence[OutboxEvent]) -> None:
+    for event in events:
+        await conn.execute(
+            "INSERT INTO outbox (id, type, source, subject, partition_key, correlation_id, causation_id, data)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            [
+                event.id,
+                event.type,
+                event.source,
+                event.subject,
+                event.partition_key,
+                event.correlation_id,
+                event.causation_id,
+                Jsonb(event.data),
+            ],
+        )
+
+
+class EvaluationRepository:
+    """Evaluations of one tenant (``tenant`` given) or of all tenants (event handlers, sweep)."""
+
+    def __init__(self, pool: AsyncConnectionPool, tenant: Tenant | None) -> None:
+        self._pool = pool
+        self._tenant = tenant
+
+    def _scope(self) -> tuple[sql.Composable, list[Any]]:
+        if self._tenant is None:
+            return sql.SQL("TRUE"), []
+        return sql.SQL("tenant = %s"), [self._tenant.name]
+
+    async def _load(
+        self, conn: AsyncConnection[Any], evaluation_id: str, *, lock: bool
+    ) -> EvaluationRecord | None:
+        scope, params = self._scope()
+        query = sql.SQL("SELECT * FROM evaluations WHERE id = %s AND {}{}").format(
+            scope, sql.SQL(" FOR UPDATE") if lock else sql.SQL("")
+        )
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(query, [evaluation_id, *params])
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await cur.execute(
+            "SELECT * FROM benchmark_runs WHERE evaluation_id = %s ORDER BY idx", [evaluation_id]
+        )
+        runs = [_row_to_run(r) for r in await cur.fetchall()]
+        return _record(row, runs)
+
+    async def get(self, evaluation_id: str) -> EvaluationRecord:
+        async with self._pool.connection() as conn:
+            record = await self._load(conn, evaluation_id, lock=False)
+        if record is None:
+            raise NotFound(f"Evaluation job {evaluation_id!r} does not exist")
+        return record
+
+    async def find(self, evaluation_id: str) -> EvaluationRecord | None:
+        async with self._pool.connection() as conn:
+            return await self._load(conn, evaluation_id, lock=False)
+
+    async def create(
+        self,
+        record: EvaluationRecord,
+        *,
+        idempotency_key: str | None,
+        request_hash: str,
+        events: Sequence[OutboxEvent],
+    ) -> tuple[EvaluationRecord, bool]:
+        """Insert the job, a run per planned benchmark and ``events``, atomically.
+
+        With an ``idempotency_key`` already used by the tenant, returns the existing job and False
+        (or raises :class:`Conflict` when the key was used for a different request).
+        """
+        async with self._pool.connection() as conn:
+            try:
+                async with conn.transaction():
+                    await conn.execute(
+                        "INSERT INTO evaluations (id, tenant, owner, name, request, plan, state, message,"
+                        " tags, collection_id, experiment_id, idempotency_key, request_hash, created_at,"
+                        " updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                        [
+                            record.id,
+                            record.tenant,
+                            record.owner,
+                            record.name,
+                            Jsonb(record.request),
+                            Jsonb(record.plan.model_dump(mode="json")),
+                            record.state,
+                            Jsonb(record.message),
+                            list(record.request.get("tags", [])),
+                            record.plan.collection_id,
+                            record.results.get("mlflow_experiment_id"),
+                            idempotency_key,
+                            request_hash,
+                            record.created_at,
+                            record.created_at,
+                        ],
+                    )
+                    async with conn.cursor() as cur:
+                        await cur.executemany(
+                            "INSERT INTO benchmark_runs (evaluation_id, idx, provider_id, benchmark_id)"
+                            " VALUES (%s, %s, %s, %s)",
+                            [
+                                (record.id, r.run.index, r.run.provider_id, r.run.benchmark_id)
+                                for r in record.runs
+                            ],
+                        )
+                    await insert_events(conn, events)
+            except UniqueViolation:
+                if idempotency_key is None:
+                    raise
+                lookup = conn.cursor(row_factory=dict_row)
+                await lookup.execute(
+                    "SELECT id, request_hash FROM evaluations WHERE tenant = %s AND idempotency_key = %s",
+                    [record.tenant, idempotency_key],
+                )
+                existing = await lookup.fetchone()
+                if existing is None:  # deleted between the two statements
+                    raise Conflict("Idempotency-Key collided; retry the request") from None
+                if existing["request_hash"] != request_hash:
+                    raise Conflict(
+                        "This Idempotency-Key was already used for a different request",
+                        message_code="idempotency_key_reused",
+                    ) from None
+                found = await self._load(conn, existing["id"], lock=False)
+                assert found is not None
+                return found, False
+            created = await self._load(conn, record.id, lock=False)
+            assert created is not None
+            return created, True
+
+    @contextlib.asynccontextmanager
+    async def locked(
+        self, evaluation_id: str, *, inbox: tuple[str, str, str] | None = None
+    ) -> AsyncIterator[LockedEvaluation | None]:
+        """Lock the evaluation for one transaction and write what the caller changed on exit.
+
+        Yields None when the evaluation does not exist. With ``inbox=(handler, source, id)`` a
+        CloudEvent already applied by ``handler`` yields a unit marked ``duplicate`` (change nothing).
+        """
+        async with self._pool.connection() as conn, conn.transaction():
+            record = await self._load(conn, evaluation_id, lock=True)
+            if record is None:
+                yield None
+                return
+            unit = LockedEvaluation(record)
+            if inbox is not None:
+                cur = await conn.execute(
+                    "INSERT INTO inbox (handler, source, id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                    list(inbox),
+                )
+                unit.duplicate = cur.rowcount == 0
+            yield unit
+            if unit.duplicate:
+                return
+            await self._write(conn, unit)
+
+    async def _write(self, conn: AsyncConnection[Any], unit: LockedEvaluation) -> None:
+        for index, row in unit._runs.items():
+            old = unit.record.runs[index]
+            if row == old:
+                continue
+            values = {name: getattr(row.run, name) for name in _RUN_FIELDS}
+            values.update(
+                dispatched_attempt=row.dispatched_attempt,
+                runtime_ref=row.runtime_ref,
+                deadline_at=row.deadline_at,
+            )
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(name)) for name in values
+            )
+            await conn.execute(
+                sql.SQL(
+                    "UPDATE benchmark_runs SET {}, updated_at = now() WHERE evaluation_id = %s AND idx = %s"
+                ).format(assignments),
+                [*(_adapt(n, v) for n, v in values.items()), unit.record.id, index],
+            )
+        if unit._fields:
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(n)) for n in unit._fields
+            )
+            await conn.execute(
+                sql.SQL("UPDATE evaluations SET {}, updated_at = now() WHERE id = %s").format(assignments),
+                [*(_adapt(n, v) for n, v in unit._fields.items()), unit.record.id],
+            )
+        elif unit._runs:
+            await conn.execute("UPDATE evaluations SET updated_at = now() WHERE id = %s", [unit.record.id])
+        await insert_events(conn, unit._events)
+
+    async def delete(self, evaluation_id: str) -> bool:
+        scope, params = self._scope()
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                sql.SQL("DELETE FROM evaluations WHERE id = %s AND {}").format(scope),
+                [evaluation_id, *params],
+            )
+            return cur.rowcount > 0
+
+    async def open_ids(self) -> list[str]:
+        """Ids of evaluations not yet terminal (the sweep reconciles these)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id FROM evaluations WHERE state IN ('pending', 'running') ORDER BY created_at"
+            )
+            return [row[0] for row in await cur.fetchall()]
+
+    async def list(self, query: EvaluationQuery) -> tuple[list[EvaluationRecord], int]:
+        scope, params = self._scope()
+        clauses: list[sql.Composable] = [scope]
+        for column, groups in (
+            ("state", query.state),
+            ("name", query.name),
+            ("owner", query.owner),
+            ("experiment_id", query.experiment_id),
+            ("collection_id", query.collection_id),
+        ):
+            for group in groups:
+                clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
+                params.append(list(group))
+        for group in query.tags:
+            clauses.append(sql.SQL("tags && %s::text[]"))
+            params.append(list(group))
+        where = sql.SQL(" AND ").join(clauses)
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(sql.SQL("SELECT count(*) AS n FROM evaluations WHERE {}").format(where), params)
+            total = (await cur.fetchone() or {"n": 0})["n"]
+            await cur.execute(
+                sql.SQL(
+                    "SELECT * FROM evaluations WHERE {} ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s"
+                ).format(where),
+                [*params, query.limit, query.offset],
+            )
+            rows = await cur.fetchall()
+            ids = [r["id"] for r in rows]
+            await cur.execute(
+                "SELECT * FROM benchmark_runs WHERE evaluation_id = ANY(%s) ORDER BY evaluation_id, idx",
+                [ids],
+            )
+            runs: dict[str, list[RunRow]] = {}
+            for r in await cur.fetchall():
+                runs.setdefault(r["evaluation_id"], []).append(_row_to_run(r))
+        return [_record(r, runs.get(r["id"], [])) for r in rows], int(total)
+
+
+__all__ = [
+    "EvaluationQuery",
+    "EvaluationRecord",
+    "EvaluationRepository",
+    "LockedEvaluation",
+    "RunRow",
+    "insert_events",
+]

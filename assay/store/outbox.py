@@ -1,0 +1,121 @@
+"""The transactional outbox: events written with the change they announce, delivered afterwards.
+
+Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so concurrent publishers (replicas, the sweep)
+never deliver the same row at the same time; a failed delivery is retried with capped backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from assay.core.events import OutboxEvent
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    delivered: int
+    failed: int
+
+
+def _event(row: dict[str, Any]) -> OutboxEvent:
+    return OutboxEvent(
+        id=row["id"],
+        type=row["type"],
+        source=row["source"],
+        subject=row["subject"],
+        partition_key=row["partition_key"],
+        correlation_id=row["correlation_id"],
+        causation_id=row["causation_id"],
+        data=row["data"],
+    )
+
+
+class OutboxRepository:
+    def __init__(self, pool: AsyncConnectionPool, *, backoff_max_seconds: float = 300.0) -> None:
+        self._pool = pool
+        self._backoff_max = backoff_max_seconds
+
+    async def deliver_pending(
+        self,
+        deliver: Callable[[OutboxEvent], Awaitable[None]],
+        *,
+        ids: Sequence[str] | None = None,
+        older_than_seconds: float = 0.0,
+        limit: int = 100,
+    ) -> OutboxStats:
+        """Deliver up to ``limit`` undelivered events (only ``ids`` if given), oldest first.
+
+        Each row is claimed, delivered and marked in its own short transaction, so one slow or
+        failing event does not hold back the others.
+        """
+        delivered = failed = 0
+        for _ in range(limit):
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(
+                    "SELECT * FROM outbox WHERE published_at IS NULL AND next_attempt_at <= now()"
+                    " AND created_at <= now() - make_interval(secs => %s)"
+                    " AND (%s::text[] IS NULL OR id = ANY(%s::text[]))"
+                    " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    [
+                        older_than_seconds,
+                        list(ids) if ids is not None else None,
+                        list(ids) if ids is not None else None,
+                    ],
+                )
+                row = await cur.fetchone()
+                if row is None:
+                    break
+                try:
+                    await deliver(_event(row))
+                except Exception as exc:  # any failure: keep the row, try again later
+                    failed += 1
+                    delay = min(self._backoff_max, 0.5 * 2 ** min(row["attempts"], 20))
+                    await conn.execute(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = %s,"
+                        " next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
+                        [f"{type(exc).__name__}: {exc}"[:2000], delay, row["id"]],
+                    )
+                    continue
+                delivered += 1
+                await conn.execute(
+                    "UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL"
+                    " WHERE id = %s",
+                    [row["id"]],
+                )
+        return OutboxStats(delivered, failed)
+
+    async def pending(self) -> list[tuple[str, str, int, datetime]]:
+        """(id, type, attempts, created_at) of every undelivered event, for operators and tests."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, type, attempts, created_at FROM outbox WHERE published_at IS NULL ORDER BY seq"
+            )
+            return [(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
+
+    async def has_pending_for(self, evaluation_id: str) -> bool:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT 1 FROM outbox WHERE published_at IS NULL AND partition_key = %s LIMIT 1",
+                [evaluation_id],
+            )
+            return await cur.fetchone() is not None
+
+    async def prune(self, older_than_days: float = 7.0) -> int:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM outbox WHERE published_at < now() - %s * interval '1 day'", [older_than_days]
+            )
+            cur2 = await conn.execute(
+                "DELETE FROM inbox WHERE processed_at < now() - %s * interval '1 day'", [older_than_days]
+            )
+            return cur.rowcount + cur2.rowcount
+
+
+__all__ = ["OutboxRepository", "OutboxStats"]

@@ -1,0 +1,530 @@
+"""The local runtime against real subprocesses, and the reader of its timestamped log format."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from assay.runtimes import (
+    LocalExit,
+    LocalLaunch,
+    LocalRuntime,
+    RunKey,
+    format_timestamp,
+    read_log,
+    read_log_bounded,
+)
+
+T = TypeVar("T")
+STAMPED = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z ")
+PY = shlex.quote(sys.executable)
+WAIT_FOR_GO = "while [ ! -e go ]; do sleep 0.02; done"
+
+
+def drive(coro: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for a condition on the file system or the process table, which offers nothing to await."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.01)
+
+
+class Recorder:
+    """The hub's side of the callbacks: what was spawned and how each launch ended."""
+
+    def __init__(self) -> None:
+        self.exits: list[LocalExit] = []
+        self.spawns: list[tuple[RunKey, str]] = []
+        self._changed = asyncio.Condition()
+
+    async def on_exit(self, exit_: LocalExit) -> None:
+        self.exits.append(exit_)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def on_spawn(self, key: RunKey, ref: str) -> None:
+        self.spawns.append((key, ref))
+
+    async def wait_exits(self, count: int, timeout: float = 10.0) -> list[LocalExit]:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.exits) >= count), timeout)
+        return self.exits
+
+    def exit_of(self, key: RunKey) -> LocalExit:
+        (found,) = [exit_ for exit_ in self.exits if exit_.key == key]
+        return found
+
+
+def runtime(root: Path, recorder: Recorder, *, max_parallel: int = 4, grace: float = 0.5) -> LocalRuntime:
+    return LocalRuntime(
+        root,
+        max_parallel=max_parallel,
+        on_exit=recorder.on_exit,
+        on_spawn=recorder.on_spawn,
+        stop_grace_seconds=grace,
+    )
+
+
+def launch_of(
+    key: RunKey,
+    command: str,
+    *,
+    timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+    spec: Mapping[str, Any] | None = None,
+    cwd: Path | None = None,
+) -> LocalLaunch:
+    return LocalLaunch(
+        key=key,
+        provider_id="prov",
+        benchmark_id="bench",
+        command=command,
+        env=env or {},
+        job_spec=spec or {"id": key.evaluation_id},
+        timeout_seconds=timeout,
+        cwd=cwd,
+    )
+
+
+def log_of(rt: LocalRuntime, key: RunKey, *, timestamps: bool = False) -> str:
+    return read_log(
+        rt.log_path(key.evaluation_id, key.index, "prov", "bench"),
+        tail_lines=None,
+        since=None,
+        timestamps=timestamps,
+    )
+
+
+def process_group(pid: int) -> int | None:
+    """The group of a live process (zombies count as dead), read from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return None if fields[0] in ("Z", "X") else int(fields[2])
+
+
+def live_group_members(pgid: int) -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and process_group(int(p)) == pgid]
+
+
+# -- launching, environment and exit --------------------------------------------------------------------
+
+
+def test_job_spec_environment_and_clean_exit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSAY_TEST_INHERITED", "from-hub")
+    key = RunKey("eval-1", 0, 1)
+    spec = {"id": "eval-1", "benchmarks": [{"id": "bench", "parameters": {"limit": 5}}]}
+    command = "; ".join(
+        f'echo "{name}=${variable}"'
+        for name, variable in [
+            ("mode", "EVALHUB_MODE"),
+            ("spec", "EVALHUB_JOB_SPEC_PATH"),
+            ("run", "ASSAY_RUN"),
+            ("unbuffered", "PYTHONUNBUFFERED"),
+            ("extra", "EXTRA"),
+            ("inherited", "ASSAY_TEST_INHERITED"),
+        ]
+    )
+    command += '; echo "cwd=$(pwd)"'
+
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = runtime(tmp_path, recorder)
+        job_path = await rt.launch(
+            launch_of(key, command, env={"EXTRA": "x y", "EVALHUB_MODE": "k8s"}, spec=spec)
+        )
+        run_dir = tmp_path / "eval-1" / "0" / "prov" / "bench"
+        assert job_path == run_dir / "meta" / "job.json"
+        assert job_path.read_text() == json.dumps(spec, indent=2) + "\n"
+        [exit_] = await recorder.wait_exits(1)
+        assert (exit_.reason, exit_.returncode, exit_.detail) == ("exited", 0, "")
+        assert exit_.log_path == run_dir / "jobrun.log" == rt.log_path("eval-1", 0, "prov", "bench")
+        lines = log_of(rt, key).splitlines()
+        assert lines[:6] == [
+            "mode=local",
+            f"spec={job_path}",
+            "run=eval-1/0/1",
+            "unbuffered=1",
+            "extra=x y",
+            "inherited=from-hub",
+        ]
+        assert Path(lines[6].removeprefix("cwd=")).resolve() == run_dir.resolve()
+        [(spawned_key, ref)] = recorder.spawns
+        assert spawned_key == key
+        assert re.fullmatch(rf"local:{rt.instance_id}:\d+", ref)
+        assert rt.owns(ref)
+        assert not runtime(tmp_path, Recorder()).owns(ref)
+        assert not rt.owns("garbage")
+        assert rt.active() == set()
+
+    drive(scenario())
+
+
+def test_exit_codes_and_failing_callbacks_are_contained(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        exits: list[LocalExit] = []
+        done = asyncio.Event()
+
+        async def on_exit(exit_: LocalExit) -> None:
+            exits.append(exit_)
+            if len(exits) == 2:
+                done.set()
+            raise RuntimeError("the hub's handler broke")
+
+        async def on_spawn(key: RunKey, ref: str) -> None:
+            raise RuntimeError("the hub's spawn handler broke")
+
+        rt = LocalRuntime(tmp_path, max_parallel=1, on_exit=on_exit, on_spawn=on_spawn)
+        await rt.launch(launch_of(RunKey("e", 0, 1), "exit 3"))
+        await rt.launch(launch_of(RunKey("e", 1, 1), "true"))
+        await asyncio.wait_for(done.wait(), 10)
+        assert {(e.key.index, e.reason, e.returncode) for e in exits} == {(0, "exited", 3), (1, "exited", 0)}
+        await rt.close()
+
+    with caplog.at_level(logging.ERROR, logger="assay.runtimes.local"):
+        drive(scenario())
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("on_exit failed" in m for m in messages) == 2
+    assert sum("on_spawn failed" in m for m in messages) == 2
+
+
+def test_spawn_failure_and_invalid_launches(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = runtime(tmp_path, recorder)
+        key = RunKey("e", 0, 1)
+        await rt.launch(launch_of(key, "true", cwd=tmp_path / "missing"))
+        [exit_] = await recorder.wait_exits(1)
+        assert (exit_.reason, exit_.returncode) == ("spawn_failed", None)
+        assert "No such file or directory" in exit_.detail
+        assert "spawn failed" in log_of(rt, key)
+        assert recorder.spawns == []
+        for bad in ["a/b", "..", "x..y", "nul\0", "", "."]:
+            with pytest.raises(ValueError):
+                await rt.launch(launch_of(RunKey(bad, 0, 1), "true"))
+            with pytest.raises(ValueError):
+                rt.run_dir("e", 0, bad, "bench")
+        with pytest.raises(ValueError):
+            await rt.launch(launch_of(RunKey("e", 0, 0), "true"))
+        with pytest.raises(ValueError):
+            await rt.launch(launch_of(RunKey("e", -1, 1), "true"))
+        assert rt.active() == set()
+
+    drive(scenario())
+
+
+# -- logs -----------------------------------------------------------------------------------------------
+
+
+def test_log_lines_are_stamped_and_readable_while_running(tmp_path: Path) -> None:
+    command = (
+        "echo first; printf 'bad \\377\\376 bytes\\n'; "
+        f"{PY} -c 'print(\"x\" * 100000)'; echo err >&2; "
+        f"{WAIT_FOR_GO}; echo second; printf partial"
+    )
+
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = runtime(tmp_path, recorder)
+        key = RunKey("e", 0, 1)
+        job_path = await rt.launch(launch_of(key, command))
+        await until(lambda: "err" in log_of(rt, key).splitlines())
+        assert recorder.exits == []  # still running, and its lines are already there
+        raw = log_of(rt, key, timestamps=True).splitlines()
+        assert all(STAMPED.match(line) for line in raw)
+        lines = log_of(rt, key).splitlines()
+        assert lines[0] == "first"
+        assert lines[1] == "bad \ufffd\ufffd bytes"
+        assert lines[2] == "x" * 65536 + " [line truncated: 34464 more bytes]"
+        (job_path.parent.parent / "go").touch()
+        await recorder.wait_exits(1)
+        assert log_of(rt, key).splitlines()[-2:] == ["second", "partial"]
+
+    drive(scenario())
+
+
+def _write_log(path: Path, lines: list[str], *, final_newline: bool = True) -> None:
+    path.write_bytes(("\n".join(lines) + ("\n" if final_newline else "")).encode())
+
+
+def test_read_log_filters(tmp_path: Path) -> None:
+    path = tmp_path / "jobrun.log"
+    lines = [
+        "2026-01-01T00:00:00.000001Z one",
+        "2026-01-01T00:00:01.000000Z two",
+        "not stamped",
+        "2026-01-01T00:00:02.000000Z three",
+        "2026-01-01T00:00:03.000000Z ",
+        "2026-01-01T00:00:04.000000Z four",
+    ]
+    _write_log(path, lines, final_newline=False)
+
+    def read(**kwargs: Any) -> str:
+        options: dict[str, Any] = {"tail_lines": None, "since": None, "timestamps": False}
+        return read_log(path, **(options | kwargs))
+
+    assert read(timestamps=True) == "\n".join(lines) + "\n"
+    assert read() == "one\ntwo\nnot stamped\nthree\n\nfour\n"
+    assert read(tail_lines=2) == "\nfour\n"
+    assert read(tail_lines=0) == ""
+    assert read(since=datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC)) == "two\nnot stamped\nthree\n\nfour\n"
+    one_hour_east = timezone(timedelta(hours=1))
+    assert read(since=datetime(2026, 1, 1, 1, 0, 2, 1, tzinfo=one_hour_east), tail_lines=1) == "four\n"
+    assert read(since=datetime(2027, 1, 1, tzinfo=UTC)) == ""
+    assert read_log(tmp_path / "missing.log", tail_lines=None, since=None, timestamps=True) == ""
+    assert read_log_bounded(tmp_path / "missing.log") == ("", False)
+    assert (
+        format_timestamp(datetime(2026, 11, 22, 3, 35, 52, 123456, tzinfo=UTC))
+        == "2026-11-22T03:35:52.123456Z"
+    )
+
+
+def test_read_log_across_blocks_and_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "jobrun.log"
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    bodies = [f"line {i} " + "y" * (i % 97) for i in range(20000)]
+    bodies[12345] = "z" * 70000  # longer than a read block
+    lines = [f"{format_timestamp(start + timedelta(milliseconds=i))} {body}" for i, body in enumerate(bodies)]
+    _write_log(path, lines)
+
+    assert read_log(path, tail_lines=None, since=None, timestamps=True) == path.read_text()
+    assert read_log(path, tail_lines=None, since=None, timestamps=False) == "".join(f"{b}\n" for b in bodies)
+    assert read_log(path, tail_lines=3, since=None, timestamps=False) == "".join(
+        f"{b}\n" for b in bodies[-3:]
+    )
+    since = start + timedelta(milliseconds=12345)
+    assert read_log(path, tail_lines=None, since=since, timestamps=False).splitlines() == bodies[12345:]
+
+    text, truncated = read_log_bounded(path, timestamps=False, max_bytes=1000)
+    assert truncated
+    assert len(text.encode()) <= 1000
+    assert text.splitlines() == bodies[-len(text.splitlines()) :]
+    assert read_log_bounded(path, tail_lines=5, timestamps=False, max_bytes=10**9) == (
+        "".join(f"{b}\n" for b in bodies[-5:]),
+        False,
+    )
+
+    single = tmp_path / "single.log"
+    _write_log(single, ["a" * 1000 + "b"])
+    assert read_log_bounded(single, max_bytes=10) == ("a" * 8 + "b\n", True)
+
+
+# -- timeouts, stopping and shutdown --------------------------------------------------------------------
+
+
+def test_timeout_terminates_then_kills(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = runtime(tmp_path, recorder, grace=0.3)
+        polite, stubborn = RunKey("e", 0, 1), RunKey("e", 1, 1)
+        started = time.monotonic()
+        await rt.launch(launch_of(polite, "sleep 60", timeout=0.3))
+        await rt.launch(launch_of(stubborn, "trap '' TERM; sleep 60", timeout=0.3))
+        await recorder.wait_exits(2)
+        assert time.monotonic() - started < 5
+        assert recorder.exit_of(polite).reason == "timeout"
+        assert recorder.exit_of(polite).returncode == -15
+        assert recorder.exit_of(stubborn).reason == "timeout"
+        assert recorder.exit_of(stubborn).returncode == -9
+
+    drive(scenario())
+
+
+def test_stop_kills_the_group_and_drops_queued(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = runtime(tmp_path, recorder, max_parallel=1)
+        running, queued, other = RunKey("e", 0, 1), RunKey("e", 1, 1), RunKey("other", 0, 1)
+        job_path = await rt.launch(launch_of(running, "sleep 60 & echo $! > grandchild.pid; sleep 60"))
+        await rt.launch(launch_of(queued, "echo should-not-run"))
+        await rt.launch(launch_of(other, "echo ran"))
+        pid_file = job_path.parent.parent / "grandchild.pid"
+        await until(lambda: pid_file.exists() and pid_file.read_text().strip() != "")
+        grandchild = int(pid_file.read_text())
+        assert process_group(grandchild) is not None
+        assert rt.active() == {running, queued, other}
+
+        await rt.stop("e")
+        # stop() returns once both were reported
+        assert (recorder.exit_of(running).reason, recorder.exit_of(queued).reason) == ("stopped", "stopped")
+        killed = recorder.exit_of(running).returncode
+        assert killed is not None and killed < 0
+        assert recorder.exit_of(queued).returncode is None
+        await until(lambda: process_group(grandchild) is None)
+        assert [key for key, _ in recorder.spawns][:1] == [running]
+        assert queued not in [key for key, _ in recorder.spawns]
+
+        await recorder.wait_exits(3)
+        assert (recorder.exit_of(other).reason, recorder.exit_of(other).returncode) == ("exited", 0)
+        assert log_of(rt, other) == "ran\n"
+
+    drive(scenario())
+
+
+def test_stop_one_index_then_close(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = runtime(tmp_path, recorder, max_parallel=2)
+        keys = [RunKey("e", i, 1) for i in range(3)]
+        for key in keys:
+            await rt.launch(launch_of(key, "sleep 60"))
+        await until(lambda: len(recorder.spawns) == 2)
+        await rt.stop("e", 1)
+        assert [(e.key, e.reason) for e in recorder.exits] == [(keys[1], "stopped")]
+        await until(lambda: len(recorder.spawns) == 3)  # the queued one took the freed slot
+        await rt.close()
+        assert rt.active() == set()
+        assert {(e.key, e.reason) for e in recorder.exits} == {
+            (keys[0], "shutdown"),
+            (keys[1], "stopped"),
+            (keys[2], "shutdown"),
+        }
+        with pytest.raises(RuntimeError):
+            await rt.launch(launch_of(RunKey("e", 5, 1), "true"))
+
+    drive(scenario())
+
+
+def test_close_reports_queued_as_shutdown(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = runtime(tmp_path, recorder, max_parallel=1)
+        await rt.launch(launch_of(RunKey("e", 0, 1), "sleep 60"))
+        await rt.launch(launch_of(RunKey("e", 1, 1), "sleep 60"))
+        await until(lambda: len(recorder.spawns) == 1)
+        await rt.close()
+        assert sorted((e.key.index, e.reason, e.returncode is None) for e in recorder.exits) == [
+            (0, "shutdown", False),
+            (1, "shutdown", True),
+        ]
+
+    drive(scenario())
+
+
+# -- scheduling -----------------------------------------------------------------------------------------
+
+
+def test_max_parallel_bounds_running_processes(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = runtime(tmp_path / "runs", recorder, max_parallel=2)
+        for i in range(5):
+            command = f"echo start >> {events}; sleep 0.2; echo end >> {events}"
+            await rt.launch(launch_of(RunKey("e", i, 1), command))
+        assert len(rt.active()) == 5  # launch() queued them all without waiting for a slot
+        await recorder.wait_exits(5)
+        assert all(e.reason == "exited" and e.returncode == 0 for e in recorder.exits)
+
+    drive(scenario())
+    running, most = 0, 0
+    for event in events.read_text().split():
+        running += 1 if event == "start" else -1
+        most = max(most, running)
+    assert most == 2
+
+
+def test_queued_launches_start_in_order(tmp_path: Path) -> None:
+    order = tmp_path / "order"
+
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = runtime(tmp_path / "runs", recorder, max_parallel=1)
+        for i in range(4):
+            await rt.launch(launch_of(RunKey("e", i, 1), f"echo {i} >> {order}"))
+        await recorder.wait_exits(4)
+
+    drive(scenario())
+    assert order.read_text().split() == ["0", "1", "2", "3"]
+
+
+def test_relaunch_is_idempotent_and_next_attempt_replaces(tmp_path: Path) -> None:
+    command = f'echo "running $ASSAY_RUN"; {WAIT_FOR_GO}'
+
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = runtime(tmp_path, recorder)
+        first, second = RunKey("e", 0, 1), RunKey("e", 0, 2)
+        job_path = await rt.launch(launch_of(first, command, spec={"attempt": 1}))
+        await until(lambda: "running e/0/1" in log_of(rt, first))
+        assert await rt.launch(launch_of(first, command, spec={"attempt": "redelivered"})) == job_path
+        assert rt.active() == {first}
+        assert json.loads(job_path.read_text()) == {"attempt": 1}
+
+        await rt.launch(launch_of(second, command, spec={"attempt": 2}))
+        assert [(e.key, e.reason) for e in recorder.exits] == [(first, "stopped")]
+        assert json.loads(job_path.read_text()) == {"attempt": 2}
+        await rt.launch(launch_of(first, command))  # a stale dispatch of the older attempt
+        assert rt.active() == {second}
+
+        await until(lambda: "running e/0/2" in log_of(rt, second))
+        (job_path.parent.parent / "go").touch()
+        await recorder.wait_exits(2)
+        assert (recorder.exits[1].key, recorder.exits[1].reason, recorder.exits[1].returncode) == (
+            second,
+            "exited",
+            0,
+        )
+        assert [key for key, _ in recorder.spawns] == [first, second]
+        assert log_of(rt, second).splitlines() == ["running e/0/1", "=== attempt 2 ===", "running e/0/2"]
+
+    drive(scenario())
+
+
+# -- orphans of a dead instance ---------------------------------------------------------------------------
+
+
+def test_kill_orphan_needs_the_marker(tmp_path: Path) -> None:
+    key = RunKey("e", 0, 1)
+    marked = subprocess.Popen(
+        ["/bin/sh", "-c", "sleep 60 & sleep 60"],
+        env={**os.environ, "ASSAY_RUN": "e/0/1"},
+        start_new_session=True,
+    )
+    unmarked = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+
+        async def scenario() -> None:
+            rt = runtime(tmp_path, Recorder(), grace=0.5)
+            await until(lambda: len(live_group_members(marked.pid)) >= 2)
+            assert not await rt.kill_orphan(f"local:dead:{unmarked.pid}", key)
+            assert not await rt.kill_orphan(f"local:dead:{marked.pid}", RunKey("e", 0, 2))
+            assert not await rt.kill_orphan(f"local:{rt.instance_id}:{marked.pid}", key)
+            assert not await rt.kill_orphan("local:dead:not-a-pid", key)
+            assert not await rt.kill_orphan(f"elsewhere:dead:{marked.pid}", key)
+            assert marked.poll() is None and unmarked.poll() is None
+
+            assert await rt.kill_orphan(f"local:dead:{marked.pid}", key)
+            await until(lambda: live_group_members(marked.pid) == [])
+            assert unmarked.poll() is None
+
+        drive(scenario())
+        assert marked.wait(timeout=5) < 0
+    finally:
+        for process in (marked, unmarked):
+            if process.poll() is None:
+                os.killpg(process.pid, 9)
+            process.wait(timeout=5)
