@@ -92,8 +92,8 @@ def free_port() -> int:
 class LiveServer:
     """A real uvicorn server on loopback, in a thread, for clients that speak HTTP (eval-hub-sdk)."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -113,6 +113,36 @@ class LiveServer:
 
 
 @pytest.fixture()
-def live_hub(settings_for: Callable[..., Settings]) -> Iterator[LiveServer]:
-    with LiveServer(create_app(settings_for())) as server:
-        yield server
+def start_hub(settings_for: Callable[..., Settings]) -> Iterator[Callable[..., LiveServer]]:
+    """Start a whole local hub on a real loopback port (adapters call it back over HTTP)."""
+    started: list[LiveServer] = []
+
+    def start(**overrides: Any) -> LiveServer:
+        port = free_port()
+        settings = settings_for(port=port, **overrides)
+        server = LiveServer(create_app(settings), port).__enter__()
+        server.settings = settings  # type: ignore[attr-defined]
+        server.app = server.server.config.app  # type: ignore[attr-defined]
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture()
+def live_hub(start_hub: Callable[..., LiveServer]) -> LiveServer:
+    return start_hub()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
+        time.sleep(interval)

@@ -1,0 +1,268 @@
+"""One evaluation the whole way on the local hub: submit, dispatch, a real eval-hub-sdk adapter as a
+subprocess calling back over HTTP, aggregate, and the failure paths EvalHub 1.0.2 left hanging."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import FIXTURES, LiveServer, wait_for
+
+ADAPTER = FIXTURES / "adapters" / "exact_match" / "adapter.py"
+TERMINAL = {"completed", "failed", "cancelled", "partially_failed"}
+
+
+def exact_match_provider(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": "exact",
+        "name": "Exact match (test adapter)",
+        "runtime": {"local": {"command": f"{sys.executable} {ADAPTER}"}},
+        "benchmarks": [
+            {
+                "id": "qa",
+                "name": "Recorded QA",
+                "category": "knowledge",
+                "metrics": ["exact_match", "f1", "exact_match_stderr", "f1_stderr"],
+                "primary_score": {"metric": "exact_match", "scale": {"min": 0, "max": 1}},
+                "pass_criteria": {"threshold": 0.5},
+            },
+            {
+                "id": "qa_f1",
+                "name": "Recorded QA (F1)",
+                "category": "knowledge",
+                "metrics": ["exact_match", "f1"],
+                "primary_score": {"metric": "f1", "scale": {"min": 0, "max": 1}},
+                "pass_criteria": {"threshold": 0.9},
+            },
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+def job_body(*benchmarks: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "lifecycle",
+        "model": {"url": "http://127.0.0.1:9/v1", "name": "recorded-model"},
+        "benchmarks": list(benchmarks) or [{"id": "qa", "provider_id": "exact"}],
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture()
+def hub(live_hub: LiveServer) -> httpx.Client:
+    client = httpx.Client(base_url=live_hub.url, timeout=30)
+    assert client.post("/api/v1/evaluations/providers", json=exact_match_provider()).status_code == 201
+    return client
+
+
+def finished(client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    def terminal() -> dict[str, Any] | None:
+        job = client.get(f"/api/v1/evaluations/jobs/{job_id}").json()
+        return job if job["status"]["state"] in TERMINAL else None
+
+    return dict(wait_for(terminal, timeout=timeout))
+
+
+def submit(client: httpx.Client, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    response = client.post("/api/v1/evaluations/jobs", json=body, **kwargs)
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+def test_a_job_runs_to_completion_with_metrics_tests_and_composite(hub: httpx.Client) -> None:
+    created = submit(hub, job_body({"id": "qa", "provider_id": "exact"}, {"id": "qa_f1", "provider_id": "exact"}))
+    # Every benchmark has a pending entry from the start, so no client thinks the job is done early.
+    assert [b["status"] for b in created["status"]["benchmarks"]] == ["pending", "pending"]
+    assert created["status"]["state"] == "pending"
+
+    job = finished(hub, created["resource"]["id"])
+    assert job["status"]["state"] == "completed"
+    assert job["status"]["message"]["message_code"] == "evaluation_job_completed"
+    entries = job["status"]["benchmarks"]
+    assert all(b["status"] == "completed" and b["progress"] == 1.0 for b in entries)
+    assert all(b["started_at"] and b["completed_at"] for b in entries)  # stamped by the server
+    assert job["status"]["started_at"] and job["status"]["completed_at"]
+
+    qa, qa_f1 = job["results"]["benchmarks"]
+    assert 0 < qa["metrics"]["exact_match"] < 1
+    assert qa["metrics"]["f1"] >= qa["metrics"]["exact_match"]
+    assert qa["test"]["evaluated"] is True
+    assert qa["test"]["primary_score_metric"] == "exact_match"
+    assert qa["test"]["pass"] is (qa["metrics"]["exact_match"] >= 0.5)
+    assert qa["test"]["stderr"] == qa["metrics"]["exact_match_stderr"]
+    assert qa["test"]["confidence_interval"]["low"] < qa["metrics"]["exact_match"] < qa["test"]["confidence_interval"]["high"]
+    assert qa_f1["test"]["primary_score_metric"] == "f1"
+    assert qa_f1["test"]["threshold"] == 0.9
+
+    composite = job["results"]["test"]
+    expected = (qa["metrics"]["exact_match"] + qa_f1["metrics"]["f1"]) / 2
+    assert composite["score"] == pytest.approx(expected, rel=1e-12)
+    assert composite["coverage"] == 1.0
+    assert composite["pass"] is (expected >= 0.5)
+    assert qa["fingerprint"].startswith("sha256:") and qa["fingerprint"] != qa_f1["fingerprint"]
+
+
+def test_logs_of_the_adapter_are_served(hub: httpx.Client) -> None:
+    job = finished(hub, submit(hub, job_body())["resource"]["id"])
+    whole = hub.get(f"/api/v1/evaluations/jobs/{job['resource']['id']}/logs")
+    assert whole.status_code == 200
+    assert whole.headers["content-type"].startswith("text/plain")
+    assert f"=== pod={job['resource']['id']}-0 container=local benchmark_id=qa ===" in whole.text
+    one = hub.get(f"/api/v1/evaluations/jobs/{job['resource']['id']}/benchmarks/0/logs", params={"timestamps": "true"})
+    assert one.status_code == 200 and one.text.startswith("20")
+    assert hub.get(f"/api/v1/evaluations/jobs/{job['resource']['id']}/benchmarks/7/logs").status_code == 404
+    bad = hub.get(f"/api/v1/evaluations/jobs/{job['resource']['id']}/logs", params={"tail_lines": "0"})
+    assert bad.status_code == 400 and bad.json()["message_code"] == "query_parameter_value_invalid"
+
+
+@pytest.mark.parametrize(
+    ("fail", "code"),
+    [
+        ("silent_exit", "adapter_exit_nonzero"),
+        ("exit0_no_results", "results_not_delivered"),
+        ("exception", "evaluation_error"),
+    ],
+)
+def test_an_adapter_that_fails_or_vanishes_fails_the_benchmark_with_a_reason(
+    hub: httpx.Client, fail: str, code: str
+) -> None:
+    body = job_body({"id": "qa", "provider_id": "exact", "parameters": {"fail": fail}})
+    job = finished(hub, submit(hub, body)["resource"]["id"])
+    assert job["status"]["state"] == "failed"
+    assert job["status"]["message"]["message_code"] == "evaluation_job_failed"
+    entry = job["status"]["benchmarks"][0]
+    assert entry["status"] == "failed"
+    assert entry["error_message"]["message_code"] == code
+    # A failed job still gets a composite: the failure counts, and coverage says how much ran.
+    assert job["results"]["test"]["coverage"] == 0.0
+    assert job["results"]["test"]["pass"] is False
+
+
+def test_partial_failure_is_scored_with_coverage(hub: httpx.Client) -> None:
+    body = job_body(
+        {"id": "qa", "provider_id": "exact", "weight": 3},
+        {"id": "qa_f1", "provider_id": "exact", "parameters": {"fail": "exception"}},
+    )
+    job = finished(hub, submit(hub, body)["resource"]["id"])
+    assert job["status"]["state"] == "partially_failed"
+    composite = job["results"]["test"]
+    em = job["results"]["benchmarks"][0]["metrics"]["exact_match"]
+    assert composite["score"] == pytest.approx(3 * em / 4)
+    assert composite["coverage"] == pytest.approx(0.75)
+    assert composite["benchmarks_not_scored"] == 1
+
+
+def test_timeout_stops_the_adapter_and_fails_the_benchmark(hub: httpx.Client) -> None:
+    body = job_body({"id": "qa", "provider_id": "exact", "parameters": {"sleep_seconds": 60}, "timeout_seconds": 1})
+    job = finished(hub, submit(hub, body)["resource"]["id"], timeout=30)
+    assert job["status"]["benchmarks"][0]["error_message"]["message_code"] == "benchmark_timeout"
+
+
+def test_cancel_stops_running_benchmarks_and_a_finished_job_cannot_be_cancelled(
+    hub: httpx.Client, live_hub: LiveServer
+) -> None:
+    body = job_body(
+        {"id": "qa", "provider_id": "exact", "parameters": {"sleep_seconds": 60}},
+        {"id": "qa_f1", "provider_id": "exact", "parameters": {"sleep_seconds": 60}},
+    )
+    job_id = submit(hub, body)["resource"]["id"]
+    runner = live_hub.app.state.hub.lifecycle.runtime  # type: ignore[attr-defined]
+    wait_for(lambda: runner.is_active(job_id, 0, 1) and runner.is_active(job_id, 1, 1))
+    wait_for(lambda: hub.get(f"/api/v1/evaluations/jobs/{job_id}").json()["status"]["state"] == "running")
+
+    assert hub.delete(f"/api/v1/evaluations/jobs/{job_id}").status_code == 204
+    job = hub.get(f"/api/v1/evaluations/jobs/{job_id}").json()
+    assert job["status"]["state"] == "cancelled"
+    assert job["status"]["message"]["message_code"] == "evaluation_job_cancelled"
+    assert {b["status"] for b in job["status"]["benchmarks"]} == {"cancelled"}
+    wait_for(lambda: not runner.is_active(job_id, 0, 1) and not runner.is_active(job_id, 1, 1), timeout=20)
+    assert hub.delete(f"/api/v1/evaluations/jobs/{job_id}").status_code == 204  # idempotent
+
+    done = finished(hub, submit(hub, job_body())["resource"]["id"])
+    refused = hub.delete(f"/api/v1/evaluations/jobs/{done['resource']['id']}")
+    assert refused.status_code == 409
+    assert refused.json()["message_code"] == "job_can_not_be_updated"
+    assert "completed" in refused.json()["message"]
+    # The refused cancel touched nothing: the logs are still there.
+    assert "=== pod=" in hub.get(f"/api/v1/evaluations/jobs/{done['resource']['id']}/logs").text
+    assert hub.delete(f"/api/v1/evaluations/jobs/{done['resource']['id']}", params={"hard_delete": "true"}).status_code == 204
+    assert hub.get(f"/api/v1/evaluations/jobs/{done['resource']['id']}").status_code == 404
+
+
+def test_retry_reruns_only_the_failed_benchmarks(hub: httpx.Client, tmp_path: Path) -> None:
+    dataset = tmp_path / "late.jsonl"
+    body = job_body(
+        {"id": "qa", "provider_id": "exact"},
+        {"id": "qa_f1", "provider_id": "exact", "parameters": {"dataset": str(dataset)}},
+    )
+    job = finished(hub, submit(hub, body)["resource"]["id"])
+    job_id = job["resource"]["id"]
+    assert job["status"]["state"] == "partially_failed"
+    first_qa = job["results"]["benchmarks"][0]
+    assert hub.post(f"/api/v1/evaluations/jobs/{job_id}/retry").status_code == 202  # nothing fixed yet
+
+    job = finished(hub, job_id)
+    assert job["status"]["benchmarks"][1]["attempt"] == 2
+    dataset.write_text((FIXTURES / "adapters" / "exact_match" / "dataset.jsonl").read_text())
+    retried = hub.post(f"/api/v1/evaluations/jobs/{job_id}/retry")
+    assert retried.status_code == 202
+    assert retried.json()["status"]["benchmarks"][0]["status"] == "completed"  # kept, not rerun
+
+    job = finished(hub, job_id)
+    assert job["status"]["state"] == "completed"
+    assert job["status"]["benchmarks"][0]["attempt"] == 1
+    assert job["status"]["benchmarks"][1]["attempt"] == 3
+    assert job["results"]["benchmarks"][0] == first_qa
+    assert job["results"]["test"]["coverage"] == 1.0
+    again = hub.post(f"/api/v1/evaluations/jobs/{job_id}/retry")
+    assert again.status_code == 409 and again.json()["message_code"] == "nothing_to_retry"
+
+
+def test_idempotency_key_returns_the_same_job(hub: httpx.Client) -> None:
+    headers = {"Idempotency-Key": "ci-run-42"}
+    first = submit(hub, job_body(), headers=headers)
+    second = hub.post("/api/v1/evaluations/jobs", json=job_body(), headers=headers)
+    assert second.status_code == 202
+    assert second.json()["resource"]["id"] == first["resource"]["id"]
+    assert second.headers["idempotent-replayed"] == "true"
+    other = hub.post("/api/v1/evaluations/jobs", json=job_body(name="different"), headers=headers)
+    assert other.status_code == 409 and other.json()["message_code"] == "idempotency_key_reused"
+    assert hub.get("/api/v1/evaluations/jobs").json()["total_count"] == 1
+
+
+def test_late_and_foreign_events_are_acknowledged_or_refused_without_harm(hub: httpx.Client) -> None:
+    job = finished(hub, submit(hub, job_body())["resource"]["id"])
+    job_id = job["resource"]["id"]
+    late = {"benchmark_status_event": {"provider_id": "exact", "id": "qa", "status": "running"}}
+    assert hub.post(f"/api/v1/evaluations/jobs/{job_id}/events", json=late).status_code == 204
+    assert hub.get(f"/api/v1/evaluations/jobs/{job_id}").json() == job
+    stray = {"benchmark_status_event": {"provider_id": "exact", "id": "nope", "status": "running"}}
+    running = submit(hub, job_body({"id": "qa", "provider_id": "exact", "parameters": {"sleep_seconds": 30}}))
+    answer = hub.post(f"/api/v1/evaluations/jobs/{running['resource']['id']}/events", json=stray)
+    assert answer.status_code == 422 and answer.json()["message_code"] == "unknown_benchmark"
+    assert hub.post("/api/v1/evaluations/jobs/nope/events", json=late).status_code == 404
+    malformed = hub.post(f"/api/v1/evaluations/jobs/{job_id}/events", json={"benchmark_status_event": {"id": "qa"}})
+    assert malformed.status_code == 400
+    hub.delete(f"/api/v1/evaluations/jobs/{running['resource']['id']}")
+
+
+def test_list_filters_and_newest_first(hub: httpx.Client, make_client: Callable[..., Any]) -> None:
+    a = submit(hub, job_body(name="a", tags=["nightly"]))
+    b = submit(hub, job_body(name="b"))
+    finished(hub, a["resource"]["id"])
+    finished(hub, b["resource"]["id"])
+    listed = hub.get("/api/v1/evaluations/jobs").json()
+    assert [j["name"] for j in listed["items"]] == ["b", "a"]
+    assert [j["name"] for j in hub.get("/api/v1/evaluations/jobs", params={"tags": "nightly"}).json()["items"]] == ["a"]
+    assert hub.get("/api/v1/evaluations/jobs", params={"status": "completed|failed"}).json()["total_count"] == 2
+    assert hub.get("/api/v1/evaluations/jobs", params={"status": "running"}).json()["total_count"] == 0
+    assert hub.get("/api/v1/evaluations/jobs", params={"sort": "x"}).status_code == 400
+    other_tenant = hub.get("/api/v1/evaluations/jobs", headers={"X-Tenant": "team-b"}).json()
+    assert other_tenant["total_count"] == 0
