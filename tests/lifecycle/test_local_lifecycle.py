@@ -77,7 +77,9 @@ def submit(client: httpx.Client, body: dict[str, Any], **kwargs: Any) -> dict[st
 
 
 def test_a_job_runs_to_completion_with_metrics_tests_and_composite(hub: httpx.Client) -> None:
-    created = submit(hub, job_body({"id": "qa", "provider_id": "exact"}, {"id": "qa_f1", "provider_id": "exact"}))
+    created = submit(
+        hub, job_body({"id": "qa", "provider_id": "exact"}, {"id": "qa_f1", "provider_id": "exact"})
+    )
     # Every benchmark has a pending entry from the start, so no client thinks the job is done early.
     assert [b["status"] for b in created["status"]["benchmarks"]] == ["pending", "pending"]
     assert created["status"]["state"] == "pending"
@@ -97,7 +99,11 @@ def test_a_job_runs_to_completion_with_metrics_tests_and_composite(hub: httpx.Cl
     assert qa["test"]["primary_score_metric"] == "exact_match"
     assert qa["test"]["pass"] is (qa["metrics"]["exact_match"] >= 0.5)
     assert qa["test"]["stderr"] == qa["metrics"]["exact_match_stderr"]
-    assert qa["test"]["confidence_interval"]["low"] < qa["metrics"]["exact_match"] < qa["test"]["confidence_interval"]["high"]
+    assert (
+        qa["test"]["confidence_interval"]["low"]
+        < qa["metrics"]["exact_match"]
+        < qa["test"]["confidence_interval"]["high"]
+    )
     assert qa_f1["test"]["primary_score_metric"] == "f1"
     assert qa_f1["test"]["threshold"] == 0.9
 
@@ -115,7 +121,9 @@ def test_logs_of_the_adapter_are_served(hub: httpx.Client) -> None:
     assert whole.status_code == 200
     assert whole.headers["content-type"].startswith("text/plain")
     assert f"=== pod={job['resource']['id']}-0 container=local benchmark_id=qa ===" in whole.text
-    one = hub.get(f"/api/v1/evaluations/jobs/{job['resource']['id']}/benchmarks/0/logs", params={"timestamps": "true"})
+    one = hub.get(
+        f"/api/v1/evaluations/jobs/{job['resource']['id']}/benchmarks/0/logs", params={"timestamps": "true"}
+    )
     assert one.status_code == 200 and one.text.startswith("20")
     assert hub.get(f"/api/v1/evaluations/jobs/{job['resource']['id']}/benchmarks/7/logs").status_code == 404
     bad = hub.get(f"/api/v1/evaluations/jobs/{job['resource']['id']}/logs", params={"tail_lines": "0"})
@@ -160,7 +168,9 @@ def test_partial_failure_is_scored_with_coverage(hub: httpx.Client) -> None:
 
 
 def test_timeout_stops_the_adapter_and_fails_the_benchmark(hub: httpx.Client) -> None:
-    body = job_body({"id": "qa", "provider_id": "exact", "parameters": {"sleep_seconds": 60}, "timeout_seconds": 1})
+    body = job_body(
+        {"id": "qa", "provider_id": "exact", "parameters": {"sleep_seconds": 60}, "timeout_seconds": 1}
+    )
     job = finished(hub, submit(hub, body)["resource"]["id"], timeout=30)
     assert job["status"]["benchmarks"][0]["error_message"]["message_code"] == "benchmark_timeout"
 
@@ -192,7 +202,12 @@ def test_cancel_stops_running_benchmarks_and_a_finished_job_cannot_be_cancelled(
     assert "completed" in refused.json()["message"]
     # The refused cancel touched nothing: the logs are still there.
     assert "=== pod=" in hub.get(f"/api/v1/evaluations/jobs/{done['resource']['id']}/logs").text
-    assert hub.delete(f"/api/v1/evaluations/jobs/{done['resource']['id']}", params={"hard_delete": "true"}).status_code == 204
+    assert (
+        hub.delete(
+            f"/api/v1/evaluations/jobs/{done['resource']['id']}", params={"hard_delete": "true"}
+        ).status_code
+        == 204
+    )
     assert hub.get(f"/api/v1/evaluations/jobs/{done['resource']['id']}").status_code == 404
 
 
@@ -248,7 +263,9 @@ def test_late_and_foreign_events_are_acknowledged_or_refused_without_harm(hub: h
     answer = hub.post(f"/api/v1/evaluations/jobs/{running['resource']['id']}/events", json=stray)
     assert answer.status_code == 422 and answer.json()["message_code"] == "unknown_benchmark"
     assert hub.post("/api/v1/evaluations/jobs/nope/events", json=late).status_code == 404
-    malformed = hub.post(f"/api/v1/evaluations/jobs/{job_id}/events", json={"benchmark_status_event": {"id": "qa"}})
+    malformed = hub.post(
+        f"/api/v1/evaluations/jobs/{job_id}/events", json={"benchmark_status_event": {"id": "qa"}}
+    )
     assert malformed.status_code == 400
     hub.delete(f"/api/v1/evaluations/jobs/{running['resource']['id']}")
 
@@ -260,8 +277,12 @@ def test_list_filters_and_newest_first(hub: httpx.Client, make_client: Callable[
     finished(hub, b["resource"]["id"])
     listed = hub.get("/api/v1/evaluations/jobs").json()
     assert [j["name"] for j in listed["items"]] == ["b", "a"]
-    assert [j["name"] for j in hub.get("/api/v1/evaluations/jobs", params={"tags": "nightly"}).json()["items"]] == ["a"]
-    assert hub.get("/api/v1/evaluations/jobs", params={"status": "completed|failed"}).json()["total_count"] == 2
+    assert [
+        j["name"] for j in hub.get("/api/v1/evaluations/jobs", params={"tags": "nightly"}).json()["items"]
+    ] == ["a"]
+    assert (
+        hub.get("/api/v1/evaluations/jobs", params={"status": "completed|failed"}).json()["total_count"] == 2
+    )
     assert hub.get("/api/v1/evaluations/jobs", params={"status": "running"}).json()["total_count"] == 0
     assert hub.get("/api/v1/evaluations/jobs", params={"sort": "x"}).status_code == 400
     other_tenant = hub.get("/api/v1/evaluations/jobs", headers={"X-Tenant": "team-b"}).json()

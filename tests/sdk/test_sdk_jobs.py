@@ -20,7 +20,9 @@ from tests.sdk.test_evalhub_sdk import _evalhub
 
 
 def _with_provider(live_hub: LiveServer) -> None:
-    created = httpx.post(f"{live_hub.url}/api/v1/evaluations/providers", json=exact_match_provider(), timeout=30)
+    created = httpx.post(
+        f"{live_hub.url}/api/v1/evaluations/providers", json=exact_match_provider(), timeout=30
+    )
     assert created.status_code == 201, created.text
 
 
@@ -68,6 +70,9 @@ def test_cli_eval_run_wait_returns_when_the_job_finishes(live_hub: LiveServer, t
 
     failing = _evalhub(live_hub, tmp_path, *base, "-p", "fail=exception")
     assert failing.returncode == 1, failing.stdout + failing.stderr  # the CLI exits 1 on a failed job
-    states = [j["status"]["state"] for j in httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs", timeout=30).json()["items"]]
+    states = [
+        j["status"]["state"]
+        for j in httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs", timeout=30).json()["items"]
+    ]
     assert states == ["failed", "completed"]
     assert json.loads(json.dumps(states))  # plain JSON all the way
