@@ -1,0 +1,99 @@
+"""Kill the local hub with SIGKILL in the middle of a run, start it again: every job ends terminal and
+explained, nothing stays running forever, and work that had not started yet still runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import free_port, wait_for
+from tests.lifecycle.test_local_lifecycle import exact_match_provider, job_body
+
+pytestmark = pytest.mark.slow
+
+
+def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("ASSAY_")}
+    env["ASSAY_LOCAL_MAX_PARALLEL"] = "1"  # the second benchmark waits in the runtime's queue
+    hub = subprocess.Popen(
+        [str(Path(sys.executable).with_name("assay")), "up", "--port", str(port), "--data-dir", str(data_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def healthy() -> bool:
+        assert hub.poll() is None, "the hub exited"
+        try:
+            return bool(httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200)
+        except httpx.HTTPError:
+            return False
+
+    wait_for(healthy, timeout=60, interval=0.2)
+    return hub
+
+
+def adapters_of(job_id: str) -> list[int]:
+    """Pids of live processes started for ``job_id`` (the runtime marks each with ASSAY_RUN)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if f"ASSAY_RUN={job_id}/".encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def test_sigkill_mid_run_then_restart_ends_every_job_terminal_and_explained(tmp_path: Path) -> None:
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api/v1/evaluations"
+    hub = start(tmp_path, port)
+    try:
+        assert httpx.post(f"{api}/providers", json=exact_match_provider(), timeout=10).status_code == 201
+        body = job_body(
+            {"id": "qa", "provider_id": "exact", "parameters": {"sleep_seconds": 120}},
+            {"id": "qa_f1", "provider_id": "exact"},
+        )
+        job_id = httpx.post(f"{api}/jobs", json=body, timeout=10).json()["resource"]["id"]
+
+        def first_running() -> bool:
+            job: dict[str, Any] = httpx.get(f"{api}/jobs/{job_id}", timeout=10).json()
+            return job["status"]["benchmarks"][0].get("phase") == "running_evaluation"
+
+        wait_for(first_running, timeout=60, interval=0.2)
+        assert adapters_of(job_id), "the adapter should be running"
+    finally:
+        hub.send_signal(signal.SIGKILL)
+        hub.wait(timeout=10)
+
+    hub = start(tmp_path, port)
+    try:
+
+        def terminal() -> dict[str, Any] | None:
+            job: dict[str, Any] = httpx.get(f"{api}/jobs/{job_id}", timeout=10).json()
+            return job if job["status"]["state"] in ("completed", "failed", "partially_failed") else None
+
+        job = wait_for(terminal, timeout=90, interval=0.2)
+        lost, queued = job["status"]["benchmarks"]
+        assert lost["status"] == "failed"
+        assert lost["error_message"]["message_code"] == "runtime_lost"
+        assert "retry" in lost["error_message"]["message"]
+        assert queued["status"] == "completed"  # it had not started: it was launched again, not failed
+        assert job["status"]["state"] == "partially_failed"
+        assert job["results"]["test"]["coverage"] == pytest.approx(0.5)
+        wait_for(lambda: not adapters_of(job_id), timeout=30)  # the orphan was found and stopped
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        assert hub.wait(timeout=30) == 0
