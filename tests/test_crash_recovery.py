@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,17 @@ def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("ASSAY_")}
     env["ASSAY_LOCAL_MAX_PARALLEL"] = "1"  # the second benchmark waits in the runtime's queue
     hub = subprocess.Popen(
-        [str(Path(sys.executable).with_name("assay")), "up", "--port", str(port), "--data-dir", str(data_dir)],
+        [
+            str(Path(sys.executable).with_name("assay")),
+            "up",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(data_dir / "hub.log").open("ab"),
     )
 
     def healthy() -> bool:
@@ -85,7 +91,11 @@ def test_sigkill_mid_run_then_restart_ends_every_job_terminal_and_explained(tmp_
             job: dict[str, Any] = httpx.get(f"{api}/jobs/{job_id}", timeout=10).json()
             return job if job["status"]["state"] in ("completed", "failed", "partially_failed") else None
 
-        job = wait_for(terminal, timeout=90, interval=0.2)
+        try:
+            job = wait_for(terminal, timeout=90, interval=0.2)
+        except AssertionError:
+            job = httpx.get(f"{api}/jobs/{job_id}", timeout=10).json()
+            raise AssertionError(f"{job['status']}\n{(tmp_path / 'hub.log').read_text()[-6000:]}") from None
         lost, queued = job["status"]["benchmarks"]
         assert lost["status"] == "failed"
         assert lost["error_message"]["message_code"] == "runtime_lost"

@@ -65,7 +65,9 @@ class MetricScale(WireModel):
 
 class PrimaryScore(WireModel):
     metric: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    lower_is_better: bool = False
+    lower_is_better: bool | None = Field(
+        None, description="Absent: inherited from the next level (job -> collection -> provider), else false."
+    )
     scale: MetricScale | None = None
 
 

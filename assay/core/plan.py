@@ -7,6 +7,7 @@ about a job already accepted (EvalHub 1.0.2 re-read the collection live).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Mapping
@@ -176,9 +177,10 @@ def build_plan(
                     f"metric {config.metric!r} is not one of {base.id!r}'s metrics {benchmark.metrics}",
                 )
             )
-        parameters = dict(base.parameters)
+        # Deep copies: the plan must not share anything with the request or the catalogue objects.
+        parameters = copy.deepcopy(base.parameters)
         if override is not None:
-            parameters.update(override.parameters)
+            parameters.update(copy.deepcopy(override.parameters))
         num_examples = parameters.pop("num_examples", None)
         weight = base.weight if base.weight is not None else 1.0
         if override is not None and override.weight is not None:
@@ -222,7 +224,7 @@ def build_plan(
             score=FrozenScore(
                 metric=config.metric,
                 lower_is_better=config.lower_is_better,
-                scale=config.scale,
+                scale=config.scale.model_copy(deep=True) if config.scale else None,
                 threshold=config.threshold,
             ),
             runtime=frozen_runtime,

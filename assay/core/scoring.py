@@ -43,7 +43,7 @@ def resolve_score_config(layers: Sequence[ScoreLayer]) -> ScoreConfig:
     lower_is_better = False
     for layer in layers:
         score = layer.primary_score
-        if score is not None and score.metric == metric and "lower_is_better" in score.model_fields_set:
+        if score is not None and score.metric == metric and score.lower_is_better is not None:
             lower_is_better = score.lower_is_better
             break
     scale = next(
@@ -68,7 +68,8 @@ _STDERR_SUFFIXES = ("_stderr", "_se", "_std_err")
 def normalise(value: float, scale: MetricScale, lower_is_better: bool) -> float:
     """``value`` on [0, 1] where 1 is best: min-max over the metric's scale, clamped, then flipped if
     lower is better. float64 throughout."""
-    unit = (float(value) - scale.min) / (scale.max - scale.min)
+    # Halved operands: max - min of a scale spanning most of the float range would overflow to inf.
+    unit = (float(value) / 2 - scale.min / 2) / (scale.max / 2 - scale.min / 2)
     unit = min(1.0, max(0.0, unit))
     return 1.0 - unit if lower_is_better else unit
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, cast
 from urllib.parse import urlencode
@@ -53,11 +53,11 @@ async def caller(request: Request) -> Caller:
     return Caller(tenant=tenant, user=user, store=database_of(request).scoped(tenant))
 
 
-def strict_query(*allowed: str) -> Callable[[Request], None]:
+def strict_query(*allowed: str) -> Callable[[Request], Awaitable[None]]:
     """A dependency refusing query parameters outside ``allowed`` with 400 ``query_bad_parameter``."""
     names = frozenset(allowed)
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:  # async: FastAPI would run a sync one in a thread
         unknown = sorted({k for k in request.query_params if k not in names})
         if unknown:
             raise InvalidQuery(

@@ -123,7 +123,18 @@ class LockedEvaluation:
         return list(self._events)
 
 
+# One round trip per job: its runs come along as a JSON array (timestamps as ISO strings).
+_WITH_RUNS = sql.SQL(
+    "e.*, coalesce((SELECT json_agg(to_jsonb(r) - 'evaluation_id' ORDER BY r.idx)"
+    " FROM benchmark_runs r WHERE r.evaluation_id = e.id), '[]'::json) AS runs"
+)
+_TIMESTAMPS = ("started_at", "completed_at", "deadline_at")
+
+
 def _row_to_run(row: dict[str, Any]) -> RunRow:
+    for name in _TIMESTAMPS:
+        if isinstance(row.get(name), str):
+            row[name] = datetime.fromisoformat(row[name])
     run = BenchmarkRun(
         index=row["idx"],
         provider_id=row["provider_id"],
@@ -138,7 +149,8 @@ def _row_to_run(row: dict[str, Any]) -> RunRow:
     )
 
 
-def _record(row: dict[str, Any], runs: Sequence[RunRow]) -> EvaluationRecord:
+def _record(row: dict[str, Any]) -> EvaluationRecord:
+    runs = [_row_to_run(r) for r in row["runs"]]
     return EvaluationRecord(
         id=row["id"],
         tenant=row["tenant"],
@@ -196,19 +208,13 @@ class EvaluationRepository:
         self, conn: AsyncConnection[Any], evaluation_id: str, *, lock: bool
     ) -> EvaluationRecord | None:
         scope, params = self._scope()
-        query = sql.SQL("SELECT * FROM evaluations WHERE id = %s AND {}{}").format(
-            scope, sql.SQL(" FOR UPDATE") if lock else sql.SQL("")
+        query = sql.SQL("SELECT {} FROM evaluations e WHERE id = %s AND {}{}").format(
+            _WITH_RUNS, scope, sql.SQL(" FOR UPDATE") if lock else sql.SQL("")
         )
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(query, [evaluation_id, *params])
         row = await cur.fetchone()
-        if row is None:
-            return None
-        await cur.execute(
-            "SELECT * FROM benchmark_runs WHERE evaluation_id = %s ORDER BY idx", [evaluation_id]
-        )
-        runs = [_row_to_run(r) for r in await cur.fetchall()]
-        return _record(row, runs)
+        return _record(row) if row is not None else None
 
     async def get(self, evaluation_id: str) -> EvaluationRecord:
         async with self._pool.connection() as conn:
@@ -316,7 +322,9 @@ class EvaluationRepository:
             yield unit
             if unit.duplicate:
                 return
-            await self._write(conn, unit)
+            # Pipelined: the updates and the outbox rows travel in one round trip.
+            async with conn.pipeline():
+                await self._write(conn, unit)
 
     async def _write(self, conn: AsyncConnection[Any], unit: LockedEvaluation) -> None:
         for index, row in unit._runs.items():
@@ -390,20 +398,12 @@ class EvaluationRepository:
             total = (await cur.fetchone() or {"n": 0})["n"]
             await cur.execute(
                 sql.SQL(
-                    "SELECT * FROM evaluations WHERE {} ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s"
-                ).format(where),
+                    "SELECT {} FROM evaluations e WHERE {} ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s"
+                ).format(_WITH_RUNS, where),
                 [*params, query.limit, query.offset],
             )
             rows = await cur.fetchall()
-            ids = [r["id"] for r in rows]
-            await cur.execute(
-                "SELECT * FROM benchmark_runs WHERE evaluation_id = ANY(%s) ORDER BY evaluation_id, idx",
-                [ids],
-            )
-            runs: dict[str, list[RunRow]] = {}
-            for r in await cur.fetchall():
-                runs.setdefault(r["evaluation_id"], []).append(_row_to_run(r))
-        return [_record(r, runs.get(r["id"], [])) for r in rows], int(total)
+        return [_record(r) for r in rows], int(total)
 
 
 __all__ = [
