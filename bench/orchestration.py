@@ -75,6 +75,7 @@ class HubRun:
     wall: float = 0.0
     job_ids: list[str] = field(default_factory=list)
     hub_cpu: float = 0.0  # CPU seconds of the hub and its database server during the timed run
+    machine_cpu: float = 0.0  # CPU seconds of the whole machine during the timed run (adapters included)
 
 
 def free_port() -> int:
@@ -258,6 +259,13 @@ async def drive(base_url: str, count: int, concurrency: int, poll: float, job_ti
     return run
 
 
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine so far (user + nice + system + irq + softirq), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default)."""
     ordered = sorted(values)
@@ -286,11 +294,12 @@ def measure(name: str, start: Starter, args: argparse.Namespace) -> HubRun:
                 job_ids += warmup.job_ids
                 if any(o.state != "completed" for o in warmup.outcomes):
                     raise HubError(f"warm-up did not complete: {summarise(warmup)}\n{hub.log_tail(10)}")
-            cpu_before = hub.cpu_seconds()
+            cpu_before, machine_before = hub.cpu_seconds(), machine_cpu_seconds()
             run = asyncio.run(
                 drive(hub.base_url, args.n, args.concurrency, args.poll_interval, args.job_timeout)
             )
             run.hub_cpu = hub.cpu_seconds() - cpu_before
+            run.machine_cpu = machine_cpu_seconds() - machine_before
             run.name = name
             job_ids += run.job_ids
             if any(o.state != "completed" for o in run.outcomes):
@@ -336,8 +345,10 @@ def report(run: HubRun) -> None:
             f"  submit -> completed: p50 {percentile(latencies, 0.5) * 1000:.0f} ms   "
             f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms   mean {statistics.fmean(latencies) * 1000:.0f} ms"
         )
+    per_eval = 1000 / max(1, len(run.outcomes))
     print(
-        f"  hub CPU: {run.hub_cpu:.2f} s ({run.hub_cpu / max(1, len(run.outcomes)) * 1000:.0f} ms per evaluation)"
+        f"  hub CPU: {run.hub_cpu * per_eval:.0f} ms per evaluation;"
+        f" whole machine: {run.machine_cpu * per_eval:.0f} ms per evaluation (adapters and client included)"
     )
     print(f"  failed (not completed): {len(run.outcomes) - len(latencies)}")
 

@@ -55,9 +55,32 @@ class Publisher:
         self._deliver = deliver
         self._interval = interval_seconds
         self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
 
     def kick(self) -> None:
         self._wake.set()
+
+    def deliver_soon(self, events: Sequence[OutboxEvent]) -> None:
+        """Deliver just-committed events in a task of their own, straight from memory, so that events
+        of different evaluations go out concurrently; each is marked published once delivered. One
+        that fails stays in the outbox, where the loop (which leaves fresh rows alone) retries it."""
+        task = asyncio.get_running_loop().create_task(self._deliver_now(list(events)))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _deliver_now(self, events: list[OutboxEvent]) -> None:
+        delivered: list[str] = []
+        for event in events:
+            try:
+                await self._deliver(event)
+            except Exception:
+                log.warning("delivering event %s failed; the outbox keeps it", event.id, exc_info=True)
+                continue
+            delivered.append(event.id)
+        try:
+            await self._outbox.mark_published(delivered)
+        except Exception:  # delivered but not marked: it will be delivered again, which handlers absorb
+            log.warning("marking %d event(s) published failed", len(delivered), exc_info=True)
 
     async def flush(
         self, ids: Sequence[str] | None = None, *, older_than_seconds: float = 0.0
@@ -71,12 +94,15 @@ class Publisher:
             if stats.delivered + stats.failed < 100:
                 return total
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set: on every kick, and every ``interval`` for rows due a retry."""
+    async def run(self, stop: asyncio.Event, *, older_than_seconds: float = 0.0) -> None:
+        """Deliver until ``stop`` is set: on every kick, and every ``interval`` for rows due a retry.
+
+        With ``older_than_seconds`` the loop leaves fresh rows to :meth:`deliver_soon`.
+        """
         while not stop.is_set():
             self._wake.clear()  # before flushing, so a kick during the flush is not lost
             try:
-                await self.flush()
+                await self.flush(older_than_seconds=older_than_seconds)
             except Exception:
                 log.exception("outbox delivery failed; retrying")
             waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
@@ -84,6 +110,11 @@ class Publisher:
                 await asyncio.wait(waiters, timeout=self._interval, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
+
+    async def drain(self) -> None:
+        """Wait for deliveries started by :meth:`deliver_soon`."""
+        if self._inflight:
+            await asyncio.wait(set(self._inflight))
 
 
 __all__ = ["HttpSink", "Publisher"]

@@ -26,6 +26,8 @@ from assay.store import Database
 
 log = logging.getLogger(__name__)
 
+_RETRY_AFTER_SECONDS = 2.0
+
 
 @dataclass(slots=True)
 class Hub:
@@ -42,6 +44,7 @@ class Hub:
         """Stop the runtime first (its exits are recorded while the database is still open)."""
         if self.lifecycle.runtime is not None:
             await self.lifecycle.runtime.close()
+        await self.publisher.drain()
         self._stop.set()
         for task in self._tasks:
             task.cancel()
@@ -80,7 +83,7 @@ async def start_local_hub(settings: Settings, database: Database) -> Hub:
     publisher_box: list[Publisher] = []
 
     async def publish(events: Sequence[OutboxEvent]) -> None:
-        publisher_box[0].kick()
+        publisher_box[0].deliver_soon(events)
 
     ctx = Lifecycle(
         settings=settings, database=database, runtime=None, publish=publish, deliver=broker.deliver
@@ -100,7 +103,9 @@ async def start_local_hub(settings: Settings, database: Database) -> Hub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(hub._stop.wait(), timeout=settings.sweep_interval_seconds)
 
-    hub._tasks.append(asyncio.create_task(publisher.run(hub._stop), name="assay-publisher"))
+    # Fresh rows go out through deliver_soon; the loop retries what that could not deliver.
+    loop = publisher.run(hub._stop, older_than_seconds=_RETRY_AFTER_SECONDS)
+    hub._tasks.append(asyncio.create_task(loop, name="assay-publisher"))
     hub._tasks.append(asyncio.create_task(sweeping(), name="assay-sweep"))
     return hub
 

@@ -22,6 +22,7 @@ class LocalRunner:
     def __init__(self, ctx: Lifecycle, root: Path) -> None:
         self._ctx = ctx
         self._root = root
+        self._timeouts: dict[RunKey, float] = {}
         settings = ctx.settings
         self._runtime = LocalRuntime(
             root,
@@ -32,10 +33,12 @@ class LocalRunner:
         )
 
     async def _spawned(self, key: RunKey, runtime_ref: str) -> None:
-        await runtime_spawned(self._ctx, key.evaluation_id, key.index, key.attempt, runtime_ref)
+        timeout = self._timeouts.get(key, self._ctx.settings.benchmark_timeout_seconds)
+        await runtime_spawned(self._ctx, key.evaluation_id, key.index, key.attempt, runtime_ref, timeout)
 
     async def _exited(self, exit_: LocalExit) -> None:
         key = exit_.key
+        self._timeouts.pop(key, None)
         await runtime_exited(
             self._ctx, key.evaluation_id, key.index, key.attempt, exit_.reason, exit_.returncode, exit_.detail
         )
@@ -47,15 +50,18 @@ class LocalRunner:
         spec = job_spec(
             evaluation.id, evaluation.request, planned, callback_url=self._ctx.settings.callback_base_url()
         )
+        key = RunKey(evaluation.id, planned.index, attempt)
+        timeout = planned.timeout_seconds or self._ctx.settings.benchmark_timeout_seconds
+        self._timeouts[key] = timeout
         await self._runtime.launch(
             LocalLaunch(
-                key=RunKey(evaluation.id, planned.index, attempt),
+                key=key,
                 provider_id=planned.provider_id,
                 benchmark_id=planned.id,
                 command=command,
                 env=planned.runtime.local_env,
                 job_spec=spec,
-                timeout_seconds=planned.timeout_seconds or self._ctx.settings.benchmark_timeout_seconds,
+                timeout_seconds=timeout,
             )
         )
 

@@ -94,24 +94,11 @@ async def record_event(
 
 
 async def runtime_spawned(
-    ctx: Lifecycle, evaluation_id: str, index: int, attempt: int, runtime_ref: str
+    ctx: Lifecycle, evaluation_id: str, index: int, attempt: int, runtime_ref: str, timeout_seconds: float
 ) -> None:
     """The runtime started the run's process: remember where, and when it must be done by."""
-    async with ctx.database.evaluations.locked(evaluation_id) as unit:
-        if unit is None:
-            return
-        row = unit.record.runs[index]
-        if row.run.attempt != attempt or row.run.terminal:
-            return
-        timeout = unit.record.plan.benchmarks[index].timeout_seconds or ctx.settings.benchmark_timeout_seconds
-        unit.put_row(
-            replace(
-                row,
-                runtime_ref=runtime_ref,
-                dispatched_attempt=max(row.dispatched_attempt, attempt),
-                deadline_at=ctx.clock() + timedelta(seconds=timeout),
-            )
-        )
+    deadline = ctx.clock() + timedelta(seconds=timeout_seconds)
+    await ctx.database.evaluations.record_spawn(evaluation_id, index, attempt, runtime_ref, deadline)
 
 
 _EXIT_FAILURES: dict[str, tuple[str, str]] = {
@@ -140,6 +127,9 @@ async def runtime_exited(
     with a code saying why (EvalHub 1.0.2 left such jobs pending forever)."""
     if reason == "stopped":
         return  # stopped on purpose: cancelled, superseded by a retry, or reaped after finishing
+    current = await ctx.database.evaluations.run_status(evaluation_id, index)
+    if current is None or current[1] != attempt or current[0] in ("completed", "failed", "cancelled"):
+        return  # the usual case: the adapter reported its result before exiting
     events = []
     async with ctx.database.evaluations.locked(evaluation_id) as unit:
         if unit is None:

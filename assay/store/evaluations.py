@@ -170,6 +170,14 @@ def _record(row: dict[str, Any]) -> EvaluationRecord:
     )
 
 
+def _run_columns(row: RunRow) -> dict[str, Any]:
+    values = {name: getattr(row.run, name) for name in _RUN_FIELDS}
+    values.update(
+        dispatched_attempt=row.dispatched_attempt, runtime_ref=row.runtime_ref, deadline_at=row.deadline_at
+    )
+    return values
+
+
 def _adapt(name: str, value: Any) -> Any:
     return Jsonb(value) if name in _JSON_FIELDS and value is not None else value
 
@@ -307,44 +315,50 @@ class EvaluationRepository:
         Yields None when the evaluation does not exist. With ``inbox=(handler, source, id)`` a
         CloudEvent already applied by ``handler`` yields a unit marked ``duplicate`` (change nothing).
         """
-        async with self._pool.connection() as conn, conn.transaction():
-            record = await self._load(conn, evaluation_id, lock=True)
-            if record is None:
-                yield None
-                return
-            unit = LockedEvaluation(record)
+        # Pipelined: BEGIN, the inbox insert and the locking read go out together, and so do the
+        # writes with COMMIT; a change costs two round trips.
+        async with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
+            seen = None
             if inbox is not None:
-                cur = await conn.execute(
+                seen = await conn.execute(
                     "INSERT INTO inbox (handler, source, id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                     list(inbox),
                 )
-                unit.duplicate = cur.rowcount == 0
-            yield unit
-            if unit.duplicate:
+            scope, params = self._scope()
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                sql.SQL("SELECT {} FROM evaluations e WHERE id = %s AND {} FOR UPDATE").format(
+                    _WITH_RUNS, scope
+                ),
+                [evaluation_id, *params],
+            )
+            await pipeline.sync()
+            row = await cur.fetchone()
+            if row is None:
+                yield None
                 return
-            # Pipelined: the updates and the outbox rows travel in one round trip.
-            async with conn.pipeline():
+            unit = LockedEvaluation(_record(row))
+            unit.duplicate = seen is not None and seen.rowcount == 0
+            yield unit
+            if not unit.duplicate:
                 await self._write(conn, unit)
 
     async def _write(self, conn: AsyncConnection[Any], unit: LockedEvaluation) -> None:
         for index, row in unit._runs.items():
             old = unit.record.runs[index]
-            if row == old:
+            before, after = _run_columns(old), _run_columns(row)
+            # Only the columns that changed: a concurrent single-column update is not overwritten.
+            changed = {name: value for name, value in after.items() if before[name] != value}
+            if not changed:
                 continue
-            values = {name: getattr(row.run, name) for name in _RUN_FIELDS}
-            values.update(
-                dispatched_attempt=row.dispatched_attempt,
-                runtime_ref=row.runtime_ref,
-                deadline_at=row.deadline_at,
-            )
             assignments = sql.SQL(", ").join(
-                sql.SQL("{} = %s").format(sql.Identifier(name)) for name in values
+                sql.SQL("{} = %s").format(sql.Identifier(name)) for name in changed
             )
             await conn.execute(
                 sql.SQL(
                     "UPDATE benchmark_runs SET {}, updated_at = now() WHERE evaluation_id = %s AND idx = %s"
                 ).format(assignments),
-                [*(_adapt(n, v) for n, v in values.items()), unit.record.id, index],
+                [*(_adapt(n, v) for n, v in changed.items()), unit.record.id, index],
             )
         if unit._fields:
             assignments = sql.SQL(", ").join(
@@ -366,6 +380,34 @@ class EvaluationRepository:
                 [evaluation_id, *params],
             )
             return cur.rowcount > 0
+
+    async def record_spawn(
+        self, evaluation_id: str, index: int, attempt: int, runtime_ref: str, deadline_at: datetime
+    ) -> bool:
+        """Note where a run's process runs and its deadline, unless the run moved on meanwhile.
+
+        One statement, no job lock: nothing else about the job changes."""
+        async with self._pool.connection() as conn:
+            # The job's row lock first, as every locked change takes it: no interleaving with those.
+            cur = await conn.execute(
+                "WITH job AS (SELECT id FROM evaluations WHERE id = %s FOR UPDATE)"
+                " UPDATE benchmark_runs SET runtime_ref = %s, deadline_at = %s,"
+                " dispatched_attempt = greatest(dispatched_attempt, attempt), updated_at = now()"
+                " WHERE evaluation_id = (SELECT id FROM job) AND idx = %s AND attempt = %s"
+                " AND status NOT IN ('completed', 'failed', 'cancelled')",
+                [evaluation_id, runtime_ref, deadline_at, index, attempt],
+            )
+            return cur.rowcount > 0
+
+    async def run_status(self, evaluation_id: str, index: int) -> tuple[str, int] | None:
+        """(status, attempt) of one run, read without locking."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT status, attempt FROM benchmark_runs WHERE evaluation_id = %s AND idx = %s",
+                [evaluation_id, index],
+            )
+            row = await cur.fetchone()
+            return (str(row[0]), int(row[1])) if row is not None else None
 
     async def open_ids(self) -> list[str]:
         """Ids of evaluations not yet terminal (the sweep reconciles these)."""

@@ -36,6 +36,10 @@ def _event(row: dict[str, Any]) -> OutboxEvent:
     )
 
 
+# A claimed row is not offered again for this long; if its deliverer died, it is redelivered after.
+_LEASE_SECONDS = 60.0
+
+
 class OutboxRepository:
     def __init__(self, pool: AsyncConnectionPool, *, backoff_max_seconds: float = 300.0) -> None:
         self._pool = pool
@@ -51,45 +55,63 @@ class OutboxRepository:
     ) -> OutboxStats:
         """Deliver up to ``limit`` undelivered events (only ``ids`` if given), oldest first.
 
-        Each row is claimed, delivered and marked in its own short transaction, so one slow or
-        failing event does not hold back the others.
+        Each row is claimed with a lease, delivered, then marked; a failed delivery is retried with
+        capped exponential backoff, and a deliverer that dies leaves the row to be redelivered once
+        its lease ends. Delivery is therefore at least once, and handlers are idempotent.
         """
         delivered = failed = 0
+        if ids is not None:
+            limit = min(limit, len(ids))  # no extra claim that can only come back empty
         for _ in range(limit):
-            async with self._pool.connection() as conn, conn.transaction():
+            # Claim with a lease in one statement and let the connection go before delivering: a
+            # handler needs connections of its own, and many deliveries may run at once.
+            async with self._pool.connection() as conn:
                 cur = conn.cursor(row_factory=dict_row)
                 await cur.execute(
-                    "SELECT * FROM outbox WHERE published_at IS NULL AND next_attempt_at <= now()"
+                    "UPDATE outbox SET attempts = attempts + 1,"
+                    " next_attempt_at = now() + make_interval(secs => %s)"
+                    " WHERE id = (SELECT id FROM outbox WHERE published_at IS NULL AND next_attempt_at <= now()"
                     " AND created_at <= now() - make_interval(secs => %s)"
                     " AND (%s::text[] IS NULL OR id = ANY(%s::text[]))"
-                    " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *",
                     [
+                        _LEASE_SECONDS,
                         older_than_seconds,
-                        list(ids) if ids is not None else None,
-                        list(ids) if ids is not None else None,
+                        ids_param := list(ids) if ids is not None else None,
+                        ids_param,
                     ],
                 )
                 row = await cur.fetchone()
-                if row is None:
-                    break
-                try:
-                    await deliver(_event(row))
-                except Exception as exc:  # any failure: keep the row, try again later
-                    failed += 1
-                    delay = min(self._backoff_max, 0.5 * 2 ** min(row["attempts"], 20))
+            if row is None:
+                break
+            try:
+                await deliver(_event(row))
+            except Exception as exc:  # any failure: keep the row, try again later
+                failed += 1
+                delay = min(self._backoff_max, 0.5 * 2 ** min(row["attempts"] - 1, 20))
+                async with self._pool.connection() as conn:
                     await conn.execute(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = %s,"
-                        " next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
+                        "UPDATE outbox SET last_error = %s, next_attempt_at = now() + make_interval(secs => %s)"
+                        " WHERE id = %s",
                         [f"{type(exc).__name__}: {exc}"[:2000], delay, row["id"]],
                     )
-                    continue
-                delivered += 1
+                continue
+            delivered += 1
+            async with self._pool.connection() as conn:
                 await conn.execute(
-                    "UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL"
-                    " WHERE id = %s",
-                    [row["id"]],
+                    "UPDATE outbox SET published_at = now(), last_error = NULL WHERE id = %s", [row["id"]]
                 )
         return OutboxStats(delivered, failed)
+
+    async def mark_published(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE outbox SET published_at = now(), attempts = attempts + 1"
+                " WHERE id = ANY(%s) AND published_at IS NULL",
+                [list(ids)],
+            )
 
     async def pending(self) -> list[tuple[str, str, int, datetime]]:
         """(id, type, attempts, created_at) of every undelivered event, for operators and tests."""
