@@ -1,0 +1,175 @@
+"""The jobs API refuses what cannot run, up front and naming each field, and freezes what it accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from fastapi.testclient import TestClient
+
+from assay.http import SUBMIT, create_app
+from assay.settings import Settings
+from tests.conftest import free_port, wait_for
+
+MODEL = {"url": "http://127.0.0.1:9/v1", "name": "m"}
+
+
+def job(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "j",
+        "model": MODEL,
+        "benchmarks": [{"id": "bench_a", "provider_id": "demo"}],
+    }
+    body.update(overrides)
+    return body
+
+
+def refused(client: TestClient, body: Any, status: int = 400) -> dict[str, Any]:
+    response = client.post("/api/v1/evaluations/jobs", json=body)
+    assert response.status_code == status, response.text
+    return dict(response.json())
+
+
+def paths(error: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["path"], e["code"]) for e in error["errors"]]
+
+
+def test_malformed_jobs_name_every_problem(client: TestClient) -> None:
+    error = refused(client, job(pass_critera={"threshold": 0.5}, model={"name": "m", "url": "not a url"}))
+    assert ("pass_critera", "unknown_field") in paths(error)
+    assert ("model.url", "invalid") in paths(error)
+    assert "benchmarks or a collection" in refused(client, {"name": "j", "model": MODEL})["message"]
+    both = job(collection={"id": "demo-suite"})
+    assert "not both" in refused(client, both)["message"]
+    assert "at least one" in refused(client, job(benchmarks=[]))["message"]
+    negative = refused(client, job(benchmarks=[{"id": "bench_a", "provider_id": "demo", "weight": -1}]))
+    assert ("benchmarks[0].weight", "min") in paths(negative)
+
+
+def test_references_are_checked_before_anything_is_stored(client: TestClient) -> None:
+    missing_provider = refused(client, job(benchmarks=[{"id": "x", "provider_id": "nope"}]), 404)
+    assert missing_provider["message_code"] == "resource_not_found"
+    missing_benchmark = refused(client, job(benchmarks=[{"id": "nope", "provider_id": "demo"}]))
+    assert missing_benchmark["message_code"] == "resource_does_not_exist"
+    assert paths(missing_benchmark) == [("benchmarks[0].id", "resource_does_not_exist")]
+    assert (
+        refused(client, job(collection={"id": "nope"}, benchmarks=None), 404)["message_code"]
+        == "resource_not_found"
+    )
+    stray = job(
+        benchmarks=None,
+        collection={"id": "demo-suite", "benchmarks": [{"id": "latency", "provider_id": "demo"}]},
+    )
+    assert paths(refused(client, stray)) == [("collection.benchmarks[0]", "resource_does_not_exist")]
+    no_url = refused(client, job(model={"name": "m"}))
+    assert no_url["message_code"] == "model_url_required"
+    experiment = refused(client, job(experiment={"name": "e"}))
+    assert experiment["message_code"] == "mlflow_required_for_experiment"
+    assert client.get("/api/v1/evaluations/jobs").json()["total_count"] == 0
+
+
+def test_a_provider_that_cannot_run_locally_is_refused_at_submission(client: TestClient) -> None:
+    provider = {
+        "id": "k8s-only",
+        "name": "Cluster only",
+        "runtime": {"k8s": {"image": "quay.io/x/y:1"}},
+        "benchmarks": [{"id": "b", "name": "B", "category": "c"}],
+    }
+    assert client.post("/api/v1/evaluations/providers", json=provider).status_code == 201
+    error = refused(client, job(benchmarks=[{"id": "b", "provider_id": "k8s-only"}]))
+    assert error["message_code"] == "local_runtime_not_enabled"
+    assert paths(error) == [("benchmarks[0].provider_id", "local_runtime_not_enabled")]
+
+
+def test_a_collection_job_is_frozen_at_submission(client: TestClient) -> None:
+    collection = {
+        "id": "mine",
+        "name": "Mine",
+        "category": "general",
+        "pass_criteria": {"threshold": 0.7},
+        "benchmarks": [
+            {"id": "bench_a", "provider_id": "demo", "weight": 2, "parameters": {"shots": 1}},
+            {"id": "bench_b", "provider_id": "demo"},
+        ],
+    }
+    assert client.post("/api/v1/evaluations/collections", json=collection).status_code == 201
+    body = job(
+        benchmarks=None,
+        collection={
+            "id": "mine",
+            "benchmarks": [
+                {
+                    "id": "bench_b",
+                    "provider_id": "demo",
+                    "parameters": {"num_examples": 5, "x": 1},
+                    "weight": 0,
+                }
+            ],
+        },
+    )
+    accepted = client.post("/api/v1/evaluations/jobs", json=body)
+    assert accepted.status_code == 202, accepted.text
+    created = accepted.json()
+    plan = created["plan"]
+    # The override reached only the benchmark it names, and its weight was honoured.
+    assert plan["benchmarks"][0]["parameters"] == {"shots": 1}
+    assert plan["benchmarks"][1]["parameters"] == {"x": 1} and plan["benchmarks"][1]["num_examples"] == 5
+    assert [b["weight"] for b in plan["benchmarks"]] == [2, 0]
+    assert plan["pass_criteria"] == {"threshold": 0.7, "source": "collection"}
+    assert created["collection"]["collection_updated_at"]
+
+    client.patch("/api/v1/evaluations/collections/mine", json={"pass_criteria": {"threshold": 0.9}})
+    assert client.delete("/api/v1/evaluations/collections/mine").status_code == 204
+    again = client.get(f"/api/v1/evaluations/jobs/{created['resource']['id']}").json()
+    assert again["plan"] == plan  # editing or deleting the collection changes nothing for this job
+    listed = client.get("/api/v1/evaluations/jobs", params={"collection_id": "mine"}).json()
+    assert listed["total_count"] == 1
+
+
+def test_an_adapter_command_that_does_not_exist_fails_the_benchmark_with_its_exit_code(
+    client: TestClient,
+) -> None:
+    created = client.post("/api/v1/evaluations/jobs", json=job()).json()  # demo runs `python -m demo_adapter`
+
+    def failed() -> dict[str, Any] | None:
+        body = client.get(f"/api/v1/evaluations/jobs/{created['resource']['id']}").json()
+        return body if body["status"]["state"] == "failed" else None
+
+    body = wait_for(failed, timeout=30)
+    error = body["status"]["benchmarks"][0]["error_message"]
+    assert error["message_code"] == "adapter_exit_nonzero"
+    assert error["message_origin"] == "runtime"
+    assert "/benchmarks/0/logs" in error["message"]
+    logs = client.get(f"/api/v1/evaluations/jobs/{created['resource']['id']}/benchmarks/0/logs").text
+    assert "demo_adapter" in logs  # Python's "No module named demo_adapter"
+
+
+def test_query_parameters_of_jobs_are_checked(client: TestClient) -> None:
+    assert client.get("/api/v1/evaluations/jobs", params={"limit": "0"}).status_code == 400
+    assert (
+        client.get("/api/v1/evaluations/jobs", params={"bogus": "1"}).json()["message_code"]
+        == "query_bad_parameter"
+    )
+    created = client.post("/api/v1/evaluations/jobs", json=job()).json()
+    bad = client.delete(
+        f"/api/v1/evaluations/jobs/{created['resource']['id']}", params={"hard_delete": "maybe"}
+    )
+    assert bad.status_code == 400
+    assert client.delete("/api/v1/evaluations/jobs/nope").status_code == 404
+    assert client.post("/api/v1/evaluations/jobs/nope/retry").status_code == 404
+
+
+def test_a_committed_job_is_202_even_when_the_broker_is_down(
+    settings_for: Callable[..., Settings], database_url: str
+) -> None:
+    settings = settings_for(mode="cluster", k_sink=f"http://127.0.0.1:{free_port()}/")
+    with TestClient(create_app(settings, SUBMIT, lifecycle="function")) as submit:
+        accepted = submit.post("/api/v1/evaluations/jobs", json=job(), headers={"X-Tenant": "team-a"})
+        assert accepted.status_code == 202, accepted.text
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT type, published_at, attempts, last_error FROM outbox").fetchone()
+    assert row is not None
+    kind, published, attempts, error = row
+    assert kind == "dev.assay.evaluation.accepted.v1"
+    assert published is None and attempts == 1 and "ConnectError" in error  # the sweep will republish it
