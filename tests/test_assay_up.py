@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,8 +19,12 @@ from tests.http.test_collections import collection_body
 pytestmark = pytest.mark.slow
 
 
-def start_hub(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_hub(
+    data_dir: Path, port: int, settings: dict[str, str] | None = None, stderr: Any = subprocess.PIPE
+) -> subprocess.Popen[bytes]:
+    """`assay up` as a newcomer runs it (no ASSAY_* settings inherited, except ``settings``)."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("ASSAY_")}
+    env.update(settings or {})
     hub = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("assay")),
@@ -31,11 +36,11 @@ def start_hub(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
     )
     deadline = time.monotonic() + 60
     while True:
-        assert hub.poll() is None, hub.stderr.read().decode() if hub.stderr else "hub exited"
+        assert hub.poll() is None, hub.stderr.read().decode() if hub.stderr else "the hub exited"
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).json()["status"] == "healthy":
                 return hub

@@ -3,10 +3,8 @@ explained, nothing stays running forever, and work that had not started yet stil
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,36 +13,16 @@ import pytest
 
 from tests.conftest import free_port, wait_for
 from tests.lifecycle.test_local_lifecycle import exact_match_provider, job_body
+from tests.test_assay_up import start_hub
 
 pytestmark = pytest.mark.slow
 
 
 def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("ASSAY_")}
-    env["ASSAY_LOCAL_MAX_PARALLEL"] = "1"  # the second benchmark waits in the runtime's queue
-    hub = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("assay")),
-            "up",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(data_dir / "hub.log").open("ab"),
+    # One slot: the second benchmark waits in the runtime's queue when the hub is killed.
+    return start_hub(
+        data_dir, port, {"ASSAY_LOCAL_MAX_PARALLEL": "1"}, stderr=(data_dir / "hub.log").open("ab")
     )
-
-    def healthy() -> bool:
-        assert hub.poll() is None, "the hub exited"
-        try:
-            return bool(httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200)
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, timeout=60, interval=0.2)
-    return hub
 
 
 def adapters_of(job_id: str) -> list[int]:

@@ -15,6 +15,7 @@ from assay.api.common import (
     Tag,
     TestDataRef,
     WireModel,
+    benchmark_id_alias,
 )
 
 
@@ -33,10 +34,7 @@ class BenchmarkRef(WireModel):
     @model_validator(mode="before")
     @classmethod
     def _benchmark_id_alias(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "benchmark_id" in data and "id" not in data:
-            data = dict(data)
-            data["id"] = data.pop("benchmark_id")
-        return data
+        return benchmark_id_alias(data)
 
 
 class CollectionSpec(WireModel):

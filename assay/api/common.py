@@ -20,6 +20,21 @@ ResourceId = Annotated[str, StringConstraints(pattern=RESOURCE_ID)]
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL)]
 
 
+def drop_nulls(data: Any) -> Any:
+    """A JSON object without its ``null`` members (they mean "not given")."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if v is not None}
+    return data
+
+
+def benchmark_id_alias(data: Any) -> Any:
+    """Accept ``benchmark_id`` for a benchmark reference's ``id`` (EvalHub YAML and SDK spellings)."""
+    if isinstance(data, dict) and "benchmark_id" in data and "id" not in data:
+        data = dict(data)
+        data["id"] = data.pop("benchmark_id")
+    return data
+
+
 class WireModel(BaseModel):
     """Base of request bodies: unknown fields are refused, and ``null`` means "not given".
 
@@ -33,9 +48,7 @@ class WireModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _null_means_absent(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
-        return data
+        return drop_nulls(data)
 
 
 class Resource(BaseModel):

@@ -13,7 +13,17 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from assay.api.common import DnsLabel, PassCriteria, PrimaryScore, ResourceId, Tag, TestDataRef, WireModel
+from assay.api.common import (
+    DnsLabel,
+    PassCriteria,
+    PrimaryScore,
+    ResourceId,
+    Tag,
+    TestDataRef,
+    WireModel,
+    benchmark_id_alias,
+    drop_nulls,
+)
 
 JobState = Literal["pending", "running", "completed", "failed", "cancelled", "partially_failed"]
 BenchmarkStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
@@ -114,10 +124,7 @@ class JobBenchmark(WireModel):
     @model_validator(mode="before")
     @classmethod
     def _benchmark_id_alias(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "benchmark_id" in data and "id" not in data:
-            data = dict(data)
-            data["id"] = data.pop("benchmark_id")
-        return data
+        return benchmark_id_alias(data)
 
     @field_validator("parameters")
     @classmethod
@@ -246,9 +253,7 @@ class BenchmarkStatusEvent(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _null_means_absent(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
-        return data
+        return drop_nulls(data)
 
     @model_validator(mode="after")
     def _schema_names(self) -> BenchmarkStatusEvent:

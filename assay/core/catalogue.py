@@ -4,9 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from assay.api import BenchmarkRef, CollectionSpec, ProviderSpec
+from assay.api import BenchmarkRef, BenchmarkSpec, CollectionSpec, ProviderSpec
 from assay.core.scoring import ScoreLayer, resolve_score_config
 from assay.errors import FieldError, InvalidRequest
+
+
+def find_benchmark(
+    providers: Mapping[str, ProviderSpec], provider_id: str, benchmark_id: str, at: str
+) -> BenchmarkSpec | FieldError:
+    """The benchmark ``(provider_id, benchmark_id)`` among ``providers``, or the error naming ``at``."""
+    provider = providers.get(provider_id)
+    if provider is None:
+        return FieldError(
+            f"{at}.provider_id", "resource_does_not_exist", f"provider {provider_id!r} does not exist"
+        )
+    benchmark = provider.benchmark(benchmark_id)
+    if benchmark is None:
+        return FieldError(
+            f"{at}.id",
+            "resource_does_not_exist",
+            f"benchmark {benchmark_id!r} does not exist in provider {provider_id!r}",
+        )
+    return benchmark
 
 
 def check_collection(spec: CollectionSpec, providers: Mapping[str, ProviderSpec]) -> CollectionSpec:
@@ -21,26 +40,9 @@ def check_collection(spec: CollectionSpec, providers: Mapping[str, ProviderSpec]
     checked: list[BenchmarkRef] = []
     for index, ref in enumerate(spec.benchmarks):
         at = f"benchmarks[{index}]"
-        provider = providers.get(ref.provider_id)
-        if provider is None:
-            errors.append(
-                FieldError(
-                    f"{at}.provider_id",
-                    "resource_does_not_exist",
-                    f"provider {ref.provider_id!r} does not exist",
-                )
-            )
-            checked.append(ref)
-            continue
-        benchmark = provider.benchmark(ref.id)
-        if benchmark is None:
-            errors.append(
-                FieldError(
-                    f"{at}.id",
-                    "resource_does_not_exist",
-                    f"benchmark {ref.id!r} does not exist in provider {ref.provider_id!r}",
-                )
-            )
+        benchmark = find_benchmark(providers, ref.provider_id, ref.id, at)
+        if isinstance(benchmark, FieldError):
+            errors.append(benchmark)
             checked.append(ref)
             continue
         config = resolve_score_config(
@@ -94,4 +96,4 @@ def check_collection(spec: CollectionSpec, providers: Mapping[str, ProviderSpec]
     return spec.model_copy(update={"benchmarks": checked})
 
 
-__all__ = ["check_collection"]
+__all__ = ["check_collection", "find_benchmark"]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from assay.api import CollectionSpec, MetricScale, ProviderSpec
 from assay.api.jobs import JobBenchmark, JobRequest
+from assay.core.catalogue import find_benchmark
 from assay.core.scoring import ScoreLayer, resolve_score_config
 from assay.errors import FieldError, InvalidRequest, NotFound
 
@@ -144,26 +145,11 @@ def build_plan(
     planned: list[PlannedBenchmark] = []
     model = request.model.model_dump(mode="json")
     for index, (path, base, override) in enumerate(entries):
-        provider = providers.get(base.provider_id)
-        if provider is None:
-            errors.append(
-                FieldError(
-                    f"{path}.provider_id",
-                    "resource_does_not_exist",
-                    f"provider {base.provider_id!r} does not exist",
-                )
-            )
+        benchmark = find_benchmark(providers, base.provider_id, base.id, path)
+        if isinstance(benchmark, FieldError):
+            errors.append(benchmark)
             continue
-        benchmark = provider.benchmark(base.id)
-        if benchmark is None:
-            errors.append(
-                FieldError(
-                    f"{path}.id",
-                    "resource_does_not_exist",
-                    f"benchmark {base.id!r} does not exist in provider {base.provider_id!r}",
-                )
-            )
-            continue
+        provider = providers[base.provider_id]
         layers = [ScoreLayer(base.primary_score, base.pass_criteria)]
         if override is not None:
             layers.insert(0, ScoreLayer(override.primary_score, override.pass_criteria))
