@@ -77,42 +77,40 @@ async def dispatch(ctx: Lifecycle, ce: CloudEvent) -> None:
 
 
 async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
+    """Launch every pending run whose current attempt was not dispatched yet, under the job's lock
+    (a launch only queues the run, so the lock is held for milliseconds)."""
     evaluation_id, _ = _payload(ce)
-    record = await ctx.database.evaluations.find(evaluation_id)
-    if record is None or record.cancelled or record.state in TERMINAL_JOB:
-        return  # deleted, cancelled or finished meanwhile: nothing to launch
-    due = [
-        row for row in record.runs if row.run.status == "pending" and row.dispatched_attempt < row.run.attempt
-    ]
-    if not due:
-        return
-    failures: dict[int, str] = {}
-    if ctx.runtime is None:
-        failures = {row.run.index: "no runtime is configured on this hub" for row in due}
-    else:
-        runtime = ctx.runtime
-        limit = asyncio.Semaphore(8)
-
-        async def launch_one(index: int, attempt: int) -> None:
-            async with limit:
-                try:
-                    await runtime.launch(record, record.plan.benchmarks[index], attempt)
-                except Exception as exc:
-                    log.exception("launching benchmark %d of %s failed", index, evaluation_id)
-                    failures[index] = f"{type(exc).__name__}: {exc}"
-
-        await asyncio.gather(*(launch_one(row.run.index, row.run.attempt) for row in due))
-    events = []
     async with ctx.database.evaluations.locked(evaluation_id, inbox=_inbox("dispatch", ce)) as unit:
         if unit is None or unit.duplicate:
             return
+        record = unit.record
+        if record.cancelled or record.state in TERMINAL_JOB:
+            return  # cancelled or finished meanwhile: nothing to launch
+        due = [
+            row
+            for row in record.runs
+            if row.run.status == "pending" and row.dispatched_attempt < row.run.attempt
+        ]
+        failures: dict[int, str] = {}
+        runtime = ctx.runtime
+        if runtime is None:
+            failures = {row.run.index: "no runtime is configured on this hub" for row in due}
+        else:
+            limit = asyncio.Semaphore(8)
+
+            async def launch_one(index: int, attempt: int) -> None:
+                async with limit:
+                    try:
+                        await runtime.launch(record, record.plan.benchmarks[index], attempt)
+                    except Exception as exc:
+                        log.exception("launching benchmark %d of %s failed", index, evaluation_id)
+                        failures[index] = f"{type(exc).__name__}: {exc}"
+
+            await asyncio.gather(*(launch_one(row.run.index, row.run.attempt) for row in due))
         for row in due:
-            current = unit.record.runs[row.run.index]
-            if current.run.attempt != row.run.attempt or current.run.terminal:
-                continue
             if row.run.index in failures:
                 transition = fail_run(
-                    current.run,
+                    row.run,
                     f"The runtime could not start the benchmark: {failures[row.run.index]}",
                     "runtime_start_failed",
                     ctx.clock(),
@@ -120,9 +118,7 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
                 )
                 _finish(unit, transition, "dispatch", ce["id"])
             else:
-                unit.put_row(
-                    replace(current, dispatched_attempt=max(current.dispatched_attempt, row.run.attempt))
-                )
+                unit.put_row(replace(row, dispatched_attempt=row.run.attempt))
         events = unit.events
     await ctx.published(events)
 

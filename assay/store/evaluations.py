@@ -250,7 +250,8 @@ class EvaluationRepository:
         """
         async with self._pool.connection() as conn:
             try:
-                async with conn.transaction():
+                # Pipelined: the job, its runs, its events and COMMIT travel in one round trip.
+                async with conn.pipeline(), conn.transaction():
                     await conn.execute(
                         "INSERT INTO evaluations (id, tenant, owner, name, request, plan, state, message,"
                         " tags, collection_id, experiment_id, idempotency_key, request_hash, created_at,"
@@ -302,9 +303,7 @@ class EvaluationRepository:
                 found = await self._load(conn, existing["id"], lock=False)
                 assert found is not None
                 return found, False
-            created = await self._load(conn, record.id, lock=False)
-            assert created is not None
-            return created, True
+            return record, True  # exactly what was written; no need to read it back
 
     @contextlib.asynccontextmanager
     async def locked(
