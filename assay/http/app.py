@@ -67,9 +67,9 @@ def create_app(
             if settings.config_reload and root.is_dir():
                 watcher = asyncio.create_task(watch_system_catalogue(database.system_catalogue, root, stop))
         hub: Hub = (
-            await start_local_hub(settings, database)
+            await start_local_hub(settings, database, metrics)
             if kind == "local"
-            else start_function(settings, database, with_runtime=False)
+            else start_function(settings, database, with_runtime=False, metrics=metrics)
         )
         app.state.hub = hub
         try:

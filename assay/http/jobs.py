@@ -218,6 +218,12 @@ async def delete_job(job_id: str, request: Request, who: CallerDep) -> None:
     await jobs.cancel(lifecycle_of(request), who.tenant, job_id, hard_delete=hard)
 
 
+@router.post("/jobs/{job_id}/cancel", status_code=204, response_class=Response)
+async def cancel_job(job_id: str, request: Request, who: CallerDep) -> None:
+    """Assay: an explicit soft cancel (the same as ``DELETE`` without ``hard_delete``)."""
+    await jobs.cancel(lifecycle_of(request), who.tenant, job_id, hard_delete=False)
+
+
 @router.post("/jobs/{job_id}/retry", status_code=202, dependencies=[Depends(strict_query("only"))])
 async def retry_job(job_id: str, request: Request, who: CallerDep) -> Response:
     """Assay: run the failed (and cancelled) benchmarks of a finished job again, keeping completed results."""

@@ -13,6 +13,7 @@ from assay.core.events import OutboxEvent
 from assay.core.plan import PlannedBenchmark
 from assay.settings import Settings
 from assay.store import Database, EvaluationRecord, RunRow
+from assay.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Lifecycle:
     deliver: Callable[[OutboxEvent], Awaitable[None]]
     """Deliver one event to the broker (the sweep republishes through this)."""
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    metrics: Metrics | None = None
 
     async def published(self, events: Sequence[OutboxEvent]) -> None:
         """Hand committed events to the publisher; a failure here is only logged, because the events

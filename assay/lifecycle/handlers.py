@@ -116,7 +116,7 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
                     ctx.clock(),
                     origin="server",
                 )
-                _finish(unit, transition, "dispatch", ce["id"])
+                _finish(unit, transition, "dispatch", ce["id"], ctx.metrics)
             else:
                 unit.put_row(replace(row, dispatched_attempt=row.run.attempt))
         events = unit.events
@@ -206,6 +206,7 @@ async def _reconcile(ctx: Lifecycle, evaluation_id: str, counts: dict[str, int])
                         now,
                     ),
                     "sweep",
+                    metrics=ctx.metrics,
                 )
                 counts["timed_out"] += 1
                 if runtime is not None:
@@ -232,6 +233,7 @@ async def _reconcile(ctx: Lifecycle, evaluation_id: str, counts: dict[str, int])
                             now,
                         ),
                         "sweep",
+                        metrics=ctx.metrics,
                     )
                     counts["lost"] += 1
             elif (

@@ -23,6 +23,7 @@ from assay.lifecycle.context import Lifecycle
 from assay.lifecycle.local import LocalRunner
 from assay.settings import Settings
 from assay.store import Database
+from assay.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def _subscribe(broker: LocalBroker, ctx: Lifecycle) -> None:
     broker.subscribe(BENCHMARK_FINISHED, "aggregate", aggregate)
 
 
-async def start_local_hub(settings: Settings, database: Database) -> Hub:
+async def start_local_hub(settings: Settings, database: Database, metrics: Metrics | None = None) -> Hub:
     """Everything in one process: in-process broker, publisher loop, local runtime, periodic sweep.
 
     A first sweep runs at once, so work interrupted by a crash (a SIGKILLed hub) is recovered:
@@ -86,7 +87,12 @@ async def start_local_hub(settings: Settings, database: Database) -> Hub:
         publisher_box[0].deliver_soon(events)
 
     ctx = Lifecycle(
-        settings=settings, database=database, runtime=None, publish=publish, deliver=broker.deliver
+        settings=settings,
+        database=database,
+        runtime=None,
+        publish=publish,
+        deliver=broker.deliver,
+        metrics=metrics,
     )
     ctx.runtime = LocalRunner(ctx, settings.data_dir / "jobs")
     publisher = Publisher(database.outbox, broker.deliver, interval_seconds=1.0)
@@ -110,7 +116,9 @@ async def start_local_hub(settings: Settings, database: Database) -> Hub:
     return hub
 
 
-def start_function(settings: Settings, database: Database, *, with_runtime: bool) -> Hub:
+def start_function(
+    settings: Settings, database: Database, *, with_runtime: bool, metrics: Metrics | None = None
+) -> Hub:
     """One Knative function: events go to ``K_SINK`` right after commit; the sweep retries the rest."""
     sink = HttpSink(settings.k_sink) if settings.k_sink else None
     deliver = sink.deliver if sink is not None else _no_sink
@@ -119,7 +127,9 @@ def start_function(settings: Settings, database: Database, *, with_runtime: bool
     async def publish(events: Sequence[OutboxEvent]) -> None:
         await publisher_box[0].flush([e.id for e in events])
 
-    ctx = Lifecycle(settings=settings, database=database, runtime=None, publish=publish, deliver=deliver)
+    ctx = Lifecycle(
+        settings=settings, database=database, runtime=None, publish=publish, deliver=deliver, metrics=metrics
+    )
     if with_runtime:
         ctx.runtime = LocalRunner(ctx, settings.data_dir / "jobs")
     publisher = Publisher(database.outbox, deliver)

@@ -4,6 +4,7 @@ reports the process's start and exit back as lifecycle steps."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 from assay.core.jobspec import job_spec
@@ -23,6 +24,7 @@ class LocalRunner:
         self._ctx = ctx
         self._root = root
         self._timeouts: dict[RunKey, float] = {}
+        self._launched: dict[RunKey, tuple[str, float]] = {}
         settings = ctx.settings
         self._runtime = LocalRuntime(
             root,
@@ -33,12 +35,17 @@ class LocalRunner:
         )
 
     async def _spawned(self, key: RunKey, runtime_ref: str) -> None:
+        launched = self._launched.pop(key, None)
+        if launched is not None and self._ctx.metrics is not None:
+            provider, at = launched
+            self._ctx.metrics.queue_wait.labels(provider).observe(time.monotonic() - at)
         timeout = self._timeouts.get(key, self._ctx.settings.benchmark_timeout_seconds)
         await runtime_spawned(self._ctx, key.evaluation_id, key.index, key.attempt, runtime_ref, timeout)
 
     async def _exited(self, exit_: LocalExit) -> None:
         key = exit_.key
         self._timeouts.pop(key, None)
+        self._launched.pop(key, None)
         await runtime_exited(
             self._ctx, key.evaluation_id, key.index, key.attempt, exit_.reason, exit_.returncode, exit_.detail
         )
@@ -53,6 +60,7 @@ class LocalRunner:
         key = RunKey(evaluation.id, planned.index, attempt)
         timeout = planned.timeout_seconds or self._ctx.settings.benchmark_timeout_seconds
         self._timeouts[key] = timeout
+        self._launched.setdefault(key, (planned.provider_id, time.monotonic()))
         await self._runtime.launch(
             LocalLaunch(
                 key=key,

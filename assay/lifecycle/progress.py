@@ -24,17 +24,43 @@ from assay.core.states import (
 from assay.errors import NotFound, Unprocessable
 from assay.lifecycle.context import Lifecycle
 from assay.store import LockedEvaluation
+from assay.telemetry import Metrics
 
 log = logging.getLogger(__name__)
+
+_SERVER_CODES = frozenset(
+    {
+        "adapter_exit_nonzero",
+        "results_not_delivered",
+        "benchmark_timeout",
+        "runtime_start_failed",
+        "runtime_lost",
+        "runtime_stopped",
+        "benchmark_failed",
+        "evaluation_job_cancelled",
+    }
+)
 
 ExitReason = Literal["exited", "timeout", "stopped", "shutdown", "spawn_failed"]
 
 
 def _finish(
-    unit: LockedEvaluation, transition: Transition, component: str, causation: str | None = None
+    unit: LockedEvaluation,
+    transition: Transition,
+    component: str,
+    causation: str | None = None,
+    metrics: Metrics | None = None,
 ) -> None:
     """Store a transition; a run that became terminal gets its test and announces ``benchmark.finished``."""
     run = transition.run
+    if transition.finished and metrics is not None:
+        code = (run.error_message or {}).get("message_code", "") if run.status != "completed" else ""
+        # Adapters choose their own codes: only the hub's are labels, to keep cardinality bounded.
+        code = code if code in _SERVER_CODES else ("adapter" if code else "")
+        metrics.benchmarks_finished.labels(run.provider_id, run.status, code).inc()
+        if run.started_at is not None and run.completed_at is not None:
+            seconds = max(0.0, (run.completed_at - run.started_at).total_seconds())
+            metrics.benchmark_duration.labels(run.provider_id, run.status).observe(seconds)
     if transition.finished and run.status == "completed":
         score = unit.record.plan.benchmarks[run.index].score
         test = benchmark_test(
@@ -86,7 +112,7 @@ async def record_event(
         transition = apply_event(row.run, status, ctx.clock())
         if not transition.changed:
             return "ignored"
-        _finish(unit, transition, "callback")
+        _finish(unit, transition, "callback", metrics=ctx.metrics)
         _started(ctx, unit)
         events = unit.events
     await ctx.published(events)
@@ -155,7 +181,7 @@ async def runtime_exited(
             )
             text = template.format(timeout=timeout, detail=detail)
         text += f" (see GET /api/v1/evaluations/jobs/{evaluation_id}/benchmarks/{index}/logs)"
-        _finish(unit, fail_run(run, text, code, ctx.clock()), "dispatch")
+        _finish(unit, fail_run(run, text, code, ctx.clock()), "dispatch", metrics=ctx.metrics)
         _started(ctx, unit)
         events = unit.events
     await ctx.published(events)
@@ -175,6 +201,8 @@ def settle(ctx: Lifecycle, unit: LockedEvaluation, causation: str | None = None)
     results: dict[str, Any] = dict(unit.record.results)
     results["test"] = score_job(unit, runs)
     unit.set(state=state, message=message.as_dict(), results=results, completed_at=now)
+    if ctx.metrics is not None:
+        ctx.metrics.jobs_finished.labels(state).inc()
     unit.emit(
         event(
             EVALUATION_FINISHED,

@@ -1,4 +1,6 @@
-"""Prometheus metrics: HTTP requests by route and status, request durations, and DB pool gauges."""
+"""Prometheus metrics: HTTP requests, DB pool gauges, and the lifecycle (benchmark durations, queue
+waits, finished benchmarks and jobs). Labels stay low-cardinality: provider, status, state; never a
+job id or a tenant."""
 
 from __future__ import annotations
 
@@ -53,6 +55,33 @@ class Metrics:
             "HTTP request duration, by method and route template",
             ["method", "route"],
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+
+        self.benchmark_duration = Histogram(
+            "assay_benchmark_duration_seconds",
+            "Time from a benchmark's start to its terminal status, by provider and status",
+            ["provider", "status"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "assay_benchmark_queue_wait_seconds",
+            "Time a benchmark waited between dispatch and the start of its process, by provider",
+            ["provider"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
+            registry=self.registry,
+        )
+        self.benchmarks_finished = Counter(
+            "assay_benchmarks_finished",
+            "Benchmark runs that reached a terminal status, by provider, status and message code",
+            ["provider", "status", "code"],
+            registry=self.registry,
+        )
+        self.jobs_finished = Counter(
+            "assay_evaluations_finished",
+            "Evaluation jobs that reached a terminal state",
+            ["state"],
             registry=self.registry,
         )
 

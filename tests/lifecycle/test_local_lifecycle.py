@@ -114,6 +114,12 @@ def test_a_job_runs_to_completion_with_metrics_tests_and_composite(hub: httpx.Cl
     assert composite["pass"] is (expected >= 0.5)
     assert qa["fingerprint"].startswith("sha256:") and qa["fingerprint"] != qa_f1["fingerprint"]
 
+    metrics = hub.get("/metrics").text
+    assert 'assay_benchmarks_finished_total{code="",provider="exact",status="completed"} 2.0' in metrics
+    assert 'assay_evaluations_finished_total{state="completed"} 1.0' in metrics
+    assert 'assay_benchmark_queue_wait_seconds_count{provider="exact"} 2.0' in metrics
+    assert 'assay_benchmark_duration_seconds_count{provider="exact",status="completed"} 2.0' in metrics
+
 
 def test_logs_of_the_adapter_are_served(hub: httpx.Client) -> None:
     job = finished(hub, submit(hub, job_body())["resource"]["id"])
@@ -187,7 +193,7 @@ def test_cancel_stops_running_benchmarks_and_a_finished_job_cannot_be_cancelled(
     wait_for(lambda: runner.is_active(job_id, 0, 1) and runner.is_active(job_id, 1, 1))
     wait_for(lambda: hub.get(f"/api/v1/evaluations/jobs/{job_id}").json()["status"]["state"] == "running")
 
-    assert hub.delete(f"/api/v1/evaluations/jobs/{job_id}").status_code == 204
+    assert hub.post(f"/api/v1/evaluations/jobs/{job_id}/cancel").status_code == 204
     job = hub.get(f"/api/v1/evaluations/jobs/{job_id}").json()
     assert job["status"]["state"] == "cancelled"
     assert job["status"]["message"]["message_code"] == "evaluation_job_cancelled"
