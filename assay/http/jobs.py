@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from assay.api.jobs import JobRequest, StatusEvent
 from assay.core import Tenant, parse_model
@@ -156,8 +156,6 @@ def job_document(record: EvaluationRecord) -> dict[str, Any]:
 
 
 def _job_response(record: EvaluationRecord, status_code: int) -> Response:
-    from fastapi.responses import JSONResponse
-
     return JSONResponse(job_document(record), status_code=status_code)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -48,7 +49,7 @@ def _inbox(handler: str, ce: CloudEvent) -> tuple[str, str, str]:
 
 
 @contextlib.contextmanager
-def _retryable() -> Any:
+def _retryable() -> Iterator[None]:
     """Database trouble is transient: answer 503 so the broker redelivers."""
     try:
         yield

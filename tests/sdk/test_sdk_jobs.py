@@ -3,7 +3,6 @@ the adapter is written with eval-hub-sdk's FrameworkAdapter and runs under the l
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import httpx
@@ -75,4 +74,3 @@ def test_cli_eval_run_wait_returns_when_the_job_finishes(live_hub: LiveServer, t
         for j in httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs", timeout=30).json()["items"]
     ]
     assert states == ["failed", "completed"]
-    assert json.loads(json.dumps(states))  # plain JSON all the way
