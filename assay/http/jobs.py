@@ -6,11 +6,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from assay.api.jobs import JobRequest, StatusEvent
-from assay.core import Tenant, parse_model
+from assay.core import Tenant
 from assay.core.states import job_progress
 from assay.errors import FieldError, InvalidQuery, InvalidRequest, NotFound
 from assay.http.context import (
@@ -160,8 +160,7 @@ def _job_response(record: EvaluationRecord, status_code: int) -> Response:
 
 
 @router.post("/jobs", status_code=202, responses={202: {"description": "The job was accepted"}})
-async def submit_job(request: Request, who: CallerDep, body: Annotated[Any, Body()]) -> Response:
-    spec = parse_model(JobRequest, body, what="evaluation job")
+async def submit_job(request: Request, who: CallerDep, spec: JobRequest) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key.strip()) <= 255:
         raise InvalidRequest(
@@ -309,7 +308,7 @@ async def benchmark_logs(
 
 
 @events_router.post("/jobs/{job_id}/events", status_code=204, response_class=Response)
-async def post_event(job_id: str, request: Request, body: Annotated[Any, Body()]) -> None:
+async def post_event(job_id: str, request: Request, event: StatusEvent) -> None:
     """The adapter callback (through the sidecar). Late events for a finished job are acknowledged
     and ignored (EvalHub answered 409, which a broker or retrying sidecar would retry forever).
 
@@ -318,7 +317,6 @@ async def post_event(job_id: str, request: Request, body: Annotated[Any, Body()]
     """
     raw_tenant = (request.headers.get("x-tenant") or "").strip()
     tenant = Tenant(raw_tenant).name if raw_tenant else None
-    event = parse_model(StatusEvent, body, what="status event")
     await progress.record_event(lifecycle_of(request), job_id, tenant, event.benchmark_status_event)
 
 
