@@ -81,10 +81,10 @@ async def start_local_hub(settings: Settings, database: Database, metrics: Metri
     with ``runtime_lost``.
     """
     broker = LocalBroker()
-    publisher_box: list[Publisher] = []
+    publisher = Publisher(database.outbox, broker.deliver, interval_seconds=1.0)
 
     async def publish(events: Sequence[OutboxEvent]) -> None:
-        publisher_box[0].deliver_soon(events)
+        publisher.deliver_soon(events)
 
     ctx = Lifecycle(
         settings=settings,
@@ -95,8 +95,6 @@ async def start_local_hub(settings: Settings, database: Database, metrics: Metri
         metrics=metrics,
     )
     ctx.runtime = LocalRunner(ctx, settings.data_dir / "jobs")
-    publisher = Publisher(database.outbox, broker.deliver, interval_seconds=1.0)
-    publisher_box.append(publisher)
     _subscribe(broker, ctx)
     hub = Hub(lifecycle=ctx, publisher=publisher, broker=broker)
 
@@ -122,18 +120,16 @@ def start_function(
     """One Knative function: events go to ``K_SINK`` right after commit; the sweep retries the rest."""
     sink = HttpSink(settings.k_sink) if settings.k_sink else None
     deliver = sink.deliver if sink is not None else _no_sink
-    publisher_box: list[Publisher] = []
+    publisher = Publisher(database.outbox, deliver)
 
     async def publish(events: Sequence[OutboxEvent]) -> None:
-        await publisher_box[0].flush([e.id for e in events])
+        await publisher.flush([e.id for e in events])
 
     ctx = Lifecycle(
         settings=settings, database=database, runtime=None, publish=publish, deliver=deliver, metrics=metrics
     )
     if with_runtime:
         ctx.runtime = LocalRunner(ctx, settings.data_dir / "jobs")
-    publisher = Publisher(database.outbox, deliver)
-    publisher_box.append(publisher)
     return Hub(lifecycle=ctx, publisher=publisher, sink=sink)
 
 
