@@ -81,7 +81,9 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
     """Launch every pending run whose current attempt was not dispatched yet, under the job's lock
     (a launch only queues the run, so the lock is held for milliseconds)."""
     evaluation_id, _ = _payload(ce)
-    async with ctx.database.evaluations.locked(evaluation_id, inbox=_inbox("dispatch", ce)) as unit:
+    locked = ctx.database.evaluations.locked
+    # Not durable: should the machine crash, the sweep dispatches again from the pending runs.
+    async with locked(evaluation_id, inbox=_inbox("dispatch", ce), durable=False) as unit:
         if unit is None or unit.duplicate:
             return
         record = unit.record
@@ -155,7 +157,9 @@ async def aggregate(ctx: Lifecycle, ce: CloudEvent) -> None:
         if ce["type"] != BENCHMARK_FINISHED:
             raise PoisonEvent(f"aggregate does not handle {ce['type']!r}")
         evaluation_id, _ = _payload(ce)
-        async with ctx.database.evaluations.locked(evaluation_id, inbox=_inbox("aggregate", ce)) as unit:
+        # Not durable: the settled state is derived from the (durable) runs, and the sweep settles again.
+        locked = ctx.database.evaluations.locked
+        async with locked(evaluation_id, inbox=_inbox("aggregate", ce), durable=False) as unit:
             if unit is None or unit.duplicate:
                 return
             settle(ctx, unit, causation=ce["id"])

@@ -96,7 +96,10 @@ async def record_event(
 ) -> Literal["applied", "ignored", "late"]:
     """Apply an adapter's status event. Late events (the job is finished) and replays change nothing."""
     repo = ctx.database.evaluations
-    async with repo.locked(evaluation_id) as unit:
+    # A terminal status carries results the adapter believes delivered: that commit is durable.
+    # A phase or progress update is not worth a WAL flush.
+    durable = status.status in ("completed", "failed", "cancelled")
+    async with repo.locked(evaluation_id, durable=durable) as unit:
         if unit is None or (tenant is not None and unit.record.tenant != tenant):
             raise NotFound(f"Evaluation job {evaluation_id!r} does not exist")
         if unit.record.state in TERMINAL_JOB:

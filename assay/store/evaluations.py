@@ -307,16 +307,20 @@ class EvaluationRepository:
 
     @contextlib.asynccontextmanager
     async def locked(
-        self, evaluation_id: str, *, inbox: tuple[str, str, str] | None = None
+        self, evaluation_id: str, *, inbox: tuple[str, str, str] | None = None, durable: bool = True
     ) -> AsyncIterator[LockedEvaluation | None]:
         """Lock the evaluation for one transaction and write what the caller changed on exit.
 
         Yields None when the evaluation does not exist. With ``inbox=(handler, source, id)`` a
         CloudEvent already applied by ``handler`` yields a unit marked ``duplicate`` (change nothing).
+        ``durable=False`` commits without waiting for the WAL flush: for changes that can be derived
+        again (a phase update, a dispatch mark, a settled state) should the machine itself crash.
         """
         # Pipelined: BEGIN, the inbox insert and the locking read go out together, and so do the
         # writes with COMMIT; a change costs two round trips.
         async with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
+            if not durable:
+                await conn.execute("SET LOCAL synchronous_commit = off")
             seen = None
             if inbox is not None:
                 seen = await conn.execute(
@@ -386,7 +390,9 @@ class EvaluationRepository:
         """Note where a run's process runs and its deadline, unless the run moved on meanwhile.
 
         One statement, no job lock: nothing else about the job changes."""
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
+            # Not waiting for the WAL flush: after a machine crash no process of it is left anyway.
+            await conn.execute("SET LOCAL synchronous_commit = off")
             # The job's row lock first, as every locked change takes it: no interleaving with those.
             cur = await conn.execute(
                 "WITH job AS (SELECT id FROM evaluations WHERE id = %s FOR UPDATE)"
@@ -396,6 +402,7 @@ class EvaluationRepository:
                 " AND status NOT IN ('completed', 'failed', 'cancelled')",
                 [evaluation_id, runtime_ref, deadline_at, index, attempt],
             )
+            await pipeline.sync()
             return cur.rowcount > 0
 
     async def run_status(self, evaluation_id: str, index: int) -> tuple[str, int] | None:

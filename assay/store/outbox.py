@@ -106,7 +106,9 @@ class OutboxRepository:
     async def mark_published(self, ids: Sequence[str]) -> None:
         if not ids:
             return
-        async with self._pool.connection() as conn:
+        # Not durable: a mark lost in a machine crash means one more (idempotent) delivery.
+        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = off")
             await conn.execute(
                 "UPDATE outbox SET published_at = now(), attempts = attempts + 1"
                 " WHERE id = ANY(%s) AND published_at IS NULL",
