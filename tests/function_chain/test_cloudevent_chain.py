@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent, from_http
@@ -182,3 +183,44 @@ def test_sweep_function_runs_on_a_ping(chain: tuple[TestClient, Broker, list[Any
         headers, body = to_binary(ping)
         assert sweep.post("/", headers=headers, content=body).status_code == 200
         sweep.portal.call(host.close)  # type: ignore[union-attr]
+
+
+def test_the_sweep_republishes_what_the_broker_missed(
+    settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    from assay.http import SUBMIT, create_app
+
+    broker_port = free_port()
+    settings = settings_for(mode="cluster", k_sink=f"http://127.0.0.1:{broker_port}/", outbox_stale_seconds=0)
+    body = {
+        "name": "missed",
+        "model": {"url": "http://127.0.0.1:9/v1", "name": "m"},
+        "benchmarks": [{"id": "bench_a", "provider_id": "demo"}],
+    }
+    with TestClient(create_app(settings, SUBMIT, lifecycle="function")) as submit:
+        accepted = submit.post("/api/v1/evaluations/jobs", json=body, headers=TEAM)  # broker down
+        assert accepted.status_code == 202
+    job_id = accepted.json()["resource"]["id"]
+
+    received: list[CloudEvent] = []
+
+    async def record(request: Request) -> Response:
+        received.append(from_http(dict(request.headers), await request.body()))
+        return Response(status_code=202)
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("K_SINK", f"http://127.0.0.1:{broker_port}/")
+    monkeypatch.setenv("ASSAY_OUTBOX_STALE_SECONDS", "0")
+    app, host = _function("sweep")
+    broker = Starlette(routes=[Route("/", record, methods=["POST"])])
+    with LiveServer(broker, broker_port), TestClient(app) as sweep:
+        # The first attempt's backoff must be over before the sweep offers the row again.
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("UPDATE outbox SET next_attempt_at = now()")
+        ping = CloudEvent({"type": "dev.knative.sources.ping", "source": "/test/ping"}, {})
+        headers, content = to_binary(ping)
+        assert sweep.post("/", headers=headers, content=content).status_code == 200
+        sweep.portal.call(host.close)  # type: ignore[union-attr]
+    assert [(e["type"], e["partitionkey"]) for e in received] == [(EVALUATION_ACCEPTED, job_id)]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT published_at IS NOT NULL FROM outbox").fetchone() == (True,)
