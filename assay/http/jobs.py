@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from assay.api.jobs import JobRequest, StatusEvent
 from assay.core import Tenant
+from assay.core.report import junit_report, markdown_report
 from assay.core.states import job_progress
 from assay.errors import FieldError, InvalidQuery, InvalidRequest, NotFound
 from assay.http.context import (
@@ -213,6 +214,21 @@ async def get_job(job_id: str, who: CallerDep) -> Response:
 async def delete_job(job_id: str, request: Request, who: CallerDep) -> None:
     hard = boolean(request, "hard_delete", False)
     await jobs.cancel(lifecycle_of(request), who.tenant, job_id, hard_delete=hard)
+
+
+@router.get("/jobs/{job_id}/report", dependencies=[Depends(strict_query("format"))])
+async def job_report(job_id: str, request: Request, who: CallerDep) -> Response:
+    """Assay: the evaluation as a JUnit XML report (``format=junit``, the default) or as Markdown."""
+    kind = request.query_params.get("format", "junit")
+    document = job_document(await who.store.evaluations.get(job_id))
+    if kind == "junit":
+        return Response(junit_report(document), media_type="application/xml")
+    if kind == "markdown":
+        return Response(markdown_report(document), media_type="text/markdown; charset=utf-8")
+    raise InvalidQuery(
+        "Query parameter 'format' must be junit or markdown",
+        errors=[FieldError("format", "enum", "must be junit or markdown")],
+    )
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=204, response_class=Response)

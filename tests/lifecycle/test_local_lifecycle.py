@@ -293,3 +293,35 @@ def test_list_filters_and_newest_first(hub: httpx.Client, make_client: Callable[
     assert hub.get("/api/v1/evaluations/jobs", params={"sort": "x"}).status_code == 400
     other_tenant = hub.get("/api/v1/evaluations/jobs", headers={"X-Tenant": "team-b"}).json()
     assert other_tenant["total_count"] == 0
+
+
+def test_reports_for_ci_name_what_failed_and_why(hub: httpx.Client) -> None:
+    import xml.etree.ElementTree as ET
+
+    body = job_body(
+        {"id": "qa", "provider_id": "exact", "pass_criteria": {"threshold": 0.99}},
+        {"id": "qa_f1", "provider_id": "exact", "parameters": {"fail": "exception"}},
+    )
+    job = finished(hub, submit(hub, body)["resource"]["id"])
+    junit = hub.get(f"/api/v1/evaluations/jobs/{job['resource']['id']}/report")
+    assert junit.status_code == 200 and junit.headers["content-type"].startswith("application/xml")
+    suite = ET.fromstring(junit.text).find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "2", "1")
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    qa_failure = cases["qa[0]"].find("failure")
+    assert qa_failure is not None and "exact_match =" in (qa_failure.get("message") or "")
+    assert "needs >= 0.99" in (qa_failure.get("message") or "")
+    error = cases["qa_f1[1]"].find("error")
+    assert error is not None and (error.get("message") or "").startswith("evaluation_error")
+    gate = cases["composite"].find("failure")
+    assert gate is not None and "coverage 0.5" in (gate.get("message") or "")
+
+    markdown = hub.get(
+        f"/api/v1/evaluations/jobs/{job['resource']['id']}/report", params={"format": "markdown"}
+    )
+    assert markdown.headers["content-type"].startswith("text/markdown")
+    assert markdown.text.startswith("### ❌ Assay evaluation `lifecycle`: failed")
+    assert "| ❌ | qa | exact |" in markdown.text and "| 💥 | qa_f1 | exact |" in markdown.text
+    bad = hub.get(f"/api/v1/evaluations/jobs/{job['resource']['id']}/report", params={"format": "pdf"})
+    assert bad.status_code == 400
