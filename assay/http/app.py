@@ -23,9 +23,9 @@ from assay.telemetry import Metrics
 log = logging.getLogger(__name__)
 
 CATALOGUE: Sequence[APIRouter] = (catalogue.router,)
-SUBMIT: Sequence[APIRouter] = (catalogue.router, jobs.router)
+SUBMIT: Sequence[APIRouter] = (jobs.router, catalogue.router)
 CALLBACK: Sequence[APIRouter] = (jobs.events_router,)
-HUB: Sequence[APIRouter] = (catalogue.router, jobs.router, jobs.events_router)
+HUB: Sequence[APIRouter] = (jobs.events_router, jobs.router, catalogue.router)
 
 
 def create_app(
