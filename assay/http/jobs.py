@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from assay.api.jobs import JobRequest, StatusEvent
 from assay.core import Tenant
+from assay.core.compare import Tolerance, compare
 from assay.core.report import junit_report, markdown_report
 from assay.core.states import job_progress
 from assay.errors import FieldError, InvalidQuery, InvalidRequest, NotFound
@@ -214,6 +215,54 @@ async def get_job(job_id: str, who: CallerDep) -> Response:
 async def delete_job(job_id: str, request: Request, who: CallerDep) -> None:
     hard = boolean(request, "hard_delete", False)
     await jobs.cancel(lifecycle_of(request), who.tenant, job_id, hard_delete=hard)
+
+
+def _float_param(request: Request, name: str, default: float, lowest: float) -> float:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value >= lowest and value < float("inf")):
+        raise InvalidQuery(
+            f"Query parameter {name!r} must be a number of at least {lowest:g}, got {raw[:40]!r}",
+            message_code="query_parameter_value_invalid",
+            errors=[FieldError(name, "range", f"must be a number of at least {lowest:g}")],
+        )
+    return value
+
+
+@router.get(
+    "/jobs/{job_id}/compare",
+    dependencies=[Depends(strict_query("baseline", "max_drop", "relative", "sigma"))],
+)
+async def compare_jobs(job_id: str, request: Request, who: CallerDep) -> dict[str, Any]:
+    """Assay: per-benchmark and composite deltas against ``baseline`` (another job of the tenant), and
+    the benchmarks that regressed by more than ``max_drop`` (absolute, or a fraction of the baseline
+    with ``relative=true``) and by more than ``sigma`` combined standard errors."""
+    baseline_id = request.query_params.get("baseline")
+    if not baseline_id:
+        raise InvalidQuery(
+            "Query parameter 'baseline' (a job id) is required",
+            message_code="query_parameter_required",
+            errors=[FieldError("baseline", "required", "the id of the job to compare with")],
+        )
+    tolerance = Tolerance(
+        max_drop=_float_param(request, "max_drop", 0.0, 0.0),
+        relative=boolean(request, "relative", False),
+        sigma=_float_param(request, "sigma", 2.0, 0.0),
+    )
+    current = job_document(await who.store.evaluations.get(job_id))
+    try:
+        baseline = job_document(await who.store.evaluations.get(baseline_id))
+    except NotFound:
+        raise NotFound(
+            f"Baseline job {baseline_id!r} does not exist",
+            errors=[FieldError("baseline", "resource_not_found", "no such job")],
+        ) from None
+    return compare(current, baseline, tolerance)
 
 
 @router.get("/jobs/{job_id}/report", dependencies=[Depends(strict_query("format"))])

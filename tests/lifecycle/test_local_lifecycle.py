@@ -325,3 +325,22 @@ def test_reports_for_ci_name_what_failed_and_why(hub: httpx.Client) -> None:
     assert "| ❌ | qa | exact |" in markdown.text and "| 💥 | qa_f1 | exact |" in markdown.text
     bad = hub.get(f"/api/v1/evaluations/jobs/{job['resource']['id']}/report", params={"format": "pdf"})
     assert bad.status_code == 400
+
+
+def test_compare_two_runs_of_the_same_benchmark(hub: httpx.Client) -> None:
+    baseline = finished(hub, submit(hub, job_body())["resource"]["id"])
+    fewer = job_body({"id": "qa", "provider_id": "exact", "parameters": {"num_examples": 4}})
+    current = finished(hub, submit(hub, fewer)["resource"]["id"])
+    url = f"/api/v1/evaluations/jobs/{current['resource']['id']}/compare"
+    answer = hub.get(url, params={"baseline": baseline["resource"]["id"], "max_drop": "0.01"})
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    (row,) = result["benchmarks"]
+    now = current["results"]["benchmarks"][0]["metrics"]["exact_match"]
+    then = baseline["results"]["benchmarks"][0]["metrics"]["exact_match"]
+    assert row["metric"] == "exact_match" and row["delta"] == pytest.approx(now - then)
+    assert row["stderr"] > 0  # both runs report exact_match_stderr
+    assert result["composite"]["compared"] is True
+    assert hub.get(url).json()["message_code"] == "query_parameter_required"
+    assert hub.get(url, params={"baseline": "nope"}).status_code == 404
+    assert hub.get(url, params={"baseline": baseline["resource"]["id"], "sigma": "-1"}).status_code == 400
