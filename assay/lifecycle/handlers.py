@@ -30,7 +30,7 @@ from assay.core.states import TERMINAL_JOB, fail_run
 from assay.errors import TemporaryError
 from assay.events import PoisonEvent
 from assay.lifecycle.context import Lifecycle
-from assay.lifecycle.progress import _finish, settle
+from assay.lifecycle.progress import record_transition, settle
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
                     ctx.clock(),
                     origin="server",
                 )
-                _finish(unit, transition, "dispatch", ce["id"], ctx.metrics)
+                record_transition(unit, transition, "dispatch", ce["id"], ctx.metrics)
             else:
                 unit.put_row(replace(row, dispatched_attempt=row.run.attempt))
         events = unit.events
@@ -202,7 +202,7 @@ async def _reconcile(ctx: Lifecycle, evaluation_id: str, counts: dict[str, int])
                     unit.record.plan.benchmarks[run.index].timeout_seconds
                     or ctx.settings.benchmark_timeout_seconds
                 )
-                _finish(
+                record_transition(
                     unit,
                     fail_run(
                         run,
@@ -228,7 +228,7 @@ async def _reconcile(ctx: Lifecycle, evaluation_id: str, counts: dict[str, int])
                     counts["redispatched"] += 1
                 else:
                     orphans.append(row)
-                    _finish(
+                    record_transition(
                         unit,
                         fail_run(
                             run,

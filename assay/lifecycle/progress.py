@@ -44,7 +44,7 @@ _SERVER_CODES = frozenset(
 ExitReason = Literal["exited", "timeout", "stopped", "shutdown", "spawn_failed"]
 
 
-def _finish(
+def record_transition(
     unit: LockedEvaluation,
     transition: Transition,
     component: str,
@@ -115,7 +115,7 @@ async def record_event(
         transition = apply_event(row.run, status, ctx.clock())
         if not transition.changed:
             return "ignored"
-        _finish(unit, transition, "callback", metrics=ctx.metrics)
+        record_transition(unit, transition, "callback", metrics=ctx.metrics)
         _started(ctx, unit)
         events = unit.events
     await ctx.published(events)
@@ -184,7 +184,7 @@ async def runtime_exited(
             )
             text = template.format(timeout=timeout, detail=detail)
         text += f" (see GET /api/v1/evaluations/jobs/{evaluation_id}/benchmarks/{index}/logs)"
-        _finish(unit, fail_run(run, text, code, ctx.clock()), "dispatch", metrics=ctx.metrics)
+        record_transition(unit, fail_run(run, text, code, ctx.clock()), "dispatch", metrics=ctx.metrics)
         _started(ctx, unit)
         events = unit.events
     await ctx.published(events)
@@ -233,4 +233,4 @@ def score_job(unit: LockedEvaluation, runs: list[BenchmarkRun]) -> dict[str, Any
     return composite(scored, plan.composite_threshold)
 
 
-__all__ = ["record_event", "runtime_exited", "runtime_spawned", "score_job", "settle"]
+__all__ = ["record_event", "record_transition", "runtime_exited", "runtime_spawned", "score_job", "settle"]
