@@ -173,3 +173,24 @@ def test_a_committed_job_is_202_even_when_the_broker_is_down(
     kind, published, attempts, error = row
     assert kind == "dev.assay.evaluation.accepted.v1"
     assert published is None and attempts == 1 and "ConnectError" in error  # the sweep will republish it
+
+
+def test_concurrent_submissions_with_one_idempotency_key_make_one_job(live_hub: Any) -> None:
+    import concurrent.futures
+
+    import httpx
+
+    def post() -> tuple[int, str]:
+        answer = httpx.post(
+            f"{live_hub.url}/api/v1/evaluations/jobs",
+            json=job(),
+            headers={"Idempotency-Key": "race"},
+            timeout=30,
+        )
+        return answer.status_code, answer.json()["resource"]["id"]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: post(), range(8)))
+    assert {status for status, _ in answers} == {202}
+    assert len({job_id for _, job_id in answers}) == 1
+    assert httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs", timeout=30).json()["total_count"] == 1
