@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
@@ -201,9 +203,49 @@ async def list_jobs(request: Request, who: CallerDep) -> dict[str, Any]:
     }
 
 
+class RenderedJobs:
+    """Rendered job documents, reused while the job's change counter says they are current: clients
+    poll jobs (eval-hub-sdk every few seconds, CI loops more often), and most polls see no change."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._entries: OrderedDict[tuple[str, str], tuple[int, bytes]] = OrderedDict()
+        self._max = max_entries
+
+    def get(self, key: tuple[str, str], version: int) -> bytes | None:
+        found = self._entries.get(key)
+        if found is None or found[0] != version:
+            return None
+        self._entries.move_to_end(key)
+        return found[1]
+
+    def put(self, key: tuple[str, str], version: int, body: bytes) -> None:
+        self._entries[key] = (version, body)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+
+def _rendered_jobs(request: Request) -> RenderedJobs:
+    state = request.app.state
+    if not hasattr(state, "rendered_jobs"):
+        state.rendered_jobs = RenderedJobs()
+    return cast(RenderedJobs, state.rendered_jobs)
+
+
 @router.get("/jobs/{job_id}")
-async def get_job(job_id: str, who: CallerDep) -> Response:
-    return _job_response(await who.store.evaluations.get(job_id), 200)
+async def get_job(job_id: str, request: Request, who: CallerDep) -> Response:
+    repo = who.store.evaluations
+    key = (who.tenant.name, job_id)
+    cache = _rendered_jobs(request)
+    version = await repo.version(job_id)
+    if version is None:
+        raise NotFound(f"Evaluation job {job_id!r} does not exist")
+    body = cache.get(key, version)
+    if body is None:
+        record = await repo.get(job_id)
+        body = json.dumps(job_document(record), ensure_ascii=False, separators=(",", ":")).encode()
+        cache.put(key, record.version, body)
+    return Response(body, media_type="application/json")
 
 
 @router.delete(

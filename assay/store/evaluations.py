@@ -68,6 +68,7 @@ class EvaluationRecord:
     started_at: datetime | None
     completed_at: datetime | None
     runs: tuple[RunRow, ...] = ()
+    version: int = 0
 
     def run(self, index: int) -> RunRow | None:
         return self.runs[index] if 0 <= index < len(self.runs) else None
@@ -167,6 +168,7 @@ def _record(row: dict[str, Any]) -> EvaluationRecord:
         started_at=row["started_at"],
         completed_at=row["completed_at"],
         runs=tuple(runs),
+        version=row.get("version", 0),
     )
 
 
@@ -368,11 +370,16 @@ class EvaluationRepository:
                 sql.SQL("{} = %s").format(sql.Identifier(n)) for n in unit._fields
             )
             await conn.execute(
-                sql.SQL("UPDATE evaluations SET {}, updated_at = now() WHERE id = %s").format(assignments),
+                sql.SQL(
+                    "UPDATE evaluations SET {}, updated_at = now(), version = version + 1 WHERE id = %s"
+                ).format(assignments),
                 [*(_adapt(n, v) for n, v in unit._fields.items()), unit.record.id],
             )
         elif unit._runs:
-            await conn.execute("UPDATE evaluations SET updated_at = now() WHERE id = %s", [unit.record.id])
+            await conn.execute(
+                "UPDATE evaluations SET updated_at = now(), version = version + 1 WHERE id = %s",
+                [unit.record.id],
+            )
         await insert_events(conn, unit._events)
 
     async def delete(self, evaluation_id: str) -> bool:
@@ -404,6 +411,17 @@ class EvaluationRepository:
             )
             await pipeline.sync()
             return cur.rowcount > 0
+
+    async def version(self, evaluation_id: str) -> int | None:
+        """The job's change counter (None when it does not exist for this scope): one indexed read."""
+        scope, params = self._scope()
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                sql.SQL("SELECT version FROM evaluations WHERE id = %s AND {}").format(scope),
+                [evaluation_id, *params],
+            )
+            row = await cur.fetchone()
+            return int(row[0]) if row is not None else None
 
     async def run_status(self, evaluation_id: str, index: int) -> tuple[str, int] | None:
         """(status, attempt) of one run, read without locking."""

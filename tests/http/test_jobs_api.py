@@ -194,3 +194,35 @@ def test_concurrent_submissions_with_one_idempotency_key_make_one_job(live_hub: 
     assert {status for status, _ in answers} == {202}
     assert len({job_id for _, job_id in answers}) == 1
     assert httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs", timeout=30).json()["total_count"] == 1
+
+
+def test_a_polled_job_is_never_served_stale(client: TestClient) -> None:
+    quiet = {  # an adapter that only waits: every change below comes from this test
+        "id": "quiet",
+        "name": "Quiet",
+        "runtime": {"local": {"command": "sleep 30"}},
+        "benchmarks": [{"id": "latency", "name": "L", "category": "c", "metrics": ["ms"]}],
+    }
+    assert client.post("/api/v1/evaluations/providers", json=quiet).status_code == 201
+    created = client.post(
+        "/api/v1/evaluations/jobs", json=job(benchmarks=[{"id": "latency", "provider_id": "quiet"}])
+    ).json()
+    url = f"/api/v1/evaluations/jobs/{created['resource']['id']}"
+    first = client.get(url).json()
+    assert client.get(url).json() == first  # the rendered copy is reused while nothing changed
+    event = {
+        "benchmark_status_event": {
+            "provider_id": "quiet",
+            "id": "latency",
+            "status": "running",
+            "phase": "loading_data",
+            "progress": 0.25,
+        }
+    }
+    assert client.post(f"{url}/events", json=event).status_code == 204
+    after = client.get(url).json()
+    assert after["status"]["benchmarks"][0]["phase"] == "loading_data"
+    assert after["status"]["benchmarks"][0]["progress"] == 0.25
+    assert client.get(url, headers={"X-Tenant": "team-b"}).status_code == 404  # cached copies are per tenant
+    client.delete(url, params={"hard_delete": "true"})
+    assert client.get(url).status_code == 404
