@@ -36,9 +36,6 @@ class LocalBroker:
     def subscribe(self, event_type: str, name: str, handler: Handler) -> None:
         self._subscribers.setdefault(event_type, []).append((name, handler))
 
-    def subscribers(self, event_type: str) -> list[str]:
-        return [name for name, _ in self._subscribers.get(event_type, [])]
-
     async def deliver(self, event: OutboxEvent) -> None:
         """Deliver to every subscriber; a retryable failure raises (the outbox keeps the row), a poison
         event is logged as dead-lettered and acknowledged."""

@@ -39,9 +39,9 @@ class HttpSink:
 class Publisher:
     """Delivers outbox rows through ``deliver``.
 
-    ``kick()`` after a commit wakes the background loop (local hub); ``flush(ids)`` delivers specific
-    rows right away (a scale-to-zero function does this before answering); rows that fail stay in the
-    outbox with backoff and the loop or the sweep delivers them later.
+    ``deliver_soon(events)`` delivers just-committed events from memory (local hub); ``flush(ids)``
+    delivers specific rows right away (a scale-to-zero function does this before answering); rows that
+    fail stay in the outbox with backoff, and the loop or the sweep delivers them later.
     """
 
     def __init__(
@@ -54,11 +54,7 @@ class Publisher:
         self._outbox = outbox
         self._deliver = deliver
         self._interval = interval_seconds
-        self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
-
-    def kick(self) -> None:
-        self._wake.set()
 
     def deliver_soon(self, events: Sequence[OutboxEvent]) -> None:
         """Deliver just-committed events in a task of their own, straight from memory, so that events
@@ -95,21 +91,17 @@ class Publisher:
                 return total
 
     async def run(self, stop: asyncio.Event, *, older_than_seconds: float = 0.0) -> None:
-        """Deliver until ``stop`` is set: on every kick, and every ``interval`` for rows due a retry.
+        """Every ``interval`` until ``stop`` is set, deliver the rows due a retry.
 
         With ``older_than_seconds`` the loop leaves fresh rows to :meth:`deliver_soon`.
         """
         while not stop.is_set():
-            self._wake.clear()  # before flushing, so a kick during the flush is not lost
             try:
                 await self.flush(older_than_seconds=older_than_seconds)
             except Exception:
                 log.exception("outbox delivery failed; retrying")
-            waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait(waiters, timeout=self._interval, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
+                await asyncio.wait_for(stop.wait(), timeout=self._interval)
 
     async def drain(self) -> None:
         """Wait for deliveries started by :meth:`deliver_soon`."""

@@ -22,7 +22,6 @@ from assay.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
-CATALOGUE: Sequence[APIRouter] = (catalogue.router,)
 SUBMIT: Sequence[APIRouter] = (jobs.router, catalogue.router)
 CALLBACK: Sequence[APIRouter] = (jobs.events_router,)
 HUB: Sequence[APIRouter] = (jobs.events_router, jobs.router, catalogue.router)

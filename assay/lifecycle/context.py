@@ -51,7 +51,7 @@ class Lifecycle:
     database: Database
     runtime: Runtime | None
     publish: Callable[[Sequence[OutboxEvent]], Awaitable[None]]
-    """After a commit: hand these events to the publisher (wake the loop, or deliver them now)."""
+    """After a commit: hand these events to the publisher (deliver them now, or in a task)."""
     deliver: Callable[[OutboxEvent], Awaitable[None]]
     """Deliver one event to the broker (the sweep republishes through this)."""
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)

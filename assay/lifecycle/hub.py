@@ -36,7 +36,6 @@ class Hub:
 
     lifecycle: Lifecycle
     publisher: Publisher
-    broker: LocalBroker | None = None
     sink: HttpSink | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -96,7 +95,7 @@ async def start_local_hub(settings: Settings, database: Database, metrics: Metri
     )
     ctx.runtime = LocalRunner(ctx, settings.data_dir / "jobs")
     _subscribe(broker, ctx)
-    hub = Hub(lifecycle=ctx, publisher=publisher, broker=broker)
+    hub = Hub(lifecycle=ctx, publisher=publisher)
 
     async def sweeping() -> None:
         while not hub._stop.is_set():

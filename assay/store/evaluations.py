@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.errors import UniqueViolation
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -214,28 +214,28 @@ class EvaluationRepository:
             return sql.SQL("TRUE"), []
         return sql.SQL("tenant = %s"), [self._tenant.name]
 
-    async def _load(
+    async def _select(
         self, conn: AsyncConnection[Any], evaluation_id: str, *, lock: bool
-    ) -> EvaluationRecord | None:
+    ) -> AsyncCursor[dict[str, Any]]:
+        """Send the read of one job with its runs (``FOR UPDATE`` when ``lock``); the caller fetches."""
         scope, params = self._scope()
         query = sql.SQL("SELECT {} FROM evaluations e WHERE id = %s AND {}{}").format(
             _WITH_RUNS, scope, sql.SQL(" FOR UPDATE") if lock else sql.SQL("")
         )
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(query, [evaluation_id, *params])
-        row = await cur.fetchone()
+        return cur
+
+    async def _load(self, conn: AsyncConnection[Any], evaluation_id: str) -> EvaluationRecord | None:
+        row = await (await self._select(conn, evaluation_id, lock=False)).fetchone()
         return _record(row) if row is not None else None
 
     async def get(self, evaluation_id: str) -> EvaluationRecord:
         async with self._pool.connection() as conn:
-            record = await self._load(conn, evaluation_id, lock=False)
+            record = await self._load(conn, evaluation_id)
         if record is None:
             raise NotFound(f"Evaluation job {evaluation_id!r} does not exist")
         return record
-
-    async def find(self, evaluation_id: str) -> EvaluationRecord | None:
-        async with self._pool.connection() as conn:
-            return await self._load(conn, evaluation_id, lock=False)
 
     async def create(
         self,
@@ -302,7 +302,7 @@ class EvaluationRepository:
                         "This Idempotency-Key was already used for a different request",
                         message_code="idempotency_key_reused",
                     ) from None
-                found = await self._load(conn, existing["id"], lock=False)
+                found = await self._load(conn, existing["id"])
                 assert found is not None
                 return found, False
             return record, True  # exactly what was written; no need to read it back
@@ -329,14 +329,7 @@ class EvaluationRepository:
                     "INSERT INTO inbox (handler, source, id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                     list(inbox),
                 )
-            scope, params = self._scope()
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                sql.SQL("SELECT {} FROM evaluations e WHERE id = %s AND {} FOR UPDATE").format(
-                    _WITH_RUNS, scope
-                ),
-                [evaluation_id, *params],
-            )
+            cur = await self._select(conn, evaluation_id, lock=True)
             await pipeline.sync()
             row = await cur.fetchone()
             if row is None:
