@@ -25,14 +25,15 @@ EVALUATION_FINISHED = "dev.assay.evaluation.finished.v1"
 SWEEP_REQUESTED = "dev.assay.sweep.requested.v1"
 """timer (PingSource) -> sweep: republish, reconcile, fail what is stale."""
 
-CATALOGUE: dict[str, str] = {
-    EVALUATION_ACCEPTED: "dispatch",
-    EVALUATION_RETRIED: "dispatch",
-    EVALUATION_CANCELLED: "dispatch",
-    BENCHMARK_FINISHED: "aggregate",
-    EVALUATION_FINISHED: "notifiers",
-    SWEEP_REQUESTED: "sweep",
+CATALOGUE: dict[str, tuple[str, ...]] = {
+    EVALUATION_ACCEPTED: ("dispatch",),
+    EVALUATION_RETRIED: ("dispatch",),
+    EVALUATION_CANCELLED: ("dispatch",),
+    BENCHMARK_FINISHED: ("aggregate", "dispatch"),
+    EVALUATION_FINISHED: (),  # notifiers (CI status, webhooks) subscribe with the trigger issue
+    SWEEP_REQUESTED: ("sweep",),
 }
+"""Which function consumes each type: the local broker's subscriptions, and the Knative Triggers."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,7 @@ from dataclasses import dataclass, field
 
 from cloudevents.http import CloudEvent
 
-from assay.core.events import (
-    BENCHMARK_FINISHED,
-    EVALUATION_ACCEPTED,
-    EVALUATION_CANCELLED,
-    EVALUATION_RETRIED,
-    OutboxEvent,
-)
+from assay.core.events import CATALOGUE, OutboxEvent
 from assay.events import HttpSink, LocalBroker, Publisher
 from assay.lifecycle import handlers
 from assay.lifecycle.context import Lifecycle
@@ -59,7 +53,8 @@ async def _no_sink(event: OutboxEvent) -> None:
 
 
 def _subscribe(broker: LocalBroker, ctx: Lifecycle) -> None:
-    """The local equivalent of the Knative Triggers in knative/ (one per type and function)."""
+    """The local equivalent of the Knative Triggers: one subscription per type and consuming function,
+    as the catalogue says. The sweep is not subscribed: the local hub runs it on a timer."""
 
     async def dispatch(ce: CloudEvent) -> None:
         await handlers.dispatch(ctx, ce)
@@ -67,9 +62,11 @@ def _subscribe(broker: LocalBroker, ctx: Lifecycle) -> None:
     async def aggregate(ce: CloudEvent) -> None:
         await handlers.aggregate(ctx, ce)
 
-    for kind in (EVALUATION_ACCEPTED, EVALUATION_RETRIED, EVALUATION_CANCELLED, BENCHMARK_FINISHED):
-        broker.subscribe(kind, "dispatch", dispatch)
-    broker.subscribe(BENCHMARK_FINISHED, "aggregate", aggregate)
+    functions = {"dispatch": dispatch, "aggregate": aggregate}
+    for kind, consumers in CATALOGUE.items():
+        for name in consumers:
+            if name in functions:
+                broker.subscribe(kind, name, functions[name])
 
 
 async def start_local_hub(settings: Settings, database: Database, metrics: Metrics | None = None) -> Hub:
