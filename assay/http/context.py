@@ -110,6 +110,24 @@ def _integer(request: Request, name: str, default: int, lowest: int, highest: in
     return value
 
 
+def number(request: Request, name: str, default: float, lowest: float) -> float:
+    """A finite number of at least ``lowest`` (``default`` when the parameter is absent)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value >= lowest and value < float("inf")):
+        raise InvalidQuery(
+            f"Query parameter {name!r} must be a number of at least {lowest:g}, got {raw[:40]!r}",
+            message_code="query_parameter_value_invalid",
+            errors=[FieldError(name, "range", f"must be a number of at least {lowest:g}")],
+        )
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Paging:
     limit: int

@@ -23,6 +23,7 @@ from assay.http.context import (
     boolean,
     caller,
     groups,
+    number,
     page_links,
     paging,
     strict_query,
@@ -259,23 +260,6 @@ async def delete_job(job_id: str, request: Request, who: CallerDep) -> None:
     await jobs.cancel(lifecycle_of(request), who.tenant, job_id, hard_delete=hard)
 
 
-def _float_param(request: Request, name: str, default: float, lowest: float) -> float:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not (value >= lowest and value < float("inf")):
-        raise InvalidQuery(
-            f"Query parameter {name!r} must be a number of at least {lowest:g}, got {raw[:40]!r}",
-            message_code="query_parameter_value_invalid",
-            errors=[FieldError(name, "range", f"must be a number of at least {lowest:g}")],
-        )
-    return value
-
-
 @router.get(
     "/jobs/{job_id}/compare",
     dependencies=[Depends(strict_query("baseline", "max_drop", "relative", "sigma"))],
@@ -292,9 +276,9 @@ async def compare_jobs(job_id: str, request: Request, who: CallerDep) -> dict[st
             errors=[FieldError("baseline", "required", "the id of the job to compare with")],
         )
     tolerance = Tolerance(
-        max_drop=_float_param(request, "max_drop", 0.0, 0.0),
+        max_drop=number(request, "max_drop", 0.0, 0.0),
         relative=boolean(request, "relative", False),
-        sigma=_float_param(request, "sigma", 2.0, 0.0),
+        sigma=number(request, "sigma", 2.0, 0.0),
     )
     current = job_document(await who.store.evaluations.get(job_id))
     try:
@@ -340,7 +324,11 @@ async def retry_job(job_id: str, request: Request, who: CallerDep) -> Response:
     return _job_response(record, 202)
 
 
-def _log_options(request: Request) -> tuple[int | None, datetime | None, bool]:
+LogOptions = tuple[int | None, datetime | None, bool]
+
+
+def _log_options(request: Request) -> LogOptions:
+    """(tail_lines or None for all, since, timestamps) of a logs request; read once per request."""
     raw_tail = request.query_params.get("tail_lines", "1000")
     try:
         tail = int(raw_tail)
@@ -369,13 +357,15 @@ def _log_options(request: Request) -> tuple[int | None, datetime | None, bool]:
     return (None if tail == -1 else tail), since, boolean(request, "timestamps", False)
 
 
-def _benchmark_log(request: Request, record: EvaluationRecord, index: int) -> tuple[str, bool]:
+def _benchmark_log(
+    request: Request, record: EvaluationRecord, index: int, options: LogOptions
+) -> tuple[str, bool]:
     run = record.runs[index].run
     runtime = lifecycle_of(request).runtime
     path = runtime.log_path(record.id, index, run.provider_id, run.benchmark_id) if runtime else None
     if path is None:
         return "", False
-    tail, since, stamps = _log_options(request)
+    tail, since, stamps = options
     return read_log_bounded(path, tail_lines=tail, since=since, timestamps=stamps)
 
 
@@ -389,11 +379,11 @@ def _log_response(text: str, truncated: bool) -> PlainTextResponse:
 @router.get("/jobs/{job_id}/logs", dependencies=[Depends(strict_query(*_LOG_PARAMS))])
 async def job_logs(job_id: str, request: Request, who: CallerDep) -> PlainTextResponse:
     record = await who.store.evaluations.get(job_id)
-    _log_options(request)
+    options = _log_options(request)
     sections = []
     truncated = False
     for row in record.runs:
-        text, cut = _benchmark_log(request, record, row.run.index)
+        text, cut = _benchmark_log(request, record, row.run.index, options)
         truncated = truncated or cut
         sections.append(
             f"=== pod={record.id}-{row.run.index} container=local benchmark_id={row.run.benchmark_id} ===\n{text}"
@@ -411,7 +401,7 @@ async def benchmark_logs(
     index = int(benchmark_index) if benchmark_index.isdigit() else -1
     if record.run(index) is None:
         raise NotFound(f"Job {job_id} has no benchmark at index {benchmark_index[:20]!r}")
-    return _log_response(*_benchmark_log(request, record, index))
+    return _log_response(*_benchmark_log(request, record, index, _log_options(request)))
 
 
 @events_router.post("/jobs/{job_id}/events", status_code=204, response_class=Response)
