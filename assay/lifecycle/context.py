@@ -57,6 +57,10 @@ class Lifecycle:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     metrics: Metrics | None = None
 
+    def timeout_of(self, planned: PlannedBenchmark) -> float:
+        """Seconds a benchmark may run: its own ``timeout_seconds``, else the hub's default."""
+        return planned.timeout_seconds or self.settings.benchmark_timeout_seconds
+
     async def published(self, events: Sequence[OutboxEvent]) -> None:
         """Hand committed events to the publisher; a failure here is only logged, because the events
         are safe in the outbox and the publisher loop or the sweep delivers them later."""

@@ -198,10 +198,7 @@ async def _reconcile(ctx: Lifecycle, evaluation_id: str, counts: dict[str, int])
             if run.terminal:
                 continue
             if row.deadline_at is not None and row.deadline_at < now:
-                timeout = (
-                    unit.record.plan.benchmarks[run.index].timeout_seconds
-                    or ctx.settings.benchmark_timeout_seconds
-                )
+                timeout = ctx.timeout_of(unit.record.plan.benchmarks[run.index])
                 record_transition(
                     unit,
                     fail_run(

@@ -23,8 +23,8 @@ class LocalRunner:
     def __init__(self, ctx: Lifecycle, root: Path) -> None:
         self._ctx = ctx
         self._root = root
-        self._timeouts: dict[RunKey, float] = {}
-        self._launched: dict[RunKey, tuple[str, float]] = {}
+        # Per queued launch, until its process starts: (provider, when it was queued, its timeout).
+        self._queued: dict[RunKey, tuple[str, float, float]] = {}
         settings = ctx.settings
         self._runtime = LocalRuntime(
             root,
@@ -35,17 +35,17 @@ class LocalRunner:
         )
 
     async def _spawned(self, key: RunKey, runtime_ref: str) -> None:
-        launched = self._launched.pop(key, None)
-        if launched is not None and self._ctx.metrics is not None:
-            provider, at = launched
-            self._ctx.metrics.queue_wait.labels(provider).observe(time.monotonic() - at)
-        timeout = self._timeouts.get(key, self._ctx.settings.benchmark_timeout_seconds)
+        queued = self._queued.pop(key, None)
+        timeout = self._ctx.settings.benchmark_timeout_seconds
+        if queued is not None:
+            provider, at, timeout = queued
+            if self._ctx.metrics is not None:
+                self._ctx.metrics.queue_wait.labels(provider).observe(time.monotonic() - at)
         await runtime_spawned(self._ctx, key.evaluation_id, key.index, key.attempt, runtime_ref, timeout)
 
     async def _exited(self, exit_: LocalExit) -> None:
         key = exit_.key
-        self._timeouts.pop(key, None)
-        self._launched.pop(key, None)
+        self._queued.pop(key, None)  # a launch that never started
         await runtime_exited(
             self._ctx, key.evaluation_id, key.index, key.attempt, exit_.reason, exit_.returncode, exit_.detail
         )
@@ -58,9 +58,8 @@ class LocalRunner:
             evaluation.id, evaluation.request, planned, callback_url=self._ctx.settings.callback_base_url()
         )
         key = RunKey(evaluation.id, planned.index, attempt)
-        timeout = planned.timeout_seconds or self._ctx.settings.benchmark_timeout_seconds
-        self._timeouts[key] = timeout
-        self._launched.setdefault(key, (planned.provider_id, time.monotonic()))
+        timeout = self._ctx.timeout_of(planned)
+        self._queued.setdefault(key, (planned.provider_id, time.monotonic(), timeout))
         await self._runtime.launch(
             LocalLaunch(
                 key=key,

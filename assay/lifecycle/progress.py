@@ -23,6 +23,7 @@ from assay.core.states import (
 )
 from assay.errors import NotFound, Unprocessable
 from assay.lifecycle.context import Lifecycle
+from assay.runtimes import ExitReason
 from assay.store import LockedEvaluation
 from assay.telemetry import Metrics
 
@@ -40,8 +41,6 @@ _SERVER_CODES = frozenset(
         "evaluation_job_cancelled",
     }
 )
-
-ExitReason = Literal["exited", "timeout", "stopped", "shutdown", "spawn_failed"]
 
 
 def record_transition(
@@ -179,9 +178,7 @@ async def runtime_exited(
                 )
         else:
             code, template = _EXIT_FAILURES[reason]
-            timeout = (
-                unit.record.plan.benchmarks[index].timeout_seconds or ctx.settings.benchmark_timeout_seconds
-            )
+            timeout = ctx.timeout_of(unit.record.plan.benchmarks[index])
             text = template.format(timeout=timeout, detail=detail)
         text += f" (see GET /api/v1/evaluations/jobs/{evaluation_id}/benchmarks/{index}/logs)"
         record_transition(unit, fail_run(run, text, code, ctx.clock()), "dispatch", metrics=ctx.metrics)
