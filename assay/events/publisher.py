@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -41,25 +40,22 @@ class Publisher:
 
     ``deliver_soon(events)`` delivers just-committed events from memory (local hub); ``flush(ids)``
     delivers specific rows right away (a scale-to-zero function does this before answering); rows that
-    fail stay in the outbox with backoff, and the loop or the sweep delivers them later.
+    fail stay in the outbox with backoff, and a periodic ``flush`` or the sweep delivers them later.
     """
 
     def __init__(
         self,
         outbox: OutboxRepository,
         deliver: Callable[[OutboxEvent], Awaitable[None]],
-        *,
-        interval_seconds: float = 1.0,
     ) -> None:
         self._outbox = outbox
         self._deliver = deliver
-        self._interval = interval_seconds
         self._inflight: set[asyncio.Task[None]] = set()
 
     def deliver_soon(self, events: Sequence[OutboxEvent]) -> None:
         """Deliver just-committed events in a task of their own, straight from memory, so that events
         of different evaluations go out concurrently; each is marked published once delivered. One
-        that fails stays in the outbox, where the loop (which leaves fresh rows alone) retries it."""
+        that fails stays in the outbox for a later ``flush`` (or the sweep) to retry."""
         task = asyncio.get_running_loop().create_task(self._deliver_now(list(events)))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
@@ -89,19 +85,6 @@ class Publisher:
             total = OutboxStats(total.delivered + stats.delivered, total.failed + stats.failed)
             if stats.delivered + stats.failed < 100:
                 return total
-
-    async def run(self, stop: asyncio.Event, *, older_than_seconds: float = 0.0) -> None:
-        """Every ``interval`` until ``stop`` is set, deliver the rows due a retry.
-
-        With ``older_than_seconds`` the loop leaves fresh rows to :meth:`deliver_soon`.
-        """
-        while not stop.is_set():
-            try:
-                await self.flush(older_than_seconds=older_than_seconds)
-            except Exception:
-                log.exception("outbox delivery failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._interval)
 
     async def drain(self) -> None:
         """Wait for deliveries started by :meth:`deliver_soon`."""

@@ -63,7 +63,7 @@ class Lifecycle:
 
     async def published(self, events: Sequence[OutboxEvent]) -> None:
         """Hand committed events to the publisher; a failure here is only logged, because the events
-        are safe in the outbox and the publisher loop or the sweep delivers them later."""
+        are safe in the outbox and a retry or the sweep delivers them later."""
         if not events:
             return
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from cloudevents.http import CloudEvent
@@ -48,6 +48,17 @@ class Hub:
             await self.sink.close()
 
 
+async def _every(seconds: float, stop: asyncio.Event, step: Callable[[], Awaitable[object]]) -> None:
+    """Run ``step`` now and then every ``seconds`` until ``stop`` is set; a failure waits for the next turn."""
+    while not stop.is_set():
+        try:
+            await step()
+        except Exception:
+            log.exception("%s failed; trying again in %g s", getattr(step, "__name__", "step"), seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
 async def _no_sink(event: OutboxEvent) -> None:
     raise RuntimeError("no broker to deliver to (K_SINK is not set); the event stays in the outbox")
 
@@ -70,14 +81,14 @@ def _subscribe(broker: LocalBroker, ctx: Lifecycle) -> None:
 
 
 async def start_local_hub(settings: Settings, database: Database, metrics: Metrics | None = None) -> Hub:
-    """Everything in one process: in-process broker, publisher loop, local runtime, periodic sweep.
+    """Everything in one process: in-process broker, event delivery and retries, local runtime, periodic sweep.
 
     A first sweep runs at once, so work interrupted by a crash (a SIGKILLed hub) is recovered:
     undelivered events go out, queued runs are launched again, runs whose process was lost fail
     with ``runtime_lost``.
     """
     broker = LocalBroker()
-    publisher = Publisher(database.outbox, broker.deliver, interval_seconds=1.0)
+    publisher = Publisher(database.outbox, broker.deliver)
 
     async def publish(events: Sequence[OutboxEvent]) -> None:
         publisher.deliver_soon(events)
@@ -94,19 +105,17 @@ async def start_local_hub(settings: Settings, database: Database, metrics: Metri
     _subscribe(broker, ctx)
     hub = Hub(lifecycle=ctx, publisher=publisher)
 
-    async def sweeping() -> None:
-        while not hub._stop.is_set():
-            try:
-                await handlers.sweep(ctx)
-            except Exception:
-                log.exception("sweep failed; trying again at the next interval")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(hub._stop.wait(), timeout=settings.sweep_interval_seconds)
+    async def retry_undelivered() -> None:
+        # Fresh rows go out through deliver_soon; this retries only what that could not deliver.
+        await publisher.flush(older_than_seconds=_RETRY_AFTER_SECONDS)
 
-    # Fresh rows go out through deliver_soon; the loop retries what that could not deliver.
-    loop = publisher.run(hub._stop, older_than_seconds=_RETRY_AFTER_SECONDS)
-    hub._tasks.append(asyncio.create_task(loop, name="assay-publisher"))
-    hub._tasks.append(asyncio.create_task(sweeping(), name="assay-sweep"))
+    async def sweep() -> None:
+        await handlers.sweep(ctx)
+
+    hub._tasks.append(asyncio.create_task(_every(1.0, hub._stop, retry_undelivered), name="assay-publisher"))
+    hub._tasks.append(
+        asyncio.create_task(_every(settings.sweep_interval_seconds, hub._stop, sweep), name="assay-sweep")
+    )
     return hub
 
 
