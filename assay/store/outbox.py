@@ -60,8 +60,9 @@ class OutboxRepository:
         its lease ends. Delivery is therefore at least once, and handlers are idempotent.
         """
         delivered = failed = 0
-        if ids is not None:
-            limit = min(limit, len(ids))  # no extra claim that can only come back empty
+        wanted = list(ids) if ids is not None else None
+        if wanted is not None:
+            limit = min(limit, len(wanted))  # no extra claim that can only come back empty
         for _ in range(limit):
             # Claim with a lease in one statement and let the connection go before delivering: a
             # handler needs connections of its own, and many deliveries may run at once.
@@ -74,12 +75,7 @@ class OutboxRepository:
                     " AND created_at <= now() - make_interval(secs => %s)"
                     " AND (%s::text[] IS NULL OR id = ANY(%s::text[]))"
                     " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *",
-                    [
-                        _LEASE_SECONDS,
-                        older_than_seconds,
-                        ids_param := list(ids) if ids is not None else None,
-                        ids_param,
-                    ],
+                    [_LEASE_SECONDS, older_than_seconds, wanted, wanted],
                 )
                 row = await cur.fetchone()
             if row is None:
