@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import subprocess
+import sys
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -359,6 +360,8 @@ class LocalRuntime:
     def _child_env(self, run: _Run) -> dict[str, str]:
         # Children inherit the hub's environment (PATH, HOME, credentials); this is not configuration.
         env = dict(os.environ)  # noqa: TID251
+        # The hub's own scripts (``assay-adapter``) come first, found even when its venv is not activated.
+        env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")]))
         env.update(run.launch.env)
         env.update(
             {
