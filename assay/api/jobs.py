@@ -249,6 +249,8 @@ class BenchmarkStatusEvent(BaseModel):
     current_step: str | None = None
     total_steps: int | None = Field(None, ge=0)
     completed_steps: int | None = Field(None, ge=0)
+    # Assay: the sidecar's accounting of the model traffic (requests, cache hits, tokens), on terminal events.
+    usage: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -128,11 +128,14 @@ class LocalRuntime(WireModel):
 class ProviderRuntime(WireModel):
     k8s: K8sRuntime | None = None
     local: LocalRuntime | None = None
+    # Assay: the adapter runs all of a job's benchmarks of this provider in ONE process (lm-eval batches its
+    # tasks in one harness call); its job.json lists the others under ``group``.
+    group_benchmarks: bool | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _spellings(cls, data: Any) -> Any:
-        return _canonical_keys(data, ("k8s", "local"))
+        return _canonical_keys(data, ("k8s", "local", "group_benchmarks"))
 
 
 class BenchmarkSpec(WireModel):

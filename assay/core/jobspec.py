@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from assay.core.plan import PlannedBenchmark
@@ -15,9 +15,13 @@ def job_spec(
     *,
     callback_url: str,
     model_url: str | None = None,
+    group: Sequence[PlannedBenchmark] = (),
 ) -> dict[str, Any]:
     """What eval-hub-sdk's ``JobSpec`` expects: ``parameters`` always an object (``{}`` when empty),
-    ``num_examples`` lifted out of it, ``primary_score`` as resolved at submission, ``tags`` a list."""
+    ``num_examples`` lifted out of it, ``primary_score`` as resolved at submission, ``tags`` a list.
+
+    ``group`` (Assay) names further benchmarks that the same process runs, for providers with
+    ``runtime.group_benchmarks``; eval-hub-sdk ignores the key, Assay's adapter SDK reads it."""
     model = dict(request.get("model", {}))
     model.pop("parameters", None)
     if model_url is not None:
@@ -32,25 +36,36 @@ def job_spec(
         "callback_url": callback_url,
         "tags": [],
     }
-    if planned.num_examples is not None:
-        spec["num_examples"] = planned.num_examples
+    spec.update(_benchmark_fields(planned))
+    if group:
+        spec["group"] = [
+            {"benchmark_id": member.id, "benchmark_index": member.index, **_benchmark_fields(member)}
+            for member in group
+        ]
     experiment = request.get("experiment")
     if isinstance(experiment, Mapping):
         spec["experiment_name"] = experiment.get("name")
         spec["tags"] = [
             {"key": str(t.get("key")), "value": str(t.get("value", ""))} for t in experiment.get("tags", [])
         ]
-    if planned.score.metric is not None:
-        spec["primary_score"] = {
-            "metric": planned.score.metric,
-            "lower_is_better": planned.score.lower_is_better,
-        }
     exports = request.get("exports")
     if isinstance(exports, Mapping) and isinstance(exports.get("oci"), Mapping):
         spec["exports"] = {"oci": {"coordinates": exports["oci"]["coordinates"]}}
     if planned.test_data_ref is not None:
         spec["test_data_ref"] = planned.test_data_ref
     return spec
+
+
+def _benchmark_fields(planned: PlannedBenchmark) -> dict[str, Any]:
+    fields: dict[str, Any] = {"parameters": dict(planned.parameters)}
+    if planned.num_examples is not None:
+        fields["num_examples"] = planned.num_examples
+    if planned.score.metric is not None:
+        fields["primary_score"] = {
+            "metric": planned.score.metric,
+            "lower_is_better": planned.score.lower_is_better,
+        }
+    return fields
 
 
 __all__ = ["job_spec"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -39,6 +39,7 @@ class FrozenRuntime(BaseModel):
     local_command: str | None = None
     local_env: dict[str, str] = Field(default_factory=dict)
     k8s: dict[str, Any] | None = None
+    group: bool = False  # one process runs all of the job's benchmarks of this provider
 
 
 class PlannedBenchmark(BaseModel):
@@ -180,6 +181,7 @@ def build_plan(
             local_command=how.local.command if how and how.local else None,
             local_env={e.name: e.value for e in how.local.env} if how and how.local else {},
             k8s=how.k8s.model_dump(mode="json", exclude_none=True) if how and how.k8s else None,
+            group=bool(how and how.group_benchmarks),
         )
         if runtime == "local" and frozen_runtime.local_command is None:
             errors.append(
@@ -259,4 +261,16 @@ def build_plan(
     )
 
 
-__all__ = ["FrozenRuntime", "FrozenScore", "Plan", "PlannedBenchmark", "build_plan"]
+def launch_groups(plan: Plan, due: Sequence[tuple[int, int]]) -> list[list[tuple[PlannedBenchmark, int]]]:
+    """The processes to start for ``due`` (index, attempt) runs: one per benchmark, except that the
+    benchmarks of a provider whose runtime takes groups share one (in plan order, the first one leads)."""
+    groups: dict[object, list[tuple[PlannedBenchmark, int]]] = {}
+    for index, attempt in sorted(due):
+        planned = plan.benchmarks[index]
+        runtime = planned.runtime
+        key: object = (planned.provider_id, runtime.model_dump_json()) if runtime.group else index
+        groups.setdefault(key, []).append((planned, attempt))
+    return list(groups.values())
+
+
+__all__ = ["FrozenRuntime", "FrozenScore", "Plan", "PlannedBenchmark", "build_plan", "launch_groups"]

@@ -136,6 +136,7 @@ def _result_of(event: BenchmarkStatusEvent) -> dict[str, Any]:
         "metrics_schema": [{"name": n, "type": t} for n, t in schema.items()],
         "additional_info": event.additional_info,
         "artifacts": event.artifacts,
+        "usage": event.usage,
     }
     for key in ("mlflow_run_id", "logs_path", "overall_score"):
         value = getattr(event, key)

@@ -23,8 +23,11 @@ class Runtime(Protocol):
 
     name: str
 
-    async def launch(self, evaluation: EvaluationRecord, planned: PlannedBenchmark, attempt: int) -> None:
-        """Start (or queue) one run; a second call for the same run and attempt does nothing."""
+    async def launch(
+        self, evaluation: EvaluationRecord, runs: Sequence[tuple[PlannedBenchmark, int]]
+    ) -> None:
+        """Start (or queue) one process for ``runs`` (benchmark, attempt): one benchmark, or a group of one
+        provider's benchmarks when its runtime takes groups. A second call for the same runs does nothing."""
 
     async def stop(self, evaluation_id: str, index: int | None = None, *, purge: bool = False) -> None:
         """Stop the evaluation's runs (or one of them); ``purge`` also removes their files."""

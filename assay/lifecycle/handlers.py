@@ -26,6 +26,7 @@ from assay.core.events import (
     EVALUATION_RETRIED,
 )
 from assay.core.events import evaluation_event as event
+from assay.core.plan import PlannedBenchmark, launch_groups
 from assay.core.states import TERMINAL_JOB, fail_run
 from assay.errors import TemporaryError
 from assay.events import PoisonEvent
@@ -101,15 +102,20 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
         else:
             limit = asyncio.Semaphore(8)
 
-            async def launch_one(index: int, attempt: int) -> None:
+            async def launch_one(runs: list[tuple[PlannedBenchmark, int]]) -> None:
                 async with limit:
                     try:
-                        await runtime.launch(record, record.plan.benchmarks[index], attempt)
+                        await runtime.launch(record, runs)
                     except Exception as exc:
-                        log.exception("launching benchmark %d of %s failed", index, evaluation_id)
-                        failures[index] = f"{type(exc).__name__}: {exc}"
+                        log.exception("launching %s of %s failed", [p.index for p, _ in runs], evaluation_id)
+                        failures.update({p.index: f"{type(exc).__name__}: {exc}" for p, _ in runs})
 
-            await asyncio.gather(*(launch_one(row.run.index, row.run.attempt) for row in due))
+            await asyncio.gather(
+                *(
+                    launch_one(runs)
+                    for runs in launch_groups(record.plan, [(row.run.index, row.run.attempt) for row in due])
+                )
+            )
         for row in due:
             if row.run.index in failures:
                 transition = fail_run(

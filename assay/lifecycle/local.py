@@ -3,16 +3,21 @@ reports the process's start and exit back as lifecycle steps."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from assay.core.jobspec import job_spec
 from assay.core.plan import PlannedBenchmark
 from assay.lifecycle.context import Lifecycle
 from assay.lifecycle.progress import runtime_exited, runtime_spawned
-from assay.runtimes import LocalExit, LocalLaunch, LocalRuntime, RunKey
+from assay.runtimes import GroupMember, LocalExit, LocalLaunch, LocalRuntime, RunKey
 from assay.store import EvaluationRecord, RunRow
+
+SIDECAR_JOB_INFO = "sidecar-job-info.json"
 
 
 class LocalRunner:
@@ -20,9 +25,10 @@ class LocalRunner:
 
     name = "local"
 
-    def __init__(self, ctx: Lifecycle, root: Path) -> None:
+    def __init__(self, ctx: Lifecycle, root: Path, *, sidecar_url: str | None = None) -> None:
         self._ctx = ctx
         self._root = root
+        self._sidecar_url = sidecar_url.rstrip("/") if sidecar_url else None
         # Per queued launch, until its process starts: (provider, when it was queued, its timeout).
         self._queued: dict[RunKey, tuple[str, float, float]] = {}
         settings = ctx.settings
@@ -50,16 +56,32 @@ class LocalRunner:
             self._ctx, key.evaluation_id, key.index, key.attempt, exit_.reason, exit_.returncode, exit_.detail
         )
 
-    async def launch(self, evaluation: EvaluationRecord, planned: PlannedBenchmark, attempt: int) -> None:
+    async def launch(
+        self, evaluation: EvaluationRecord, runs: Sequence[tuple[PlannedBenchmark, int]]
+    ) -> None:
+        (planned, attempt), *others = runs
         command = planned.runtime.local_command
         if command is None:
             raise RuntimeError(f"provider {planned.provider_id!r} has no runtime.local.command")
+        callback_url = self._ctx.settings.callback_base_url()
+        model_url: str | None = None
+        if self._sidecar_url is not None:
+            # Model traffic and events go through the sidecar: response cache, retries, accounting.
+            callback_url = self._sidecar_url
+            model_url = self._route_model(evaluation, planned, [p for p, _ in runs])
         spec = job_spec(
-            evaluation.id, evaluation.request, planned, callback_url=self._ctx.settings.callback_base_url()
+            evaluation.id,
+            evaluation.request,
+            planned,
+            callback_url=callback_url,
+            model_url=model_url,
+            group=[p for p, _ in others],
         )
         key = RunKey(evaluation.id, planned.index, attempt)
         timeout = self._ctx.timeout_of(planned)
-        self._queued.setdefault(key, (planned.provider_id, time.monotonic(), timeout))
+        members = tuple(GroupMember(RunKey(evaluation.id, p.index, a), p.id) for p, a in others)
+        for member_key in (key, *(m.key for m in members)):
+            self._queued.setdefault(member_key, (planned.provider_id, time.monotonic(), timeout))
         await self._runtime.launch(
             LocalLaunch(
                 key=key,
@@ -69,8 +91,37 @@ class LocalRunner:
                 env=planned.runtime.local_env,
                 job_spec=spec,
                 timeout_seconds=timeout,
+                members=members,
             )
         )
+
+    def _route_model(
+        self, evaluation: EvaluationRecord, lead: PlannedBenchmark, group: list[PlannedBenchmark]
+    ) -> str | None:
+        """Point the adapter at ``/model/<job>/<index>/<original path>`` on the sidecar, and tell the
+        sidecar where that goes (``sidecar-job-info.json``, the layout EvalHub's local sidecar uses)."""
+        model = evaluation.request.get("model") or {}
+        url = str(model.get("url") or "")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return None  # nothing to proxy: the adapter gets the URL as given
+        info = {
+            "model": {
+                "url": f"{parts.scheme}://{parts.netloc}",
+                "name": str(model.get("name") or ""),
+                "http_timeout": f"{int(self._ctx.timeout_of(lead))}s",
+            },
+            "provider_id": lead.provider_id,
+            "benchmark_id": lead.id,
+            "benchmark_indices": [p.index for p in group],
+        }
+        info_path = self._root / evaluation.id / str(lead.index) / SIDECAR_JOB_INFO
+        info_path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = info_path.with_name(f".{info_path.name}.tmp")
+        scratch.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        scratch.replace(info_path)
+        query = f"?{parts.query}" if parts.query else ""
+        return f"{self._sidecar_url}/model/{evaluation.id}/{lead.index}{parts.path}{query}"
 
     async def stop(self, evaluation_id: str, index: int | None = None, *, purge: bool = False) -> None:
         await self._runtime.stop(evaluation_id, index)

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, Literal
 
 from assay.runtimes.logs import format_timestamp
 
-__all__ = ["LOG_FILE_NAME", "ExitReason", "LocalExit", "LocalLaunch", "LocalRuntime", "RunKey"]
+__all__ = ["LOG_FILE_NAME", "ExitReason", "GroupMember", "LocalExit", "LocalLaunch", "LocalRuntime", "RunKey"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,17 @@ class RunKey:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupMember:
+    """A further benchmark of the same evaluation and provider that a launch's one process runs."""
+
+    key: RunKey
+    benchmark_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class LocalLaunch:
+    """One process: the benchmark ``key`` and, for adapters that take a group, its ``members``."""
+
     key: RunKey
     provider_id: str
     benchmark_id: str
@@ -60,6 +70,11 @@ class LocalLaunch:
     job_spec: Mapping[str, Any]
     timeout_seconds: float
     cwd: Path | None = None
+    members: tuple[GroupMember, ...] = ()
+
+    @property
+    def keys(self) -> tuple[RunKey, ...]:
+        return (self.key, *(member.key for member in self.members))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +101,9 @@ class _Run:
 class LocalRuntime:
     """Runs launches as subprocesses, at most ``max_parallel`` at once, the rest waiting in FIFO order.
 
-    ``on_exit`` is awaited exactly once per launch that was queued; ``on_spawn`` right after a process starts,
-    with the ``runtime_ref`` ``local:<instance_id>:<pid>``. Exceptions from either are logged and ignored.
+    ``on_exit`` is awaited exactly once per benchmark of each launch that was queued (the lead and each group
+    member); ``on_spawn`` likewise right after a process starts, with the ``runtime_ref``
+    ``local:<instance_id>:<pid>``. Exceptions from either are logged and ignored.
     """
 
     def __init__(
@@ -140,8 +156,13 @@ class LocalRuntime:
         is (a redelivered or stale dispatch). A newer attempt of a running index stops the old one first.
         """
         key = launch.key
-        if key.attempt < 1:
-            raise ValueError(f"attempt must be at least 1, got {key.attempt}")
+        keys = launch.keys
+        if any(k.attempt < 1 for k in keys):
+            raise ValueError(f"attempt must be at least 1, got {[k.attempt for k in keys]}")
+        if any(k.evaluation_id != key.evaluation_id for k in keys) or len({k.index for k in keys}) != len(
+            keys
+        ):
+            raise ValueError("a launch's members must be distinct benchmarks of the same evaluation")
         if not launch.timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be positive, got {launch.timeout_seconds}")
         run_dir = self.run_dir(key.evaluation_id, key.index, launch.provider_id, launch.benchmark_id)
@@ -150,20 +171,33 @@ class LocalRuntime:
         while True:
             if self._closed:
                 raise RuntimeError("the local runtime is closed")
-            if key in self._runs:
+            active = self.active()
+            if any(k in active for k in keys):
                 return job_path
-            same_index = [
+            attempts = {k.index: k.attempt for k in keys}
+            overlapping = [
                 run
                 for run in self._runs.values()
-                if run.launch.key.evaluation_id == key.evaluation_id and run.launch.key.index == key.index
+                if any(k.evaluation_id == key.evaluation_id and k.index in attempts for k in run.launch.keys)
             ]
-            if not same_index:
+            if not overlapping:
                 break
-            if any(run.launch.key.attempt > key.attempt for run in same_index):
+            if any(
+                k.attempt > attempts[k.index]
+                for run in overlapping
+                for k in run.launch.keys
+                if k.evaluation_id == key.evaluation_id and k.index in attempts
+            ):
                 logger.info("ignoring launch of %s: a later attempt is active", key)
                 return job_path
-            await self._stop_runs(same_index, "stopped")
+            await self._stop_runs(overlapping, "stopped")
         _write_json(job_path, launch.job_spec)
+        for member in launch.members:
+            # A member's log is the group's one log: link it where the logs API looks for the member's.
+            link = self.log_path(key.evaluation_id, member.key.index, launch.provider_id, member.benchmark_id)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists() and not link.is_symlink():  # a log of its own from an earlier attempt stays
+                link.symlink_to(run_dir / LOG_FILE_NAME)
         run = _Run(launch=launch, job_path=job_path, log_path=run_dir / LOG_FILE_NAME)
         self._runs[key] = run
         self._queue.append(run)
@@ -179,12 +213,13 @@ class LocalRuntime:
             run
             for run in self._runs.values()
             if run.launch.key.evaluation_id == evaluation_id
-            and (index is None or run.launch.key.index == index)
+            and (index is None or any(k.index == index for k in run.launch.keys))
         ]
         await self._stop_runs(runs, "stopped")
 
     def active(self) -> set[RunKey]:
-        return set(self._runs)
+        """Every benchmark attempt queued or running, group members included."""
+        return {k for run in self._runs.values() for k in run.launch.keys}
 
     def owns(self, runtime_ref: str) -> bool:
         parsed = _parse_ref(runtime_ref)
@@ -200,7 +235,7 @@ class LocalRuntime:
         if parsed is None or parsed[0] == self.instance_id:
             return False
         pid = parsed[1]
-        marker = f"{_MARKER_VARIABLE}={_marker(key)}".encode()
+        marker = _marker(key)
         if not _carries_marker(pid, marker):
             return False
         logger.info("killing orphan %s of %s", runtime_ref, key)
@@ -243,7 +278,7 @@ class LocalRuntime:
                 run.stop_reason = reason
                 run.stop_requested.set()
         for run in dropped:
-            await self._report(run, LocalExit(run.launch.key, reason, None, run.log_path))
+            await self._report(run, reason, None, "")
         for run in runs:
             await run.done.wait()
 
@@ -251,14 +286,16 @@ class LocalRuntime:
         if self._runs.get(run.launch.key) is run:
             del self._runs[run.launch.key]
 
-    async def _report(self, run: _Run, exit_: LocalExit) -> None:
+    async def _report(self, run: _Run, reason: ExitReason, returncode: int | None, detail: str) -> None:
         if run.reported:
             return
         run.reported = True
         try:
-            await self._on_exit(exit_)
-        except Exception:
-            logger.exception("on_exit failed for %s", exit_.key)
+            for key in run.launch.keys:
+                try:
+                    await self._on_exit(LocalExit(key, reason, returncode, run.log_path, detail))
+                except Exception:
+                    logger.exception("on_exit failed for %s", key)
         finally:
             run.done.set()
 
@@ -286,7 +323,7 @@ class LocalRuntime:
             self._running -= 1
             self._forget(run)
             self._pump()
-        await self._report(run, LocalExit(launch.key, reason, returncode, run.log_path, detail))
+        await self._report(run, reason, returncode, detail)
 
     async def _supervise(self, run: _Run, writer: _LineWriter) -> tuple[ExitReason, int | None, str]:
         launch = run.launch
@@ -318,10 +355,11 @@ class LocalRuntime:
         reason: ExitReason = "exited"
         try:
             if self._on_spawn is not None:
-                try:
-                    await self._on_spawn(launch.key, f"{_REF_SCHEME}:{self.instance_id}:{pid}")
-                except Exception:
-                    logger.exception("on_spawn failed for %s", launch.key)
+                for key in launch.keys:
+                    try:
+                        await self._on_spawn(key, f"{_REF_SCHEME}:{self.instance_id}:{pid}")
+                    except Exception:
+                        logger.exception("on_spawn failed for %s", key)
             stopper = asyncio.create_task(run.stop_requested.wait())
             remaining = None if math.isinf(deadline) else max(0.0, deadline - loop.time())
             try:
@@ -368,7 +406,7 @@ class LocalRuntime:
                 "EVALHUB_MODE": "local",
                 "EVALHUB_JOB_SPEC_PATH": str(run.job_path),
                 "PYTHONUNBUFFERED": "1",
-                _MARKER_VARIABLE: _marker(run.launch.key),
+                _MARKER_VARIABLE: ",".join(_marker(k) for k in run.launch.keys),
             }
         )
         return env
@@ -505,11 +543,18 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
-def _carries_marker(pid: int, marker: bytes) -> bool:
+def _carries_marker(pid: int, marker: str) -> bool:
+    """Does the process carry the run marker of ``marker``'s benchmark attempt (alone or in a group)?"""
     try:
-        return marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
         return False
+    prefix = f"{_MARKER_VARIABLE}=".encode()
+    return any(
+        marker in entry[len(prefix) :].decode(errors="replace").split(",")
+        for entry in environ
+        if entry.startswith(prefix)
+    )
 
 
 def _process_group(pid: int) -> int | None:
@@ -525,7 +570,7 @@ def _process_group(pid: int) -> int | None:
     return int(fields[2])
 
 
-def _marked_group(pid: int, marker: bytes) -> set[int]:
+def _marked_group(pid: int, marker: str) -> set[int]:
     """``pid`` and the members of its process group that carry ``marker``, alive."""
     found = {pid} if _process_group(pid) is not None and _carries_marker(pid, marker) else set()
     try:
@@ -538,7 +583,7 @@ def _marked_group(pid: int, marker: bytes) -> set[int]:
     return found
 
 
-def _signal_marked(pid: int, marker: bytes, signum: signal.Signals) -> None:
+def _signal_marked(pid: int, marker: str, signum: signal.Signals) -> None:
     for member in _marked_group(pid, marker):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(member, signum)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 
 from assay.runtimes import (
+    GroupMember,
     LocalExit,
     LocalLaunch,
     LocalRuntime,
@@ -530,3 +531,64 @@ def test_kill_orphan_needs_the_marker(tmp_path: Path) -> None:
             if process.poll() is None:
                 os.killpg(process.pid, 9)
             process.wait(timeout=5)
+
+
+def test_a_group_launch_is_one_process_reported_for_every_member(tmp_path: Path) -> None:
+    """lm-eval style: several benchmarks of one job run by one process; each member is spawned, active,
+    logged and ended like a benchmark of its own, and a newer attempt of any member replaces the group."""
+
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = runtime(tmp_path, recorder)
+        lead, second, third = RunKey("g", 0, 1), RunKey("g", 2, 1), RunKey("g", 3, 1)
+        group = LocalLaunch(
+            key=lead,
+            provider_id="prov",
+            benchmark_id="bench",
+            command="echo group-ran; echo $ASSAY_RUN; sleep 60",
+            env={},
+            job_spec={"id": "g"},
+            timeout_seconds=30,
+            members=(GroupMember(second, "b2"), GroupMember(third, "b3")),
+        )
+        await rt.launch(group)
+        await until(lambda: len(recorder.spawns) == 3)
+        assert [k for k, _ in recorder.spawns] == [lead, second, third]
+        assert len({ref for _, ref in recorder.spawns}) == 1  # one process
+        assert rt.active() == {lead, second, third}
+        await rt.launch(group)  # redelivered: nothing new
+        assert len(recorder.spawns) == 3
+        member_log = rt.log_path("g", 2, "prov", "b2")
+        await until(lambda: "g/0/1,g/2/1,g/3/1" in member_log.read_text())
+        assert "group-ran" in member_log.read_text()
+
+        await rt.launch(launch_of(RunKey("g", 2, 2), "echo retry-of-two"))  # replaces the whole group
+        await recorder.wait_exits(4)
+        assert {(e.key, e.reason) for e in recorder.exits} == {
+            (lead, "stopped"),
+            (second, "stopped"),
+            (third, "stopped"),
+            (RunKey("g", 2, 2), "exited"),
+        }
+        await rt.close()
+
+    drive(scenario())
+
+
+def test_kill_orphan_finds_a_group_member(tmp_path: Path) -> None:
+    marked = subprocess.Popen(
+        ["sleep", "60"], env={**os.environ, "ASSAY_RUN": "e/0/1,e/4/2"}, start_new_session=True
+    )
+    try:
+
+        async def scenario() -> None:
+            rt = runtime(tmp_path, Recorder(), grace=0.5)
+            assert not await rt.kill_orphan(f"local:dead:{marked.pid}", RunKey("e", 4, 1))
+            assert await rt.kill_orphan(f"local:dead:{marked.pid}", RunKey("e", 4, 2))
+
+        drive(scenario())
+        assert marked.wait(timeout=5) == -signal.SIGTERM
+    finally:
+        if marked.poll() is None:
+            os.killpg(marked.pid, 9)
+            marked.wait(timeout=5)
