@@ -92,6 +92,19 @@ class Settings(BaseSettings):
         description="A benchmark still running this long after it started is failed (`benchmark_timeout`); "
         "a job's benchmark entry may set its own `timeout_seconds`.",
     )
+    local_sidecar: bool = Field(
+        True,
+        description="Run local adapters behind the sidecar (model response cache, retries, token "
+        "accounting, buffered callbacks); off, adapters call the model and the hub directly.",
+    )
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Where the sidecar keeps its model response cache (default `data_dir/model-cache`); "
+        "a re-run of the same requests is answered from it.",
+    )
+    model_max_concurrency: int = Field(
+        8, ge=1, description="Most model requests the local sidecar has in flight at once, per benchmark."
+    )
     stop_grace_seconds: float = Field(
         5.0, ge=0, description="Seconds a stopped adapter gets between SIGTERM and SIGKILL."
     )
@@ -131,7 +144,7 @@ class Settings(BaseSettings):
     def callback_base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
-    @field_validator("data_dir", "config_dir", mode="after")
+    @field_validator("data_dir", "config_dir", "model_cache_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

@@ -15,6 +15,7 @@ from assay.events import HttpSink, LocalBroker, Publisher
 from assay.lifecycle import handlers
 from assay.lifecycle.context import Lifecycle
 from assay.lifecycle.local import LocalRunner
+from assay.runtimes.sidecar import LocalSidecar, SidecarOptions
 from assay.settings import Settings
 from assay.store import Database
 from assay.telemetry import Metrics
@@ -31,6 +32,7 @@ class Hub:
     lifecycle: Lifecycle
     publisher: Publisher
     sink: HttpSink | None = None
+    sidecar: LocalSidecar | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -46,6 +48,8 @@ class Hub:
                 await task
         if self.sink is not None:
             await self.sink.close()
+        if self.sidecar is not None:
+            await self.sidecar.close()
 
 
 async def _every(seconds: float, stop: asyncio.Event, step: Callable[[], Awaitable[object]]) -> None:
@@ -101,9 +105,22 @@ async def start_local_hub(settings: Settings, database: Database, metrics: Metri
         deliver=broker.deliver,
         metrics=metrics,
     )
-    ctx.runtime = LocalRunner(ctx, settings.data_dir / "jobs")
+    jobs_root = settings.data_dir / "jobs"
+    sidecar = None
+    if settings.local_sidecar:
+        sidecar = LocalSidecar(
+            SidecarOptions(
+                jobs_root=jobs_root,
+                hub_url=settings.callback_base_url(),
+                cache_dir=settings.model_cache_dir or settings.data_dir / "model-cache",
+                max_concurrency=settings.model_max_concurrency,
+                work_dir=settings.data_dir / "sidecar",
+            )
+        )
+        await sidecar.start()
+    ctx.runtime = LocalRunner(ctx, jobs_root, sidecar_url=sidecar.url if sidecar else None)
     _subscribe(broker, ctx)
-    hub = Hub(lifecycle=ctx, publisher=publisher)
+    hub = Hub(lifecycle=ctx, publisher=publisher, sidecar=sidecar)
 
     async def retry_undelivered() -> None:
         # Fresh rows go out through deliver_soon; this retries only what that could not deliver.

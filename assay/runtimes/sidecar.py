@@ -1,0 +1,143 @@
+"""The local hub's sidecar: one ``python -m adapters.sidecar`` process in local mode that every local adapter
+reaches for its model calls and callbacks, the same program a pod runs beside its adapter.
+
+The hub starts it on a free loopback port, restarts it if it dies, and stops it last (after the runtime), so
+buffered callbacks still reach the hub while it shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["LocalSidecar", "SidecarOptions"]
+
+logger = logging.getLogger(__name__)
+
+_READY_SECONDS = 30.0
+_POLL_SECONDS = 0.05
+_RESTART_BACKOFF_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarOptions:
+    jobs_root: Path  # where the local runtime writes each launch's sidecar-job-info.json
+    hub_url: str  # where events are forwarded
+    cache_dir: Path | None  # None: no response cache
+    max_concurrency: int
+    work_dir: Path  # config, port file and log
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "base_url": "http://127.0.0.1:0",
+            "local_mode": True,
+            "local": {"jobs_root": str(self.jobs_root)},
+            "eval_hub": {"base_url": self.hub_url},
+            "cache": {
+                "dir": str(self.cache_dir or self.work_dir / "model-cache"),
+                "enabled": bool(self.cache_dir),
+            },
+            "model": {"max_concurrency": self.max_concurrency},
+        }
+
+
+class LocalSidecar:
+    """Supervises the sidecar process; ``url`` is where adapters reach it once :meth:`start` returned."""
+
+    def __init__(self, options: SidecarOptions) -> None:
+        self._options = options
+        self._process: subprocess.Popen[bytes] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+        self.url = ""
+
+    async def start(self) -> str:
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(), name="assay-sidecar")
+        return self.url
+
+    async def _spawn(self) -> None:
+        work = self._options.work_dir
+        work.mkdir(parents=True, exist_ok=True)
+        config_path = work / "sidecar.json"
+        config_path.write_text(json.dumps(self._options.config(), indent=2) + "\n", encoding="utf-8")
+        port_file = work / "sidecar.port"
+        port_file.unlink(missing_ok=True)
+        port = _port_of(self.url)
+        with (work / "sidecar.log").open("ab") as log:
+            command = [sys.executable, "-m", "adapters.sidecar", "--config", str(config_path)]
+            command += ["--host", "127.0.0.1", "--port", str(port), "--port-file", str(port_file)]
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = asyncio.get_running_loop().time() + _READY_SECONDS
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while True:
+                if self._process.poll() is not None:
+                    raise RuntimeError(
+                        f"the sidecar exited with {self._process.returncode}; see {work / 'sidecar.log'}"
+                    )
+                if port_file.is_file() and (text := port_file.read_text().strip()):
+                    url = f"http://127.0.0.1:{int(text)}"
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await client.get(f"{url}/health")).status_code == 200:
+                            self.url = url
+                            return
+                if asyncio.get_running_loop().time() > deadline:
+                    self._kill()
+                    raise RuntimeError(
+                        f"the sidecar did not answer within {_READY_SECONDS:g}s; see {work / 'sidecar.log'}"
+                    )
+                await asyncio.sleep(_POLL_SECONDS)
+
+    async def _supervise(self) -> None:
+        # Adapters already hold the sidecar's URL in their job.json: a restart reuses the same port.
+        while not self._closing:
+            process = self._process
+            if process is None or process.poll() is not None:
+                logger.warning("the sidecar exited (%s); restarting it", process and process.returncode)
+                try:
+                    await self._spawn()
+                except Exception:
+                    logger.exception("restarting the sidecar failed")
+            await asyncio.sleep(_RESTART_BACKOFF_SECONDS)
+
+    def _kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, 9)
+            self._process.wait()
+
+    async def close(self, grace_seconds: float = 10.0) -> None:
+        """SIGTERM (the sidecar flushes what it buffered), then SIGKILL after ``grace_seconds``."""
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(asyncio.to_thread(process.wait), grace_seconds)
+        except TimeoutError:
+            self._kill()
+
+
+def _port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1]) if url else 0

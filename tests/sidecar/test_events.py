@@ -1,0 +1,186 @@
+"""Event forwarding: the hub's own answers passed back, buffering while the hub is down with ordered
+delivery once it is up, hub credentials, and the shutdown flush with ``results_not_delivered`` (pod mode)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+from conftest import REPO_ROOT, RecordingHub, ServerThread, free_port, local_config, wait_for
+
+
+def _event(status: str, index: int = 0, **extra: Any) -> dict[str, Any]:
+    return {
+        "benchmark_status_event": {
+            "provider_id": "p",
+            "id": f"b{index}",
+            "benchmark_index": index,
+            "status": status,
+            **extra,
+        }
+    }
+
+
+def test_events_buffer_while_the_hub_is_down_and_arrive_in_order(tmp_path: Path, start_sidecar) -> None:
+    port = free_port()  # where the hub will be; nothing listens there yet
+    sidecar = start_sidecar(local_config(tmp_path, f"http://127.0.0.1:{port}"))
+    url = f"{sidecar.url}/api/v1/evaluations/jobs/job1/events"
+    phases = ["initializing", "loading_data", "running_evaluation", "post_processing"]
+    with httpx.Client(timeout=30) as client:
+        answers = [client.post(url, json=_event("running", phase=phase)) for phase in phases]
+        answers.append(client.post(url, json=_event("completed", metrics={"acc": 0.5})))
+    assert [a.status_code for a in answers] == [202] * 5
+    recorder = RecordingHub()
+    hub = ServerThread(recorder.app(), port=port).start()
+    try:
+        delivered = wait_for(
+            lambda: len(recorder.snapshot()) == 5 and recorder.snapshot(), "5 delivered events"
+        )
+    finally:
+        hub.stop()
+    assert [e.get("phase", e["status"]) for e in delivered] == [*phases, "completed"]
+
+
+def test_later_events_queue_behind_buffered_ones(tmp_path: Path, start_sidecar, hub) -> None:
+    recorder, hub_server = hub
+    recorder.fail_next = 1  # only the first attempt fails: the hub is up again for the second event
+    config = local_config(tmp_path, hub_server.url)
+    config["eval_hub"]["retry_initial"] = "1s"  # the first event's retry comes after the second event
+    sidecar = start_sidecar(config)
+    url = f"{sidecar.url}/api/v1/evaluations/jobs/job1/events"
+    with httpx.Client(timeout=30) as client:
+        first = client.post(url, json=_event("running", phase="initializing"))
+        second = client.post(url, json=_event("running", phase="loading_data"))
+        other_job = client.post(f"{sidecar.url}/api/v1/evaluations/jobs/job2/events", json=_event("running"))
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert other_job.status_code == 204  # another job's events are not held up
+    delivered = wait_for(lambda: len(recorder.snapshot()) == 3 and recorder.snapshot(), "3 delivered events")
+    assert [e.get("phase") for e in delivered if e["job_id"] == "job1"] == ["initializing", "loading_data"]
+
+
+def test_the_hubs_own_answer_is_passed_back(tmp_path: Path, start_sidecar, hub) -> None:
+    recorder, hub_server = hub
+    recorder.reject_jobs.add("ghost")
+    sidecar = start_sidecar(local_config(tmp_path, hub_server.url))
+    url = f"{sidecar.url}/api/v1/evaluations/jobs/ghost/events"
+    with httpx.Client(timeout=30) as client:
+        answers = [client.post(url, json=_event("running")) for _ in range(2)]
+        accepted = client.post(f"{sidecar.url}/api/v1/evaluations/jobs/job1/events", json=_event("running"))
+    # A permanent 4xx is not buffered: the second event is answered by the hub too, not queued (202).
+    assert [a.status_code for a in answers] == [404, 404]
+    assert answers[0].json()["message"] == "job ghost not found"
+    assert accepted.status_code == 204
+
+
+def test_hub_token_and_tenant_are_sent(tmp_path: Path, start_sidecar, hub) -> None:
+    recorder, hub_server = hub
+    token = tmp_path / "token"
+    token.write_text("hub-token-1\n")
+    config = local_config(tmp_path, hub_server.url)
+    config["eval_hub"].update(token_path=str(token), token_cache_timeout="0s")
+    sidecar = start_sidecar(config)
+    url = f"{sidecar.url}/api/v1/evaluations/jobs/job1/events"
+    with httpx.Client(timeout=30) as client:
+        client.post(
+            url, json=_event("running"), headers={"X-Tenant": "team-a", "Authorization": "Bearer adapter"}
+        )
+        token.write_text("hub-token-2")  # a rotated projected token
+        client.post(url, json=_event("running"), headers={"X-Tenant": "team-a"})
+    assert [h["authorization"] for h in recorder.headers] == ["Bearer hub-token-1", "Bearer hub-token-2"]
+    assert {h["x-tenant"] for h in recorder.headers} == {"team-a"}
+    assert all(h.get("x-global-transaction-id") for h in recorder.headers)
+
+
+def test_local_mode_shutdown_flushes_without_reporting_failures(tmp_path: Path, start_sidecar, hub) -> None:
+    recorder, hub_server = hub
+    recorder.fail_next = 1
+    sidecar = start_sidecar(local_config(tmp_path, hub_server.url))
+    with httpx.Client(timeout=30) as client:
+        answer = client.post(f"{sidecar.url}/api/v1/evaluations/jobs/job1/events", json=_event("running"))
+    sidecar.stop()  # the flush delivers what was buffered; local mode reports nothing of its own
+    assert answer.status_code == 202
+    assert [e["status"] for e in recorder.snapshot()] == ["running"]
+
+
+def test_sigterm_in_pod_mode_flushes_and_reports_missing_results(tmp_path: Path, hub) -> None:
+    recorder, hub_server = hub
+    spec = tmp_path / "job.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "id": "podjob",
+                "provider_id": "p",
+                "benchmark_id": "b0",
+                "benchmark_index": 0,
+                "model": {"url": "http://localhost:8080/v1", "name": "m"},
+                "parameters": {},
+                "callback_url": "http://localhost:8080",
+                "group": [{"benchmark_id": "b1", "benchmark_index": 1}],
+            }
+        )
+    )
+    config = tmp_path / "sidecar_config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "base_url": "http://localhost:8080",
+                "local_mode": False,
+                "job_spec_path": str(spec),
+                "eval_hub": {"base_url": hub_server.url, "http_timeout": "5s", "retry_initial": "2s"},
+                "cache": {"enabled": False},
+                "shutdown_timeout": "10s",
+            }
+        )
+    )
+    port_file = tmp_path / "port"
+    log = (tmp_path / "sidecar.log").open("wb")
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "adapters.sidecar", "--config", str(config)),
+            *("--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file)),
+        ],
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        port = wait_for(lambda: port_file.is_file() and port_file.read_text().strip(), "the port file")
+        url = f"http://127.0.0.1:{int(port)}"
+        with httpx.Client(timeout=30) as client:
+            wait_for(lambda: _healthy(client, url), "/health")
+            recorder.fail_next = 1  # the first event is buffered; its retry waits ~2s, past the SIGTERM
+            events = f"{url}/api/v1/evaluations/jobs/podjob/events"
+            running = client.post(events, json=_event("running", 0), headers={"X-Tenant": "team-a"})
+            done = client.post(events, json=_event("completed", 1, metrics={"acc": 1.0}))
+        assert (running.status_code, done.status_code) == (202, 202)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+    delivered = recorder.snapshot()
+    assert [(e["benchmark_index"], e["status"]) for e in delivered] == [
+        (0, "running"),
+        (1, "completed"),
+        (0, "failed"),
+    ]
+    failure = delivered[2]
+    assert failure["id"] == "b0" and failure["provider_id"] == "p"
+    assert failure["error_message"]["message_code"] == "results_not_delivered"
+    assert failure["error_message"]["message_origin"] == "sidecar"
+    assert "without reporting results" in failure["error_message"]["message"]
+    assert recorder.headers[2]["x-tenant"] == "team-a"
+
+
+def _healthy(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(f"{url}/health").status_code == 200
+    except httpx.TransportError:
+        return False
