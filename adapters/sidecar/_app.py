@@ -6,6 +6,7 @@ Routes:
 
 - ``GET /health``;
 - ``POST /api/v1/evaluations/jobs/{job_id}/events``: events to the hub (:mod:`._events`);
+- ``GET /sidecar/v1/jobs/{job_id}/pending-events``: how many of them are still buffered (Assay);
 - ``/api/v1/evaluations/...``: other hub calls, passed through with the hub token;
 - ``/api/2.0/mlflow[...]``, ``/api/2.0/mlflow-artifacts[...]``, ``/api/3.0/mlflow[...]``: the MLflow server;
 - ``/v2/`` and ``/v2/<oci_repository>/...``: the OCI registry, when the job exports to one (:mod:`._registry`);
@@ -164,6 +165,11 @@ class _Sidecar:
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "mode": "local" if self.config.local_mode else "pod"})
 
+    async def pending(self, request: Request) -> Response:
+        """How many of a job's events wait in the buffer: the local hub asks before it judges an adapter's
+        exit, so a result still on its way is not mistaken for one never sent."""
+        return JSONResponse({"pending": self.events.pending(request.path_params["job_id"])})
+
     async def event(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
         body = await request.body()
@@ -293,6 +299,7 @@ def create_app(config: SidecarConfig) -> Starlette:
     routes = [
         Route("/health", sidecar.health, methods=["GET"]),
         Route("/api/v1/evaluations/jobs/{job_id}/events", sidecar.event, methods=["POST"]),
+        Route("/sidecar/v1/jobs/{job_id}/pending-events", sidecar.pending, methods=["GET"]),
         Route("/api/v1/evaluations/{rest:path}", sidecar.hub_passthrough, methods=_METHODS),
         Route("/{rest:path}", sidecar.other, methods=_METHODS),
     ]

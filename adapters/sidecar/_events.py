@@ -55,7 +55,10 @@ class EventForwarder:
         self._flushing = asyncio.Event()
         self.delivered = 0
 
-    def pending(self) -> int:
+    def pending(self, job_id: str | None = None) -> int:
+        """Events buffered (for ``job_id``, or for every job) and not yet accepted by the hub."""
+        if job_id is not None:
+            return len(self._queues.get(job_id, ()))
         return sum(len(queue) for queue in self._queues.values())
 
     def _url(self, job_id: str) -> str:

@@ -118,7 +118,7 @@ async def start_local_hub(settings: Settings, database: Database, metrics: Metri
             )
         )
         await sidecar.start()
-    ctx.runtime = LocalRunner(ctx, jobs_root, sidecar_url=sidecar.url if sidecar else None)
+    ctx.runtime = LocalRunner(ctx, jobs_root, sidecar=sidecar)
     _subscribe(broker, ctx)
     hub = Hub(lifecycle=ctx, publisher=publisher, sidecar=sidecar)
 

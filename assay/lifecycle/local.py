@@ -15,9 +15,11 @@ from assay.core.plan import PlannedBenchmark
 from assay.lifecycle.context import Lifecycle
 from assay.lifecycle.progress import runtime_exited, runtime_spawned
 from assay.runtimes import GroupMember, LocalExit, LocalLaunch, LocalRuntime, RunKey
+from assay.runtimes.sidecar import LocalSidecar
 from assay.store import EvaluationRecord, RunRow
 
 SIDECAR_JOB_INFO = "sidecar-job-info.json"
+_DRAIN_SECONDS = 30.0
 
 
 class LocalRunner:
@@ -25,10 +27,11 @@ class LocalRunner:
 
     name = "local"
 
-    def __init__(self, ctx: Lifecycle, root: Path, *, sidecar_url: str | None = None) -> None:
+    def __init__(self, ctx: Lifecycle, root: Path, *, sidecar: LocalSidecar | None = None) -> None:
         self._ctx = ctx
         self._root = root
-        self._sidecar_url = sidecar_url.rstrip("/") if sidecar_url else None
+        self._sidecar = sidecar
+        self._sidecar_url = sidecar.url.rstrip("/") if sidecar else None
         # Per queued launch, until its process starts: (provider, when it was queued, its timeout).
         self._queued: dict[RunKey, tuple[str, float, float]] = {}
         settings = ctx.settings
@@ -52,6 +55,9 @@ class LocalRunner:
     async def _exited(self, exit_: LocalExit) -> None:
         key = exit_.key
         self._queued.pop(key, None)  # a launch that never started
+        if self._sidecar is not None and exit_.reason == "exited":
+            # A result the sidecar is still retrying towards us is not a result never sent.
+            await self._sidecar.drain(key.evaluation_id, timeout=_DRAIN_SECONDS)
         await runtime_exited(
             self._ctx, key.evaluation_id, key.index, key.attempt, exit_.reason, exit_.returncode, exit_.detail
         )

@@ -122,6 +122,21 @@ class LocalSidecar:
                 os.killpg(self._process.pid, 9)
             self._process.wait()
 
+    async def drain(self, job_id: str, timeout: float) -> int:
+        """Wait (up to ``timeout`` s) until the sidecar holds no buffered events of ``job_id``; returns how many
+        are still buffered (-1 when the sidecar could not be asked)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while True:
+                try:
+                    answer = await client.get(f"{self.url}/sidecar/v1/jobs/{job_id}/pending-events")
+                    pending = int(answer.json()["pending"])
+                except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                    return -1
+                if pending == 0 or asyncio.get_running_loop().time() >= deadline:
+                    return pending
+                await asyncio.sleep(0.2)
+
     async def close(self, grace_seconds: float = 10.0) -> None:
         """SIGTERM (the sidecar flushes what it buffered), then SIGKILL after ``grace_seconds``."""
         self._closing = True

@@ -35,6 +35,9 @@ def test_events_buffer_while_the_hub_is_down_and_arrive_in_order(tmp_path: Path,
         answers = [client.post(url, json=_event("running", phase=phase)) for phase in phases]
         answers.append(client.post(url, json=_event("completed", metrics={"acc": 0.5})))
     assert [a.status_code for a in answers] == [202] * 5
+    pending = f"{sidecar.url}/sidecar/v1/jobs/{{}}/pending-events"
+    assert httpx.get(pending.format("job1")).json() == {"pending": 5}
+    assert httpx.get(pending.format("job2")).json() == {"pending": 0}
     recorder = RecordingHub()
     hub = ServerThread(recorder.app(), port=port).start()
     try:
@@ -44,6 +47,7 @@ def test_events_buffer_while_the_hub_is_down_and_arrive_in_order(tmp_path: Path,
     finally:
         hub.stop()
     assert [e.get("phase", e["status"]) for e in delivered] == [*phases, "completed"]
+    assert wait_for(lambda: httpx.get(pending.format("job1")).json()["pending"] == 0, "an empty buffer")
 
 
 def test_later_events_queue_behind_buffered_ones(tmp_path: Path, start_sidecar, hub) -> None:
