@@ -44,7 +44,16 @@ _HOP_BY_HOP = frozenset(
 def request_headers(request: Request, *, drop: Iterable[str] = ()) -> dict[str, str]:
     """The adapter's headers minus hop-by-hop ones and ``drop`` (lower-case names)."""
     dropped = _HOP_BY_HOP | {name.lower() for name in drop}
-    return {name: value for name, value in request.headers.items() if name.lower() not in dropped}
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        # Surrounding whitespace is not part of a field value (RFC 9110 §5.5), and httpx refuses to send it.
+        value = value.strip()
+        if name.lower() in dropped:
+            continue
+        if name.lower() == "authorization" and " " not in value:
+            continue  # a scheme without credentials (lm-eval sends "Bearer " when it has no key): no credentials
+        headers[name] = value
+    return headers
 
 
 def response_headers(upstream: httpx.Response, *, drop: Iterable[str] = ()) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@ credential refs, path and query kept, accounting in the terminal event."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -210,6 +211,25 @@ def test_path_and_query_reach_the_model_unchanged(
     assert answer.status_code == 200
     assert [c.target for c in model.upstream_calls("/openai")] == [target]
     assert missing.status_code == 404 and "'nojob'" in missing.json()["message"]
+
+
+def test_an_authorization_without_credentials_is_not_forwarded(
+    tmp_path: Path, model: FakeModel, start_sidecar, hub
+) -> None:
+    """lm-eval's OpenAI client sends ``Authorization: Bearer `` when it has no key: the call must still reach
+    the model (httpx refuses the trailing space), without a credential it never had."""
+    _, hub_server = hub
+    write_job_info(tmp_path / "jobs", "job1", 0, model.url, "gemma")
+    sidecar = start_sidecar(local_config(tmp_path, hub_server.url))
+    # http.client, because httpx (rightly) refuses to send such a header at all.
+    connection = http.client.HTTPConnection(sidecar.url.removeprefix("http://"), timeout=30)
+    headers = {"Authorization": "Bearer ", "Content-Type": "application/json"}
+    connection.request("POST", "/model/job1/0/v1/completions", body=json.dumps(PROMPT), headers=headers)
+    answer = connection.getresponse()
+    assert answer.status == 200, answer.read()
+    connection.close()
+    (call,) = model.upstream_calls("/v1/completions")
+    assert "authorization" not in call.headers
 
 
 def _pod_config(tmp_path: Path, model_url: str, hub_url: str, secrets: Path) -> dict[str, object]:
