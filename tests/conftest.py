@@ -146,3 +146,23 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
         time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def model_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The bundled Gemma 3 270M served by llama.cpp on loopback (``assay.demo.ModelServer``), one for the whole
+    session: ``.base_url`` (``http://127.0.0.1:P/v1``), ``.model_name``. The GGUF file is assembled once into
+    ``$ASSAY_TEST_CACHE/models`` or the pytest cache (``.pytest_cache/d/assay-models``) and reused by later runs."""
+    import os
+
+    from assay.demo import ModelServer
+
+    configured = os.environ.get("ASSAY_TEST_CACHE")
+    if configured:
+        cache = Path(configured) / "models"
+    elif request.config.cache is not None:
+        cache = Path(request.config.cache.mkdir("assay-models"))
+    else:  # the cache provider is disabled (-p no:cacheprovider): assemble once per session
+        cache = tmp_path_factory.mktemp("assay-models")
+    with ModelServer(cache_dir=cache) as server:
+        yield server
