@@ -1,12 +1,13 @@
 # Two commands for a fresh machine (see README.md):
-#   make up    create .venv, install Assay, start the local hub on http://127.0.0.1:8080
+#   make demo  create .venv, install Assay, start the local hub and evaluate a bundled local model on it
 #   make test  install what the tests need and run the whole suite (what .ci/run runs)
+# and `make up` for the hub alone.
 PYTHON ?= python3
 VENV   ?= .venv
 UV      = $(VENV)/bin/uv
 BIN     = $(VENV)/bin
 
-.PHONY: up test lint bench clean
+.PHONY: up demo test lint adapter-envs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,10 @@ $(BIN)/assay: $(UV) pyproject.toml
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e .
 	touch $@
 
+$(VENV)/.demo: $(BIN)/assay
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[demo]'
+	touch $@
+
 $(VENV)/.dev: $(BIN)/assay
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[dev]'
 	touch $@
@@ -27,13 +32,21 @@ $(VENV)/.dev: $(BIN)/assay
 up: $(BIN)/assay
 	$(BIN)/assay up $(ARGS)
 
+demo: $(VENV)/.demo
+	$(BIN)/assay demo $(ARGS)
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# Each built-in adapter's framework gets its own environment, built once per requirements hash into
+# ASSAY_ADAPTER_ENVS (default ~/.cache/assay/adapter-envs) before the tests that run them.
+adapter-envs: $(VENV)/.dev
+	$(BIN)/assay-adapter --build $$(ls adapters/*/requirements.txt | cut -d/ -f2)
+
+test: lint adapter-envs
 	$(BIN)/pytest
 
 bench: $(BIN)/assay

@@ -1,4 +1,5 @@
-"""The ``assay`` command: run the local hub (``assay up``) and generate the configuration reference."""
+"""The ``assay`` command: run the local hub (``assay up``), the demo (``assay demo``) and generate the
+configuration reference."""
 
 from __future__ import annotations
 
@@ -11,13 +12,7 @@ from typing import Any
 from assay.settings import Settings
 
 
-def _up(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from assay.http import create_app
-    from assay.store import EmbeddedPostgres
-    from assay.telemetry import configure_logging
-
+def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     if args.port is not None:
         overrides["port"] = args.port
@@ -25,7 +20,23 @@ def _up(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     if args.host is not None:
         overrides["host"] = args.host
-    settings = Settings(**overrides)
+    return Settings(**overrides)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from assay.cli.demo import run_demo
+
+    return run_demo(_settings(args), exit_when_done=args.exit_when_done)
+
+
+def _up(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from assay.http import create_app
+    from assay.store import EmbeddedPostgres
+    from assay.telemetry import configure_logging
+
+    settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
     embedded: EmbeddedPostgres | None = None
     if not settings.database_url:
@@ -78,10 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="assay", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the local hub (embedded PostgreSQL unless DATABASE_URL is set)")
-    up.add_argument("--port", type=int, help="port to listen on (default 8080, or ASSAY_PORT)")
-    up.add_argument("--host", help="address to bind (default 127.0.0.1, or ASSAY_HOST)")
-    up.add_argument("--data-dir", type=Path, help="where data lives (default ~/.local/share/assay)")
+    demo = sub.add_parser(
+        "demo", help="run the local hub and a real evaluation of a bundled local model, then keep the hub up"
+    )
+    demo.add_argument(
+        "--exit-when-done", action="store_true", help="stop once the evaluation finished (for scripts)"
+    )
+    for command in (up, demo):
+        command.add_argument("--port", type=int, help="port to listen on (default 8080, or ASSAY_PORT)")
+        command.add_argument("--host", help="address to bind (default 127.0.0.1, or ASSAY_HOST)")
+        command.add_argument("--data-dir", type=Path, help="where data lives (default ~/.local/share/assay)")
     up.set_defaults(run=_up)
+    demo.set_defaults(run=_demo)
     doc = sub.add_parser("config-doc", help="print the configuration reference (docs/configuration.md)")
     doc.set_defaults(run=lambda _: print(configuration_reference(), end="") or 0)
     args = parser.parse_args(argv)
