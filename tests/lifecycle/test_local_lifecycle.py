@@ -3,6 +3,7 @@ subprocess calling back over HTTP, aggregate, and the failure paths EvalHub 1.0.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -344,3 +345,28 @@ def test_compare_two_runs_of_the_same_benchmark(hub: httpx.Client) -> None:
     assert hub.get(url).json()["message_code"] == "query_parameter_required"
     assert hub.get(url, params={"baseline": "nope"}).status_code == 404
     assert hub.get(url, params={"baseline": baseline["resource"]["id"], "sigma": "-1"}).status_code == 400
+
+
+def test_an_eval_hub_sdk_adapter_runs_through_the_sidecar_unchanged(live_hub: LiveServer) -> None:
+    """The third-party exact_match adapter (eval-hub-sdk, no Assay import) gets the sidecar as its callback
+    URL and model URL (EvalHub's local-with-sidecar layout) and completes as if it talked to the hub."""
+    client = httpx.Client(base_url=live_hub.url, timeout=30)
+    assert client.post("/api/v1/evaluations/providers", json=exact_match_provider()).status_code == 201
+    job = finished(client, submit(client, job_body())["resource"]["id"])
+    assert job["status"]["state"] == "completed"
+    (result,) = job["results"]["benchmarks"]
+    assert result["usage"]["requests"] == 0  # the adapter scores recorded answers: no model calls
+    settings = live_hub.settings  # type: ignore[attr-defined]
+    spec_path = (
+        settings.data_dir / "jobs" / job["resource"]["id"] / "0" / "exact" / "qa" / "meta" / "job.json"
+    )
+    spec = json.loads(spec_path.read_text())
+    sidecar = (settings.data_dir / "sidecar" / "sidecar.port").read_text().strip()
+    assert spec["callback_url"] == f"http://127.0.0.1:{sidecar}"
+    assert spec["model"]["url"] == f"http://127.0.0.1:{sidecar}/model/{job['resource']['id']}/0/v1"
+    info = json.loads((spec_path.parents[3] / "sidecar-job-info.json").read_text())
+    assert info["model"] == {
+        "url": "http://127.0.0.1:9",
+        "name": "recorded-model",
+        "http_timeout": info["model"]["http_timeout"],
+    }
