@@ -14,7 +14,8 @@ from assay.demo.embedding_server import EmbeddingServer
 from tests.conftest import REPO, LiveServer
 from tests.lifecycle.test_local_lifecycle import finished, submit
 
-pytestmark = pytest.mark.slow
+# Real frameworks on 2 shared cores: minutes, not seconds, when the machine is busy.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture()
