@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +32,8 @@ from adapters.sdk import (
     JobStatus,
     JobStatusUpdate,
     MessageInfo,
+    callbacks_for_member,
+    model_api_key,
 )
 
 __all__ = ["GarakAdapter", "GarakFailed"]
@@ -48,16 +49,6 @@ _NO_API_KEY = "assay-no-key"
 
 class GarakFailed(RuntimeError):
     """garak exited non-zero or produced no report; the message carries the tail of its output."""
-
-
-def _api_key(spec: JobSpec) -> str:
-    """The model's API key: ``api-key`` in a local ``file:///dir`` secret, else ``OPENAICOMPATIBLE_API_KEY``."""
-    auth = spec.model.auth
-    if auth is not None and auth.secret_ref.startswith("file://"):
-        key_file = Path(auth.secret_ref.removeprefix("file://")) / "api-key"
-        if key_file.is_file():
-            return key_file.read_text().strip()
-    return os.environ.get("OPENAICOMPATIBLE_API_KEY") or _NO_API_KEY
 
 
 def _environment(home: Path) -> dict[str, str]:
@@ -80,16 +71,6 @@ def _environment(home: Path) -> dict[str, str]:
         }
     )
     return env
-
-
-def _callbacks_for(callbacks: JobCallbacks, member: JobSpec, lead: JobSpec) -> JobCallbacks:
-    if member.benchmark_index == lead.benchmark_index:
-        return callbacks
-    for_benchmark = getattr(callbacks, "for_benchmark", None)
-    if for_benchmark is None:
-        raise TypeError("a group job needs callbacks with for_benchmark (adapters.sdk.DefaultCallbacks)")
-    routed: JobCallbacks = for_benchmark(member)
-    return routed
 
 
 def _read_entries(path: Path) -> list[dict[str, Any]]:
@@ -184,19 +165,21 @@ class GarakAdapter(FrameworkAdapter):
 
     def run_benchmark_job(self, config: JobSpec, callbacks: JobCallbacks) -> list[JobResults]:
         return [
-            self._run_member(member, _callbacks_for(callbacks, member, config)) for member in config.members()
+            self._run_member(member, callbacks_for_member(callbacks, member, config))
+            for member in config.members()
         ]
 
-    def _results_dir(self, member: JobSpec) -> Path:
-        base = self.local_jobs_base_path
-        root = base / "results" if base is not None else Path(tempfile.mkdtemp(prefix="assay-garak-"))
-        target = root / f"{member.benchmark_index}-{member.benchmark_id}" if self.job_spec.group else root
-        target.mkdir(parents=True, exist_ok=True)
-        return target
+    def _api_key(self, member: JobSpec) -> str:
+        """The model's API key (contract §13.9), else ``OPENAICOMPATIBLE_API_KEY``, else a placeholder."""
+        return (
+            model_api_key(member, self.settings.mode)
+            or os.environ.get("OPENAICOMPATIBLE_API_KEY")
+            or _NO_API_KEY
+        )
 
     def _run_member(self, member: JobSpec, callbacks: JobCallbacks) -> JobResults:
         started = time.monotonic()
-        results_dir = self._results_dir(member)
+        results_dir = self.results_dir(member)
         callbacks.report_status(JobStatusUpdate(status=JobStatus.RUNNING, phase=JobPhase.LOADING_DATA))
         run = plan_run(
             benchmark_id=member.benchmark_id,
@@ -204,7 +187,7 @@ class GarakAdapter(FrameworkAdapter):
             num_examples=member.num_examples,
             model_url=member.model.url,
             model_name=member.model.name,
-            api_key=_api_key(member),
+            api_key=self._api_key(member),
             report_dir=results_dir,
         )
         config_path = results_dir / "garak-config.json"

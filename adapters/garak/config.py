@@ -11,7 +11,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from adapters.sdk import ParameterError, validate_parameters
 
 __all__ = ["QUICK_PROBES", "GarakParameters", "GarakRun", "ParameterError", "plan_run"]
 
@@ -26,10 +28,6 @@ REPORT_PREFIX = "garak"
 _SELECTOR = re.compile(
     r"^-?(?:tag:[\w:.\-/]+|tier:\w+|(?:probes\.|buffs\.)?[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)$"
 )
-
-
-class ParameterError(ValueError):
-    """A benchmark parameter is invalid; the message names it."""
 
 
 class GarakParameters(BaseModel):
@@ -110,13 +108,7 @@ def plan_run(
     report_dir: Path,
 ) -> GarakRun:
     """The garak run for one benchmark: raises :class:`ParameterError` naming a bad parameter."""
-    try:
-        params = GarakParameters.model_validate(parameters)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'parameters'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ParameterError(f"invalid garak parameters: {problems}") from None
+    params = validate_parameters(GarakParameters, parameters, context="invalid garak parameters")
     quick = benchmark_id == QUICK_BENCHMARK
     probes = params.probes or (list(QUICK_PROBES) if quick else [benchmark_id])
     if not probes:

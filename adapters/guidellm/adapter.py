@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from adapters.guidellm.config import GuideLLMRun, plan_run
@@ -29,6 +27,7 @@ from adapters.sdk import (
     JobSpec,
     JobStatus,
     JobStatusUpdate,
+    callbacks_for_member,
 )
 
 __all__ = ["GuideLLMAdapter"]
@@ -47,16 +46,6 @@ def _offline_environment() -> None:
         "DO_NOT_TRACK": "1",
     }.items():
         os.environ.setdefault(key, value)
-
-
-def _callbacks_for(callbacks: JobCallbacks, member: JobSpec, lead: JobSpec) -> JobCallbacks:
-    if member.benchmark_index == lead.benchmark_index:
-        return callbacks
-    for_benchmark = getattr(callbacks, "for_benchmark", None)
-    if for_benchmark is None:
-        raise TypeError("a group job needs callbacks with for_benchmark (adapters.sdk.DefaultCallbacks)")
-    routed: JobCallbacks = for_benchmark(member)
-    return routed
 
 
 class _ProgressReporter:
@@ -209,20 +198,13 @@ class GuideLLMAdapter(FrameworkAdapter):
     def run_benchmark_job(self, config: JobSpec, callbacks: JobCallbacks) -> list[JobResults]:
         _offline_environment()
         return [
-            self._run_member(member, _callbacks_for(callbacks, member, config)) for member in config.members()
+            self._run_member(member, callbacks_for_member(callbacks, member, config))
+            for member in config.members()
         ]
-
-    def _results_dir(self, member: JobSpec) -> Path:
-        base = self.local_jobs_base_path
-        root = base / "results" if base is not None else Path(tempfile.mkdtemp(prefix="assay-guidellm-"))
-        # Group members share the run directory: each gets its own folder.
-        target = root / f"{member.benchmark_index}-{member.benchmark_id}" if self.job_spec.group else root
-        target.mkdir(parents=True, exist_ok=True)
-        return target
 
     def _run_member(self, member: JobSpec, callbacks: JobCallbacks) -> JobResults:
         started = time.monotonic()
-        results_dir = self._results_dir(member)
+        results_dir = self.results_dir(member)
         callbacks.report_status(JobStatusUpdate(status=JobStatus.RUNNING, phase=JobPhase.LOADING_DATA))
         run = plan_run(
             benchmark_id=member.benchmark_id,

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from adapters.sdk import ParameterError, validate_parameters
 
 __all__ = [
     "BUNDLED_PROMPTS",
@@ -40,10 +42,6 @@ _DEFAULT_OUTPUT_TOKENS = 128
 _DEFAULT_STREAMS = 2
 _DEFAULT_RATE = 1.0
 _FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".txt", ".text", ".parquet", ".arrow")
-
-
-class ParameterError(ValueError):
-    """A benchmark parameter is invalid; the message names it."""
 
 
 class GuideLLMParameters(BaseModel):
@@ -170,13 +168,7 @@ def plan_run(
     output_dir: Path,
 ) -> GuideLLMRun:
     """The GuideLLM run for one benchmark: raises :class:`ParameterError` naming a bad parameter."""
-    try:
-        params = GuideLLMParameters.model_validate(parameters)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'parameters'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ParameterError(f"invalid GuideLLM parameters: {problems}") from None
+    params = validate_parameters(GuideLLMParameters, parameters, context="invalid GuideLLM parameters")
     profile = params.profile or (benchmark_id if benchmark_id in PROFILES else None)
     if profile is None:
         if benchmark_id != SMOKE_BENCHMARK:

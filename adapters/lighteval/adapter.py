@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from adapters.sdk import (
-    DefaultCallbacks,
     EvaluationResult,
     FrameworkAdapter,
     JobCallbacks,
@@ -52,6 +51,11 @@ from adapters.sdk import (
     JobSpec,
     JobStatus,
     JobStatusUpdate,
+    callbacks_for_member,
+    float_parameter,
+    int_parameter,
+    model_api_key,
+    package_version,
 )
 
 __all__ = [
@@ -83,7 +87,7 @@ class LightEvalParameters:
     @classmethod
     def from_spec(cls, spec: JobSpec) -> LightEvalParameters:
         params = dict(spec.parameters)
-        fewshot = _int_param(params, "num_fewshot", 0, minimum=0)
+        fewshot = int_parameter(params, "num_fewshot", 0, minimum=0)
         tasks = task_specs(params.get("tasks", spec.benchmark_id), fewshot)
         custom = params.get("custom_tasks")
         if custom is not None and not (isinstance(custom, str) and Path(custom).is_file()):
@@ -93,47 +97,21 @@ class LightEvalParameters:
             raise ValueError(f"parameter system_prompt must be a string, got {type(system_prompt).__name__}")
         generation: dict[str, Any] = {}
         if "temperature" in params:
-            generation["temperature"] = _float_param(params, "temperature", 0.0)
+            generation["temperature"] = float_parameter(params, "temperature", 0.0, positive=False)
         if "max_new_tokens" in params:
-            generation["max_new_tokens"] = _int_param(params, "max_new_tokens", 0, minimum=1)
+            generation["max_new_tokens"] = int_parameter(params, "max_new_tokens", 0, minimum=1)
         if "seed" in params:
-            generation["seed"] = _int_param(params, "seed", 0, minimum=0)
+            generation["seed"] = int_parameter(params, "seed", 0, minimum=0)
         return cls(
             tasks=tasks,
             custom_tasks=Path(custom) if isinstance(custom, str) else None,
             system_prompt=system_prompt,
             generation=generation,
-            max_model_length=_int_param(params, "max_model_length", 4096, minimum=16),
-            concurrent_requests=_int_param(params, "concurrent_requests", 2, minimum=1),
-            timeout=_float_param(params, "timeout", 120.0),
-            api_max_retry=_int_param(params, "api_max_retry", 3, minimum=1),
+            max_model_length=int_parameter(params, "max_model_length", 4096, minimum=16),
+            concurrent_requests=int_parameter(params, "concurrent_requests", 2, minimum=1),
+            timeout=float_parameter(params, "timeout", 120.0, positive=False),
+            api_max_retry=int_parameter(params, "api_max_retry", 3, minimum=1),
         )
-
-
-def _int_param(params: dict[str, Any], name: str, default: int, *, minimum: int) -> int:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"parameter {name} must be an integer, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"parameter {name} must be an integer, got {value!r}") from None
-    if number < minimum:
-        raise ValueError(f"parameter {name} must be at least {minimum}, got {number}")
-    return number
-
-
-def _float_param(params: dict[str, Any], name: str, default: float) -> float:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"parameter {name} must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"parameter {name} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"parameter {name} must be a non-negative number, got {value!r}")
-    return number
 
 
 def task_specs(tasks: object, num_fewshot: int) -> tuple[str, ...]:
@@ -212,16 +190,6 @@ def metrics_for_tasks(
     return out
 
 
-def _api_key(spec: JobSpec) -> str:
-    auth = spec.model.auth
-    if auth is not None and auth.secret_ref.startswith("file://"):
-        key_file = Path(auth.secret_ref.removeprefix("file://")) / "api-key"
-        if key_file.is_file():
-            return key_file.read_text(encoding="utf-8").strip()
-    # litellm's OpenAI client refuses an empty key; local servers ignore it.
-    return "EMPTY"
-
-
 def _custom_tasks_module(extra: Path | None) -> types.ModuleType:
     """The bundled tasks plus the user's, as one module (LightEval's registry accepts one custom module)."""
     tables: list[Any] = []
@@ -277,15 +245,9 @@ class LightEvalAdapter(FrameworkAdapter):
         members = config.members()
         plans = [(member, LightEvalParameters.from_spec(member)) for member in members]
         base_url = normalise_base_url(config.model.url)
-        api_key = _api_key(config)
-
-        def reporter(member: JobSpec) -> JobCallbacks:
-            return callbacks.for_benchmark(member) if isinstance(callbacks, DefaultCallbacks) else callbacks
-
-        base = self.local_jobs_base_path
-        results_root = (
-            base if base is not None else Path(tempfile.mkdtemp(prefix="assay-lighteval-"))
-        ) / "results"
+        # litellm's OpenAI client refuses an empty key; local servers ignore it.
+        api_key = model_api_key(config, self.settings.mode) or "EMPTY"
+        results_root = self.results_dir()
         # Benchmarks with the same num_examples and endpoint settings share one pipeline (max_samples is global).
         batches: dict[tuple[Any, ...], list[tuple[JobSpec, LightEvalParameters]]] = {}
         for member, params in plans:
@@ -298,7 +260,7 @@ class LightEvalAdapter(FrameworkAdapter):
         all_results: list[JobResults] = []
         for number, batch in enumerate(batches.values()):
             started = time.monotonic()
-            batch_reporters = [reporter(member) for member, _ in batch]
+            batch_reporters = [callbacks_for_member(callbacks, member, config) for member, _ in batch]
             first = batch[0][1]
             specs = list(dict.fromkeys(s for _, params in batch for s in params.tasks))
             _report(batch_reporters, JobPhase.LOADING_DATA, f"loading LightEval tasks {','.join(specs)}")
@@ -358,7 +320,7 @@ class LightEvalAdapter(FrameworkAdapter):
                         completed_at=datetime.now(UTC),
                         evaluation_metadata={
                             "framework": "lighteval",
-                            "framework_version": _version("lighteval"),
+                            "framework_version": package_version("lighteval"),
                             "tasks": list(params.tasks),
                             "max_samples": member.num_examples,
                             "requests_ok": outcome.requests_ok,
@@ -368,10 +330,3 @@ class LightEvalAdapter(FrameworkAdapter):
                     )
                 )
         return all_results
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"

@@ -10,7 +10,6 @@ per-sample logs written, metrics read), then the results. A benchmark whose task
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,6 @@ from adapters.lm_eval.harness import LoadedTasks, evaluate, load_tasks, quiet_en
 from adapters.lm_eval.progress import ProgressReporter, RequestCounter
 from adapters.lm_eval.results import evaluated_examples, member_metrics
 from adapters.sdk import (
-    EvalHubMode,
     FrameworkAdapter,
     JobCallbacks,
     JobPhase,
@@ -30,35 +28,13 @@ from adapters.sdk import (
     JobStatus,
     JobStatusUpdate,
     MessageInfo,
+    callbacks_for_member,
+    model_api_key,
 )
 
 __all__ = ["LMEvalAdapter"]
 
 logger = logging.getLogger("adapters.lm_eval")
-
-_K8S_MODEL_SECRETS = Path("/var/run/secrets/model")
-
-
-def _callbacks_for(callbacks: JobCallbacks, member: JobSpec, lead: JobSpec) -> JobCallbacks:
-    if member.benchmark_index == lead.benchmark_index:
-        return callbacks
-    for_benchmark = getattr(callbacks, "for_benchmark", None)
-    if for_benchmark is None:
-        raise TypeError("a group job needs callbacks with for_benchmark (adapters.sdk.DefaultCallbacks)")
-    routed: JobCallbacks = for_benchmark(member)
-    return routed
-
-
-def _api_key(spec: JobSpec, mode: EvalHubMode) -> str:
-    """The model's API key (contract §13.9): ``api-key`` under the ``file://`` secret_ref locally, the mounted
-    ref token in Kubernetes (the sidecar swaps in the real key); empty when there is none."""
-    folder: Path | None = None
-    if mode is EvalHubMode.K8S:
-        folder = _K8S_MODEL_SECRETS
-    elif spec.model.auth is not None and spec.model.auth.secret_ref.startswith("file://"):
-        folder = Path(spec.model.auth.secret_ref.removeprefix("file://"))
-    key_file = folder / "api-key" if folder is not None else None
-    return key_file.read_text(encoding="utf-8").strip() if key_file is not None and key_file.is_file() else ""
 
 
 class LMEvalAdapter(FrameworkAdapter):
@@ -67,7 +43,7 @@ class LMEvalAdapter(FrameworkAdapter):
     def run_benchmark_job(self, config: JobSpec, callbacks: JobCallbacks) -> list[JobResults]:
         started = time.monotonic()
         plan = plan_harness(config)
-        routed = {m.benchmark_index: _callbacks_for(callbacks, m, config) for m in config.members()}
+        routed = {m.benchmark_index: callbacks_for_member(callbacks, m, config) for m in config.members()}
         for member_callbacks in routed.values():
             member_callbacks.report_status(
                 JobStatusUpdate(status=JobStatus.RUNNING, phase=JobPhase.LOADING_DATA)
@@ -101,7 +77,7 @@ class LMEvalAdapter(FrameworkAdapter):
             routed[member.benchmark_index].report_status(
                 JobStatusUpdate(status=JobStatus.RUNNING, phase=JobPhase.POST_PROCESSING, progress=1.0)
             )
-        artifacts = write_outputs(raw, self._output_dir())
+        artifacts = write_outputs(raw, self.results_dir())
         duration = time.monotonic() - started
         results = [
             self._member_results(config, plan, member, raw, loaded, artifacts, duration)
@@ -122,7 +98,7 @@ class LMEvalAdapter(FrameworkAdapter):
             counter, loaded.routes, {m.benchmark_index: routed[m.benchmark_index] for m in loaded.members}
         ).start()
         try:
-            raw = evaluate(plan, loaded, counter, api_key=_api_key(config, self.settings.mode))
+            raw = evaluate(plan, loaded, counter, api_key=model_api_key(config, self.settings.mode) or "")
         except BaseException:
             try:
                 reporter.stop()
@@ -132,10 +108,6 @@ class LMEvalAdapter(FrameworkAdapter):
             raise
         reporter.stop()
         return raw
-
-    def _output_dir(self) -> Path:
-        base = self.local_jobs_base_path
-        return base / "results" if base is not None else Path(tempfile.mkdtemp(prefix="assay-lm-eval-"))
 
     def _member_results(
         self,

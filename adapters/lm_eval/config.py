@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.sdk import JobSpec
+from adapters.sdk import JobSpec, ParameterError, validate_parameters
 
 __all__ = [
     "BUNDLED_TASKS",
@@ -27,10 +27,6 @@ __all__ = [
 BUNDLED_TASKS = Path(__file__).resolve().parent / "tasks"
 # Settings of the one LM client that serves every task of the run: they must agree across the group.
 _RUN_WIDE = ("model_type", "num_concurrent", "max_retries", "max_gen_toks", "request_timeout", "tasks_dir")
-
-
-class ParameterError(ValueError):
-    """A benchmark parameter is invalid or inconsistent across the group; the message names it."""
 
 
 class LMEvalParameters(BaseModel):
@@ -109,14 +105,12 @@ def endpoint_url(model_url: str, *, chat: bool) -> str:
 
 
 def _parameters(member: JobSpec) -> LMEvalParameters:
-    try:
-        return LMEvalParameters.model_validate(member.parameters)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"parameters.{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ParameterError(f"benchmark {member.benchmark_id!r}: {problems}") from None
+    return validate_parameters(
+        LMEvalParameters,
+        member.parameters,
+        context=f"benchmark {member.benchmark_id!r}",
+        field_prefix="parameters.",
+    )
 
 
 def plan_harness(spec: JobSpec) -> HarnessPlan:

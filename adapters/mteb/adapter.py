@@ -32,16 +32,13 @@ import importlib
 import importlib.metadata
 import math
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from adapters.sdk import (
-    DefaultCallbacks,
     EvaluationResult,
     FrameworkAdapter,
     JobCallbacks,
@@ -50,6 +47,11 @@ from adapters.sdk import (
     JobSpec,
     JobStatus,
     JobStatusUpdate,
+    callbacks_for_member,
+    float_parameter,
+    int_parameter,
+    model_api_key,
+    package_version,
 )
 
 __all__ = ["MTEBAdapter", "MTEBParameters", "metrics_from_scores", "normalise_base_url", "task_names"]
@@ -89,40 +91,14 @@ class MTEBParameters:
         dimensions = params.get("dimensions")
         return cls(
             tasks=task_names(params.get("tasks", spec.benchmark_id)),
-            batch_size=_int_param(params, "batch_size", 32, minimum=1),
+            batch_size=int_parameter(params, "batch_size", 32, minimum=1),
             input_type=input_type,
             query_prefix=prefixes["query_prefix"],
             document_prefix=prefixes["document_prefix"],
-            dimensions=None if dimensions is None else _int_param(params, "dimensions", 0, minimum=1),
-            timeout=_float_param(params, "timeout", 60.0),
-            max_retries=_int_param(params, "max_retries", 3, minimum=0),
+            dimensions=None if dimensions is None else int_parameter(params, "dimensions", 0, minimum=1),
+            timeout=float_parameter(params, "timeout", 60.0, positive=True),
+            max_retries=int_parameter(params, "max_retries", 3, minimum=0),
         )
-
-
-def _int_param(params: Mapping[str, Any], name: str, default: int, *, minimum: int) -> int:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"parameter {name} must be an integer, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"parameter {name} must be an integer, got {value!r}") from None
-    if number < minimum:
-        raise ValueError(f"parameter {name} must be at least {minimum}, got {number}")
-    return number
-
-
-def _float_param(params: Mapping[str, Any], name: str, default: float) -> float:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"parameter {name} must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"parameter {name} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"parameter {name} must be a positive number, got {value!r}")
-    return number
 
 
 def task_names(tasks: object) -> tuple[str, ...]:
@@ -190,15 +166,6 @@ def metrics_from_scores(
     if not out:
         raise ValueError(f"MTEB's scores have no numeric metric: {dict(scores)}")
     return out
-
-
-def _api_key(spec: JobSpec) -> str | None:
-    auth = spec.model.auth
-    if auth is not None and auth.secret_ref.startswith("file://"):
-        key_file = Path(auth.secret_ref.removeprefix("file://")) / "api-key"
-        if key_file.is_file():
-            return key_file.read_text(encoding="utf-8").strip()
-    return None
 
 
 class _Progress:
@@ -280,19 +247,14 @@ class MTEBAdapter(FrameworkAdapter):
         members = config.members()
         plans = [(member, MTEBParameters.from_spec(member)) for member in members]
         base_url = normalise_base_url(config.model.url)
-        api_key = _api_key(config)
-        base = self.local_jobs_base_path
-        results_root = (
-            base if base is not None else Path(tempfile.mkdtemp(prefix="assay-mteb-"))
-        ) / "results"
+        api_key = model_api_key(config, self.settings.mode)
+        results_root = self.results_dir()
 
         from adapters.mteb import _run  # MTEB's imports are heavy: only when running
 
         out: list[JobResults] = []
         for member, params in plans:
-            reporter = (
-                callbacks.for_benchmark(member) if isinstance(callbacks, DefaultCallbacks) else callbacks
-            )
+            reporter = callbacks_for_member(callbacks, member, config)
             started = time.monotonic()
             reporter.report_status(
                 JobStatusUpdate(
@@ -341,7 +303,7 @@ class MTEBAdapter(FrameworkAdapter):
                     completed_at=datetime.now(UTC),
                     evaluation_metadata={
                         "framework": "mteb",
-                        "framework_version": _version("mteb"),
+                        "framework_version": package_version("mteb"),
                         "tasks": list(params.tasks),
                         "texts_embedded": progress.done,
                         "embedding_requests": counts["requests"],
@@ -352,10 +314,3 @@ class MTEBAdapter(FrameworkAdapter):
                 )
             )
         return out
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"

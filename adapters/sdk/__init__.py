@@ -8,8 +8,10 @@ running several benchmarks of a job). Start with :class:`FrameworkAdapter` and :
 
 from __future__ import annotations
 
+from adapters.sdk._environment import package_version
 from adapters.sdk.adapter import EXIT_CANCELLED, FrameworkAdapter, run_adapter
-from adapters.sdk.callbacks import DefaultCallbacks
+from adapters.sdk.callbacks import DefaultCallbacks, callbacks_for_member
+from adapters.sdk.credentials import MODEL_SECRETS_DIR, model_api_key
 from adapters.sdk.errors import (
     AdapterSDKError,
     CallbackError,
@@ -17,6 +19,7 @@ from adapters.sdk.errors import (
     CallbackUndelivered,
     JobSpecError,
     OCIPushError,
+    ParameterError,
 )
 from adapters.sdk.models import (
     ErrorInfo,
@@ -39,10 +42,12 @@ from adapters.sdk.models import (
     PrimaryScore,
     ResultType,
 )
+from adapters.sdk.parameters import float_parameter, int_parameter, validate_parameters
 from adapters.sdk.settings import AdapterSettings, EvalHubMode
 
 __all__ = [
     "EXIT_CANCELLED",
+    "MODEL_SECRETS_DIR",
     "AdapterSDKError",
     "AdapterSettings",
     "CallbackError",
@@ -70,7 +75,14 @@ __all__ = [
     "OCIArtifactSpec",
     "OCICoordinates",
     "OCIPushError",
+    "ParameterError",
     "PrimaryScore",
     "ResultType",
+    "callbacks_for_member",
+    "float_parameter",
+    "int_parameter",
+    "model_api_key",
+    "package_version",
     "run_adapter",
+    "validate_parameters",
 ]

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["capture_environment_card"]
+__all__ = ["capture_environment_card", "package_version"]
 
 _KEY_PACKAGES = ("torch", "transformers", "vllm", "lm_eval", "garak", "ragas", "mlflow")
 _SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
@@ -111,6 +111,14 @@ def _k8s_context() -> tuple[dict[str, str], dict[str, str]]:
         except (ValueError, IndexError):
             labels[key.strip()] = raw.strip().strip('"')
     return labels, limits
+
+
+def package_version(distribution: str) -> str:
+    """The installed version of ``distribution`` (e.g. an adapter's framework), or ``"unknown"``."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 @functools.cache

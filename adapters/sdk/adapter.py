@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import tempfile
 import threading
 import types
 from abc import ABC, abstractmethod
@@ -69,6 +70,7 @@ class FrameworkAdapter(ABC):
                 else f"the {settings.mode.value}-mode default; set EVALHUB_JOB_SPEC_PATH to choose another"
             )
             raise FileNotFoundError(f"Job spec file not found: {path} (from {how})") from None
+        self._results_root: Path | None = None
 
     @property
     def settings(self) -> AdapterSettings:
@@ -88,6 +90,21 @@ class FrameworkAdapter(ABC):
         if path.parts[-2:] != ("meta", "job.json"):
             return None
         return path.parent.parent
+
+    def results_dir(self, member: JobSpec | None = None) -> Path:
+        """Where the run's result files go (created): ``results/`` under :attr:`local_jobs_base_path`, or one
+        temporary directory per adapter when there is none. With ``member`` and a group job, that member's own
+        folder ``<benchmark_index>-<benchmark_id>`` below it, since the group's benchmarks share the run."""
+        if self._results_root is None:
+            base = self.local_jobs_base_path
+            self._results_root = (
+                base / "results" if base is not None else Path(tempfile.mkdtemp(prefix="assay-results-"))
+            )
+        target = self._results_root
+        if member is not None and self._job_spec.group:
+            target = target / f"{member.benchmark_index}-{member.benchmark_id}"
+        target.mkdir(parents=True, exist_ok=True)
+        return target
 
     def generate_additional_info(self, results: JobResults) -> dict[str, Any] | None:
         """Override to send ``additional_info`` with the results (called when it is not already set)."""

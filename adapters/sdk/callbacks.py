@@ -44,7 +44,7 @@ from adapters.sdk.settings import AdapterSettings
 if TYPE_CHECKING:
     from adapters.sdk.adapter import FrameworkAdapter
 
-__all__ = ["EVENTS_PATH", "DefaultCallbacks"]
+__all__ = ["EVENTS_PATH", "DefaultCallbacks", "callbacks_for_member"]
 
 logger = logging.getLogger("adapters.sdk")
 
@@ -433,3 +433,17 @@ class DefaultCallbacks(JobCallbacks):
         result = push_artifact(spec, context, self._settings)
         logger.info("Created OCI artifact for job %s as: %s", self._spec.id, result.reference)
         return result
+
+
+def callbacks_for_member(callbacks: JobCallbacks, member: JobSpec, lead: JobSpec) -> JobCallbacks:
+    """The callbacks that report ``member`` (one of ``lead.members()``): ``callbacks`` itself for the lead
+    benchmark, else ``callbacks.for_benchmark(member)``, so a group member's events carry its own id and index.
+
+    Raises TypeError for a group member when ``callbacks`` cannot route (has no ``for_benchmark``)."""
+    if member.benchmark_index == lead.benchmark_index:
+        return callbacks
+    for_benchmark = getattr(callbacks, "for_benchmark", None)
+    if for_benchmark is None:
+        raise TypeError("a group job needs callbacks with for_benchmark (adapters.sdk.DefaultCallbacks)")
+    routed: JobCallbacks = for_benchmark(member)
+    return routed

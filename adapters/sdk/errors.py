@@ -4,6 +4,7 @@
 
     AdapterSDKError
     ├── JobSpecError (also ValueError)      job.json is missing a field, has a wrong one, or is not JSON
+    ├── ParameterError (also ValueError)    a benchmark parameter (``spec.parameters``) is invalid
     ├── CallbackError                       an event could not be delivered to the hub (or its sidecar)
     │   ├── CallbackRejected                the receiver refused it for good (a 4xx other than 408/425/429)
     │   └── CallbackUndelivered             retryable failures outlasted the retry budget
@@ -22,6 +23,7 @@ __all__ = [
     "CallbackUndelivered",
     "JobSpecError",
     "OCIPushError",
+    "ParameterError",
 ]
 
 
@@ -31,6 +33,10 @@ class AdapterSDKError(Exception):
 
 class JobSpecError(AdapterSDKError, ValueError):
     """The job spec file is not valid JSON or does not match the contract; the message names file and fields."""
+
+
+class ParameterError(AdapterSDKError, ValueError):
+    """A benchmark parameter is invalid (or inconsistent across a group); the message names it."""
 
 
 class CallbackError(AdapterSDKError):

@@ -54,6 +54,20 @@ class EventRecorder:
         self._server.server_close()
 
 
+def job_spec(provider_id: str, callback_url: str, model: tuple[str, str], **fields: Any) -> dict[str, Any]:
+    """A ``job.json`` body for one benchmark: job ``job-<provider_id>``, index 0, the model ``(url, name)``,
+    no parameters; ``fields`` add the rest (``benchmark_id``, ``group``, ...) or override these."""
+    return {
+        "id": f"job-{provider_id}",
+        "provider_id": provider_id,
+        "benchmark_index": 0,
+        "model": {"url": model[0], "name": model[1]},
+        "parameters": {},
+        "callback_url": callback_url,
+        **fields,
+    }
+
+
 def run_adapter(
     name: str,
     run_dir: Path,

@@ -14,7 +14,7 @@ import yaml
 from adapters.envs import ensure_env
 from adapters.garak.config import ParameterError, plan_run, selection
 from adapters.garak.report import metrics_from_entries
-from tests.builtin_adapters.adapter_run import EventRecorder
+from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,16 +29,7 @@ def adapter_python() -> Path:
 def run_adapter(
     python: Path, run_dir: Path, callback_url: str, model: tuple[str, str], benchmark_id: str, **spec: Any
 ) -> subprocess.CompletedProcess[str]:
-    job = {
-        "id": "job-garak",
-        "provider_id": "garak",
-        "benchmark_id": benchmark_id,
-        "benchmark_index": 0,
-        "model": {"url": model[0], "name": model[1]},
-        "parameters": {},
-        "callback_url": callback_url,
-        **spec,
-    }
+    job = job_spec("garak", callback_url, model, benchmark_id=benchmark_id, **spec)
     home = run_dir / "home"
     home.mkdir()
     # An empty home that must stay empty: garak's files belong in the run's results directory.

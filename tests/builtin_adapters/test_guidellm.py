@@ -15,7 +15,7 @@ import yaml
 from adapters.envs import ensure_env
 from adapters.guidellm.config import ParameterError, normalise_target, plan_run
 from adapters.guidellm.report import LATENCY_METRICS, metrics_from_report
-from tests.builtin_adapters.adapter_run import EventRecorder
+from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,16 +30,7 @@ def adapter_python() -> Path:
 def run_adapter(
     python: Path, run_dir: Path, callback_url: str, model: tuple[str, str], benchmark_id: str, **spec: Any
 ) -> subprocess.CompletedProcess[str]:
-    job = {
-        "id": "job-guidellm",
-        "provider_id": "guidellm",
-        "benchmark_id": benchmark_id,
-        "benchmark_index": 0,
-        "model": {"url": model[0], "name": model[1]},
-        "parameters": {},
-        "callback_url": callback_url,
-        **spec,
-    }
+    job = job_spec("guidellm", callback_url, model, benchmark_id=benchmark_id, **spec)
     return run("guidellm", run_dir, job)
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from adapters.envs import ensure_env
 from adapters.lighteval.adapter import metrics_for_tasks, normalise_base_url, task_specs
-from tests.builtin_adapters.adapter_run import EventRecorder
+from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,15 +41,7 @@ def run_adapter(python: Path, run_dir: Path, job: dict[str, Any]) -> subprocess.
 
 
 def _job(callback_url: str, model: tuple[str, str], **fields: Any) -> dict[str, Any]:
-    return {
-        "id": "job-lighteval",
-        "provider_id": "lighteval",
-        "benchmark_index": 0,
-        "model": {"url": model[0], "name": model[1]},
-        "parameters": {},
-        "callback_url": callback_url,
-        **fields,
-    }
+    return job_spec("lighteval", callback_url, model, **fields)
 
 
 @pytest.mark.slow

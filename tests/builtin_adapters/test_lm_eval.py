@@ -17,7 +17,7 @@ from adapters.envs import ensure_env
 from adapters.lm_eval.config import MemberPlan, ParameterError, endpoint_url, plan_harness
 from adapters.lm_eval.results import member_metrics
 from adapters.sdk import JobSpec
-from tests.builtin_adapters.adapter_run import EventRecorder
+from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
 
 RUN_TIMEOUT = 400.0
@@ -30,15 +30,7 @@ def adapter_python() -> Path:
 
 
 def _spec(model: tuple[str, str], callback_url: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "id": JOB_ID,
-        "provider_id": "lm_evaluation_harness",
-        "benchmark_index": 0,
-        "model": {"url": model[0], "name": model[1]},
-        "parameters": {},
-        "callback_url": callback_url,
-        **fields,
-    }
+    return job_spec("lm_evaluation_harness", callback_url, model, id=JOB_ID, **fields)
 
 
 def run_adapter(python: Path, run_dir: Path, job: dict[str, Any]) -> subprocess.CompletedProcess[str]:

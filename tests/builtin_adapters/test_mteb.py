@@ -19,7 +19,7 @@ import yaml
 from adapters.envs import ensure_env
 from adapters.mteb.adapter import metrics_from_scores, normalise_base_url, task_names
 from assay.demo.embedding_server import EmbeddingServer, EmbeddingServerError
-from tests.builtin_adapters.adapter_run import EventRecorder
+from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,15 +43,7 @@ def run_adapter(python: Path, run_dir: Path, job: dict[str, Any]) -> subprocess.
 
 
 def _job(callback_url: str, url: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "id": "job-mteb",
-        "provider_id": "mteb",
-        "benchmark_index": 0,
-        "model": {"url": url, "name": "multilingual-e5-small"},
-        "parameters": {},
-        "callback_url": callback_url,
-        **fields,
-    }
+    return job_spec("mteb", callback_url, (url, "multilingual-e5-small"), **fields)
 
 
 def test_the_embedding_server_embeds_and_stops() -> None:
