@@ -161,9 +161,9 @@ class Hub:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
-    def wait_ready(self, timeout: float) -> float:
+    def wait_ready(self, timeout: float, provider: str = "trivial") -> float:
         started = time.perf_counter()
-        paths = ["/api/v1/health", "/api/v1/evaluations/providers/trivial"]
+        paths = ["/api/v1/health", f"/api/v1/evaluations/providers/{provider}"]
         with httpx.Client(base_url=self.base_url, headers=HEADERS, timeout=2) as client:
             while paths:
                 try:
