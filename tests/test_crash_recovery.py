@@ -40,6 +40,20 @@ def adapters_of(job_id: str) -> list[int]:
     return found
 
 
+def sidecars_of(data_dir: Path) -> list[int]:
+    """Live sidecar processes whose configuration lies under ``data_dir``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if b"adapters.sidecar" in cmdline and str(data_dir).encode() in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 def test_sigkill_mid_run_then_restart_ends_every_job_terminal_and_explained(tmp_path: Path) -> None:
     port = free_port()
     api = f"http://127.0.0.1:{port}/api/v1/evaluations"
@@ -58,9 +72,12 @@ def test_sigkill_mid_run_then_restart_ends_every_job_terminal_and_explained(tmp_
 
         wait_for(first_running, timeout=60, interval=0.2)
         assert adapters_of(job_id), "the adapter should be running"
+        assert sidecars_of(tmp_path), "the hub's sidecar should be running"
     finally:
         hub.send_signal(signal.SIGKILL)
         hub.wait(timeout=10)
+    # The killed hub's sidecar goes with it (its stdin pipe closed) rather than living on as an orphan.
+    wait_for(lambda: not sidecars_of(tmp_path), timeout=30, interval=0.1)
 
     hub = start(tmp_path, port)
     try:

@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", default=None, type=int, help="default: the port of base_url (8080)")
     parser.add_argument("--port-file", default=None, type=Path, help="write the bound port here")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help="stop gracefully when stdin closes: a parent that holds the pipe (the local hub) takes the sidecar "
+        "with it even when it is killed",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -65,8 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     # uvicorn re-raises the stop signal after its graceful shutdown, under the handler that was there before
     # it: a no-op one makes a SIGTERM stop (the normal way a sidecar ends) exit 0 instead of dying of it.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    if args.exit_with_stdin:
+        threading.Thread(target=_stop_at_eof, args=(server,), name="stdin-watch", daemon=True).start()
     server.run(sockets=[sock])
     return 0
+
+
+def _stop_at_eof(server: uvicorn.Server) -> None:
+    while sys.stdin.buffer.read(4096):
+        pass
+    logging.getLogger("adapters.sidecar").info("stdin closed: the parent is gone; stopping")
+    server.should_exit = True
 
 
 if __name__ == "__main__":

@@ -74,12 +74,17 @@ class LocalSidecar:
         port_file = work / "sidecar.port"
         port_file.unlink(missing_ok=True)
         port = _port_of(self.url)
+        if self._process is not None and self._process.stdin is not None:
+            self._process.stdin.close()  # a dead sidecar's pipe
         with (work / "sidecar.log").open("ab") as log:
             command = [sys.executable, "-m", "adapters.sidecar", "--config", str(config_path)]
             command += ["--host", "127.0.0.1", "--port", str(port), "--port-file", str(port_file)]
+            # The sidecar holds the read end of a pipe we never write to: if this process dies, even by
+            # SIGKILL, the pipe closes and the sidecar stops instead of living on as an orphan.
+            command.append("--exit-with-stdin")
             self._process = subprocess.Popen(
                 command,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
