@@ -3,7 +3,6 @@ reports the process's start and exit back as lifecycle steps."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Sequence
@@ -14,7 +13,7 @@ from assay.core.jobspec import job_spec
 from assay.core.plan import PlannedBenchmark
 from assay.lifecycle.context import Lifecycle
 from assay.lifecycle.progress import runtime_exited, runtime_spawned
-from assay.runtimes import GroupMember, LocalExit, LocalLaunch, LocalRuntime, RunKey
+from assay.runtimes import GroupMember, LocalExit, LocalLaunch, LocalRuntime, RunKey, write_json
 from assay.runtimes.sidecar import LocalSidecar
 from assay.store import EvaluationRecord, RunRow
 
@@ -31,7 +30,6 @@ class LocalRunner:
         self._ctx = ctx
         self._root = root
         self._sidecar = sidecar
-        self._sidecar_url = sidecar.url.rstrip("/") if sidecar else None
         # Per queued launch, until its process starts: (provider, when it was queued, its timeout).
         self._queued: dict[RunKey, tuple[str, float, float]] = {}
         settings = ctx.settings
@@ -69,12 +67,13 @@ class LocalRunner:
         command = planned.runtime.local_command
         if command is None:
             raise RuntimeError(f"provider {planned.provider_id!r} has no runtime.local.command")
+        timeout = self._ctx.timeout_of(planned)
         callback_url = self._ctx.settings.callback_base_url()
         model_url: str | None = None
-        if self._sidecar_url is not None:
+        if self._sidecar is not None:
             # Model traffic and events go through the sidecar: response cache, retries, accounting.
-            callback_url = self._sidecar_url
-            model_url = self._route_model(evaluation, planned, [p for p, _ in runs])
+            callback_url = self._sidecar.url
+            model_url = self._route_model(self._sidecar.url, evaluation, [p for p, _ in runs], timeout)
         spec = job_spec(
             evaluation.id,
             evaluation.request,
@@ -84,7 +83,6 @@ class LocalRunner:
             group=[p for p, _ in others],
         )
         key = RunKey(evaluation.id, planned.index, attempt)
-        timeout = self._ctx.timeout_of(planned)
         members = tuple(GroupMember(RunKey(evaluation.id, p.index, a), p.id) for p, a in others)
         for member_key in (key, *(m.key for m in members)):
             self._queued.setdefault(member_key, (planned.provider_id, time.monotonic(), timeout))
@@ -102,10 +100,11 @@ class LocalRunner:
         )
 
     def _route_model(
-        self, evaluation: EvaluationRecord, lead: PlannedBenchmark, group: list[PlannedBenchmark]
+        self, sidecar_url: str, evaluation: EvaluationRecord, group: list[PlannedBenchmark], timeout: float
     ) -> str | None:
         """Point the adapter at ``/model/<job>/<index>/<original path>`` on the sidecar, and tell the
         sidecar where that goes (``sidecar-job-info.json``, the layout EvalHub's local sidecar uses)."""
+        lead = group[0]
         model = evaluation.request.get("model") or {}
         url = str(model.get("url") or "")
         parts = urlsplit(url)
@@ -115,19 +114,15 @@ class LocalRunner:
             "model": {
                 "url": f"{parts.scheme}://{parts.netloc}",
                 "name": str(model.get("name") or ""),
-                "http_timeout": f"{int(self._ctx.timeout_of(lead))}s",
+                "http_timeout": f"{int(timeout)}s",
             },
             "provider_id": lead.provider_id,
             "benchmark_id": lead.id,
             "benchmark_indices": [p.index for p in group],
         }
-        info_path = self._root / evaluation.id / str(lead.index) / SIDECAR_JOB_INFO
-        info_path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = info_path.with_name(f".{info_path.name}.tmp")
-        scratch.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        scratch.replace(info_path)
+        write_json(self._root / evaluation.id / str(lead.index) / SIDECAR_JOB_INFO, info)
         query = f"?{parts.query}" if parts.query else ""
-        return f"{self._sidecar_url}/model/{evaluation.id}/{lead.index}{parts.path}{query}"
+        return f"{sidecar_url}/model/{evaluation.id}/{lead.index}{parts.path}{query}"
 
     async def stop(self, evaluation_id: str, index: int | None = None, *, purge: bool = False) -> None:
         await self._runtime.stop(evaluation_id, index)

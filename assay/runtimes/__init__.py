@@ -10,6 +10,7 @@ from assay.runtimes.local import (
     LocalLaunch,
     LocalRuntime,
     RunKey,
+    write_json,
 )
 from assay.runtimes.logs import DEFAULT_MAX_BYTES, format_timestamp, read_log, read_log_bounded
 
@@ -25,4 +26,5 @@ __all__ = [
     "format_timestamp",
     "read_log",
     "read_log_bounded",
+    "write_json",
 ]

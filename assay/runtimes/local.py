@@ -24,7 +24,16 @@ from typing import Any, BinaryIO, Literal
 
 from assay.runtimes.logs import format_timestamp
 
-__all__ = ["LOG_FILE_NAME", "ExitReason", "GroupMember", "LocalExit", "LocalLaunch", "LocalRuntime", "RunKey"]
+__all__ = [
+    "LOG_FILE_NAME",
+    "ExitReason",
+    "GroupMember",
+    "LocalExit",
+    "LocalLaunch",
+    "LocalRuntime",
+    "RunKey",
+    "write_json",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +200,7 @@ class LocalRuntime:
                 logger.info("ignoring launch of %s: a later attempt is active", key)
                 return job_path
             await self._stop_runs(overlapping, "stopped")
-        _write_json(job_path, launch.job_spec)
+        write_json(job_path, launch.job_spec)
         for member in launch.members:
             # A member's log is the group's one log: link it where the logs API looks for the member's.
             link = self.log_path(key.evaluation_id, member.key.index, launch.provider_id, member.benchmark_id)
@@ -511,7 +520,8 @@ def _marker(key: RunKey) -> str:
     return f"{key.evaluation_id}/{key.index}/{key.attempt}"
 
 
-def _write_json(path: Path, document: Mapping[str, Any]) -> None:
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    """Write ``document`` as indented JSON, replacing ``path`` atomically (readers see old or new, whole)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(document, indent=2, default=_plain) + "\n"
     # Replace atomically: an adapter of a previous attempt may still be reading the old file.

@@ -33,7 +33,7 @@ _RESTART_BACKOFF_SECONDS = 1.0
 class SidecarOptions:
     jobs_root: Path  # where the local runtime writes each launch's sidecar-job-info.json
     hub_url: str  # where events are forwarded
-    cache_dir: Path | None  # None: no response cache
+    cache_dir: Path  # the model response cache
     max_concurrency: int
     work_dir: Path  # config, port file and log
 
@@ -43,10 +43,7 @@ class SidecarOptions:
             "local_mode": True,
             "local": {"jobs_root": str(self.jobs_root)},
             "eval_hub": {"base_url": self.hub_url},
-            "cache": {
-                "dir": str(self.cache_dir or self.work_dir / "model-cache"),
-                "enabled": bool(self.cache_dir),
-            },
+            "cache": {"dir": str(self.cache_dir), "enabled": True},
             "model": {"max_concurrency": self.max_concurrency},
         }
 
