@@ -35,6 +35,20 @@ CATALOGUE: dict[str, tuple[str, ...]] = {
 }
 """Which function consumes each type: the local broker's subscriptions, and the Knative Triggers."""
 
+KUBERNETES_RESOURCE_EVENTS = (
+    "dev.knative.apiserver.resource.add",
+    "dev.knative.apiserver.resource.update",
+    "dev.knative.apiserver.resource.delete",
+)
+"""ApiServerSource (Jobs, Pods and Kueue Workloads of Assay) -> sweep: the watcher looks at once."""
+
+MODEL_VERSION_CREATED = "dev.assay.registry.model_version.created.v1"
+"""a model registry (through a Knative Trigger) -> submit at ``POST /api/v1/events``: a new version."""
+MODEL_VERSION_UPDATED = "dev.assay.registry.model_version.updated.v1"
+"""a model registry -> submit at ``POST /api/v1/events``: a version's aliases, tags or stage changed."""
+REGISTRY_EVENTS = (MODEL_VERSION_CREATED, MODEL_VERSION_UPDATED)
+"""External CloudEvents the submit function ingests over HTTP (evaluation policies decide what they start)."""
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxEvent:
@@ -100,6 +114,10 @@ __all__ = [
     "EVALUATION_CANCELLED",
     "EVALUATION_FINISHED",
     "EVALUATION_RETRIED",
+    "KUBERNETES_RESOURCE_EVENTS",
+    "MODEL_VERSION_CREATED",
+    "MODEL_VERSION_UPDATED",
+    "REGISTRY_EVENTS",
     "SWEEP_REQUESTED",
     "OutboxEvent",
     "evaluation_event",
