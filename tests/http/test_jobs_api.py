@@ -196,7 +196,7 @@ def test_concurrent_submissions_with_one_idempotency_key_make_one_job(live_hub: 
     assert httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs", timeout=30).json()["total_count"] == 1
 
 
-def test_a_polled_job_is_never_served_stale(client: TestClient) -> None:
+def test_a_polled_job_is_never_served_stale(client: TestClient, database_url: str) -> None:
     quiet = {  # an adapter that only waits: every change below comes from this test
         "id": "quiet",
         "name": "Quiet",
@@ -208,6 +208,13 @@ def test_a_polled_job_is_never_served_stale(client: TestClient) -> None:
         "/api/v1/evaluations/jobs", json=job(benchmarks=[{"id": "latency", "provider_id": "quiet"}])
     ).json()
     url = f"/api/v1/evaluations/jobs/{created['resource']['id']}"
+
+    def spawned() -> bool:  # dispatch and the runtime change the job once, in the background
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT runtime_ref FROM benchmark_runs").fetchone()
+        return row is not None and row[0] is not None
+
+    wait_for(spawned, timeout=30)
     first = client.get(url).json()
     assert client.get(url).json() == first  # the rendered copy is reused while nothing changed
     event = {
