@@ -117,10 +117,12 @@ def start_hub(settings_for: Callable[..., Settings]) -> Iterator[Callable[..., L
     """Start a whole local hub on a real loopback port (adapters call it back over HTTP)."""
     started: list[LiveServer] = []
 
-    def start(**overrides: Any) -> LiveServer:
+    def start(exporter: Callable[[Settings], Any] | None = None, **overrides: Any) -> LiveServer:
+        """``exporter`` builds the hub's exporter from its settings (``assay.exports.build_exporter``)."""
         port = free_port()
         settings = settings_for(port=port, **overrides)
-        server = LiveServer(create_app(settings), port).__enter__()
+        app = create_app(settings, exporter=exporter(settings) if exporter is not None else None)
+        server = LiveServer(app, port).__enter__()
         server.settings = settings  # type: ignore[attr-defined]
         server.app = server.server.config.app  # type: ignore[attr-defined]
         started.append(server)

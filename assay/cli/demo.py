@@ -33,6 +33,7 @@ def run_demo(settings: Settings, *, out: TextIO = sys.stdout, exit_when_done: bo
     import uvicorn
 
     from assay.demo.model_server import ModelServer
+    from assay.exports import build_exporter
     from assay.http import create_app
     from assay.store import EmbeddedPostgres
     from assay.telemetry import configure_logging
@@ -51,7 +52,7 @@ def run_demo(settings: Settings, *, out: TextIO = sys.stdout, exit_when_done: bo
             say(f"model {model.model_name} at {model.base_url}")
             server = uvicorn.Server(
                 uvicorn.Config(
-                    create_app(settings),
+                    create_app(settings, exporter=build_exporter(settings)),
                     host=settings.host,
                     port=settings.port,
                     log_config=None,

@@ -21,7 +21,7 @@ EVALUATION_CANCELLED = "dev.assay.evaluation.cancelled.v1"
 BENCHMARK_FINISHED = "dev.assay.benchmark.finished.v1"
 """callback/runtime/sweep -> aggregate (and dispatch, to reap the runtime): a run became terminal."""
 EVALUATION_FINISHED = "dev.assay.evaluation.finished.v1"
-"""aggregate -> notifiers: the job reached a terminal state and is scored."""
+"""aggregate -> aggregate (exports: MLflow, OCI), notifiers: the job reached a terminal state and is scored."""
 SWEEP_REQUESTED = "dev.assay.sweep.requested.v1"
 """timer (PingSource) -> sweep: republish, reconcile, fail what is stale."""
 
@@ -30,7 +30,7 @@ CATALOGUE: dict[str, tuple[str, ...]] = {
     EVALUATION_RETRIED: ("dispatch",),
     EVALUATION_CANCELLED: ("dispatch",),
     BENCHMARK_FINISHED: ("aggregate", "dispatch"),
-    EVALUATION_FINISHED: (),  # notifiers (CI status, webhooks) subscribe with the trigger issue
+    EVALUATION_FINISHED: ("aggregate",),  # exports (MLflow, OCI) run once the job is terminal
     SWEEP_REQUESTED: ("sweep",),
 }
 """Which function consumes each type: the local broker's subscriptions, and the Knative Triggers."""

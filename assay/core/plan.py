@@ -56,6 +56,27 @@ class PlannedBenchmark(BaseModel):
     runtime: FrozenRuntime = Field(default_factory=FrozenRuntime)
     fingerprint: str = ""
 
+    def document(self) -> dict[str, Any]:
+        """The benchmark as the job's ``plan`` and the evaluation card show it (no runtime; unset keys left out)."""
+        score = self.score
+        primary: dict[str, Any] = {"metric": score.metric, "lower_is_better": score.lower_is_better}
+        if score.scale is not None:
+            primary["scale"] = score.scale.model_dump()
+        entry: dict[str, Any] = {
+            "benchmark_index": self.index,
+            "provider_id": self.provider_id,
+            "id": self.id,
+            "weight": self.weight,
+            "num_examples": self.num_examples,
+            "parameters": self.parameters,
+            "test_data_ref": self.test_data_ref,
+            "primary_score": primary if score.metric else None,
+            "pass_criteria": {"threshold": score.threshold} if score.threshold is not None else None,
+            "timeout_seconds": self.timeout_seconds,
+            "fingerprint": self.fingerprint,
+        }
+        return {k: v for k, v in entry.items() if v is not None}
+
 
 class Plan(BaseModel):
     benchmarks: list[PlannedBenchmark]

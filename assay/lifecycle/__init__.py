@@ -2,7 +2,17 @@
 and runtimes. The functions and the HTTP routes are thin shells over this package."""
 
 from assay.lifecycle import handlers, jobs, progress
-from assay.lifecycle.context import Lifecycle, Runtime
+from assay.lifecycle.context import Exporter, Lifecycle, Runtime
 from assay.lifecycle.hub import Hub, start_function, start_local_hub
 
-__all__ = ["Hub", "Lifecycle", "Runtime", "handlers", "jobs", "progress", "start_function", "start_local_hub"]
+__all__ = [
+    "Exporter",
+    "Hub",
+    "Lifecycle",
+    "Runtime",
+    "handlers",
+    "jobs",
+    "progress",
+    "start_function",
+    "start_local_hub",
+]

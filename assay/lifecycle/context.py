@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from assay.core.events import OutboxEvent
 from assay.core.plan import PlannedBenchmark
+from assay.runtimes.observation import RunObservation
 from assay.settings import Settings
 from assay.store import Database, EvaluationRecord, RunRow
 from assay.telemetry import Metrics
@@ -22,6 +23,9 @@ class Runtime(Protocol):
     """Where benchmark runs execute (local subprocesses today, Kubernetes Jobs in a cluster)."""
 
     name: str
+    watches: bool
+    """True for a runtime whose runs live outside this process (Kubernetes): the sweep asks it to
+    :meth:`observe` them. The local runtime reports exits itself."""
 
     async def launch(
         self, evaluation: EvaluationRecord, runs: Sequence[tuple[PlannedBenchmark, int]]
@@ -29,8 +33,11 @@ class Runtime(Protocol):
         """Start (or queue) one process for ``runs`` (benchmark, attempt): one benchmark, or a group of one
         provider's benchmarks when its runtime takes groups. A second call for the same runs does nothing."""
 
-    async def stop(self, evaluation_id: str, index: int | None = None, *, purge: bool = False) -> None:
-        """Stop the evaluation's runs (or one of them); ``purge`` also removes their files."""
+    async def stop(
+        self, evaluation_id: str, index: int | None = None, *, purge: bool = False, tenant: str | None = None
+    ) -> None:
+        """Stop the evaluation's runs (or one of them); ``purge`` also removes their files. ``tenant`` says
+        where they run when the evaluation itself may be gone (a hard delete)."""
 
     def is_active(self, evaluation_id: str, index: int, attempt: int) -> bool: ...
 
@@ -43,7 +50,24 @@ class Runtime(Protocol):
         self, evaluation_id: str, index: int, provider_id: str, benchmark_id: str
     ) -> Path | None: ...
 
+    async def observe(self, evaluation: EvaluationRecord, now: datetime) -> Sequence[RunObservation]:
+        """What became of the evaluation's launched, unfinished runs (only when :attr:`watches`)."""
+
+    def evaluation_of(self, resource: Mapping[str, Any]) -> str | None:
+        """The evaluation a runtime resource event (an ApiServerSource event's data) is about, if any."""
+
     async def close(self) -> None: ...
+
+
+class Exporter(Protocol):
+    """Exports a finished evaluation (MLflow runs, the OCI evaluation card and results). Implemented in
+    ``assay.exports``, outside the lifecycle, so mlflow and oras stay off the submit path."""
+
+    async def export(self, ctx: Lifecycle, evaluation_id: str) -> None:
+        """Run the due exports of a terminal evaluation; failures are recorded in the job, never raised."""
+
+    async def retry_due(self, ctx: Lifecycle) -> dict[str, int]:
+        """The sweep's share: run exports that failed (after their backoff) or whose exporter died."""
 
 
 @dataclass(slots=True)
@@ -59,6 +83,10 @@ class Lifecycle:
     """Deliver one event to the broker (the sweep republishes through this)."""
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     metrics: Metrics | None = None
+    sweep_steps: Sequence[Callable[[Lifecycle], Awaitable[dict[str, int]]]] = ()
+    """More the sweep does on every periodic tick, from layers above (the triggers' registry poll)."""
+    exporter: Exporter | None = None
+    """Exports finished evaluations (MLflow, OCI); injected by processes allowed the heavy clients."""
 
     def timeout_of(self, planned: PlannedBenchmark) -> float:
         """Seconds a benchmark may run: its own ``timeout_seconds``, else the hub's default."""
@@ -77,4 +105,4 @@ class Lifecycle:
             )
 
 
-__all__ = ["Lifecycle", "Runtime"]
+__all__ = ["Exporter", "Lifecycle", "Runtime"]

@@ -23,15 +23,19 @@ from assay.core.events import (
     BENCHMARK_FINISHED,
     EVALUATION_ACCEPTED,
     EVALUATION_CANCELLED,
+    EVALUATION_FINISHED,
     EVALUATION_RETRIED,
+    KUBERNETES_RESOURCE_EVENTS,
 )
 from assay.core.events import evaluation_event as event
 from assay.core.plan import PlannedBenchmark, launch_groups
 from assay.core.states import TERMINAL_JOB, fail_run
-from assay.errors import TemporaryError
+from assay.errors import NotFound, TemporaryError
 from assay.events import PoisonEvent
 from assay.lifecycle.context import Lifecycle
 from assay.lifecycle.progress import record_transition, settle
+from assay.runtimes.observation import NOTICE_CODES, LaunchRefused, RunObservation
+from assay.store import LockedEvaluation, RunRow
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,12 @@ async def dispatch(ctx: Lifecycle, ce: CloudEvent) -> None:
         elif kind == EVALUATION_CANCELLED:
             evaluation_id, data = _payload(ce)
             if ctx.runtime is not None:
-                await ctx.runtime.stop(evaluation_id, purge=bool(data.get("purge")))
+                tenant = data.get("tenant")
+                await ctx.runtime.stop(
+                    evaluation_id,
+                    purge=bool(data.get("purge")),
+                    tenant=tenant if isinstance(tenant, str) else None,
+                )
         elif kind == BENCHMARK_FINISHED:
             _reap_later(ctx, ce)
         else:
@@ -95,10 +104,16 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
             for row in record.runs
             if row.run.status == "pending" and row.dispatched_attempt < row.run.attempt
         ]
-        failures: dict[int, str] = {}
+        failures: dict[int, tuple[str, str]] = {}  # index -> (message, message_code)
         runtime = ctx.runtime
         if runtime is None:
-            failures = {row.run.index: "no runtime is configured on this hub" for row in due}
+            failures = {
+                row.run.index: (
+                    "The runtime could not start the benchmark: no runtime is configured on this hub",
+                    "runtime_start_failed",
+                )
+                for row in due
+            }
         else:
             limit = asyncio.Semaphore(8)
 
@@ -106,9 +121,15 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
                 async with limit:
                     try:
                         await runtime.launch(record, runs)
+                    except LaunchRefused as exc:
+                        log.warning(
+                            "launch of %s of %s refused: %s", [p.index for p, _ in runs], evaluation_id, exc
+                        )
+                        failures.update({p.index: (exc.message, exc.message_code) for p, _ in runs})
                     except Exception as exc:
                         log.exception("launching %s of %s failed", [p.index for p, _ in runs], evaluation_id)
-                        failures.update({p.index: f"{type(exc).__name__}: {exc}" for p, _ in runs})
+                        text = f"The runtime could not start the benchmark: {type(exc).__name__}: {exc}"
+                        failures.update({p.index: (text, "runtime_start_failed") for p, _ in runs})
 
             await asyncio.gather(
                 *(
@@ -118,13 +139,8 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
             )
         for row in due:
             if row.run.index in failures:
-                transition = fail_run(
-                    row.run,
-                    f"The runtime could not start the benchmark: {failures[row.run.index]}",
-                    "runtime_start_failed",
-                    ctx.clock(),
-                    origin="server",
-                )
+                text, code = failures[row.run.index]
+                transition = fail_run(row.run, text, code, ctx.clock(), origin="server")
                 record_transition(unit, transition, "dispatch", ce["id"], ctx.metrics)
             else:
                 unit.put_row(replace(row, dispatched_attempt=row.run.attempt))
@@ -158,8 +174,16 @@ def _reap_later(ctx: Lifecycle, ce: CloudEvent) -> None:
 
 
 async def aggregate(ctx: Lifecycle, ce: CloudEvent) -> None:
-    """On ``benchmark.finished``: derive the job's state; once every run is terminal, score the job."""
+    """On ``benchmark.finished``: derive the job's state; once every run is terminal, score the job.
+    On ``evaluation.finished``: export the finished job (MLflow, OCI), after its terminal state is committed;
+    an export's failure is recorded in the job for the sweep to retry, never raised."""
     with _retryable():
+        if ce["type"] == EVALUATION_FINISHED:
+            evaluation_id, _ = _payload(ce)
+            if ctx.exporter is not None:
+                # Idempotent without the inbox: the exports table says what is done for this finish.
+                await ctx.exporter.export(ctx, evaluation_id)
+            return
         if ce["type"] != BENCHMARK_FINISHED:
             raise PoisonEvent(f"aggregate does not handle {ce['type']!r}")
         evaluation_id, _ = _payload(ce)
@@ -175,8 +199,16 @@ async def aggregate(ctx: Lifecycle, ce: CloudEvent) -> None:
 
 async def sweep(ctx: Lifecycle, ce: CloudEvent | None = None) -> dict[str, int]:
     """Reconcile: republish stuck events, fail runs past their deadline or whose process was lost,
-    dispatch runs that were never launched, and settle jobs whose runs are all terminal."""
-    counts = {"republished": 0, "timed_out": 0, "lost": 0, "redispatched": 0, "settled": 0}
+    dispatch runs that were never launched, and settle jobs whose runs are all terminal.
+
+    An ApiServerSource event (a Job, pod or Workload changed) reconciles only the evaluation it is about."""
+    counts = {"republished": 0, "timed_out": 0, "lost": 0, "redispatched": 0, "settled": 0, "watched": 0}
+    if ce is not None and ce["type"] in KUBERNETES_RESOURCE_EVENTS:
+        with _retryable():
+            evaluation_id = _evaluation_of_resource(ctx, ce)
+            if evaluation_id is not None:
+                await _reconcile(ctx, evaluation_id, counts)
+        return counts
     with _retryable():
         stats = await ctx.database.outbox.deliver_pending(
             ctx.deliver, older_than_seconds=ctx.settings.outbox_stale_seconds
@@ -185,19 +217,88 @@ async def sweep(ctx: Lifecycle, ce: CloudEvent | None = None) -> dict[str, int]:
         for evaluation_id in await ctx.database.evaluations.open_ids():
             await _reconcile(ctx, evaluation_id, counts)
         await ctx.database.outbox.prune()
+    for step in ctx.sweep_steps:
+        try:
+            counts.update(await step(ctx))
+        except Exception:  # one failing step (a registry away) must not stop the others or the next sweep
+            log.exception("sweep step %s failed", getattr(step, "__name__", step))
+    if ctx.exporter is not None:
+        with _retryable():
+            counts.update(await ctx.exporter.retry_due(ctx))
     if any(counts.values()):
         log.info("sweep: %s", counts, extra={"sweep": counts})
     return counts
 
 
+def _evaluation_of_resource(ctx: Lifecycle, ce: CloudEvent) -> str | None:
+    data = ce.data if isinstance(ce.data, dict) else {}
+    if ctx.runtime is None:
+        return None
+    found = ctx.runtime.evaluation_of(data)
+    if found is None and isinstance(ce.get("subject"), str):
+        # Reference mode without data: the subject is the object's path, ending in its name.
+        found = ctx.runtime.evaluation_of({"name": str(ce["subject"]).rsplit("/", 1)[-1]})
+    return found
+
+
+async def _observe(ctx: Lifecycle, evaluation_id: str) -> list[RunObservation]:
+    """Ask a watching runtime what became of the job's launched runs, before taking the job's lock (the
+    runtime's I/O must not hold it)."""
+    runtime = ctx.runtime
+    if runtime is None or not runtime.watches:
+        return []
+    try:
+        record = await ctx.database.evaluations.get(evaluation_id)
+    except NotFound:  # deleted meanwhile: nothing to watch
+        return []
+    if record.state in TERMINAL_JOB:
+        return []
+    return list(await runtime.observe(record, ctx.clock()))
+
+
+def _apply_observations(
+    ctx: Lifecycle, unit: LockedEvaluation, observations: list[RunObservation], orphans: list[RunRow]
+) -> int:
+    """Record what the runtime saw, for runs still at the observed attempt: failures (the launch is then
+    removed), the queue notice as the run's warning (never over an adapter's own warning), the start."""
+    failed = 0
+    for seen in observations:
+        row = unit.rows()[seen.index]
+        run = row.run
+        if run.terminal or run.attempt != seen.attempt or row.dispatched_attempt < run.attempt:
+            continue
+        if seen.runtime_ref is not None and (row.runtime_ref, row.deadline_at) != (
+            seen.runtime_ref,
+            seen.deadline_at or row.deadline_at,
+        ):
+            row = replace(row, runtime_ref=seen.runtime_ref, deadline_at=seen.deadline_at or row.deadline_at)
+            unit.put_row(row)
+        if seen.failure is not None:
+            transition = fail_run(run, seen.failure.message, seen.failure.message_code, ctx.clock())
+            error = seen.failure.as_dict()
+            transition = replace(transition, run=replace(transition.run, error_message=error))
+            record_transition(unit, transition, "sweep", metrics=ctx.metrics)
+            orphans.append(row)
+            failed += 1
+        elif seen.notice is not None:
+            current = run.warning_message or {}
+            if (
+                not current or current.get("message_code") in NOTICE_CODES
+            ) and current != seen.notice.as_dict():
+                unit.put(replace(run, warning_message=seen.notice.as_dict()))
+    return failed
+
+
 async def _reconcile(ctx: Lifecycle, evaluation_id: str, counts: dict[str, int]) -> None:
     now = ctx.clock()
     runtime = ctx.runtime
-    orphans = []
+    orphans: list[RunRow] = []
+    observations = await _observe(ctx, evaluation_id)
     has_pending_events = await ctx.database.outbox.has_pending_for(evaluation_id)
     async with ctx.database.evaluations.locked(evaluation_id) as unit:
         if unit is None or unit.record.state in TERMINAL_JOB:
             return
+        counts["watched"] += _apply_observations(ctx, unit, observations, orphans)
         redispatch = False
         for row in unit.rows():
             run = row.run

@@ -13,7 +13,7 @@ from cloudevents.http import CloudEvent
 from assay.core.events import CATALOGUE, OutboxEvent
 from assay.events import HttpSink, LocalBroker, Publisher
 from assay.lifecycle import handlers
-from assay.lifecycle.context import Lifecycle
+from assay.lifecycle.context import Exporter, Lifecycle, Runtime
 from assay.lifecycle.local import LocalRunner
 from assay.runtimes.sidecar import LocalSidecar, SidecarOptions
 from assay.settings import Settings
@@ -84,8 +84,15 @@ def _subscribe(broker: LocalBroker, ctx: Lifecycle) -> None:
                 broker.subscribe(kind, name, functions[name])
 
 
-async def start_local_hub(settings: Settings, database: Database, metrics: Metrics | None = None) -> Hub:
-    """Everything in one process: in-process broker, event delivery and retries, local runtime, periodic sweep.
+async def start_local_hub(
+    settings: Settings,
+    database: Database,
+    metrics: Metrics | None = None,
+    *,
+    exporter: Exporter | None = None,
+) -> Hub:
+    """Everything in one process: in-process broker, event delivery and retries, local runtime, periodic sweep;
+    ``exporter`` (from a caller allowed mlflow and oras) exports finished jobs.
 
     A first sweep runs at once, so work interrupted by a crash (a SIGKILLed hub) is recovered:
     undelivered events go out, queued runs are launched again, runs whose process was lost fail
@@ -104,6 +111,7 @@ async def start_local_hub(settings: Settings, database: Database, metrics: Metri
         publish=publish,
         deliver=broker.deliver,
         metrics=metrics,
+        exporter=exporter,
     )
     jobs_root = settings.data_dir / "jobs"
     sidecar = None
@@ -136,10 +144,23 @@ async def start_local_hub(settings: Settings, database: Database, metrics: Metri
     return hub
 
 
+RuntimeFactory = Callable[[Settings], Runtime | None]
+"""Builds the function's runtime from its settings (None: none of its kind is configured)."""
+
+
 def start_function(
-    settings: Settings, database: Database, *, with_runtime: bool, metrics: Metrics | None = None
+    settings: Settings,
+    database: Database,
+    *,
+    with_runtime: bool,
+    metrics: Metrics | None = None,
+    runtime: RuntimeFactory | None = None,
+    exporter: Exporter | None = None,
 ) -> Hub:
-    """One Knative function: events go to ``K_SINK`` right after commit; the sweep retries the rest."""
+    """One Knative function: events go to ``K_SINK`` right after commit; the sweep retries the rest.
+
+    ``runtime`` (from the function's module, so heavy clients stay off the submit path) builds its runtime;
+    without one, ``with_runtime`` gives the function the local runtime."""
     sink = HttpSink(settings.k_sink) if settings.k_sink else None
     deliver = sink.deliver if sink is not None else _no_sink
     publisher = Publisher(database.outbox, deliver)
@@ -150,9 +171,11 @@ def start_function(
     ctx = Lifecycle(
         settings=settings, database=database, runtime=None, publish=publish, deliver=deliver, metrics=metrics
     )
-    if with_runtime:
+    ctx.runtime = runtime(settings) if runtime is not None else None
+    ctx.exporter = exporter
+    if ctx.runtime is None and with_runtime:
         ctx.runtime = LocalRunner(ctx, settings.data_dir / "jobs")
     return Hub(lifecycle=ctx, publisher=publisher, sink=sink)
 
 
-__all__ = ["Hub", "start_function", "start_local_hub"]
+__all__ = ["Hub", "RuntimeFactory", "start_function", "start_local_hub"]

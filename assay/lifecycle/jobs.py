@@ -51,7 +51,7 @@ async def submit(
     Returns the job and whether it was created now (False: an earlier request with the same
     ``Idempotency-Key``). Nothing after the commit can fail the request: publishing is best effort.
     """
-    if request.experiment is not None:
+    if request.experiment is not None and not ctx.settings.mlflow_tracking_uri:
         raise InvalidRequest(
             "experiment needs MLflow, and this hub has no MLflow tracking server configured",
             message_code="mlflow_required_for_experiment",

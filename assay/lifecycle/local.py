@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from assay.core.jobspec import job_spec
@@ -14,6 +16,7 @@ from assay.core.plan import PlannedBenchmark
 from assay.lifecycle.context import Lifecycle
 from assay.lifecycle.progress import runtime_exited, runtime_spawned
 from assay.runtimes import GroupMember, LocalExit, LocalLaunch, LocalRuntime, RunKey, write_json
+from assay.runtimes.observation import RunObservation
 from assay.runtimes.sidecar import LocalSidecar
 from assay.store import EvaluationRecord, RunRow
 
@@ -25,6 +28,7 @@ class LocalRunner:
     """:class:`~assay.lifecycle.context.Runtime` over :class:`~assay.runtimes.LocalRuntime`."""
 
     name = "local"
+    watches = False
 
     def __init__(self, ctx: Lifecycle, root: Path, *, sidecar: LocalSidecar | None = None) -> None:
         self._ctx = ctx
@@ -124,7 +128,9 @@ class LocalRunner:
         query = f"?{parts.query}" if parts.query else ""
         return f"{sidecar_url}/model/{evaluation.id}/{lead.index}{parts.path}{query}"
 
-    async def stop(self, evaluation_id: str, index: int | None = None, *, purge: bool = False) -> None:
+    async def stop(
+        self, evaluation_id: str, index: int | None = None, *, purge: bool = False, tenant: str | None = None
+    ) -> None:
         await self._runtime.stop(evaluation_id, index)
         if purge:
             # Hard delete: the job's files (job.json, logs) go with it, as in EvalHub.
@@ -150,6 +156,12 @@ class LocalRunner:
 
     def log_path(self, evaluation_id: str, index: int, provider_id: str, benchmark_id: str) -> Path:
         return self._runtime.log_path(evaluation_id, index, provider_id, benchmark_id)
+
+    async def observe(self, evaluation: EvaluationRecord, now: datetime) -> Sequence[RunObservation]:
+        return ()  # exits are reported by the local runtime itself
+
+    def evaluation_of(self, resource: Mapping[str, Any]) -> str | None:
+        return None
 
     async def close(self) -> None:
         await self._runtime.close()

@@ -39,6 +39,14 @@ _SERVER_CODES = frozenset(
         "runtime_stopped",
         "benchmark_failed",
         "evaluation_job_cancelled",
+        # The Kubernetes watcher's failures (docs/cluster.md).
+        "local_queue_not_found",
+        "workload_inadmissible",
+        "oom_killed",
+        "image_pull_failed",
+        "unschedulable",
+        "deadline_exceeded",
+        "pod_lost_without_result",
     }
 )
 

@@ -1,5 +1,6 @@
 """Knative Service ``aggregate``: on ``benchmark.finished``, derives the job's state and, once every
-benchmark is terminal, scores it and emits ``evaluation.finished``. Run it as Knative does::
+benchmark is terminal, scores it and emits ``evaluation.finished``; on ``evaluation.finished``, exports the
+job to MLflow and OCI (``docs/exports.md``). Run it as Knative does::
 
     functions-framework --asgi --source functions/aggregate/main.py --target aggregate --port $PORT
 """
@@ -10,9 +11,18 @@ from cloudevents.http import CloudEvent
 from functions_framework.aio import cloud_event
 
 from assay.http import CloudEventHost
-from assay.lifecycle import handlers
+from assay.lifecycle import Exporter, handlers
+from assay.settings import Settings
 
-host = CloudEventHost(with_runtime=False)
+
+def exporter(settings: Settings) -> Exporter:
+    """MLflow and OCI exports of finished jobs (imported on the first event, not at cold start)."""
+    from assay.exports import build_exporter
+
+    return build_exporter(settings)
+
+
+host = CloudEventHost(with_runtime=False, exporter=exporter)
 
 
 @cloud_event

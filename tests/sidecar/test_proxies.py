@@ -8,19 +8,19 @@ import base64
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import FakeModel, ServerThread, free_port, wait_for
+from conftest import FakeModel, ServerThread, free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.registry import DockerRegistry
 
 BLOB = os.urandom(3 * 1024 * 1024 + 17)
 DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
@@ -126,40 +126,11 @@ def test_mlflow_calls_get_the_token_and_workspace(tmp_path: Path, start_sidecar)
 @pytest.fixture()
 def registry(tmp_path: Path) -> Iterator[str]:
     """docker-registry on 127.0.0.1 with htpasswd auth for user ``assay`` / ``s3cret``; yields host:port."""
-    binary, htpasswd = shutil.which("docker-registry"), shutil.which("htpasswd")
-    if binary is None or htpasswd is None:
-        pytest.skip("needs the Debian packages docker-registry and apache2-utils (apt is unavailable here)")
-    root = tmp_path / "registry"
-    root.mkdir()
-    users = subprocess.run([htpasswd, "-Bbn", "assay", "s3cret"], check=True, capture_output=True, text=True)
-    (root / "htpasswd").write_text(users.stdout)
-    port = free_port()
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log: {level: error}\n"
-        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}}}\n"
-        f"http: {{addr: '127.0.0.1:{port}'}}\n"
-        f"auth: {{htpasswd: {{realm: assay-test, path: {root / 'htpasswd'}}}}}\n"
-    )
-    log = (root / "registry.log").open("wb")
-    process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    host = f"127.0.0.1:{port}"
+    server = DockerRegistry(tmp_path / "registry").start()
     try:
-        with httpx.Client(timeout=2) as client:
-            wait_for(lambda: _answers(client, f"http://{host}/v2/") == 401, "docker-registry")
-        yield host
+        yield server.host
     finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
-
-
-def _answers(client: httpx.Client, url: str) -> int | None:
-    try:
-        return client.get(url).status_code
-    except httpx.TransportError:
-        return None
+        server.stop()
 
 
 def _docker_config(tmp_path: Path, host: str, entry: dict[str, str]) -> Path:

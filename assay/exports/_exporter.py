@@ -1,0 +1,494 @@
+"""The exporter the lifecycle calls once a job is terminal (``evaluation.finished``) and from the sweep.
+
+Per finished job it plans its exports (``mlflow`` when the job names an experiment and MLflow is configured;
+``oci_card`` and one ``oci_benchmark_<index>`` per completed benchmark when it has ``exports.oci``), then
+runs each that is due under a lease. Every attempt ends in the job's results: ``done`` with what was
+created, or ``failed`` with the error and the time of the next try (exponential backoff), ``abandoned``
+after ``ASSAY_EXPORT_MAX_ATTEMPTS``. Nothing here changes the job's state or its results' content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from assay import __version__
+from assay.artifacts import (
+    ANNOTATION_BENCHMARK_ID,
+    ANNOTATION_JOB_ID,
+    ANNOTATION_PROVIDER_ID,
+    ANNOTATION_SCORE,
+    ArtifactFile,
+    OciRegistry,
+)
+from assay.core.states import TERMINAL_JOB
+from assay.errors import NotFound
+from assay.exports._card import CARD_FILE, CARD_MEDIA_TYPE, card_bytes, evaluation_card
+from assay.lifecycle import Lifecycle
+from assay.settings import Settings
+from assay.store import EvaluationRecord
+from assay.store.exports import ExportRepository, ExportRow, ExportStatus
+from assay.tracking import MlflowTracker
+
+log = logging.getLogger(__name__)
+
+MLFLOW = "mlflow"
+OCI_CARD = "oci_card"
+OCI_BENCHMARK = "oci_benchmark_"
+RESULTS_ARTIFACT_TYPE = "application/vnd.eval-hub.github.io"  # what eval-hub-sdk adapters push (§18.1)
+LEASE_SECONDS = 600.0  # longer than any export takes; a crashed exporter's claim expires after it
+_RUN_STATUS = {"completed": "FINISHED", "cancelled": "KILLED"}  # anything else: FAILED
+
+
+@dataclass(slots=True)
+class _Outcome:
+    result: dict[str, Any] = field(default_factory=dict)
+    benchmark_results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    experiment_id: str | None = None
+
+
+def benchmark_tag(evaluation_id: str, provider_id: str, benchmark_id: str, index: int) -> str:
+    """eval-hub-sdk's default tag of a benchmark's artifact (contract §18.1)."""
+    key = f"{evaluation_id}:{provider_id}:{benchmark_id}:{index}"
+    return "evalhub-" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def card_tag(evaluation_id: str) -> str:
+    return "evalhub-card-" + hashlib.sha256(evaluation_id.encode()).hexdigest()
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def summarize(rows: Sequence[ExportRow]) -> dict[str, Any]:
+    """What the job's ``results`` show about its exports: ``exports`` (status, attempts, error and what was
+    created, per export), the MLflow experiment, and ``results.oci`` in eval-hub-sdk 1.0.6's shape."""
+    exports: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+    for row in rows:
+        entry: dict[str, Any] = {
+            "status": row.status,
+            "attempts": row.attempts,
+            "updated_at": row.updated_at.isoformat(),
+            **row.result,
+        }
+        if row.last_error:
+            entry["error"] = row.last_error
+        if row.status == "failed":
+            entry["next_attempt_at"] = row.next_attempt_at.isoformat()
+        exports[row.name] = entry
+        if row.name == MLFLOW and "experiment_id" in row.result:
+            fields["mlflow_experiment_id"] = row.result["experiment_id"]
+            fields["mlflow_experiment_url"] = row.result["experiment_url"]
+            fields["mlflow_experiment_api_url"] = row.result["experiment_api_url"]
+        if row.name == OCI_CARD:
+            text = {
+                "done": "The evaluation card was pushed",
+                "failed": f"Pushing the evaluation card failed; retrying: {row.last_error}",
+                "abandoned": f"Pushing the evaluation card failed for good: {row.last_error}",
+            }.get(row.status, "The evaluation card is being pushed")
+            oci: dict[str, Any] = {
+                "status": {
+                    "state": row.status,
+                    "message": {"message": text, "message_code": f"oci_export_{row.status}"},
+                }
+            }
+            if row.status == "done":
+                oci["evaluation_card"] = {
+                    "oci_reference": row.result["reference"],
+                    "oci_digest": row.result["digest"],
+                }
+            fields["oci"] = oci
+    fields["exports"] = exports
+    return fields
+
+
+class Exports:
+    """MLflow and OCI exports of finished evaluations (the lifecycle's ``Exporter``)."""
+
+    def __init__(
+        self, settings: Settings, *, tracker: MlflowTracker | None = None, registry: OciRegistry | None = None
+    ) -> None:
+        self._settings = settings
+        self._tracker = tracker
+        if tracker is None and settings.mlflow_tracking_uri:
+            self._tracker = MlflowTracker(settings.mlflow_tracking_uri, settings.mlflow_ui_url)
+        self._registry = registry or OciRegistry(
+            auth_config_path=settings.oci_auth_config_path,
+            insecure_hosts=settings.oci_insecure_registries,
+            ca_cert_path=settings.oci_ca_cert_path,
+            timeout=settings.oci_timeout_seconds,
+        )
+
+    def planned(self, record: EvaluationRecord) -> list[str]:
+        """The exports a finished job asks for and this hub can make."""
+        names: list[str] = []
+        oci = (record.request.get("exports") or {}).get("oci")
+        if oci:
+            names += [
+                f"{OCI_BENCHMARK}{row.run.index}" for row in record.runs if row.run.status == "completed"
+            ]
+            names.append(OCI_CARD)
+        if record.request.get("experiment") and self._tracker is not None:
+            names.append(MLFLOW)
+        return names
+
+    async def export(self, ctx: Lifecycle, evaluation_id: str) -> None:
+        await self._export(ctx, evaluation_id)
+
+    async def retry_due(self, ctx: Lifecycle) -> dict[str, int]:
+        repo = ExportRepository(ctx.database.pool)
+        attempted = 0
+        for evaluation_id in await repo.due(ctx.clock()):
+            attempted += await self._export(ctx, evaluation_id)
+        return {"exports_attempted": attempted}
+
+    async def _export(self, ctx: Lifecycle, evaluation_id: str) -> int:
+        try:
+            record = await ctx.database.evaluations.get(evaluation_id)
+        except NotFound:
+            return 0  # hard-deleted
+        if record.state not in TERMINAL_JOB:
+            return 0  # retried meanwhile: the next finish exports
+        names = self.planned(record)
+        if not names:
+            return 0
+        repo = ExportRepository(ctx.database.pool)
+        card = evaluation_card(record, assay_version=__version__)
+        await repo.plan(evaluation_id, names, record.completed_at or record.updated_at, card, summarize)
+        attempted = 0
+        for name in names:
+            row = await repo.claim(evaluation_id, name, ctx.clock(), LEASE_SECONDS)
+            if row is None:
+                continue  # done, not due yet, or another exporter holds it
+            attempted += 1
+            await self._attempt(ctx, repo, record, row)
+        return attempted
+
+    async def _attempt(
+        self, ctx: Lifecycle, repo: ExportRepository, record: EvaluationRecord, row: ExportRow
+    ) -> None:
+        loop = asyncio.get_running_loop()
+
+        def remember(result: Mapping[str, Any]) -> None:
+            # From the worker thread: a run id is stored the moment it exists, before anything else can fail.
+            asyncio.run_coroutine_threadsafe(repo.remember(record.id, row.name, result), loop).result()
+
+        try:
+            outcome = await asyncio.to_thread(self._run, record, row, remember)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            settings = self._settings
+            gave_up = row.attempts >= settings.export_max_attempts
+            delay = min(
+                settings.export_backoff_seconds * 2 ** (row.attempts - 1), settings.export_backoff_max_seconds
+            )
+            status: ExportStatus = "abandoned" if gave_up else "failed"
+            log.warning(
+                "export %s of %s failed (attempt %d%s): %s",
+                row.name,
+                record.id,
+                row.attempts,
+                ", giving up" if gave_up else f", next in {delay:g} s",
+                error,
+                extra={"evaluation_id": record.id, "export": row.name},
+            )
+            await repo.settle(
+                record.id,
+                row.name,
+                status=status,
+                error=error,
+                next_attempt_at=ctx.clock() + timedelta(seconds=delay),
+                result={},
+                summarize=summarize,
+            )
+            return
+        await repo.settle(
+            record.id,
+            row.name,
+            status="done",
+            error=None,
+            next_attempt_at=None,
+            result=outcome.result,
+            summarize=summarize,
+            benchmark_results=outcome.benchmark_results,
+            experiment_id=outcome.experiment_id,
+        )
+        log.info(
+            "export %s of %s done",
+            row.name,
+            record.id,
+            extra={"evaluation_id": record.id, "export": row.name},
+        )
+
+    # -- the exports themselves (worker thread) ---------------------------------------------------------
+
+    def _run(
+        self, record: EvaluationRecord, row: ExportRow, remember: Callable[[Mapping[str, Any]], None]
+    ) -> _Outcome:
+        if row.name == MLFLOW:
+            return self._mlflow(record, row, remember)
+        if row.name == OCI_CARD:
+            return self._oci_card(record, row)
+        if row.name.startswith(OCI_BENCHMARK):
+            return self._oci_benchmark(record, row, int(row.name.removeprefix(OCI_BENCHMARK)))
+        raise ValueError(f"unknown export {row.name!r}")
+
+    def _coordinates(self, record: EvaluationRecord) -> dict[str, Any]:
+        return dict(record.request["exports"]["oci"]["coordinates"])
+
+    def _oci_card(self, record: EvaluationRecord, row: ExportRow) -> _Outcome:
+        coordinates = self._coordinates(record)
+        data = card_bytes(row.card)
+        test = record.results.get("test") or {}
+        annotations = {
+            ANNOTATION_JOB_ID: record.id,
+            "org.opencontainers.image.title": CARD_FILE,
+            "dev.assay.state": record.state,
+        }
+        if record.completed_at is not None:
+            annotations["org.opencontainers.image.created"] = row.card["metadata"]["completed_at"]
+        if _number(test.get("score")) is not None:
+            annotations[ANNOTATION_SCORE] = repr(float(test["score"]))
+        annotations.update(coordinates.get("annotations") or {})  # the user's annotations win
+        pushed = self._registry.push(
+            coordinates["oci_host"],
+            coordinates["oci_repository"],
+            coordinates.get("oci_tag") or card_tag(record.id),
+            [ArtifactFile(CARD_FILE, data, CARD_MEDIA_TYPE)],
+            artifact_type=CARD_MEDIA_TYPE,
+            annotations=annotations,
+        )
+        return _Outcome(
+            result={
+                "reference": pushed.reference,
+                "digest": pushed.digest,
+                "tag": pushed.tag,
+                "card_sha256": "sha256:" + hashlib.sha256(data).hexdigest(),
+            }
+        )
+
+    def _oci_benchmark(self, record: EvaluationRecord, row: ExportRow, index: int) -> _Outcome:
+        run = record.runs[index].run
+        artifacts = run.result.get("artifacts") or {}
+        if (
+            artifacts.get("oci_reference")
+            and artifacts.get("oci_digest")
+            and not artifacts.get("oci_pushed_by_hub")
+        ):
+            # The adapter pushed its own artifact (through the sidecar): record it, push nothing.
+            return _Outcome(
+                result={
+                    "reference": artifacts["oci_reference"],
+                    "digest": artifacts["oci_digest"],
+                    "pushed_by": "adapter",
+                }
+            )
+        coordinates = self._coordinates(record)
+        user_tag = coordinates.get("oci_tag")
+        tag = (
+            f"{user_tag}-{index}"
+            if user_tag
+            else benchmark_tag(record.id, run.provider_id, run.benchmark_id, index)
+        )
+        document = {
+            "evaluation_job_id": record.id,
+            "benchmark": row.card["context"]["benchmarks"][index],
+            "result": row.card["results"]["benchmarks"][index],
+            "model": row.card["context"]["model"],
+        }
+        annotations = {
+            ANNOTATION_JOB_ID: record.id,
+            ANNOTATION_BENCHMARK_ID: run.benchmark_id,
+            ANNOTATION_PROVIDER_ID: run.provider_id,
+        }
+        score = _number((run.result.get("test") or {}).get("primary_score"))
+        if score is not None:
+            annotations[ANNOTATION_SCORE] = repr(score)
+        annotations.update(coordinates.get("annotations") or {})
+        pushed = self._registry.push(
+            coordinates["oci_host"],
+            coordinates["oci_repository"],
+            tag,
+            [ArtifactFile("results.json", card_bytes(document))],
+            artifact_type=RESULTS_ARTIFACT_TYPE,
+            annotations=annotations,
+        )
+        return _Outcome(
+            result={"reference": pushed.reference, "digest": pushed.digest, "tag": tag, "pushed_by": "hub"},
+            benchmark_results={
+                index: {
+                    "artifacts": {
+                        "oci_reference": pushed.reference,
+                        "oci_digest": pushed.digest,
+                        "oci_pushed_by_hub": True,
+                    }
+                }
+            },
+        )
+
+    def _mlflow(
+        self, record: EvaluationRecord, row: ExportRow, remember: Callable[[Mapping[str, Any]], None]
+    ) -> _Outcome:
+        tracker = self._tracker
+        assert tracker is not None  # planned only with a tracker
+        experiment = record.request["experiment"]
+        # Scoped per tenant: two tenants naming the same experiment never share it.
+        experiment_name = f"{record.tenant}/{experiment['name']}"
+        experiment_tags = {str(t["key"]): str(t.get("value", "")) for t in experiment.get("tags", [])}
+        experiment_tags.update(
+            {"context": "eval-hub", "assay.tenant": record.tenant, "assay.experiment": experiment["name"]}
+        )
+        experiment_id = tracker.experiment(
+            experiment_name, experiment_tags, experiment.get("artifact_location")
+        )
+        known = {
+            "experiment_id": experiment_id,
+            "experiment_name": experiment_name,
+            "experiment_url": tracker.experiment_url(experiment_id),
+            "experiment_api_url": f"{tracker.tracking_uri}/api/2.0/mlflow/experiments/get?experiment_id={experiment_id}",
+        }
+        remember(known)
+        card = row.card
+        completed_ms = int((record.completed_at or record.updated_at).timestamp() * 1000)
+        identity = {"assay.evaluation_id": record.id}
+        parent = tracker.run(
+            experiment_id,
+            row.result.get("parent_run_id"),
+            name=record.name,
+            tags={**identity, "assay.role": "evaluation"},
+        )
+        remember({"parent_run_id": parent})
+        model = record.request.get("model", {})
+        plan = record.plan
+        common_tags = {
+            **identity,
+            "context": "eval-hub",
+            "evaluation_job_id": record.id,
+            "evaluation_job_name": record.name,
+            "assay.tenant": record.tenant,
+            "assay.version": __version__,
+            "model.name": str(model.get("name", "")),
+            "model.url": str(model.get("url", "")),
+        }
+        if plan.collection_id:
+            common_tags["collection.id"] = plan.collection_id
+            common_tags["collection.version"] = plan.collection_updated_at or ""
+        test = record.results.get("test") or {}
+        parent_metrics: dict[str, float] = {}
+        for key in ("score", "coverage", "stderr", "pass"):
+            value = _number(test.get(key))
+            if value is not None:
+                parent_metrics[f"composite_{key}"] = value
+        children: dict[str, str] = dict(row.result.get("child_runs") or {})
+        benchmark_results: dict[int, dict[str, Any]] = {}
+        for run_row in record.runs:
+            run = run_row.run
+            planned = plan.benchmarks[run.index]
+            child = tracker.run(
+                experiment_id,
+                children.get(str(run.index)),
+                name=f"{run.provider_id}/{run.benchmark_id}",
+                tags={**identity, "assay.role": "benchmark", "assay.benchmark_index": str(run.index)},
+                parent_run_id=parent,
+            )
+            children[str(run.index)] = child
+            remember({"child_runs": dict(children)})
+            metrics = {
+                name: number
+                for name, value in (run.result.get("metrics") or {}).items()
+                if (number := _number(value)) is not None
+            }
+            run_test = run.result.get("test") or {}
+            for key in ("primary_score", "normalised_score", "stderr", "pass"):
+                value = _number(run_test.get(key))
+                if value is not None:
+                    metrics[f"test.{key}"] = value
+            # On the parent too, under names that are the same for every job of these benchmarks: the
+            # experiment's run table compares evaluations benchmark by benchmark.
+            label = f"{run.provider_id}/{run.benchmark_id}" + (
+                f"/{run.index}"
+                if sum(b.provider_id == run.provider_id and b.id == run.benchmark_id for b in plan.benchmarks)
+                > 1
+                else ""
+            )
+            if "test.normalised_score" in metrics:
+                parent_metrics[f"score/{label}"] = metrics["test.normalised_score"]
+            params: dict[str, Any] = {
+                "benchmark": run.benchmark_id,
+                "provider": run.provider_id,
+                "benchmark_index": run.index,
+                "fingerprint": planned.fingerprint,
+                "weight": planned.weight,
+            }
+            if planned.num_examples is not None:
+                params["num_examples"] = planned.num_examples
+            if planned.score.metric:
+                params["primary_metric"] = planned.score.metric
+            params.update({f"parameters.{k}": v for k, v in planned.parameters.items()})
+            tags = {
+                **common_tags,
+                "status": run.status,
+                "provider": run.provider_id,
+                "benchmark": run.benchmark_id,
+            }
+            adapter_run = run.result.get("adapter_mlflow_run_id") or run.result.get("mlflow_run_id")
+            if adapter_run and adapter_run != child:
+                tags["assay.adapter_run_id"] = str(adapter_run)
+                benchmark_results[run.index] = {"mlflow_run_id": child, "adapter_mlflow_run_id": adapter_run}
+            else:
+                benchmark_results[run.index] = {"mlflow_run_id": child}
+            tracker.log(child, params=params, metrics=metrics, tags=tags, timestamp_ms=completed_ms)
+            tracker.log_json(
+                child,
+                "benchmark-result.json",
+                {
+                    "benchmark": card["context"]["benchmarks"][run.index],
+                    "result": card["results"]["benchmarks"][run.index],
+                },
+            )
+            tracker.finish(child, _RUN_STATUS.get(run.status, "FAILED"))
+        parent_params = {
+            "benchmarks": len(plan.benchmarks),
+            "composite_threshold": plan.composite_threshold,
+            "model_name": model.get("name", ""),
+        }
+        if plan.collection_id:
+            parent_params["collection_id"] = plan.collection_id
+        tracker.log(
+            parent,
+            params=parent_params,
+            metrics=parent_metrics,
+            tags={**common_tags, "state": record.state},
+            timestamp_ms=completed_ms,
+        )
+        tracker.log_json(parent, CARD_FILE, card)
+        tracker.finish(parent, _RUN_STATUS.get(record.state, "FAILED"))
+        return _Outcome(
+            result={
+                **known,
+                "parent_run_id": parent,
+                "parent_run_url": tracker.run_url(experiment_id, parent),
+                "child_runs": children,
+            },
+            benchmark_results=benchmark_results,
+            experiment_id=experiment_id,
+        )
+
+
+def build_exporter(settings: Settings) -> Exports:
+    """The exporter for a process configured by ``settings`` (``assay up``, the aggregate and sweep functions)."""
+    return Exports(settings)
+
+
+__all__ = ["Exports", "benchmark_tag", "build_exporter", "card_tag", "summarize"]
