@@ -1,7 +1,9 @@
 """Knative Service ``dispatch``: launches a job's benchmarks on the runtime, stops them on cancel.
 
 Triggered by ``evaluation.accepted``, ``evaluation.retried``, ``evaluation.cancelled`` and
-``benchmark.finished`` (binary or structured CloudEvents). Run it as Knative does::
+``benchmark.finished`` (binary or structured CloudEvents). With ``ASSAY_RUNTIME=kubernetes`` each benchmark
+group becomes a Kueue-queued Job (``docs/cluster.md``); otherwise the local runtime runs it. Run it as
+Knative does::
 
     functions-framework --asgi --source functions/dispatch/main.py --target dispatch --port $PORT
 """
@@ -12,9 +14,20 @@ from cloudevents.http import CloudEvent
 from functions_framework.aio import cloud_event
 
 from assay.http import CloudEventHost
-from assay.lifecycle import handlers
+from assay.lifecycle import Runtime, handlers
+from assay.settings import Settings
 
-host = CloudEventHost(with_runtime=True)
+
+def runtime(settings: Settings) -> Runtime | None:
+    if settings.runtime != "kubernetes":
+        return None  # the local runtime
+    # Imported only here: the kubernetes client stays out of every process that does not launch or watch.
+    from assay.runtimes.kubernetes import kubernetes_runtime
+
+    return kubernetes_runtime(settings)
+
+
+host = CloudEventHost(with_runtime=True, runtime=runtime)
 
 
 @cloud_event

@@ -1,5 +1,10 @@
-"""Knative Service ``sweep``: triggered by a PingSource; republishes undelivered outbox events,
-fails runs past their deadline, re-dispatches runs never launched, settles finished jobs::
+"""Knative Service ``sweep``: republishes undelivered outbox events, fails runs past their deadline,
+re-dispatches runs never launched, settles finished jobs, and (``ASSAY_RUNTIME=kubernetes``) runs the
+watcher over Jobs, pods and Kueue Workloads.
+
+Triggered by a PingSource (any event type is a tick, ``dev.assay.sweep.requested.v1`` included) and by the
+ApiServerSource's ``dev.knative.apiserver.resource.*`` events, which reconcile only the evaluation the
+changed object belongs to::
 
     functions-framework --asgi --source functions/sweep/main.py --target sweep --port $PORT
 """
@@ -10,9 +15,26 @@ from cloudevents.http import CloudEvent
 from functions_framework.aio import cloud_event
 
 from assay.http import CloudEventHost
-from assay.lifecycle import handlers
+from assay.lifecycle import Exporter, Runtime, handlers
+from assay.settings import Settings
 
-host = CloudEventHost(with_runtime=False)
+
+def runtime(settings: Settings) -> Runtime | None:
+    if settings.runtime != "kubernetes":
+        return None  # the local runtime's processes belong to the hub that started them, not to the sweep
+    from assay.runtimes.kubernetes import kubernetes_runtime
+
+    return kubernetes_runtime(settings)
+
+
+def exporter(settings: Settings) -> Exporter:
+    """The sweep retries failed exports (imported on the first event, not at cold start)."""
+    from assay.exports import build_exporter
+
+    return build_exporter(settings)
+
+
+host = CloudEventHost(with_runtime=False, runtime=runtime, exporter=exporter)
 
 
 @cloud_event

@@ -1,0 +1,452 @@
+"""The Kubernetes objects of one launch, as plain dicts: a ``batch/v1`` Job queued by Kueue and its ConfigMap.
+
+Pure: no client, no I/O. The layout is EvalHub's (contract §13.4, §15): ``job.json`` at ``/meta/job.json``, the
+sidecar as a native sidecar answering on ``localhost:8080``, the namespace file where eval-hub-sdk reads
+``X-Tenant``, ``<key>:ref`` tokens for the adapter while the model credentials Secret is mounted in the
+sidecar only. What Assay adds (anchor-lessons 2.1, 2.3, 2.5, 9.7): ``suspend: true`` with the Kueue queue and
+priority labels set by us, ``activeDeadlineSeconds``, deterministic names so a redelivered dispatch creates
+nothing twice, and labels that let the watcher find every object of an evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from assay.core.jobspec import job_spec
+from assay.core.plan import PlannedBenchmark
+from assay.settings import Settings
+
+SIDECAR_PORT = 8080
+SIDECAR_URL = f"http://localhost:{SIDECAR_PORT}"
+"""eval-hub-sdk hard-codes ``localhost:8080`` for OCI pushes in k8s mode (contract §14.1, §22.1 #11)."""
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_EVALUATION = "assay.dev/evaluation-id"
+LABEL_INDEX = "assay.dev/benchmark-index"
+LABEL_ATTEMPT = "assay.dev/attempt"
+LABEL_PROVIDER = "assay.dev/provider-id"
+LABEL_BENCHMARK = "assay.dev/benchmark-id"
+LABEL_TENANT = "assay.dev/tenant"
+ANNOTATION_INDICES = "assay.dev/benchmark-indices"
+ANNOTATION_BENCHMARKS = "assay.dev/benchmarks"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+MANAGER = "assay"
+
+ADAPTER = "adapter"
+SIDECAR = "sidecar"
+MODEL_SECRET_MOUNT = "/var/run/secrets/model"
+HUB_TOKEN_DIR = "/var/run/secrets/assay"
+_REF_KEYS = ("api-key",)
+_MAX_NAME = 52  # a Job's pods are named <job>-<5 characters>, and a pod name must stay a 63-character label
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_NAME_PATTERN = re.compile(rf"assay-(?P<evaluation>{_UUID})-(?P<index>\d+)-(?P<attempt>\d+)")
+_TRIGGERS = ("ci", "registry", "sweep")
+_PULL_POLICIES = {"if_not_present": "IfNotPresent", "always": "Always"}
+_RESERVED_ENV = frozenset({"EVALHUB_MODE", "EVALHUB_JOB_SPEC_PATH", "EVALHUB_SIDECAR_URL"})
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchObjects:
+    """What one launch creates, in this order: the Job, then its ConfigMap (owned by the Job)."""
+
+    namespace: str
+    name: str
+    job: dict[str, Any]
+    config_map: dict[str, Any]
+    local_queue: str
+    indices: tuple[int, ...]
+    attempt: int
+
+
+def job_name(evaluation_id: str, index: int, attempt: int) -> str:
+    """The deterministic name of the Job (and ``<name>-spec`` of its ConfigMap) of a launch led by ``index``."""
+    name = f"assay-{evaluation_id.lower()}-{index}-{attempt}"
+    if len(name) <= _MAX_NAME and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name):
+        return name
+    digest = hashlib.sha256(f"{evaluation_id}/{index}/{attempt}".encode()).hexdigest()[:24]
+    return f"assay-{digest}-{index}-{attempt}"
+
+
+def evaluation_of_name(name: str) -> str | None:
+    """The evaluation a Job, its pods (``<job>-xxxxx``) or its Kueue Workload (``job-<job>-<hash>``) belong to."""
+    match = _NAME_PATTERN.search(name)
+    return match.group("evaluation") if match else None
+
+
+def namespace_for(settings: Settings, tenant: str) -> str:
+    return settings.k8s_namespace_template.replace("{tenant}", tenant)
+
+
+def label_value(text: str) -> str:
+    """``text`` as a valid label value (63 characters of ``[A-Za-z0-9-_.]``, alphanumeric at both ends)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
+    return cleaned.strip("-_.")
+
+
+def local_queue_for(planned: PlannedBenchmark, request: Mapping[str, Any], settings: Settings) -> str:
+    """The benchmark's queue (its own ``hardware_config``, else the job's), a hardware profile's queue, the
+    job's top-level ``queue``, else the tenant default. EvalHub's order, with the default made explicit."""
+    hardware = planned.hardware_config or {}
+    queue = hardware.get("queue")
+    if isinstance(queue, Mapping) and queue.get("name"):
+        return str(queue["name"])
+    profile = hardware.get("hardware_profile_name")
+    if profile and profile in settings.k8s_hardware_profile_queues:
+        return settings.k8s_hardware_profile_queues[str(profile)]
+    top = request.get("queue")
+    if isinstance(top, Mapping) and top.get("name"):
+        return str(top["name"])
+    return settings.k8s_local_queue
+
+
+def trigger_of(request: Mapping[str, Any]) -> str:
+    """Who asked for the job, from ``custom.trigger`` (set by the CI and registry ingress): ci, registry,
+    sweep, or user."""
+    custom = request.get("custom")
+    trigger = custom.get("trigger") if isinstance(custom, Mapping) else None
+    return str(trigger) if trigger in _TRIGGERS else "user"
+
+
+def priority_class_for(request: Mapping[str, Any], settings: Settings) -> str | None:
+    return settings.k8s_priority_classes.get(trigger_of(request))
+
+
+def _resources(planned: PlannedBenchmark) -> dict[str, dict[str, str]]:
+    """The adapter's requests and limits: the provider's ``runtime.k8s``, with the job's ``hardware_config``
+    winning where it says something. A GPU request equals its limit (extended resources must)."""
+    k8s = planned.runtime.k8s or {}
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    for resource in ("cpu", "memory"):
+        if k8s.get(f"{resource}_request"):
+            requests[resource] = str(k8s[f"{resource}_request"])
+        if k8s.get(f"{resource}_limit"):
+            limits[resource] = str(k8s[f"{resource}_limit"])
+    hardware = planned.hardware_config or {}
+    for resource in ("cpu", "memory"):
+        pair = hardware.get(resource)
+        if isinstance(pair, Mapping):
+            if pair.get("request"):
+                requests[resource] = str(pair["request"])
+            if pair.get("limit"):
+                limits[resource] = str(pair["limit"])
+    gpu_name, gpu_count = None, 0
+    if isinstance(k8s.get("gpu"), Mapping):
+        gpu_name, gpu_count = (
+            str(k8s["gpu"].get("resource", "nvidia.com/gpu")),
+            int(k8s["gpu"].get("count", 1)),
+        )
+    if isinstance(hardware.get("gpu"), Mapping):
+        gpu_name = str(hardware["gpu"].get("name", gpu_name or "nvidia.com/gpu"))
+        gpu_count = int(hardware["gpu"].get("count", 1))
+    if gpu_name and gpu_count > 0:
+        requests[gpu_name] = limits[gpu_name] = str(gpu_count)
+    out: dict[str, dict[str, str]] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _adapter_env(planned: PlannedBenchmark, namespace: str) -> list[dict[str, str]]:
+    env = [
+        {"name": "EVALHUB_MODE", "value": "k8s"},
+        {"name": "EVALHUB_JOB_SPEC_PATH", "value": "/meta/job.json"},
+        {"name": "EVALHUB_SIDECAR_URL", "value": SIDECAR_URL},
+        {"name": "MLFLOW_TRACKING_URI", "value": SIDECAR_URL},
+        {"name": "MLFLOW_WORKSPACE", "value": namespace},
+    ]
+    seen = {e["name"] for e in env}
+    provided: dict[str, str] = {}
+    for item in (planned.runtime.k8s or {}).get("env", []):
+        name = str(item.get("name", ""))
+        if name and name not in _RESERVED_ENV:
+            provided[name] = str(item.get("value", ""))  # the last one of a repeated name wins
+    for name, value in provided.items():
+        if name in seen:
+            env = [e for e in env if e["name"] != name]
+        env.append({"name": name, "value": value})
+    return env
+
+
+def _model_urls(request: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(the real model URL for the sidecar, the URL the adapter gets: the sidecar with the path kept)."""
+    model = request.get("model") or {}
+    url = str(model.get("url") or "")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return url, None
+    return url, urlunsplit(("http", f"localhost:{SIDECAR_PORT}", parts.path, parts.query, ""))
+
+
+def build_launch(
+    *,
+    evaluation_id: str,
+    tenant: str,
+    request: Mapping[str, Any],
+    runs: Sequence[tuple[PlannedBenchmark, int]],
+    settings: Settings,
+    timeout_seconds: float,
+) -> LaunchObjects:
+    """The Job and ConfigMap that run ``runs`` (one benchmark, or a provider's group led by the first)."""
+    (lead, attempt), *others = runs
+    namespace = namespace_for(settings, tenant)
+    name = job_name(evaluation_id, lead.index, attempt)
+    image = (lead.runtime.k8s or {}).get("image")
+    if not image:
+        raise ValueError(f"provider {lead.provider_id!r} has no runtime.k8s.image")
+    queue = local_queue_for(lead, request, settings)
+    priority = priority_class_for(request, settings)
+    real_model_url, adapter_model_url = _model_urls(request)
+    spec = job_spec(
+        evaluation_id,
+        request,
+        lead,
+        callback_url=SIDECAR_URL,
+        model_url=adapter_model_url,
+        group=[p for p, _ in others],
+    )
+    model = request.get("model") or {}
+    secret_ref = (model.get("auth") or {}).get("secret_ref") if isinstance(model, Mapping) else None
+    sidecar_config: dict[str, Any] = {
+        "base_url": SIDECAR_URL,
+        "local_mode": False,
+        "job_spec_path": "/meta/job.json",
+        "eval_hub": {
+            "base_url": settings.callback_base_url(),
+            "token_path": f"{HUB_TOKEN_DIR}/token",
+        },
+        "mlflow": {"workspace": namespace},
+        "model": {
+            "url": real_model_url,
+            "name": str(model.get("name") or ""),
+            "http_timeout": f"{int(timeout_seconds)}s",
+            **({"auth_secret_mount_path": MODEL_SECRET_MOUNT} if secret_ref else {}),
+        },
+        "cache": {"dir": "/data/model-cache"},
+    }
+    indices = tuple(p.index for p, _ in runs)
+    labels = {
+        LABEL_MANAGED_BY: MANAGER,
+        LABEL_COMPONENT: "evaluation-job",
+        LABEL_EVALUATION: label_value(evaluation_id),
+        LABEL_INDEX: str(lead.index),
+        LABEL_ATTEMPT: str(attempt),
+        LABEL_PROVIDER: label_value(lead.provider_id),
+        LABEL_BENCHMARK: label_value(lead.id),
+        LABEL_TENANT: label_value(tenant),
+    }
+    annotations = {
+        LABEL_EVALUATION: evaluation_id,
+        LABEL_PROVIDER: lead.provider_id,
+        ANNOTATION_INDICES: ",".join(str(i) for i in indices),
+        ANNOTATION_BENCHMARKS: json.dumps([p.id for p, _ in runs]),
+    }
+    job_labels = {**labels, QUEUE_LABEL: queue}
+    if priority:
+        job_labels[PRIORITY_LABEL] = priority
+    config_name = f"{name}-spec"
+    data = {
+        "job.json": json.dumps(spec, indent=2, sort_keys=True) + "\n",
+        "sidecar_config.json": json.dumps(sidecar_config, indent=2, sort_keys=True) + "\n",
+    }
+    if secret_ref:
+        # The adapter only ever holds "<key>:ref"; the sidecar swaps in the real secret (contract §13.9).
+        data.update({key: f"{key}:ref" for key in _REF_KEYS})
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": config_name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "data": data,
+    }
+    adapter_mounts = [
+        {"name": "job-spec", "mountPath": "/meta/job.json", "subPath": "job.json", "readOnly": True},
+        {"name": "data", "mountPath": "/data"},
+        {
+            "name": "pod-namespace",
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+            "readOnly": True,
+        },
+    ]
+    sidecar_mounts = [
+        {"name": "job-spec", "mountPath": "/meta", "readOnly": True},
+        {"name": "data", "mountPath": "/data"},
+        {"name": "hub-token", "mountPath": HUB_TOKEN_DIR, "readOnly": True},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "job-spec", "configMap": {"name": config_name}},
+        {"name": "data", "emptyDir": {}},
+        {
+            "name": "pod-namespace",
+            "projected": {
+                "sources": [
+                    {
+                        "downwardAPI": {
+                            "items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]
+                        }
+                    }
+                ]
+            },
+        },
+        {
+            "name": "hub-token",
+            "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}]},
+        },
+    ]
+    if secret_ref:
+        volumes.append({"name": "model-auth", "secret": {"secretName": str(secret_ref)}})
+        volumes.append(
+            {
+                "name": "model-auth-refs",
+                "configMap": {"name": config_name, "items": [{"key": k, "path": k} for k in _REF_KEYS]},
+            }
+        )
+        sidecar_mounts.append({"name": "model-auth", "mountPath": MODEL_SECRET_MOUNT, "readOnly": True})
+        adapter_mounts.append({"name": "model-auth-refs", "mountPath": MODEL_SECRET_MOUNT, "readOnly": True})
+    k8s = lead.runtime.k8s or {}
+    adapter: dict[str, Any] = {
+        "name": ADAPTER,
+        "image": str(image),
+        "imagePullPolicy": _PULL_POLICIES.get(
+            str(k8s.get("image_pull_policy")), settings.k8s_image_pull_policy
+        ),
+        "env": _adapter_env(lead, namespace),
+        "volumeMounts": adapter_mounts,
+        "securityContext": _security_context(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if k8s.get("entrypoint"):
+        adapter["command"] = [str(part) for part in k8s["entrypoint"]]
+    resources = _resources(lead)
+    if resources:
+        adapter["resources"] = resources
+    sidecar = {
+        "name": SIDECAR,
+        "image": settings.k8s_sidecar_image,
+        "imagePullPolicy": settings.k8s_image_pull_policy,
+        "command": ["python", "-m", "adapters.sidecar", "--config", "/meta/sidecar_config.json"],
+        "restartPolicy": "Always",  # a native sidecar (KEP-753): it outlives the adapter, never blocks the Job
+        "ports": [{"name": "http", "containerPort": SIDECAR_PORT}],
+        "startupProbe": {
+            "httpGet": {"path": "/health", "port": SIDECAR_PORT},
+            "periodSeconds": 2,
+            "failureThreshold": 30,
+        },
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "500m", "memory": "512Mi"},
+        },
+        "volumeMounts": sidecar_mounts,
+        "securityContext": _security_context(),
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        # The adapter gets no API token; the sidecar gets its own projected one to call the hub with.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 30,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "initContainers": [sidecar],
+        "containers": [adapter],
+        "volumes": volumes,
+    }
+    if settings.k8s_service_account:
+        pod_spec["serviceAccountName"] = settings.k8s_service_account
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": job_labels, "annotations": annotations},
+        "spec": {
+            # Created suspended with the queue label: Kueue admits it, never we (anchor-lessons 9.7).
+            "suspend": True,
+            "backoffLimit": 0,  # the hub decides retries, with fingerprints (POST .../retry)
+            "completions": 1,
+            "parallelism": 1,
+            # Counted from admission: Kubernetes restarts the timer when a suspended Job resumes.
+            "activeDeadlineSeconds": max(1, math.ceil(timeout_seconds)),
+            "ttlSecondsAfterFinished": settings.k8s_ttl_seconds_after_finished,
+            "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
+        },
+    }
+    return LaunchObjects(
+        namespace=namespace,
+        name=name,
+        job=job,
+        config_map=config_map,
+        local_queue=queue,
+        indices=indices,
+        attempt=attempt,
+    )
+
+
+def owned_by(obj: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
+    """``obj`` with an owner reference to the created ``job``: garbage-collected with it (TTL, delete)."""
+    metadata = dict(obj["metadata"])
+    metadata["ownerReferences"] = [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": job["metadata"]["name"],
+            "uid": job["metadata"]["uid"],
+            "controller": False,
+            "blockOwnerDeletion": False,
+        }
+    ]
+    return {**obj, "metadata": metadata}
+
+
+def launch_indices(job: Mapping[str, Any]) -> tuple[int, ...]:
+    """The benchmark indices a created Job runs (its lead, and the group members)."""
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(ANNOTATION_INDICES)
+    if text:
+        return tuple(int(part) for part in str(text).split(",") if part.strip().isdigit())
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    return (int(labels[LABEL_INDEX]),) if str(labels.get(LABEL_INDEX, "")).isdigit() else ()
+
+
+__all__ = [
+    "ADAPTER",
+    "LABEL_ATTEMPT",
+    "LABEL_EVALUATION",
+    "LABEL_INDEX",
+    "PRIORITY_LABEL",
+    "QUEUE_LABEL",
+    "SIDECAR",
+    "SIDECAR_URL",
+    "LaunchObjects",
+    "build_launch",
+    "evaluation_of_name",
+    "job_name",
+    "label_value",
+    "launch_indices",
+    "local_queue_for",
+    "namespace_for",
+    "owned_by",
+    "priority_class_for",
+    "trigger_of",
+]

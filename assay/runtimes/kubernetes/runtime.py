@@ -1,0 +1,384 @@
+"""The Kubernetes runtime: launches benchmark groups as Kueue-queued Jobs and watches what becomes of them.
+
+The official ``kubernetes`` client is synchronous; every call runs in a worker thread (``asyncio.to_thread``)
+under a semaphore of ``k8s_max_parallel_requests``, so dispatch creates a job's launches in parallel, bounded.
+Objects are read and written as the API server's JSON (``_preload_content=False``), the same dicts the
+builders produce and the schemas describe. Kueue objects use API version ``v1beta2``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kubernetes.client
+import kubernetes.config
+from kubernetes.client.exceptions import ApiException
+
+from assay.core.plan import PlannedBenchmark
+from assay.runtimes.kubernetes.objects import (
+    LABEL_ATTEMPT,
+    LABEL_EVALUATION,
+    LABEL_INDEX,
+    QUEUE_LABEL,
+    build_launch,
+    evaluation_of_name,
+    label_value,
+    launch_indices,
+    namespace_for,
+    owned_by,
+)
+from assay.runtimes.kubernetes.watch import WatchLimits, judge
+from assay.runtimes.observation import LaunchRefused, RunObservation
+from assay.settings import Settings
+from assay.store import EvaluationRecord, RunRow
+
+log = logging.getLogger(__name__)
+
+KUEUE_GROUP = "kueue.x-k8s.io"
+KUEUE_VERSION = "v1beta2"
+JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+REF_PREFIX = "k8s:"
+_QUEUE_CACHE_SECONDS = 60.0
+_DEADLINE_MARGIN = timedelta(minutes=5)
+_T = TypeVar("_T")
+
+
+def _client_configuration(settings: Settings) -> kubernetes.client.Configuration:
+    configuration = kubernetes.client.Configuration()
+    if settings.k8s_api_url:
+        configuration.host = settings.k8s_api_url.rstrip("/")
+    elif settings.k8s_kubeconfig is not None:
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(settings.k8s_kubeconfig), client_configuration=configuration
+        )
+    else:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = settings.k8s_max_parallel_requests
+    return configuration
+
+
+def _body(response: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(response.data)
+    return data
+
+
+class KubernetesRuntime:
+    """:class:`~assay.lifecycle.context.Runtime` on Kubernetes Jobs queued by Kueue, with a watcher
+    (:meth:`observe`) that the sweep runs periodically and on ApiServerSource events."""
+
+    name = "kubernetes"
+    watches = True
+
+    def __init__(
+        self, settings: Settings, configuration: kubernetes.client.Configuration | None = None
+    ) -> None:
+        self._settings = settings
+        self._client = kubernetes.client.ApiClient(configuration or _client_configuration(settings))
+        self._core = kubernetes.client.CoreV1Api(self._client)
+        self._batch = kubernetes.client.BatchV1Api(self._client)
+        self._custom = kubernetes.client.CustomObjectsApi(self._client)
+        self._limit = asyncio.Semaphore(settings.k8s_max_parallel_requests)
+        self._queues_seen: dict[tuple[str, str], float] = {}
+        self._limits = WatchLimits(
+            admission_timeout=settings.k8s_admission_timeout_seconds,
+            image_pull_grace=settings.k8s_image_pull_grace_seconds,
+            unschedulable_grace=settings.k8s_unschedulable_grace_seconds,
+            result_grace=settings.k8s_result_grace_seconds,
+        )
+
+    async def _call(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        async with self._limit:
+            return await asyncio.to_thread(call, *args, **kwargs)
+
+    # -- launching ------------------------------------------------------------------------------------
+
+    async def launch(
+        self, evaluation: EvaluationRecord, runs: Sequence[tuple[PlannedBenchmark, int]]
+    ) -> None:
+        """Create the launch's Job (suspended, queued) and then its ConfigMap, owned by the Job. Both names
+        are deterministic: a redelivered dispatch finds them and creates nothing (409 is success here)."""
+        lead = runs[0][0]
+        objects = build_launch(
+            evaluation_id=evaluation.id,
+            tenant=evaluation.tenant,
+            request=evaluation.request,
+            runs=runs,
+            settings=self._settings,
+            timeout_seconds=lead.timeout_seconds or self._settings.benchmark_timeout_seconds,
+        )
+        if not await self._queue_exists(objects.namespace, objects.local_queue):
+            raise LaunchRefused(
+                f"The Kueue LocalQueue {objects.local_queue!r} does not exist in namespace "
+                f"{objects.namespace!r}; name an existing one in hardware_config.queue, or ask an administrator "
+                "to create it",
+                "local_queue_not_found",
+            )
+        try:
+            job = _body(
+                await self._call(
+                    self._batch.create_namespaced_job, objects.namespace, objects.job, _preload_content=False
+                )
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            job = _body(
+                await self._call(
+                    self._batch.read_namespaced_job, objects.name, objects.namespace, _preload_content=False
+                )
+            )
+        try:
+            await self._call(
+                self._core.create_namespaced_config_map,
+                objects.namespace,
+                owned_by(objects.config_map, job),
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        log.info(
+            "queued Job %s/%s for benchmarks %s of %s in LocalQueue %s",
+            objects.namespace,
+            objects.name,
+            list(objects.indices),
+            evaluation.id,
+            objects.local_queue,
+        )
+
+    async def _queue_exists(self, namespace: str, queue: str) -> bool:
+        """Whether the LocalQueue exists (positive answers cached for a minute: queues rarely go away)."""
+        key = (namespace, queue)
+        seen = self._queues_seen.get(key)
+        if seen is not None and time.monotonic() - seen < _QUEUE_CACHE_SECONDS:
+            return True
+        try:
+            await self._call(
+                self._custom.get_namespaced_custom_object,
+                KUEUE_GROUP,
+                KUEUE_VERSION,
+                namespace,
+                "localqueues",
+                queue,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                self._queues_seen.pop(key, None)
+                return False
+            raise
+        self._queues_seen[key] = time.monotonic()
+        return True
+
+    # -- stopping -------------------------------------------------------------------------------------
+
+    async def stop(
+        self, evaluation_id: str, index: int | None = None, *, purge: bool = False, tenant: str | None = None
+    ) -> None:
+        """Delete the evaluation's Jobs (their pods and Workloads go with them) and ConfigMaps, or those of
+        the launch running ``index``. Only called once a cancel is committed: a refused cancel stops nothing."""
+        if tenant is None:
+            log.warning("cannot stop %s on Kubernetes: the event names no tenant", evaluation_id)
+            return
+        namespace = namespace_for(self._settings, tenant)
+        selector = f"{LABEL_EVALUATION}={label_value(evaluation_id)}"
+        jobs = await self._list_jobs(namespace, selector)
+        names = [j["metadata"]["name"] for j in jobs if index is None or index in launch_indices(j)]
+        await asyncio.gather(*(self._delete_launch(namespace, name) for name in names))
+        if index is None:
+            # A ConfigMap whose Job was never created (or already collected) still goes.
+            config_maps = _body(
+                await self._call(
+                    self._core.list_namespaced_config_map,
+                    namespace,
+                    label_selector=selector,
+                    _preload_content=False,
+                )
+            )["items"]
+            await asyncio.gather(
+                *(
+                    self._delete(self._core.delete_namespaced_config_map, namespace, c["metadata"]["name"])
+                    for c in config_maps
+                )
+            )
+
+    async def _delete_launch(self, namespace: str, name: str) -> None:
+        await self._delete(self._batch.delete_namespaced_job, namespace, name)
+        await self._delete(self._core.delete_namespaced_config_map, namespace, f"{name}-spec")
+
+    async def _delete(self, call: Callable[..., Any], namespace: str, name: str) -> None:
+        try:
+            await self._call(
+                call,
+                name,
+                namespace,
+                body=kubernetes.client.V1DeleteOptions(propagation_policy="Background"),
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def is_active(self, evaluation_id: str, index: int, attempt: int) -> bool:
+        return False  # the watcher, not the reaper, follows pods; activeDeadlineSeconds ends stragglers
+
+    def lost(self, evaluation_id: str, row: RunRow) -> bool:
+        return False  # a Job outlives the hub; the watcher tells what became of it
+
+    async def kill_orphan(self, evaluation_id: str, row: RunRow) -> None:
+        """Delete the launch of a run the hub failed (watcher, timeout): it must not hold Kueue quota."""
+        ref = row.runtime_ref or ""
+        if not ref.startswith(REF_PREFIX) or "/" not in ref:
+            return
+        namespace, name = ref[len(REF_PREFIX) :].split("/", 1)
+        await self._delete_launch(namespace, name)
+
+    def log_path(self, evaluation_id: str, index: int, provider_id: str, benchmark_id: str) -> Path | None:
+        return None
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+    # -- watching -------------------------------------------------------------------------------------
+
+    def evaluation_of(self, resource: Mapping[str, Any]) -> str | None:
+        """The evaluation an ApiServerSource event is about: a Job, pod or Workload of Assay (full object in
+        ``Resource`` mode, or ``{kind, namespace, name}`` in ``Reference`` mode)."""
+        metadata = resource.get("metadata")
+        if isinstance(metadata, Mapping):
+            labels = metadata.get("labels") or {}
+            if labels.get(LABEL_EVALUATION):
+                return str(labels[LABEL_EVALUATION])
+            names = [str(metadata.get("name") or "")]
+            names += [str(o.get("name") or "") for o in metadata.get("ownerReferences") or []]
+        else:
+            names = [str(resource.get("name") or "")]
+        return next((found for n in names if (found := evaluation_of_name(n))), None)
+
+    async def observe(self, evaluation: EvaluationRecord, now: datetime) -> list[RunObservation]:
+        """Look at the Jobs, Workloads and pods of the evaluation's launched, unfinished runs."""
+        rows = [r for r in evaluation.runs if not r.run.terminal and r.dispatched_attempt >= r.run.attempt]
+        if not rows:
+            return []
+        namespace = namespace_for(self._settings, evaluation.tenant)
+        selector = f"{LABEL_EVALUATION}={label_value(evaluation.id)}"
+        jobs, pods = await asyncio.gather(
+            self._list_jobs(namespace, selector), self._list_pods(namespace, selector)
+        )
+        workloads = await self._workloads_of(namespace, jobs)
+        queues: dict[str, bool | None] = {}
+        out: list[RunObservation] = []
+        for row in rows:
+            run = row.run
+            job = next(
+                (
+                    j
+                    for j in jobs
+                    if (j["metadata"].get("labels") or {}).get(LABEL_ATTEMPT) == str(run.attempt)
+                    and run.index in launch_indices(j)
+                ),
+                None,
+            )
+            workload = workloads.get(job["metadata"].get("uid", "")) if job is not None else None
+            queue = ((job or {}).get("metadata", {}).get("labels") or {}).get(QUEUE_LABEL, "")
+            if job is not None and queue not in queues:
+                queues[queue] = (
+                    None if _admitted(workload) else await self._queue_exists_now(namespace, queue)
+                )
+            verdict = judge(
+                job,
+                workload,
+                [p for p in pods if job is not None and _pod_of(p, job)],
+                local_queue=queue,
+                queue_exists=queues.get(queue),
+                now=now,
+                limits=self._limits,
+            )
+            ref = f"{REF_PREFIX}{namespace}/{job['metadata']['name']}" if job is not None else None
+            deadline = None
+            if verdict.admitted_at is not None and job is not None:
+                seconds = float((job.get("spec") or {}).get("activeDeadlineSeconds") or 0)
+                deadline = verdict.admitted_at + timedelta(seconds=seconds) + _DEADLINE_MARGIN
+            out.append(
+                RunObservation(
+                    index=run.index,
+                    attempt=run.attempt,
+                    failure=verdict.failure,
+                    notice=verdict.notice,
+                    runtime_ref=ref,
+                    deadline_at=deadline,
+                )
+            )
+        return out
+
+    async def _queue_exists_now(self, namespace: str, queue: str) -> bool:
+        self._queues_seen.pop((namespace, queue), None)  # the watcher asks the API server, not the cache
+        return await self._queue_exists(namespace, queue)
+
+    async def _list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        response = await self._call(
+            self._batch.list_namespaced_job, namespace, label_selector=selector, _preload_content=False
+        )
+        items: list[dict[str, Any]] = _body(response)["items"]
+        return items
+
+    async def _list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        response = await self._call(
+            self._core.list_namespaced_pod, namespace, label_selector=selector, _preload_content=False
+        )
+        items: list[dict[str, Any]] = _body(response)["items"]
+        return items
+
+    async def _workloads_of(self, namespace: str, jobs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Kueue's Workload of each Job, by the Job's uid: Kueue labels it ``kueue.x-k8s.io/job-uid`` and the
+        Job owns it."""
+        uids = [str(j["metadata"]["uid"]) for j in jobs if j["metadata"].get("uid")]
+        if not uids:
+            return {}
+        found: Any = await self._call(
+            self._custom.list_namespaced_custom_object,
+            KUEUE_GROUP,
+            KUEUE_VERSION,
+            namespace,
+            "workloads",
+            label_selector=f"{JOB_UID_LABEL} in ({','.join(uids)})",
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for workload in found.get("items", []):
+            metadata = workload.get("metadata") or {}
+            owners = [o.get("uid") for o in metadata.get("ownerReferences") or []]
+            for uid in uids:
+                if uid in owners or (metadata.get("labels") or {}).get(JOB_UID_LABEL) == uid:
+                    out[uid] = workload
+        return out
+
+
+def _admitted(workload: Mapping[str, Any] | None) -> bool:
+    for condition in ((workload or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Admitted" and condition.get("status") == "True":
+            return True
+    return False
+
+
+def _pod_of(pod: Mapping[str, Any], job: Mapping[str, Any]) -> bool:
+    """A pod of this Job: the Job controller's owner reference, else our labels (lead index and attempt)."""
+    metadata = pod.get("metadata") or {}
+    uid = job["metadata"].get("uid")
+    if uid and any(o.get("uid") == uid for o in metadata.get("ownerReferences") or []):
+        return True
+    labels, job_labels = metadata.get("labels") or {}, job["metadata"].get("labels") or {}
+    return all(labels.get(k) == job_labels.get(k) for k in (LABEL_EVALUATION, LABEL_INDEX, LABEL_ATTEMPT))
+
+
+def kubernetes_runtime(settings: Settings) -> KubernetesRuntime | None:
+    """The runtime the dispatch and sweep functions use when ``ASSAY_RUNTIME=kubernetes``, else None."""
+    return KubernetesRuntime(settings) if settings.runtime == "kubernetes" else None
+
+
+__all__ = ["KUEUE_GROUP", "KUEUE_VERSION", "KubernetesRuntime", "kubernetes_runtime"]

@@ -1,0 +1,353 @@
+"""The cluster as the tests see it: the schema-validating test API server, and the Knative functions (submit,
+callback, dispatch, aggregate, sweep) in cluster mode with ``ASSAY_RUNTIME=kubernetes``, chained by a loopback
+broker that delivers every event three times. Tests play Kueue, the Job controller and the kubelet by
+writing objects and status into the API server, then let the sweep's watcher look (a PingSource tick or an
+ApiServerSource event) and read the outcome through the public jobs API."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
+from fastapi.testclient import TestClient
+
+from assay.core.events import (
+    BENCHMARK_FINISHED,
+    EVALUATION_ACCEPTED,
+    EVALUATION_CANCELLED,
+    EVALUATION_RETRIED,
+    KUBERNETES_RESOURCE_EVENTS,
+    SWEEP_REQUESTED,
+)
+from assay.settings import Settings
+from tests.conftest import LiveServer, free_port, wait_for
+from tests.function_chain.test_cloudevent_chain import Broker, _function
+from tests.kubernetes.api_server import TestApiServer, rfc3339
+
+TENANT = "team-a"
+TEAM = {"X-Tenant": TENANT}
+IMAGE = "ghcr.io/assay-evals/adapter-exact:0.1.0"
+
+
+def k8s_provider(provider_id: str = "exact", *, group: bool = False) -> dict[str, Any]:
+    return {
+        "id": provider_id,
+        "name": "Exact match",
+        "runtime": {
+            "k8s": {
+                "image": IMAGE,
+                "entrypoint": ["python", "-m", "adapters.exact"],
+                "cpu_request": "250m",
+                "memory_request": "256Mi",
+                "cpu_limit": "1",
+                "memory_limit": "512Mi",
+                "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}],
+            },
+            **({"group_benchmarks": True} if group else {}),
+        },
+        "benchmarks": [
+            {"id": b, "name": b, "category": "qa", "metrics": ["exact_match"]}
+            for b in ("qa", "qa_f1", "qa_long")
+        ],
+    }
+
+
+@dataclass
+class Cluster:
+    api: TestApiServer
+    submit: TestClient
+    callback: TestClient
+    broker_url: str
+    hosts: list[Any] = field(default_factory=list)
+
+    # -- the user's side ----------------------------------------------------------------------------
+
+    def add_provider(self, provider: dict[str, Any] | None = None) -> None:
+        answer = self.submit.post(
+            "/api/v1/evaluations/providers", json=provider or k8s_provider(), headers=TEAM
+        )
+        assert answer.status_code == 201, answer.text
+
+    def submit_job(self, benchmarks: list[str] | None = None, **extra: Any) -> str:
+        body = {
+            "name": "on the cluster",
+            "model": {"url": "http://vllm.models.svc:8000/v1", "name": "granite"},
+            "benchmarks": [{"id": b, "provider_id": "exact"} for b in benchmarks or ["qa"]],
+            **extra,
+        }
+        answer = self.submit.post("/api/v1/evaluations/jobs", json=body, headers=TEAM)
+        assert answer.status_code == 202, answer.text
+        return str(answer.json()["resource"]["id"])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        answer = self.submit.get(f"/api/v1/evaluations/jobs/{job_id}", headers=TEAM)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    def benchmark(self, job_id: str, index: int = 0) -> dict[str, Any]:
+        return dict(self.job(job_id)["status"]["benchmarks"][index])
+
+    def wait_state(self, job_id: str, *states: str) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            job = self.job(job_id)
+            return job if job["status"]["state"] in states else None
+
+        return dict(wait_for(reached, timeout=60))
+
+    def report(self, job_id: str, index: int, status: str, **fields: Any) -> None:
+        """What the sidecar forwards for the adapter: a status event on the callback route."""
+        event = {
+            "provider_id": "exact",
+            "id": self.benchmark(job_id, index)["id"],
+            "benchmark_index": index,
+            "status": status,
+            **fields,
+        }
+        answer = self.callback.post(
+            f"/api/v1/evaluations/jobs/{job_id}/events", json={"benchmark_status_event": event}, headers=TEAM
+        )
+        assert answer.status_code in (200, 204), answer.text
+
+    # -- the cluster's side -------------------------------------------------------------------------
+
+    def queue(self, name: str = "assay", cluster_queue: str = "assay-cq") -> None:
+        self.api.put(
+            {
+                "apiVersion": "kueue.x-k8s.io/v1beta2",
+                "kind": "LocalQueue",
+                "metadata": {"name": name, "namespace": TENANT},
+                "spec": {"clusterQueue": cluster_queue},
+            }
+        )
+
+    def jobs(self, job_id: str) -> list[dict[str, Any]]:
+        return self.api.list("jobs", TENANT, f"assay.dev/evaluation-id={job_id}")
+
+    def wait_jobs(self, job_id: str, count: int = 1) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = wait_for(lambda: len(self.jobs(job_id)) >= count and self.jobs(job_id))
+        return found
+
+    def workload(
+        self, job: dict[str, Any], *conditions: dict[str, Any], admitted: bool = False
+    ) -> dict[str, Any]:
+        """Kueue's Workload for ``job`` (owned by it, labelled with its uid), with ``conditions``."""
+        meta = job["metadata"]
+        name = f"job-{meta['name']}-5d8f2"
+        existing = self.api.get("workloads", TENANT, name)
+        if existing is None:
+            self.api.put(
+                {
+                    "apiVersion": "kueue.x-k8s.io/v1beta2",
+                    "kind": "Workload",
+                    "metadata": {
+                        "name": name,
+                        "namespace": TENANT,
+                        "labels": {"kueue.x-k8s.io/job-uid": meta["uid"]},
+                        "ownerReferences": [_owner(job)],
+                    },
+                    "spec": {
+                        "queueName": meta["labels"]["kueue.x-k8s.io/queue-name"],
+                        "podSets": [
+                            {"name": "main", "count": 1, "template": copy.deepcopy(job["spec"]["template"])}
+                        ],
+                    },
+                }
+            )
+        status: dict[str, Any] = {"conditions": list(conditions)}
+        if admitted:
+            status["admission"] = {
+                "clusterQueue": "assay-cq",
+                "podSetAssignments": [{"name": "main", "count": 1, "flavors": {"cpu": "default-flavor"}}],
+            }
+        self.api.set_status("workloads", TENANT, name, status)
+        return self.api.get("workloads", TENANT, name) or {}
+
+    def pod(self, job: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """The Job controller's pod for ``job``, with the kubelet's ``status``."""
+        meta = job["metadata"]
+        name = f"{meta['name']}-x7k2p"
+        if self.api.get("pods", TENANT, name) is None:
+            template = copy.deepcopy(job["spec"]["template"])
+            labels = {**template["metadata"]["labels"], "batch.kubernetes.io/job-name": meta["name"]}
+            self.api.put(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": name,
+                        "namespace": TENANT,
+                        "labels": labels,
+                        "ownerReferences": [_owner(job)],
+                    },
+                    "spec": template["spec"],
+                }
+            )
+        self.api.set_status("pods", TENANT, name, status)
+        return self.api.get("pods", TENANT, name) or {}
+
+    def job_status(self, job: dict[str, Any], status: dict[str, Any]) -> None:
+        self.api.set_status("jobs", TENANT, job["metadata"]["name"], status)
+
+    def tick(self) -> None:
+        """A PingSource tick: the whole sweep, watcher included."""
+        self._send(
+            CloudEvent({"type": SWEEP_REQUESTED, "source": "/apis/v1/namespaces/assay/pingsources/sweep"}, {})
+        )
+
+    def changed(self, obj: dict[str, Any], *, reference: bool = False) -> None:
+        """An ApiServerSource event for ``obj`` (Resource mode: the object; Reference mode: its name)."""
+        meta = obj["metadata"]
+        data = (
+            {
+                "kind": obj["kind"],
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "apiVersion": obj["apiVersion"],
+            }
+            if reference
+            else obj
+        )
+        self._send(
+            CloudEvent(
+                {
+                    "type": KUBERNETES_RESOURCE_EVENTS[1],
+                    "source": "https://kubernetes.default.svc",
+                    "subject": f"/apis/{obj['apiVersion']}/namespaces/{meta['namespace']}/{obj['kind'].lower()}s/{meta['name']}",
+                },
+                data,
+            )
+        )
+
+    def _send(self, event: CloudEvent) -> None:
+        headers, body = to_binary(event)
+        answer = httpx.post(self.broker_url, headers=headers, content=body, timeout=60)
+        assert answer.status_code == 202, answer.text
+
+
+def _owner(job: dict[str, Any]) -> dict[str, Any]:
+    meta = job["metadata"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def condition(
+    kind: str, status: str = "True", reason: str = "", message: str = "", age: float = 0.0
+) -> dict[str, Any]:
+    from tests.kubernetes.api_server import ago
+
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason or kind,
+        "message": message or kind,
+        "lastTransitionTime": ago(age),
+    }
+
+
+@pytest.fixture()
+def k8s_api() -> Iterator[tuple[TestApiServer, str]]:
+    api = TestApiServer()
+    with LiveServer(api.app) as server:  # type: ignore[arg-type]
+        yield api, server.url
+
+
+@pytest.fixture()
+def start_cluster(
+    k8s_api: tuple[TestApiServer, str],
+    settings_for: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[Callable[..., Cluster]]:
+    """``start_cluster(**env)``: the functions over the test API server; ``env`` sets ``ASSAY_*`` variables."""
+    api, api_url = k8s_api
+    started: list[tuple[Cluster, LiveServer, list[Any]]] = []
+    stack: list[Any] = []
+
+    def start(**env: str) -> Cluster:
+        broker_port = free_port()
+        base = settings_for(
+            mode="cluster",
+            k_sink=f"http://127.0.0.1:{broker_port}/",
+            runtime="kubernetes",
+            k8s_api_url=api_url,
+        )
+        variables = {
+            "DATABASE_URL": base.database_url or "",
+            "K_SINK": f"http://127.0.0.1:{broker_port}/",
+            "ASSAY_DATA_DIR": str(tmp_path / "functions"),
+            "ASSAY_PUBLIC_URL": "http://callback.assay.svc.cluster.local",
+            "ASSAY_LOG_FORMAT": "json",
+            "ASSAY_RUNTIME": "kubernetes",
+            "ASSAY_K8S_API_URL": api_url,
+            **env,
+        }
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        from functions.callback.main import build as build_callback
+        from functions.submit.main import build as build_submit
+
+        dispatch_app, dispatch_host = _function("dispatch")
+        aggregate_app, aggregate_host = _function("aggregate")
+        sweep_app, sweep_host = _function("sweep")
+        routes: dict[str, list[tuple[str, Any]]] = {
+            EVALUATION_ACCEPTED: [("dispatch", dispatch_app)],
+            EVALUATION_RETRIED: [("dispatch", dispatch_app)],
+            EVALUATION_CANCELLED: [("dispatch", dispatch_app)],
+            BENCHMARK_FINISHED: [("aggregate", aggregate_app), ("dispatch", dispatch_app)],
+            SWEEP_REQUESTED: [("sweep", sweep_app)],
+            **{kind: [("sweep", sweep_app)] for kind in KUBERNETES_RESOURCE_EVENTS},
+        }
+        broker = Broker(routes)
+        broker_server = LiveServer(broker.app, broker_port).__enter__()  # type: ignore[arg-type]
+        submit = TestClient(build_submit(base)).__enter__()
+        callback = TestClient(build_callback(base)).__enter__()
+        stack.extend([submit, callback])
+        cluster = Cluster(
+            api=api, submit=submit, callback=callback, broker_url=f"http://127.0.0.1:{broker_port}/"
+        )
+        cluster.hosts = [dispatch_host, aggregate_host, sweep_host]
+        cluster.broker = broker  # type: ignore[attr-defined]
+        started.append((cluster, broker_server, cluster.hosts))
+        return cluster
+
+    yield start
+    for _cluster, broker_server, hosts in started:
+        # The function hosts opened their pools in the broker's event loop: close them there.
+        loop = broker_server.server.servers[0].get_loop() if broker_server.server.servers else None
+        for host in hosts:
+            if loop is not None:
+                asyncio.run_coroutine_threadsafe(host.close(), loop).result(timeout=30)
+        broker_server.__exit__(None, None, None)
+    for client in reversed(stack):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture()
+def cluster(start_cluster: Callable[..., Cluster]) -> Cluster:
+    found = start_cluster()
+    found.queue()
+    found.add_provider()
+    return found
+
+
+__all__ = ["TEAM", "TENANT", "Cluster", "condition", "k8s_provider", "rfc3339"]
+
+
+def adapter_pod_status(phase: str, state: dict[str, Any], image: str = "x") -> dict[str, Any]:
+    """A pod ``status`` whose adapter container is in ``state`` (``{"terminated": {...}}``, ``{"waiting": ...}``)."""
+    container = {"name": "adapter", "image": image, "imageID": "", "ready": False, "restartCount": 0}
+    return {"phase": phase, "containerStatuses": [{**container, "state": state}]}

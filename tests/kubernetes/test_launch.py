@@ -1,0 +1,168 @@
+"""What dispatch creates on the cluster, and what cancel removes: through the functions and the real client,
+against the test API server that validates every body against the official schemas."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from tests.conftest import wait_for
+from tests.kubernetes.conftest import (
+    IMAGE,
+    TEAM,
+    TENANT,
+    Cluster,
+    adapter_pod_status,
+    condition,
+    k8s_provider,
+)
+
+
+def _containers(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    spec = job["spec"]["template"]["spec"]
+    return {c["name"]: c for c in [*spec["initContainers"], *spec["containers"]]}
+
+
+def test_one_suspended_kueue_job_and_its_config_map_per_benchmark(cluster: Cluster) -> None:
+    job_id = cluster.submit_job(["qa", "qa_f1"], custom={"trigger": "ci"})
+    jobs = cluster.wait_jobs(job_id, 2)
+    wait_for(lambda: len(cluster.api.list("configmaps", TENANT)) == 2)
+    assert cluster.api.rejected == []  # every body passed the schemas (an invalid one would be 422)
+    kinds = sorted({(b["apiVersion"], b["kind"]) for b in cluster.api.created})
+    assert kinds == [("batch/v1", "Job"), ("v1", "ConfigMap")]
+    # The broker delivered evaluation.accepted three times: still one Job per benchmark.
+    assert len(jobs) == 2 and len([b for b in cluster.api.created if b["kind"] == "Job"]) == 2
+
+    job = next(j for j in jobs if j["metadata"]["labels"]["assay.dev/benchmark-index"] == "0")
+    assert job["metadata"]["name"] == f"assay-{job_id}-0-1"
+    labels, spec = job["metadata"]["labels"], job["spec"]
+    assert labels["kueue.x-k8s.io/queue-name"] == "assay"
+    assert labels["kueue.x-k8s.io/priority-class"] == "assay-ci-gate"  # custom.trigger = ci
+    assert labels["assay.dev/evaluation-id"] == job_id and labels["assay.dev/tenant"] == TENANT
+    assert labels["assay.dev/provider-id"] == "exact" and labels["assay.dev/benchmark-id"] == "qa"
+    assert job["metadata"]["annotations"]["assay.dev/benchmark-indices"] == "0"
+    assert spec["suspend"] is True and spec["backoffLimit"] == 0
+    assert spec["ttlSecondsAfterFinished"] == 3600 and spec["activeDeadlineSeconds"] == 6 * 3600
+    pod = spec["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
+    containers = _containers(job)
+    adapter, sidecar = containers["adapter"], containers["sidecar"]
+    assert sidecar["restartPolicy"] == "Always" and sidecar["startupProbe"]["httpGet"]["port"] == 8080
+    for container in containers.values():
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False and context["runAsNonRoot"] is True
+        assert (
+            context["capabilities"]["drop"] == ["ALL"]
+            and context["seccompProfile"]["type"] == "RuntimeDefault"
+        )
+    assert adapter["image"] == IMAGE and adapter["command"] == ["python", "-m", "adapters.exact"]
+    assert adapter["resources"] == {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "512Mi"},
+    }
+    env = {e["name"]: e["value"] for e in adapter["env"]}
+    assert env["EVALHUB_MODE"] == "k8s" and env["HF_HUB_OFFLINE"] == "1"
+    assert env["MLFLOW_TRACKING_URI"] == "http://localhost:8080" and env["MLFLOW_WORKSPACE"] == TENANT
+    mounts = {m["mountPath"]: m for m in adapter["volumeMounts"]}
+    assert mounts["/meta/job.json"]["subPath"] == "job.json"
+    assert "/var/run/secrets/kubernetes.io/serviceaccount" in mounts  # the namespace file only (X-Tenant)
+
+    config_map = cluster.api.get("configmaps", TENANT, f"assay-{job_id}-0-1-spec")
+    assert config_map is not None
+    assert config_map["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    spec_json = json.loads(config_map["data"]["job.json"])
+    assert spec_json["id"] == job_id and spec_json["benchmark_id"] == "qa" and spec_json["parameters"] == {}
+    assert spec_json["callback_url"] == "http://localhost:8080"
+    assert spec_json["model"]["url"] == "http://localhost:8080/v1"  # through the sidecar, path kept
+    sidecar_config = json.loads(config_map["data"]["sidecar_config.json"])
+    assert sidecar_config["model"]["url"] == "http://vllm.models.svc:8000/v1"
+    assert sidecar_config["eval_hub"]["base_url"] == "http://callback.assay.svc.cluster.local"
+
+
+def test_model_credentials_reach_only_the_sidecar(cluster: Cluster) -> None:
+    job_id = cluster.submit_job(
+        model={"url": "https://api.example/v1", "name": "m", "auth": {"secret_ref": "model-key"}}
+    )
+    job = cluster.wait_jobs(job_id)[0]
+    pod = job["spec"]["template"]["spec"]
+    secret_volumes = {v["name"] for v in pod["volumes"] if "secret" in v}
+    assert secret_volumes == {"model-auth"}
+    containers = _containers(job)
+    sidecar_mounts = {m["name"]: m["mountPath"] for m in containers["sidecar"]["volumeMounts"]}
+    adapter_mounts = {m["name"]: m["mountPath"] for m in containers["adapter"]["volumeMounts"]}
+    assert sidecar_mounts["model-auth"] == "/var/run/secrets/model"
+    assert "model-auth" not in adapter_mounts and "hub-token" not in adapter_mounts
+    assert adapter_mounts["model-auth-refs"] == "/var/run/secrets/model"  # "api-key:ref", nothing secret
+    config_map = wait_for(lambda: cluster.api.get("configmaps", TENANT, f"{job['metadata']['name']}-spec"))
+    assert config_map["data"]["api-key"] == "api-key:ref"
+
+
+def test_a_group_runs_as_one_job(start_cluster: Callable[..., Cluster]) -> None:
+    cluster = start_cluster()
+    cluster.queue("gpu")
+    cluster.add_provider(k8s_provider(group=True))
+    job_id = cluster.submit_job(
+        ["qa", "qa_f1"], hardware_config={"queue": {"name": "gpu"}, "gpu": {"count": 2}}
+    )
+    job = cluster.wait_jobs(job_id)[0]
+    assert job["metadata"]["annotations"]["assay.dev/benchmark-indices"] == "0,1"
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu"
+    resources = _containers(job)["adapter"]["resources"]
+    assert resources["limits"]["nvidia.com/gpu"] == "2" == resources["requests"]["nvidia.com/gpu"]
+    cluster.workload(job, condition("QuotaReserved"), condition("Admitted"), admitted=True)
+    cluster.pod(
+        job,
+        adapter_pod_status("Failed", {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}),
+    )
+    cluster.tick()
+    done = cluster.wait_state(job_id, "failed")
+    assert [b["error_message"]["message_code"] for b in done["status"]["benchmarks"]] == ["oom_killed"] * 2
+
+
+def test_creation_is_parallel_and_bounded(start_cluster: Callable[..., Cluster]) -> None:
+    cluster = start_cluster(ASSAY_K8S_MAX_PARALLEL_REQUESTS="2")
+    cluster.api.create_delay = 0.2
+    cluster.queue()
+    cluster.add_provider()
+    job_id = cluster.submit_job(["qa", "qa_f1", "qa_long", "qa", "qa_f1", "qa_long"])
+    cluster.wait_jobs(job_id, 6)
+    wait_for(lambda: len(cluster.api.list("configmaps", TENANT)) == 6)
+    assert cluster.api.max_in_flight == 2
+
+
+def test_cancel_deletes_what_was_created_and_a_refused_cancel_deletes_nothing(cluster: Cluster) -> None:
+    running = cluster.submit_job(["qa", "qa_f1"])
+    finished = cluster.submit_job(["qa"])
+    cluster.wait_jobs(running, 2)
+    done_job = cluster.wait_jobs(finished)[0]
+    cluster.report(finished, 0, "completed", metrics={"exact_match": 1.0})
+    cluster.wait_state(finished, "completed")
+
+    refused = cluster.submit.delete(f"/api/v1/evaluations/jobs/{finished}", headers=TEAM)
+    assert refused.status_code == 409
+    assert cluster.api.get("jobs", TENANT, done_job["metadata"]["name"]) is not None
+    assert cluster.api.get("configmaps", TENANT, f"{done_job['metadata']['name']}-spec") is not None
+
+    assert cluster.submit.delete(f"/api/v1/evaluations/jobs/{running}", headers=TEAM).status_code == 204
+    wait_for(lambda: cluster.jobs(running) == [])
+    assert cluster.api.list("configmaps", TENANT, f"assay.dev/evaluation-id={running}") == []
+    assert cluster.benchmark(running)["status"] == "cancelled"
+    assert len(cluster.jobs(finished)) == 1  # another job's objects stay
+
+
+def test_a_provider_without_a_k8s_image_is_refused_at_submit(cluster: Cluster) -> None:
+    provider = k8s_provider("local_only")
+    provider["runtime"] = {"local": {"command": "true"}}
+    cluster.add_provider(provider)
+    answer = cluster.submit.post(
+        "/api/v1/evaluations/jobs",
+        json={
+            "name": "x",
+            "model": {"url": "http://m:8000/v1", "name": "m"},
+            "benchmarks": [{"id": "qa", "provider_id": "local_only"}],
+        },
+        headers=TEAM,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["code"] == "k8s_runtime_not_enabled"

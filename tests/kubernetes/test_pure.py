@@ -1,0 +1,214 @@
+"""The pure parts: object names and labels, queue and priority choice, the watcher's judgement at its edges,
+and the test API server's own strictness (a test server that accepted anything would prove nothing)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import kubernetes.client
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from assay.core.plan import FrozenRuntime, PlannedBenchmark
+from assay.runtimes.kubernetes import WatchLimits, build_launch, job_name, judge
+from assay.runtimes.kubernetes.objects import (
+    evaluation_of_name,
+    label_value,
+    local_queue_for,
+    priority_class_for,
+)
+from assay.settings import Settings
+from tests.k8s_schemas import K8sSchemas
+from tests.kubernetes.api_server import TestApiServer, matches, rfc3339
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+LIMITS = WatchLimits(admission_timeout=600, image_pull_grace=120, unschedulable_grace=60, result_grace=30)
+
+
+def _planned(**hardware: Any) -> PlannedBenchmark:
+    return PlannedBenchmark(
+        index=3,
+        provider_id="lm_evaluation_harness",
+        id="mmlu/abstract algebra",
+        hardware_config=hardware or None,
+        runtime=FrozenRuntime(k8s={"image": "ghcr.io/x/y:1"}),
+    )
+
+
+def _at(seconds_ago: float) -> str:
+    return rfc3339(NOW - timedelta(seconds=seconds_ago))
+
+
+def _cond(kind: str, status: str = "True", reason: str = "", age: float = 0) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason or kind,
+        "message": f"{kind} says so",
+        "lastTransitionTime": _at(age),
+    }
+
+
+def _job(**status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "assay-x", "namespace": "t", "creationTimestamp": _at(10)},
+        "spec": {"activeDeadlineSeconds": 100},
+        "status": status,
+    }
+
+
+def test_names_are_deterministic_dns_labels_short_enough_for_pods() -> None:
+    evaluation = str(uuid.uuid4())
+    assert job_name(evaluation, 12, 3) == job_name(evaluation, 12, 3) == f"assay-{evaluation}-12-3"
+    assert len(job_name(evaluation, 999, 99)) <= 52
+    odd = job_name("Not/A_UUID" * 10, 0, 1)
+    assert len(odd) <= 52 and odd == job_name("Not/A_UUID" * 10, 0, 1) and odd.startswith("assay-")
+    name = job_name(evaluation, 2, 1)
+    for found in (name, f"{name}-x7k2p", f"job-{name}-5d8f2"):  # the Job, its pod, its Workload
+        assert evaluation_of_name(found) == evaluation
+    assert evaluation_of_name("some-other-job") is None
+
+
+def test_label_values_and_queue_and_priority_choice() -> None:
+    assert label_value("mmlu/abstract algebra") == "mmlu-abstract-algebra"
+    assert len(label_value("x" * 100)) == 63
+    settings = Settings(k8s_hardware_profile_queues={"a100": "gpu-a100"}, k8s_local_queue="team-default")
+    assert local_queue_for(_planned(queue={"name": "mine"}), {"queue": {"name": "top"}}, settings) == "mine"
+    assert local_queue_for(_planned(hardware_profile_name="a100"), {}, settings) == "gpu-a100"
+    assert local_queue_for(_planned(), {"queue": {"name": "top"}}, settings) == "top"
+    assert local_queue_for(_planned(), {}, settings) == "team-default"
+    assert priority_class_for({"custom": {"trigger": "registry"}}, settings) == "assay-registry"
+    assert priority_class_for({"custom": {"trigger": "nonsense"}}, settings) == "assay-interactive"
+    assert priority_class_for({}, Settings(k8s_priority_classes={})) is None
+
+
+def test_every_built_object_validates_and_labels_are_label_values() -> None:
+    objects = build_launch(
+        evaluation_id=str(uuid.uuid4()),
+        tenant="team-a",
+        request={"model": {"url": "", "name": "m"}},
+        runs=[(_planned(cpu={"request": "2"}, memory={"limit": "8Gi"}), 2)],
+        settings=Settings(),
+        timeout_seconds=90.5,
+    )
+    schemas = K8sSchemas.load()
+    schemas.validate(objects.job)
+    schemas.validate(objects.config_map)
+    assert objects.job["spec"]["activeDeadlineSeconds"] == 91
+    assert objects.job["metadata"]["labels"]["assay.dev/benchmark-id"] == "mmlu-abstract-algebra"
+    assert objects.job["metadata"]["annotations"]["assay.dev/benchmarks"] == '["mmlu/abstract algebra"]'
+    adapter = objects.job["spec"]["template"]["spec"]["containers"][0]
+    assert adapter["resources"] == {"requests": {"cpu": "2"}, "limits": {"memory": "8Gi"}}
+
+
+def test_judge_orders_eviction_and_readmission_by_time() -> None:
+    readmitted = {
+        "status": {
+            "conditions": [_cond("Admitted", age=5), _cond("Evicted", age=50)],
+            "admission": {"clusterQueue": "cq"},
+        },
+        "metadata": {"creationTimestamp": _at(100)},
+    }
+    verdict = judge(_job(), readmitted, [], local_queue="q", queue_exists=None, now=NOW, limits=LIMITS)
+    assert verdict.notice is not None and verdict.notice.message_code == "workload_admitted"
+    assert verdict.admitted_at == NOW - timedelta(seconds=5)
+    # Re-queued 500 s ago after 700 s of life: the admission clock restarted at the eviction.
+    evicted = {
+        "status": {
+            "conditions": [
+                _cond("Evicted", reason="Preempted", age=500),
+                _cond("QuotaReserved", "False", "Pending", age=500),
+            ]
+        },
+        "metadata": {"creationTimestamp": _at(700)},
+    }
+    verdict = judge(_job(), evicted, [], local_queue="q", queue_exists=True, now=NOW, limits=LIMITS)
+    assert verdict.failure is None and verdict.notice is not None and verdict.notice.reason == "Preempted"
+    verdict = judge(
+        _job(),
+        evicted,
+        [],
+        local_queue="q",
+        queue_exists=True,
+        now=NOW + timedelta(seconds=101),
+        limits=LIMITS,
+    )
+    assert verdict.failure is not None and verdict.failure.message_code == "workload_inadmissible"
+
+
+def test_judge_edges() -> None:
+    hopeless = {
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [
+                {
+                    "name": "adapter",
+                    "image": "bad image",
+                    "state": {"waiting": {"reason": "InvalidImageName"}},
+                }
+            ],
+        },
+        "metadata": {"creationTimestamp": _at(1)},
+    }
+    verdict = judge(_job(), None, [hopeless], local_queue="q", queue_exists=True, now=NOW, limits=LIMITS)
+    assert verdict.failure is not None and verdict.failure.message_code == "image_pull_failed"  # no grace
+    deactivated = {
+        "spec": {"active": False},
+        "status": {"conditions": [_cond("Evicted", reason="Deactivated")]},
+        "metadata": {"creationTimestamp": _at(1)},
+    }
+    verdict = judge(_job(), deactivated, [], local_queue="q", queue_exists=True, now=NOW, limits=LIMITS)
+    assert verdict.failure is not None and verdict.failure.reason == "Deactivated"
+    no_workload = _job()
+    verdict = judge(no_workload, None, [], local_queue="q", queue_exists=True, now=NOW, limits=LIMITS)
+    assert verdict.notice is not None and verdict.notice.message_code == "workload_queued"
+    no_workload["metadata"]["creationTimestamp"] = _at(601)
+    verdict = judge(no_workload, None, [], local_queue="q", queue_exists=True, now=NOW, limits=LIMITS)
+    assert verdict.failure is not None and "is Kueue installed" in verdict.failure.message
+    finished_ok = _job(conditions=[_cond("Complete", age=31)])
+    verdict = judge(finished_ok, None, [], local_queue="q", queue_exists=None, now=NOW, limits=LIMITS)
+    assert verdict.failure is not None and verdict.failure.message_code == "pod_lost_without_result"
+
+
+def test_label_selectors() -> None:
+    labels = {"a": "1", "b": "x"}
+    assert (
+        matches("a=1,b in (x,y)", labels) and matches("a==1,c notin (z),!c", labels) and matches("b", labels)
+    )
+    assert not matches("a!=1", labels) and not matches("b in (y)", labels) and not matches("c", labels)
+
+
+def test_the_test_api_server_is_strict(k8s_api: tuple[TestApiServer, str]) -> None:
+    api, url = k8s_api
+    assert api.rejected == []
+    # Raw HTTP for the refused body: the kubernetes client itself would refuse the unknown field first.
+    body = {"apiVersion": "v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"template": {}}}
+    refused = httpx.post(f"{url}/api/v1/namespaces/t/configmaps", json=body)
+    assert refused.status_code == 400  # a Job sent to the ConfigMaps collection
+    invalid = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j"},
+        "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x", "colour": "red"}]}}},
+    }
+    refused = httpx.post(f"{url}/apis/batch/v1/namespaces/t/jobs", json=invalid)
+    assert (
+        refused.status_code == 422
+        and refused.json()["reason"] == "Invalid"
+        and "colour" in refused.json()["message"]
+    )
+    client = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=url))
+    core = kubernetes.client.CoreV1Api(client)
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}}
+    core.create_namespaced_config_map("t", body)
+    with pytest.raises(ApiException) as conflict:
+        core.create_namespaced_config_map("t", body)
+    assert conflict.value.status == 409
+    assert any("colour" in problem for problem in api.rejected)
+    with pytest.raises(ApiException) as missing:
+        core.read_namespaced_config_map("nope", "t")
+    assert missing.value.status == 404
+    client.close()
