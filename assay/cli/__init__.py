@@ -1,5 +1,5 @@
-"""The ``assay`` command: run the local hub (``assay up``), the demo (``assay demo``) and generate the
-configuration reference."""
+"""The ``assay`` command: run the local hub (``assay up``), the demo (``assay demo``), gate CI on an
+evaluation (``assay gate``) and generate the configuration reference."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from assay.cli.gate import add_parser as add_gate_parser
 from assay.settings import Settings
 
 
@@ -32,6 +33,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from assay.exports import build_exporter
     from assay.http import create_app
     from assay.store import EmbeddedPostgres
     from assay.telemetry import configure_logging
@@ -48,7 +50,7 @@ def _up(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: None)
     try:
         uvicorn.run(
-            create_app(settings),
+            create_app(settings, exporter=build_exporter(settings)),
             host=settings.host,
             port=settings.port,
             log_config=None,
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--data-dir", type=Path, help="where data lives (default ~/.local/share/assay)")
     up.set_defaults(run=_up)
     demo.set_defaults(run=_demo)
+    add_gate_parser(sub)
     doc = sub.add_parser("config-doc", help="print the configuration reference (docs/configuration.md)")
     doc.set_defaults(run=lambda _: print(configuration_reference(), end="") or 0)
     args = parser.parse_args(argv)

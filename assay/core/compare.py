@@ -98,6 +98,7 @@ def compare(current: Mapping[str, Any], baseline: Mapping[str, Any], tolerance: 
             combined = math.sqrt(sum(float(s) ** 2 for s in stderrs if s is not None))
             row["stderr"] = combined
             noise = tolerance.sigma * combined
+        row.update(allowed=allowed, noise=noise)
         row["regressed"] = worse_by > allowed and worse_by > noise
         rows.append(row)
     composite_now = current.get("results", {}).get("test") or {}

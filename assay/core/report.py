@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from assay.core.gate import summary
+
 _GATE = "composite"
 
 
@@ -64,27 +66,64 @@ def _gate(job: Mapping[str, Any]) -> tuple[str, str]:
     return ("passed" if composite.get("pass") else "failed"), text
 
 
-def junit_report(job: Mapping[str, Any]) -> str:
-    """JUnit XML: one ``testsuite`` per evaluation, a ``testcase`` per benchmark (classname = provider)
-    and one for the composite gate; failures name what did not pass and why."""
+def _regressions(gate: Mapping[str, Any] | None) -> dict[Any, Mapping[str, Any]]:
+    return {r.get("benchmark_index"): r for r in (gate or {}).get("regressions") or []}
+
+
+def regression_text(row: Mapping[str, Any], gate: Mapping[str, Any] | None = None) -> str:
+    """``qa regressed: exact_match 0.8 -> 0.4 (delta -0.4; allowed 0.05, noise 0.1) vs baseline job X``."""
+    baseline = ((gate or {}).get("baseline") or {}).get("job_id")
+    detail = f"delta {_number(row.get('delta'))}"
+    if "allowed" in row:
+        detail += f"; allowed {_number(row.get('allowed'))}, noise {_number(row.get('noise'))}"
+    return (
+        f"{row.get('id')} regressed: {row.get('metric')} {_number(row.get('baseline'))} -> "
+        f"{_number(row.get('current'))} ({detail})" + (f" vs baseline job {baseline}" if baseline else "")
+    )
+
+
+def _gate_case(gate: Mapping[str, Any]) -> tuple[str, str]:
+    decision = gate.get("decision")
+    outcome = {"passed": "passed", "failed": "failed"}.get(str(decision), "skipped")
+    return outcome, summary(gate)
+
+
+def junit_report(job: Mapping[str, Any], gate: Mapping[str, Any] | None = None) -> str:
+    """JUnit XML: one ``testsuite`` per evaluation, a ``testcase`` per benchmark (classname = provider),
+    one for the composite and, with a ``gate`` (:func:`assay.core.gate.decide`), one for the gate;
+    failures name what did not pass and why, regressions against the baseline included."""
     suite = ET.Element(
         "testsuite", name=f"assay:{job.get('name', '')}", id=str(job.get("resource", {}).get("id", ""))
     )
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    cases: list[tuple[str, str, float, str, str]] = []
+    cases: list[tuple[str, str, float, str, str, str]] = []
+    regressed = _regressions(gate)
     for status, result in _rows(job):
         outcome, text = _verdict(status, result)
+        kind = "threshold"
+        regression = regressed.get(status.get("benchmark_index"))
+        if regression is not None and outcome in ("passed", "failed"):
+            kind = "regression" if outcome == "passed" else "threshold,regression"
+            text = (
+                regression_text(regression, gate)
+                if outcome == "passed"
+                else f"{text}; {regression_text(regression, gate)}"
+            )
+            outcome = "failed"
         name = f"{status.get('id')}[{status.get('benchmark_index')}]"
-        cases.append((str(status.get("provider_id")), name, _seconds(status), outcome, text))
+        cases.append((str(status.get("provider_id")), name, _seconds(status), outcome, text, kind))
     gate_outcome, gate_text = _gate(job)
-    cases.append(("assay", _GATE, 0.0, gate_outcome, gate_text))
+    cases.append(("assay", _GATE, 0.0, gate_outcome, gate_text, "threshold"))
+    if gate is not None:
+        decision, decision_text = _gate_case(gate)
+        cases.append(("assay", "gate", 0.0, decision, decision_text, "gate"))
     total_time = 0.0
-    for classname, name, seconds, outcome, text in cases:
+    for classname, name, seconds, outcome, text, kind in cases:
         case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{seconds:.3f}")
         counts["tests"] += 1
         total_time += seconds
         if outcome == "failed":
-            ET.SubElement(case, "failure", message=text, type="threshold").text = text
+            ET.SubElement(case, "failure", message=text, type=kind).text = text
             counts["failures"] += 1
         elif outcome == "error":
             ET.SubElement(case, "error", message=text, type="benchmark_failed").text = text
@@ -110,9 +149,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_report(job: Mapping[str, Any]) -> str:
-    """A Markdown summary: the gate decision first, then a row per benchmark."""
+def markdown_report(job: Mapping[str, Any], gate: Mapping[str, Any] | None = None) -> str:
+    """A Markdown summary (a pull-request comment, a check summary): the gate decision first, the
+    baseline and its regressions when there is a ``gate``, then a row per benchmark."""
     gate_outcome, gate_text = _gate(job)
+    if gate is not None:
+        gate_outcome = _gate_case(gate)[0]
     state = job.get("status", {}).get("state")
     lines = [
         f"### {_ICONS[gate_outcome]} Assay evaluation `{_cell(str(job.get('name', '')))}`: {gate_outcome}",
@@ -120,12 +162,26 @@ def markdown_report(job: Mapping[str, Any]) -> str:
         f"Model `{_cell(str(job.get('model', {}).get('name', '')))}`; job `{job.get('resource', {}).get('id', '')}` "
         f"is **{state}**; composite {gate_text}.",
         "",
-        "| | Benchmark | Provider | Result |",
-        "|---|---|---|---|",
     ]
+    regressed = _regressions(gate)
+    if gate is not None:
+        lines.append(f"**{_cell(_gate_case(gate)[1])}**")
+        baseline = gate.get("baseline") or {}
+        if baseline.get("job_id"):
+            version = f" (version `{_cell(str(baseline['version']))}`)" if baseline.get("version") else ""
+            lines.append(
+                f"Baseline: job `{baseline['job_id']}`{version}, chosen as {baseline.get('kind', 'given')}."
+            )
+        elif baseline.get("reason"):
+            lines.append(f"No baseline: {baseline['reason']}.")
+        lines.append("")
+    lines += ["| | Benchmark | Provider | Result |", "|---|---|---|---|"]
     rows: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = _rows(job)
     for status, result in rows:
         outcome, text = _verdict(status, result)
+        regression = regressed.get(status.get("benchmark_index"))
+        if regression is not None:
+            outcome, text = "failed", f"{text}; {regression_text(regression)}"
         lines.append(
             f"| {_ICONS[outcome]} | {_cell(str(status.get('id')))} | {_cell(str(status.get('provider_id')))} "
             f"| {_cell(text)} |"
@@ -133,4 +189,29 @@ def markdown_report(job: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["junit_report", "markdown_report"]
+def commit_status(
+    job: Mapping[str, Any], gate: Mapping[str, Any], *, forge: str, target_url: str, context: str
+) -> dict[str, Any]:
+    """The body to post as a commit status: GitHub (``POST /repos/{o}/{r}/statuses/{sha}``: ``state``,
+    ``description``, ``context``, ``target_url``) or GitLab (``POST /projects/{id}/statuses/{sha}``:
+    ``state``, ``name``, ``description``, ``target_url``). Descriptions fit GitHub's 140 characters."""
+    state = str(job.get("status", {}).get("state"))
+    decision = gate.get("decision")
+    description = summary(gate)
+    if len(description) > 140:
+        description = description[:139] + "…"
+    if forge == "github":
+        github = {"passed": "success", "failed": "failure"}.get(str(decision), "pending")
+        if state == "failed":
+            github = "error"  # the evaluation itself broke, not the model
+        return {"state": github, "description": description, "context": context, "target_url": target_url}
+    if decision == "pending":
+        gitlab = "pending" if state == "pending" else "running"
+    elif state == "cancelled":
+        gitlab = "canceled"
+    else:
+        gitlab = "success" if decision == "passed" else "failed"
+    return {"state": gitlab, "name": context, "description": description, "target_url": target_url}
+
+
+__all__ = ["commit_status", "junit_report", "markdown_report", "regression_text"]

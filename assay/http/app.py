@@ -12,19 +12,33 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from assay import __version__
-from assay.http import catalogue, jobs, ops
+from assay import triggers as trigger_steps
+from assay.http import catalogue, deadletters, jobs, ops, triggers
 from assay.http.errors import install_error_handlers
 from assay.http.middleware import RequestMiddleware
-from assay.lifecycle import Hub, start_function, start_local_hub
+from assay.lifecycle import Exporter, Hub, start_function, start_local_hub
 from assay.settings import Settings
 from assay.store import Database, default_config_dir, migrate, sync_system_catalogue, watch_system_catalogue
 from assay.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
-SUBMIT: Sequence[APIRouter] = (jobs.router, catalogue.router)
-CALLBACK: Sequence[APIRouter] = (jobs.events_router,)
-HUB: Sequence[APIRouter] = (jobs.events_router, jobs.router, catalogue.router)
+SUBMIT: Sequence[APIRouter] = (
+    jobs.router,
+    catalogue.router,
+    triggers.policies_router,
+    triggers.ingress_router,
+)
+# The callback function is also the broker's dead-letter sink (assay/http/deadletters.py says why).
+CALLBACK: Sequence[APIRouter] = (jobs.events_router, deadletters.router)
+HUB: Sequence[APIRouter] = (
+    jobs.events_router,
+    deadletters.router,
+    jobs.router,
+    catalogue.router,
+    triggers.policies_router,
+    triggers.ingress_router,
+)
 
 
 def create_app(
@@ -33,13 +47,15 @@ def create_app(
     *,
     load_catalogue: bool = True,
     lifecycle: Literal["local", "function"] | None = None,
+    exporter: Exporter | None = None,
 ) -> FastAPI:
     """An app serving ``routers`` plus the operations surface over the database in ``settings``.
 
     On start it migrates the schema, starts the lifecycle (``local``: the whole hub in this process
     with its in-process broker, runtime and sweep; ``function``: one Knative function that publishes
     to ``K_SINK``; default by ``settings.mode``) and, with ``load_catalogue``, loads the system
-    catalogue and watches its files. On stop it stops the runtime, then closes the pool.
+    catalogue and watches its files. On stop it stops the runtime, then closes the pool. ``exporter``
+    (built by a caller allowed mlflow and oras: ``assay up``, tests) exports finished jobs.
     """
     kind = lifecycle or ("local" if settings.mode == "local" else "function")
     if not settings.database_url:
@@ -66,10 +82,12 @@ def create_app(
             if settings.config_reload and root.is_dir():
                 watcher = asyncio.create_task(watch_system_catalogue(database.system_catalogue, root, stop))
         hub: Hub = (
-            await start_local_hub(settings, database, metrics)
+            await start_local_hub(settings, database, metrics, exporter=exporter)
             if kind == "local"
-            else start_function(settings, database, with_runtime=False, metrics=metrics)
+            else start_function(settings, database, with_runtime=False, metrics=metrics, exporter=exporter)
         )
+        # Set before the first await: the local hub's first sweep has not run yet.
+        hub.lifecycle.sweep_steps = trigger_steps.sweep_steps(settings)
         app.state.hub = hub
         try:
             yield

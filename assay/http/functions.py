@@ -16,10 +16,12 @@ from starlette.exceptions import HTTPException
 
 from assay.errors import RequestError, TemporaryError
 from assay.events import PoisonEvent
-from assay.lifecycle import Hub, Lifecycle, start_function
+from assay.lifecycle import Exporter, Hub, Lifecycle, start_function
+from assay.lifecycle.hub import RuntimeFactory
 from assay.settings import Settings
 from assay.store import Database, migrate
 from assay.telemetry import configure_logging
+from assay.triggers import sweep_steps
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,17 @@ Handler = Callable[[Lifecycle, CloudEvent], Awaitable[object]]
 class CloudEventHost:
     """Owns one process's hub for a CloudEvent function; ``await host(handler, event)`` runs a handler."""
 
-    def __init__(self, *, with_runtime: bool, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        with_runtime: bool,
+        settings: Settings | None = None,
+        runtime: RuntimeFactory | None = None,
+        exporter: Callable[[Settings], Exporter] | None = None,
+    ) -> None:
         self._with_runtime = with_runtime
+        self._exporter = exporter
+        self._runtime = runtime
         self._settings = settings
         self._hub: Hub | None = None
         self._lock = asyncio.Lock()
@@ -49,7 +60,14 @@ class CloudEventHost:
                     max_size=settings.db_pool_max,
                     timeout=settings.db_connect_timeout,
                 )
-                self._hub = start_function(settings, database, with_runtime=self._with_runtime)
+                self._hub = start_function(
+                    settings,
+                    database,
+                    with_runtime=self._with_runtime,
+                    runtime=self._runtime,
+                    exporter=self._exporter(settings) if self._exporter is not None else None,
+                )
+                self._hub.lifecycle.sweep_steps = sweep_steps(settings)
             return self._hub
 
     async def __call__(self, handler: Handler, event: CloudEvent) -> None:

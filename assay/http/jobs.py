@@ -11,10 +11,12 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from assay import triggers
 from assay.api.jobs import JobRequest, StatusEvent
 from assay.core import Tenant
 from assay.core.compare import Tolerance, compare
-from assay.core.report import junit_report, markdown_report
+from assay.core.gate import decide
+from assay.core.report import commit_status, junit_report, markdown_report
 from assay.core.states import job_progress
 from assay.errors import FieldError, InvalidQuery, InvalidRequest, NotFound
 from assay.http.context import (
@@ -107,6 +109,8 @@ def job_document(record: EvaluationRecord) -> dict[str, Any]:
             "owner": record.owner,
             "created_at": _ts(record.created_at),
             "updated_at": _ts(record.updated_at),
+            # Contract §5.1: the experiment's id belongs to the resource too (the SDK reads it there).
+            "mlflow_experiment_id": record.results.get("mlflow_experiment_id"),
         }
     )
     return {
@@ -125,33 +129,7 @@ def job_document(record: EvaluationRecord) -> dict[str, Any]:
         ),
         "results": results,
         "plan": {
-            "benchmarks": [
-                _without_none(
-                    {
-                        "benchmark_index": p.index,
-                        "provider_id": p.provider_id,
-                        "id": p.id,
-                        "weight": p.weight,
-                        "num_examples": p.num_examples,
-                        "parameters": p.parameters,
-                        "primary_score": _without_none(
-                            {
-                                "metric": p.score.metric,
-                                "lower_is_better": p.score.lower_is_better,
-                                "scale": p.score.scale.model_dump() if p.score.scale else None,
-                            }
-                        )
-                        if p.score.metric
-                        else None,
-                        "pass_criteria": {"threshold": p.score.threshold}
-                        if p.score.threshold is not None
-                        else None,
-                        "timeout_seconds": p.timeout_seconds,
-                        "fingerprint": p.fingerprint,
-                    }
-                )
-                for p in plan.benchmarks
-            ],
+            "benchmarks": [p.document() for p in plan.benchmarks],
             "pass_criteria": {
                 "threshold": plan.composite_threshold,
                 "source": plan.composite_threshold_source,
@@ -291,19 +269,71 @@ async def compare_jobs(job_id: str, request: Request, who: CallerDep) -> dict[st
     return compare(current, baseline, tolerance)
 
 
-@router.get("/jobs/{job_id}/report", dependencies=[Depends(strict_query("format"))])
-async def job_report(job_id: str, request: Request, who: CallerDep) -> Response:
-    """Assay: the evaluation as a JUnit XML report (``format=junit``, the default) or as Markdown."""
-    kind = request.query_params.get("format", "junit")
-    document = job_document(await who.store.evaluations.get(job_id))
-    if kind == "junit":
-        return Response(junit_report(document), media_type="application/xml")
-    if kind == "markdown":
-        return Response(markdown_report(document), media_type="text/markdown; charset=utf-8")
-    raise InvalidQuery(
-        "Query parameter 'format' must be junit or markdown",
-        errors=[FieldError("format", "enum", "must be junit or markdown")],
+_GATE_PARAMS = ("baseline", "max_drop", "relative", "sigma")
+_REPORT_FORMATS = ("junit", "markdown", "github-status", "gitlab-status")
+
+
+async def _gate(request: Request, who: Caller, job_id: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """(job document, gate, whether gating was asked for): the baseline is the one asked for
+    (``baseline=``), else the one the job's evaluation policy names, resolved now by version order; a
+    final decision records the baseline used."""
+    params = request.query_params
+    asked = triggers.GateRequest(
+        baseline=params.get("baseline") or None,
+        max_drop=number(request, "max_drop", 0.0, 0.0) if "max_drop" in params else None,
+        relative=boolean(request, "relative", False) if "relative" in params else None,
+        sigma=number(request, "sigma", 2.0, 0.0) if "sigma" in params else None,
     )
+    document = job_document(await who.store.evaluations.get(job_id))
+    database = lifecycle_of(request).database
+    plan = await triggers.plan_gate(database, who.tenant, job_id, asked)
+    baseline: dict[str, Any] | None = None
+    if plan.baseline_id is not None:
+        try:
+            baseline = job_document(await who.store.evaluations.get(plan.baseline_id))
+        except NotFound:
+            if asked.baseline is not None:
+                raise NotFound(
+                    f"Baseline job {plan.baseline_id!r} does not exist",
+                    errors=[FieldError("baseline", "resource_not_found", "no such job")],
+                ) from None
+            plan.baseline = {**plan.baseline, "reason": "baseline_deleted"}
+    gate = decide(document, baseline, plan.rules, baseline_info=plan.baseline)
+    if baseline is not None and gate["decision"] != "pending":
+        await triggers.record_baseline(database, who.tenant, plan)
+    asked_for = plan.claim is not None or any(name in params for name in _GATE_PARAMS)
+    return document, gate, asked_for
+
+
+@router.get("/jobs/{job_id}/gate", dependencies=[Depends(strict_query(*_GATE_PARAMS))])
+async def job_gate(job_id: str, request: Request, who: CallerDep) -> dict[str, Any]:
+    """Assay: the CI gate of the evaluation: thresholds, the baseline and each regression, and the decision."""
+    return (await _gate(request, who, job_id))[1]
+
+
+@router.get("/jobs/{job_id}/report", dependencies=[Depends(strict_query("format", "context", *_GATE_PARAMS))])
+async def job_report(job_id: str, request: Request, who: CallerDep) -> Response:
+    """Assay: the evaluation for CI: JUnit XML (``format=junit``, the default; regressions against the
+    baseline are failures naming the benchmark), Markdown, or a commit-status body for GitHub or GitLab."""
+    kind = request.query_params.get("format", "junit")
+    if kind not in _REPORT_FORMATS:
+        raise InvalidQuery(
+            f"Query parameter 'format' must be one of {', '.join(_REPORT_FORMATS)}",
+            errors=[FieldError("format", "enum", f"must be one of {', '.join(_REPORT_FORMATS)}")],
+        )
+    document, gate, asked_for = await _gate(request, who, job_id)
+    # Without a policy or gate parameters the composite case stays the gate, as it always was.
+    shown = gate if asked_for else None
+    if kind == "junit":
+        return Response(junit_report(document, shown), media_type="application/xml")
+    if kind == "markdown":
+        return Response(markdown_report(document, shown), media_type="text/markdown; charset=utf-8")
+    target = str(request.url_for("job_report", job_id=job_id).include_query_params(format="markdown"))
+    context = request.query_params.get("context") or f"assay/{document.get('name', job_id)}"
+    status = commit_status(
+        document, gate, forge=kind.removesuffix("-status"), target_url=target, context=context[:255]
+    )
+    return JSONResponse(status)
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=204, response_class=Response)

@@ -1,0 +1,310 @@
+"""Evaluation policies (EvalHub-style CRUD) and the trigger ingress: registry CloudEvents, MLflow, GitHub
+and GitLab webhooks. Every ingress authenticates first (401), names its tenant (``?tenant=``; 403 when
+the tenant is unknown or has no secret), parses (400 naming the field), and only then creates anything:
+202 with the job ids it started, 200 for a duplicate or an event that starts nothing (with the reason)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, cast
+
+from cloudevents.exceptions import GenericException as CloudEventError
+from cloudevents.http import from_http
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from assay.api import CollectionSpec, ProviderSpec
+from assay.api.policies import Policy, PolicyPage, PolicySpec
+from assay.core import Tenant, apply_patch, parse_model
+from assay.errors import FieldError, InvalidJSON, InvalidRequest, NotFound, UnknownTenant
+from assay.http.context import (
+    Caller,
+    boolean,
+    caller,
+    database_of,
+    groups,
+    page_links,
+    paging,
+    settings_of,
+    strict_query,
+)
+from assay.http.jobs import lifecycle_of
+from assay.store import TenantStore
+from assay.store.policies import PolicyRecord, PolicyRepository
+from assay.triggers import (
+    Ignored,
+    ModelVersionEvent,
+    WebhookSecrets,
+    check_policy,
+    ingest,
+    parse_github,
+    parse_gitlab,
+    parse_mlflow,
+    parse_registry_event,
+    verify_github,
+    verify_gitlab,
+    verify_mlflow,
+)
+
+policies_router = APIRouter(prefix="/api/v1/evaluations", tags=["policies"])
+ingress_router = APIRouter(prefix="/api/v1", tags=["triggers"])
+CallerDep = Annotated[Caller, Depends(caller)]
+
+POLICY_PATCHABLE = ("name", "description", "tags", "enabled", "rule", "action", "baseline", "gate")
+
+
+# --- policies -----------------------------------------------------------------------------------------
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _document(record: PolicyRecord) -> dict[str, Any]:
+    resource = {
+        "id": record.id,
+        "tenant": record.tenant,
+        "owner": record.owner,
+        "created_at": _timestamp(record.created_at),
+        "updated_at": _timestamp(record.updated_at),
+    }
+    return {"resource": {k: v for k, v in resource.items() if v is not None}, **record.spec}
+
+
+def _repository(who: Caller, request: Request) -> PolicyRepository:
+    return PolicyRepository(database_of(request).pool, who.tenant)
+
+
+async def _checked(store: TenantStore, request: Request, spec: PolicySpec) -> dict[str, Any]:
+    """The stored document of ``spec``, after checking the collection or benchmarks it runs exist here."""
+    collection: CollectionSpec | None = None
+    provider_ids = {b.provider_id for b in spec.action.benchmarks or []}
+    if spec.action.collection is not None:
+        try:
+            found = await store.collections.get(spec.action.collection.id)
+        except NotFound:
+            found = None
+        if found is not None:
+            collection = CollectionSpec.model_validate(found.spec)
+            provider_ids = {b.provider_id for b in collection.benchmarks}
+    records = await store.providers.get_many(sorted(provider_ids))
+    providers = {pid: ProviderSpec.model_validate(r.spec) for pid, r in records.items()}
+    check_policy(spec, providers=providers, collection=collection, runtime=settings_of(request).runtime)
+    return spec.model_dump(mode="json", exclude_none=True, exclude={"id", "resource"})
+
+
+@policies_router.get(
+    "/policies",
+    response_model=PolicyPage,
+    response_model_exclude_none=True,
+    dependencies=[Depends(strict_query("limit", "offset", "name", "enabled"))],
+)
+async def list_policies(request: Request, who: CallerDep) -> dict[str, Any]:
+    page = paging(request, settings_of(request).catalogue_default_limit)
+    enabled = boolean(request, "enabled", True) if "enabled" in request.query_params else None
+    records, total = await _repository(who, request).list(
+        name=groups(request, "name"), enabled=enabled, limit=page.limit, offset=page.offset
+    )
+    return {
+        **page_links(request, page, total),
+        "limit": page.limit,
+        "total_count": total,
+        "items": [_document(r) for r in records],
+    }
+
+
+@policies_router.post("/policies", status_code=201, response_model=Policy, response_model_exclude_none=True)
+async def create_policy(
+    spec: PolicySpec, request: Request, response: Response, who: CallerDep
+) -> dict[str, Any]:
+    document = await _checked(who.store, request, spec)
+    policy_id = spec.id or str(uuid.uuid4())
+    record = await _repository(who, request).create(policy_id, who.user, document)
+    response.headers["Location"] = f"{policies_router.prefix}/policies/{policy_id}"
+    return _document(record)
+
+
+@policies_router.get("/policies/{policy_id}", response_model=Policy, response_model_exclude_none=True)
+async def get_policy(policy_id: str, request: Request, who: CallerDep) -> dict[str, Any]:
+    return _document(await _repository(who, request).get(policy_id))
+
+
+@policies_router.put("/policies/{policy_id}", response_model=Policy, response_model_exclude_none=True)
+async def replace_policy(
+    policy_id: str, spec: PolicySpec, request: Request, who: CallerDep
+) -> dict[str, Any]:
+    async def replace(_: PolicyRecord) -> dict[str, Any]:
+        return await _checked(who.store, request, spec)
+
+    return _document(await _repository(who, request).update(policy_id, replace))
+
+
+@policies_router.patch("/policies/{policy_id}", response_model=Policy, response_model_exclude_none=True)
+async def patch_policy(
+    policy_id: str,
+    request: Request,
+    who: CallerDep,
+    patch: Annotated[Any, Body(media_type="application/json")],
+) -> dict[str, Any]:
+    async def patched(current: PolicyRecord) -> dict[str, Any]:
+        document = apply_patch(current.spec, patch, POLICY_PATCHABLE)
+        return await _checked(who.store, request, parse_model(PolicySpec, document, what="patched policy"))
+
+    return _document(await _repository(who, request).update(policy_id, patched))
+
+
+@policies_router.delete("/policies/{policy_id}", status_code=204, response_class=Response)
+async def delete_policy(policy_id: str, request: Request, who: CallerDep) -> None:
+    await _repository(who, request).delete(policy_id)
+
+
+# --- ingress ------------------------------------------------------------------------------------------
+
+
+def _secrets(request: Request) -> WebhookSecrets:
+    state = request.app.state
+    if not hasattr(state, "webhook_secrets"):
+        state.webhook_secrets = WebhookSecrets(settings_of(request))
+    return cast(WebhookSecrets, state.webhook_secrets)
+
+
+def _tenant(request: Request, fallback: str | None = None) -> Tenant:
+    """The tenant a delivery names (``?tenant=``; a CloudEvent may carry it instead), else the local default."""
+    settings = settings_of(request)
+    raw = request.query_params.get("tenant") or fallback
+    if not raw:
+        if settings.mode == "cluster":
+            raise UnknownTenant(
+                "The delivery names no tenant: add ?tenant=<tenant> to the webhook URL",
+                errors=[FieldError("tenant", "required", "query parameter missing")],
+            )
+        raw = settings.default_tenant
+    tenant = Tenant(raw.strip())
+    if settings.tenants and tenant.name not in settings.tenants:
+        raise UnknownTenant(f"Tenant {tenant.name!r} is not known to this hub")
+    return tenant
+
+
+def _secret(request: Request, tenant: Tenant, forge: str) -> str:
+    secret = _secrets(request).secret(tenant.name, forge)
+    if secret is None:
+        raise UnknownTenant(
+            f"Tenant {tenant.name!r} has no {forge} webhook secret configured",
+            errors=[FieldError("tenant", "unknown_tenant", f"no {forge} webhook secret for this tenant")],
+        )
+    return secret
+
+
+def _json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidJSON(f"The request body is not valid JSON: {exc}") from None
+
+
+def _required_header(request: Request, *names: str) -> str:
+    for name in names:
+        value = (request.headers.get(name) or "").strip()
+        if value:
+            return value
+    raise InvalidRequest(
+        f"The delivery lacks the {names[0]} header",
+        errors=[FieldError(names[0], "required", "header missing")],
+    )
+
+
+async def _answer(
+    request: Request, tenant: Tenant, source: str, delivery_id: str, parsed: ModelVersionEvent | Ignored
+) -> JSONResponse:
+    outcome = await ingest(lifecycle_of(request), tenant, source, delivery_id, parsed)
+    return JSONResponse(outcome.body(), status_code=outcome.http_status)
+
+
+_QUERY = Depends(strict_query("tenant", "registry"))
+
+
+@ingress_router.post("/webhooks/mlflow", dependencies=[_QUERY])
+async def mlflow_webhook(request: Request) -> JSONResponse:
+    """MLflow 3 model-registry webhooks (``X-MLflow-Signature``, ``-Delivery-Id``, ``-Timestamp``)."""
+    tenant = _tenant(request)
+    secret = _secret(request, tenant, "mlflow")
+    body = await request.body()
+    delivery_id = request.headers.get("x-mlflow-delivery-id")
+    verify_mlflow(
+        secret,
+        signature=request.headers.get("x-mlflow-signature"),
+        delivery_id=delivery_id,
+        timestamp=request.headers.get("x-mlflow-timestamp"),
+        body=body,
+        now=time.time(),
+        tolerance_seconds=settings_of(request).webhook_timestamp_tolerance_seconds,
+    )
+    assert delivery_id is not None  # verified above
+    registry = request.query_params.get("registry") or "mlflow"
+    parsed = parse_mlflow(_json(body), delivery_id=delivery_id, registry=registry)
+    return await _answer(request, tenant, "mlflow", delivery_id, parsed)
+
+
+@ingress_router.post("/webhooks/github", dependencies=[Depends(strict_query("tenant"))])
+async def github_webhook(request: Request) -> JSONResponse:
+    """GitHub webhooks (``X-Hub-Signature-256``; deduplicated on ``X-GitHub-Delivery``)."""
+    tenant = _tenant(request)
+    secret = _secret(request, tenant, "github")
+    body = await request.body()
+    verify_github(secret, signature=request.headers.get("x-hub-signature-256"), body=body)
+    delivery_id = _required_header(request, "X-GitHub-Delivery")
+    event_name = _required_header(request, "X-GitHub-Event")
+    parsed = parse_github(event_name, _json(body), delivery_id=delivery_id, now=datetime.now(UTC))
+    return await _answer(request, tenant, "github", delivery_id, parsed)
+
+
+@ingress_router.post("/webhooks/gitlab", dependencies=[Depends(strict_query("tenant"))])
+async def gitlab_webhook(request: Request) -> JSONResponse:
+    """GitLab webhooks (``X-Gitlab-Token``; deduplicated on ``Idempotency-Key``, which GitLab keeps across
+    retries, else ``X-Gitlab-Webhook-UUID`` / ``X-Gitlab-Event-UUID``)."""
+    tenant = _tenant(request)
+    secret = _secret(request, tenant, "gitlab")
+    verify_gitlab(secret, token=request.headers.get("x-gitlab-token"))
+    body = await request.body()
+    delivery_id = _required_header(request, "Idempotency-Key", "X-Gitlab-Webhook-UUID", "X-Gitlab-Event-UUID")
+    event_name = _required_header(request, "X-Gitlab-Event")
+    parsed = parse_gitlab(
+        event_name,
+        _json(body),
+        delivery_id=delivery_id,
+        instance=request.headers.get("x-gitlab-instance"),
+        now=datetime.now(UTC),
+    )
+    return await _answer(request, tenant, "gitlab", delivery_id, parsed)
+
+
+@ingress_router.post("/events", dependencies=[Depends(strict_query("tenant"))])
+async def registry_event(request: Request) -> JSONResponse:
+    """Registry CloudEvents from a Knative Trigger, binary (``ce-*`` headers) or structured
+    (``application/cloudevents+json``) mode. Not signed: reachable only inside the cluster network."""
+    body = await request.body()
+    try:
+        event = from_http(dict(request.headers), body)
+    except CloudEventError as exc:
+        raise InvalidRequest(
+            f"Not a CloudEvent: {exc}",
+            message_code="invalid_cloudevent",
+            errors=[FieldError("$", "invalid_cloudevent", str(exc))],
+        ) from None
+    data = event.data
+    if isinstance(data, bytes | str):
+        data = _json(data.encode() if isinstance(data, str) else data)
+    extension = event.get("tenant")
+    named = extension if isinstance(extension, str) else None
+    if named is None and isinstance(data, dict) and isinstance(data.get("tenant"), str):
+        named = data["tenant"]
+    tenant = _tenant(request, named)
+    delivery_id = f"{event['source']}#{event['id']}"
+    parsed = parse_registry_event(str(event["type"]), delivery_id, data)
+    return await _answer(request, tenant, "cloudevents", delivery_id, parsed)
+
+
+__all__ = ["ingress_router", "policies_router"]

@@ -1,0 +1,453 @@
+"""Evaluation policies and the triggers' memory in Postgres, always bound to a tenant.
+
+- :class:`PolicyRepository`: the policies CRUD (one tenant's rows, EvalHub list order).
+- :class:`TriggerRepository`: deliveries already handled, model versions seen (metadata merged over
+  events), the claim of one evaluation per (policy, model version), and the Kubeflow poll's cursor.
+  Every "only once" here is a unique constraint, so concurrent duplicate deliveries are safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import errors
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from assay.core import Tenant
+from assay.errors import InvalidRequest, NotFound
+
+_COLUMNS = "id, tenant, owner, spec, created_at, updated_at"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRecord:
+    id: str
+    tenant: str
+    owner: str | None
+    spec: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class PolicyRepository:
+    """One tenant's policies."""
+
+    def __init__(self, pool: AsyncConnectionPool, tenant: Tenant) -> None:
+        self._pool = pool
+        self._tenant = tenant
+
+    async def list(
+        self, *, name: Sequence[Sequence[str]] = (), enabled: bool | None = None, limit: int, offset: int
+    ) -> tuple[list[PolicyRecord], int]:
+        where = ["tenant = %s"]
+        params: list[Any] = [self._tenant.name]
+        for group in name:
+            where.append("spec->>'name' = ANY(%s)")
+            params.append(list(group))
+        if enabled is not None:
+            where.append("coalesce((spec->>'enabled')::boolean, true) = %s")
+            params.append(enabled)
+        clause = " AND ".join(where)
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(f"SELECT count(*) AS n FROM policies WHERE {clause}", params)
+            total = int((await cur.fetchone() or {"n": 0})["n"])
+            await cur.execute(
+                f"SELECT {_COLUMNS} FROM policies WHERE {clause} ORDER BY created_at, seq LIMIT %s OFFSET %s",
+                [*params, limit, offset],
+            )
+            rows = await cur.fetchall()
+        return [PolicyRecord(**row) for row in rows], total
+
+    async def enabled(self) -> Sequence[PolicyRecord]:
+        records, _ = await self.list(enabled=True, limit=10_000, offset=0)
+        return records
+
+    async def get(self, policy_id: str) -> PolicyRecord:
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"SELECT {_COLUMNS} FROM policies WHERE tenant = %s AND id = %s",
+                [self._tenant.name, policy_id],
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"policy {policy_id!r} does not exist")
+        return PolicyRecord(**row)
+
+    async def create(self, policy_id: str, owner: str | None, spec: dict[str, Any]) -> PolicyRecord:
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            try:
+                await cur.execute(
+                    f"INSERT INTO policies (tenant, id, owner, spec) VALUES (%s, %s, %s, %s) RETURNING {_COLUMNS}",
+                    [self._tenant.name, policy_id, owner, Jsonb(spec)],
+                )
+            except errors.UniqueViolation:
+                raise InvalidRequest(
+                    f"a policy with id {policy_id!r} already exists", message_code="policy_id_not_unique"
+                ) from None
+            row = await cur.fetchone()
+        assert row is not None
+        return PolicyRecord(**row)
+
+    async def update(
+        self, policy_id: str, change: Callable[[PolicyRecord], Awaitable[dict[str, Any]]]
+    ) -> PolicyRecord:
+        """Replace the policy with ``await change(current)`` under a row lock."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"SELECT {_COLUMNS} FROM policies WHERE tenant = %s AND id = %s FOR UPDATE",
+                [self._tenant.name, policy_id],
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFound(f"policy {policy_id!r} does not exist")
+            spec = await change(PolicyRecord(**row))
+            await cur.execute(
+                "UPDATE policies SET spec = %s, updated_at = clock_timestamp() WHERE tenant = %s AND id = %s"
+                f" RETURNING {_COLUMNS}",
+                [Jsonb(spec), self._tenant.name, policy_id],
+            )
+            updated = await cur.fetchone()
+        assert updated is not None
+        return PolicyRecord(**updated)
+
+    async def delete(self, policy_id: str) -> None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM policies WHERE tenant = %s AND id = %s", [self._tenant.name, policy_id]
+            )
+        if not cur.rowcount:
+            raise NotFound(f"policy {policy_id!r} does not exist")
+
+
+@dataclass(frozen=True, slots=True)
+class VersionKey:
+    """A model version as a registry names it."""
+
+    source: str
+    registry: str
+    model_name: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeenVersion:
+    """A model version with its metadata merged over every event about it."""
+
+    key: VersionKey
+    version_sort: str
+    tags: dict[str, str]
+    aliases: list[str]
+    stage: str | None
+    endpoint: str | None
+    uri: str | None
+    registry_updated: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyEvaluation:
+    """The claim of one evaluation of a model version by a policy."""
+
+    policy_id: str
+    key: VersionKey
+    version_sort: str
+    request: dict[str, Any]
+    policy: dict[str, Any]
+    evaluation_id: str | None
+    error: dict[str, Any] | None
+    baseline_evaluation_id: str | None
+    created_at: datetime
+
+
+def _seen(row: dict[str, Any]) -> SeenVersion:
+    return SeenVersion(
+        key=VersionKey(row["source"], row["registry"], row["model_name"], row["version"]),
+        version_sort=row["version_sort"],
+        tags=dict(row["tags"]),
+        aliases=list(row["aliases"]),
+        stage=row["stage"],
+        endpoint=row["endpoint"],
+        uri=row["uri"],
+        registry_updated=row["registry_updated"],
+    )
+
+
+def _claim(row: dict[str, Any]) -> PolicyEvaluation:
+    return PolicyEvaluation(
+        policy_id=row["policy_id"],
+        key=VersionKey(row["source"], row["registry"], row["model_name"], row["version"]),
+        version_sort=row["version_sort"],
+        request=row["request"],
+        policy=row["policy"],
+        evaluation_id=row["evaluation_id"],
+        error=row["error"],
+        baseline_evaluation_id=row["baseline_evaluation_id"],
+        created_at=row["created_at"],
+    )
+
+
+_KEY_WHERE = "tenant = %s AND source = %s AND registry = %s AND model_name = %s"
+
+
+class TriggerRepository:
+    """What one tenant's triggers remember."""
+
+    def __init__(self, pool: AsyncConnectionPool, tenant: Tenant) -> None:
+        self._pool = pool
+        self._tenant = tenant
+
+    def _key(self, key: VersionKey) -> list[Any]:
+        return [self._tenant.name, key.source, key.registry, key.model_name]
+
+    # --- deliveries ---------------------------------------------------------------------------------
+
+    async def delivery(self, source: str, delivery_id: str) -> dict[str, Any] | None:
+        """The answer recorded for an earlier delivery with this id, or None."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT outcome FROM trigger_deliveries WHERE tenant = %s AND source = %s AND delivery_id = %s",
+                [self._tenant.name, source, delivery_id],
+            )
+            row = await cur.fetchone()
+        return dict(row[0]) if row is not None else None
+
+    async def record_delivery(self, source: str, delivery_id: str, outcome: dict[str, Any]) -> bool:
+        """Remember a handled delivery; False when a concurrent copy of it was recorded first."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO trigger_deliveries (tenant, source, delivery_id, outcome) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                [self._tenant.name, source, delivery_id, Jsonb(outcome)],
+            )
+        return cur.rowcount > 0
+
+    # --- model versions -----------------------------------------------------------------------------
+
+    async def merge_version(
+        self,
+        key: VersionKey,
+        version_sort: str,
+        *,
+        tags: dict[str, str],
+        aliases: Sequence[str],
+        stage: str | None,
+        endpoint: str | None,
+        uri: str | None,
+        registry_updated: str | None = None,
+        exclusive_aliases: bool = False,
+    ) -> SeenVersion:
+        """Insert or merge what an event says about a version (tags merged, aliases added, stage, endpoint
+        and uri overwritten when given). With ``exclusive_aliases`` an alias moves: the model's other
+        versions lose it (MLflow: an alias names exactly one version)."""
+        async with self._pool.connection() as conn, conn.transaction():
+            if exclusive_aliases and aliases:
+                await conn.execute(
+                    "UPDATE model_versions SET aliases = ("
+                    " SELECT coalesce(jsonb_agg(a), '[]'::jsonb) FROM jsonb_array_elements_text(aliases) a"
+                    " WHERE NOT (a = ANY(%s))), updated_at = now()"
+                    f" WHERE {_KEY_WHERE} AND version <> %s AND aliases ?| %s",
+                    [list(aliases), *self._key(key), key.version, list(aliases)],
+                )
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "INSERT INTO model_versions AS mv (tenant, source, registry, model_name, version, version_sort,"
+                " tags, aliases, stage, endpoint, uri, registry_updated)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (tenant, source, registry, model_name, version) DO UPDATE SET"
+                " tags = mv.tags || EXCLUDED.tags,"
+                " aliases = (SELECT coalesce(jsonb_agg(DISTINCT a), '[]'::jsonb) FROM ("
+                "   SELECT jsonb_array_elements_text(mv.aliases) a"
+                "   UNION SELECT jsonb_array_elements_text(EXCLUDED.aliases)) s),"
+                " stage = coalesce(EXCLUDED.stage, mv.stage),"
+                " endpoint = coalesce(EXCLUDED.endpoint, mv.endpoint),"
+                " uri = coalesce(EXCLUDED.uri, mv.uri),"
+                " registry_updated = coalesce(EXCLUDED.registry_updated, mv.registry_updated),"
+                " updated_at = now()"
+                " RETURNING *",
+                [
+                    *self._key(key),
+                    key.version,
+                    version_sort,
+                    Jsonb(tags),
+                    Jsonb(sorted(set(aliases))),
+                    stage,
+                    endpoint,
+                    uri,
+                    registry_updated,
+                ],
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return _seen(row)
+
+    async def seen_version(self, key: VersionKey) -> SeenVersion | None:
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"SELECT * FROM model_versions WHERE {_KEY_WHERE} AND version = %s",
+                [*self._key(key), key.version],
+            )
+            row = await cur.fetchone()
+        return _seen(row) if row is not None else None
+
+    async def version_with_alias(self, key: VersionKey, alias: str) -> SeenVersion | None:
+        """The version of ``key``'s model that holds ``alias`` now (the newest, should several)."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"SELECT * FROM model_versions WHERE {_KEY_WHERE} AND aliases ? %s"
+                " ORDER BY updated_at DESC LIMIT 1",
+                [*self._key(key), alias],
+            )
+            row = await cur.fetchone()
+        return _seen(row) if row is not None else None
+
+    # --- one evaluation per (policy, version) --------------------------------------------------------
+
+    async def claim(
+        self,
+        policy_id: str,
+        key: VersionKey,
+        version_sort: str,
+        request: dict[str, Any],
+        policy: dict[str, Any],
+    ) -> tuple[PolicyEvaluation, bool]:
+        """Claim the evaluation of ``key`` by ``policy_id``; returns the claim (an earlier one wins, with
+        its frozen request) and whether this call made it."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "INSERT INTO policy_evaluations (tenant, policy_id, source, registry, model_name, version,"
+                " version_sort, request, policy) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING RETURNING *",
+                [
+                    self._tenant.name,
+                    policy_id,
+                    key.source,
+                    key.registry,
+                    key.model_name,
+                    key.version,
+                    version_sort,
+                    Jsonb(request),
+                    Jsonb(policy),
+                ],
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                return _claim(row), True
+            await cur.execute(
+                f"SELECT * FROM policy_evaluations WHERE policy_id = %s AND {_KEY_WHERE} AND version = %s",
+                [policy_id, *self._key(key), key.version],
+            )
+            existing = await cur.fetchone()
+        assert existing is not None  # claims are never deleted
+        return _claim(existing), False
+
+    async def settle_claim(
+        self, claim: PolicyEvaluation, *, evaluation_id: str | None, error: dict[str, Any] | None
+    ) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE policy_evaluations SET evaluation_id = coalesce(evaluation_id, %s), error = %s"
+                f" WHERE policy_id = %s AND {_KEY_WHERE} AND version = %s",
+                [
+                    evaluation_id,
+                    Jsonb(error) if error else None,
+                    claim.policy_id,
+                    *self._key(claim.key),
+                    claim.key.version,
+                ],
+            )
+
+    async def by_evaluation(self, evaluation_id: str) -> PolicyEvaluation | None:
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT * FROM policy_evaluations WHERE tenant = %s AND evaluation_id = %s",
+                [self._tenant.name, evaluation_id],
+            )
+            row = await cur.fetchone()
+        return _claim(row) if row is not None else None
+
+    async def previous(self, claim: PolicyEvaluation) -> PolicyEvaluation | None:
+        """The policy's evaluation of the highest version below ``claim``'s, by version order."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"SELECT * FROM policy_evaluations WHERE policy_id = %s AND {_KEY_WHERE}"
+                " AND version_sort < %s AND evaluation_id IS NOT NULL ORDER BY version_sort DESC LIMIT 1",
+                [claim.policy_id, *self._key(claim.key), claim.version_sort],
+            )
+            row = await cur.fetchone()
+        return _claim(row) if row is not None else None
+
+    async def of_version(self, policy_id: str, key: VersionKey) -> PolicyEvaluation | None:
+        """An evaluation of ``key``: ``policy_id``'s own, else the newest by any policy."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"SELECT * FROM policy_evaluations WHERE {_KEY_WHERE} AND version = %s"
+                " AND evaluation_id IS NOT NULL ORDER BY (policy_id = %s) DESC, created_at DESC LIMIT 1",
+                [*self._key(key), key.version, policy_id],
+            )
+            row = await cur.fetchone()
+        return _claim(row) if row is not None else None
+
+    async def record_baseline(self, claim: PolicyEvaluation, baseline_evaluation_id: str) -> str:
+        """Record the baseline the gate used (the first decision stays); returns the recorded one."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE policy_evaluations SET baseline_evaluation_id = coalesce(baseline_evaluation_id, %s)"
+                f" WHERE policy_id = %s AND {_KEY_WHERE} AND version = %s RETURNING baseline_evaluation_id",
+                [baseline_evaluation_id, claim.policy_id, *self._key(claim.key), claim.key.version],
+            )
+            row = await cur.fetchone()
+        return str(row[0]) if row is not None else baseline_evaluation_id
+
+    async def unsettled(self) -> list[PolicyEvaluation]:
+        """Claims whose job is not committed yet (a crash between claim and submit, or a refused submit)."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT * FROM policy_evaluations WHERE tenant = %s AND evaluation_id IS NULL ORDER BY created_at",
+                [self._tenant.name],
+            )
+            rows = await cur.fetchall()
+        return [_claim(r) for r in rows]
+
+    # --- the Kubeflow poll --------------------------------------------------------------------------
+
+    async def poll_cursor(self, registry: str) -> str | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT cursor FROM registry_poll_state WHERE tenant = %s AND registry = %s",
+                [self._tenant.name, registry],
+            )
+            row = await cur.fetchone()
+        return str(row[0]) if row is not None else None
+
+    async def set_poll_cursor(self, registry: str, cursor: str) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO registry_poll_state (tenant, registry, cursor) VALUES (%s, %s, %s)"
+                " ON CONFLICT (tenant, registry) DO UPDATE SET cursor = EXCLUDED.cursor, polled_at = now()",
+                [self._tenant.name, registry, cursor],
+            )
+
+
+__all__ = [
+    "PolicyEvaluation",
+    "PolicyRecord",
+    "PolicyRepository",
+    "SeenVersion",
+    "TriggerRepository",
+    "VersionKey",
+]
