@@ -10,13 +10,24 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "assay"
+
+
+class KubeflowRegistry(BaseModel):
+    """A Kubeflow Model Registry whose new model versions the sweep looks for (it emits no events)."""
+
+    url: str = Field(
+        description="Base URL of its REST API (the `/api/model_registry/v1alpha3` prefix is added)."
+    )
+    tenant: str = Field(description="The tenant whose policies its versions go through.")
+    name: str | None = Field(None, description="The registry name policies match on; default the URL.")
+    token_file: Path | None = Field(None, description="A bearer token file (a projected token).")
 
 
 class Settings(BaseSettings):
@@ -79,9 +90,83 @@ class Settings(BaseSettings):
         description="URL adapters use to reach this hub's callback route (`callback_url` in job.json). "
         "Default `http://<host>:<port>`; in cluster mode, the callback function's URL.",
     )
-    runtime: Literal["local"] = Field(
+    runtime: Literal["local", "kubernetes"] = Field(
         "local",
-        description="Where benchmarks run: `local` runs each provider's `runtime.local.command` as a subprocess.",
+        description="Where benchmarks run: `local` runs each provider's `runtime.local.command` as a subprocess; "
+        "`kubernetes` runs each benchmark group as a Kueue-queued Job (`docs/cluster.md`).",
+    )
+    k8s_api_url: str | None = Field(
+        None,
+        description="Kubernetes runtime: API server URL used without credentials (e.g. `kubectl proxy`). "
+        "Unset: `k8s_kubeconfig`, else the in-cluster service account.",
+    )
+    k8s_kubeconfig: Path | None = Field(
+        None,
+        description="Kubernetes runtime: kubeconfig file to use instead of the in-cluster service account.",
+    )
+    k8s_namespace_template: str = Field(
+        "{tenant}",
+        description="Kubernetes runtime: the namespace of a tenant's Jobs (`{tenant}` is replaced): one per tenant.",
+    )
+    k8s_local_queue: str = Field(
+        "assay",
+        description="Kubernetes runtime: the Kueue LocalQueue of a tenant's namespace used when neither the "
+        "benchmark, the job nor a hardware profile names one.",
+    )
+    k8s_hardware_profile_queues: dict[str, str] = Field(
+        default_factory=dict,
+        description="Kubernetes runtime: LocalQueue per `hardware_config.hardware_profile_name` (JSON object).",
+    )
+    k8s_priority_classes: dict[str, str] = Field(
+        default_factory=lambda: {
+            "ci": "assay-ci-gate",
+            "registry": "assay-registry",
+            "user": "assay-interactive",
+            "sweep": "assay-sweep",
+        },
+        description="Kubernetes runtime: Kueue WorkloadPriorityClass per trigger (`custom.trigger` of the job: "
+        "`ci`, `registry`, `sweep`; anything else is `user`), JSON object; a trigger absent here gets none.",
+    )
+    k8s_sidecar_image: str = Field(
+        "ghcr.io/assay-evals/sidecar:0.1.0",
+        min_length=1,
+        description="Kubernetes runtime: the sidecar image (fully qualified; pin a digest in production).",
+    )
+    k8s_image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field(
+        "IfNotPresent",
+        description="Kubernetes runtime: pull policy of the sidecar, and of adapters whose provider sets none.",
+    )
+    k8s_service_account: str | None = Field(
+        None,
+        description="Kubernetes runtime: ServiceAccount of the Job pods (its token reaches only the sidecar).",
+    )
+    k8s_ttl_seconds_after_finished: int = Field(
+        3600, ge=0, description="Kubernetes runtime: seconds a finished Job (and its pods) is kept."
+    )
+    k8s_admission_timeout_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Kubernetes runtime: a benchmark whose Kueue Workload is not admitted this long after it was "
+        "queued (or re-queued) fails with `workload_inadmissible`.",
+    )
+    k8s_image_pull_grace_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="Kubernetes runtime: how long a pod may stay in ImagePullBackOff before the benchmark fails.",
+    )
+    k8s_unschedulable_grace_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="Kubernetes runtime: how long an admitted pod may stay unschedulable before the benchmark fails.",
+    )
+    k8s_result_grace_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Kubernetes runtime: how long after its pod ended a benchmark's terminal event may still arrive "
+        "(through the sidecar's buffer) before it fails with `pod_lost_without_result`.",
+    )
+    k8s_max_parallel_requests: int = Field(
+        8, ge=1, description="Kubernetes runtime: most Kubernetes API calls in flight at once per process."
     )
     local_max_parallel: int = Field(
         4, ge=1, description="Most benchmark processes the local runtime runs at once."
@@ -133,8 +218,66 @@ class Settings(BaseSettings):
         "auto", description="`json` lines, human `text`, or `auto` (text on a terminal, JSON otherwise)."
     )
     log_level: str = Field("INFO", description="Python log level name.")
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "ASSAY_MLFLOW_TRACKING_URI"),
+        description="MLflow tracking server (`MLFLOW_TRACKING_URI`). Set: jobs may name an `experiment` and each "
+        "finished evaluation is logged there (`docs/exports.md`); unset: `experiment` is a 400. Token and CA "
+        "come from MLflow's own `MLFLOW_TRACKING_TOKEN` / `MLFLOW_TRACKING_SERVER_CERT_PATH`.",
+    )
+    mlflow_ui_url: str | None = Field(
+        None,
+        description="Browser URL of the MLflow UI for `results.mlflow_experiment_url` (default: the tracking URI).",
+    )
+    oci_auth_config_path: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("OCI_AUTH_CONFIG_PATH", "ASSAY_OCI_AUTH_CONFIG_PATH"),
+        description="Docker config (`auths`) with registry credentials for OCI exports; a Kubernetes "
+        "`dockerconfigjson` Secret mounted as a file is the same thing. Unset: anonymous pushes.",
+    )
+    oci_insecure_registries: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated registry hosts (`host:port`) reached over plain HTTP; every other "
+        "registry over HTTPS.",
+    )
+    oci_ca_cert_path: Path | None = Field(
+        None, description="CA bundle for HTTPS registries (default: the system's trust store)."
+    )
+    oci_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one registry request.")
+    export_max_attempts: int = Field(
+        8, ge=1, description="Attempts per export (MLflow, OCI) before it is marked `abandoned`."
+    )
+    export_backoff_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Delay before the sweep retries a failed export; doubled per attempt up to "
+        "`ASSAY_EXPORT_BACKOFF_MAX_SECONDS`.",
+    )
+    export_backoff_max_seconds: float = Field(
+        3600.0, ge=0, description="Longest delay between two attempts of one export."
+    )
+    webhook_secrets: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='Webhook secrets per tenant, JSON: `{"team-a": {"github": "...", "gitlab": "...", '
+        '"mlflow": "..."}}`; a tenant without a secret for a forge gets 403 (`docs/triggers.md`).',
+    )
+    webhook_secrets_file: Path | None = Field(
+        None,
+        description="A YAML or JSON file with the same mapping as `ASSAY_WEBHOOK_SECRETS` (a mounted Secret); "
+        "re-read when it changes, and it wins over the variable for the tenants it names.",
+    )
+    webhook_timestamp_tolerance_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="MLflow webhooks whose `X-MLflow-Timestamp` is further than this from now are refused (401).",
+    )
+    kubeflow_registries: list[KubeflowRegistry] = Field(
+        default_factory=list,
+        description="Kubeflow Model Registries the sweep polls for new versions, JSON: "
+        '`[{"url": "http://model-registry.kubeflow:8080", "tenant": "team-a", "token_file": null}]`.',
+    )
 
-    @field_validator("tenants", mode="before")
+    @field_validator("tenants", "oci_insecure_registries", mode="before")
     @classmethod
     def _split_tenants(cls, value: object) -> object:
         if isinstance(value, str):
@@ -144,10 +287,19 @@ class Settings(BaseSettings):
     def callback_base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
-    @field_validator("data_dir", "config_dir", "model_cache_dir", mode="after")
+    @field_validator("k8s_namespace_template", mode="after")
+    @classmethod
+    def _names_tenant(cls, value: str) -> str:
+        if "{tenant}" not in value:
+            raise ValueError("must contain {tenant}: every tenant gets its own namespace")
+        return value
+
+    @field_validator(
+        "data_dir", "config_dir", "model_cache_dir", "k8s_kubeconfig", "oci_auth_config_path", mode="after"
+    )
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
 
 
-__all__ = ["Settings"]
+__all__ = ["KubeflowRegistry", "Settings"]
