@@ -140,6 +140,16 @@ class Settings(BaseSettings):
         None,
         description="Kubernetes runtime: ServiceAccount of the Job pods (its token reaches only the sidecar).",
     )
+    k8s_mlflow_token_audience: str | None = Field(
+        None,
+        description="Kubernetes runtime: audience of the projected service-account token the sidecar presents to "
+        "MLflow (`MLFLOW_TRACKING_URI`, proxied for adapters); unset: the API server's default audience.",
+    )
+    k8s_mlflow_ca_config_map: str | None = Field(
+        None,
+        description="Kubernetes runtime: ConfigMap (key `ca.crt`) in the tenant's namespace with the CA of an HTTPS "
+        "MLflow; mounted into the sidecar only.",
+    )
     k8s_ttl_seconds_after_finished: int = Field(
         3600, ge=0, description="Kubernetes runtime: seconds a finished Job (and its pods) is kept."
     )

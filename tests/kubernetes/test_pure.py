@@ -3,6 +3,7 @@ and the test API server's own strictness (a test server that accepted anything w
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from adapters.sidecar import SidecarConfig
 from assay.core.plan import FrozenRuntime, PlannedBenchmark
 from assay.runtimes.kubernetes import WatchLimits, build_launch, job_name, judge
 from assay.runtimes.kubernetes.objects import (
@@ -212,3 +214,67 @@ def test_the_test_api_server_is_strict(k8s_api: tuple[TestApiServer, str]) -> No
         core.read_namespaced_config_map("nope", "t")
     assert missing.value.status == 404
     client.close()
+
+
+def test_mlflow_and_registry_credentials_are_mounted_into_the_sidecar_only() -> None:
+    settings = Settings(
+        mlflow_tracking_uri="https://mlflow.example:5000",
+        k8s_mlflow_token_audience="mlflow",
+        k8s_mlflow_ca_config_map="mlflow-ca",
+        oci_insecure_registries="registry.local:5000",
+    )
+    oci = {"coordinates": {"oci_host": "registry.local:5000", "oci_repository": "evals"}}
+    objects = build_launch(
+        evaluation_id=str(uuid.uuid4()),
+        tenant="team-a",
+        request={
+            "model": {"url": "", "name": "m"},
+            "exports": {"oci": {**oci, "k8s": {"connection": "push"}}},
+        },
+        runs=[(_planned(), 1)],
+        settings=settings,
+        timeout_seconds=60,
+    )
+    schemas = K8sSchemas.load()
+    schemas.validate(objects.job)
+    schemas.validate(objects.config_map)
+    pod = objects.job["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["oci-credentials"]["secret"] == {
+        "secretName": "push",
+        "items": [{"key": ".dockerconfigjson", "path": "config.json"}],
+    }
+    token = volumes["mlflow-token"]["projected"]["sources"][0]["serviceAccountToken"]
+    assert token["audience"] == "mlflow" and token["expirationSeconds"] == 3600
+    sidecar, adapter = pod["initContainers"][0], pod["containers"][0]
+    sidecar_mounts = {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]}
+    adapter_mounts = {m["name"]: m["mountPath"] for m in adapter["volumeMounts"]}
+    assert sidecar_mounts["oci-credentials"] == "/etc/evalhub/.docker"
+    assert sidecar_mounts["mlflow-token"] == "/var/run/secrets/mlflow"
+    assert sidecar_mounts["mlflow-ca"] == "/etc/evalhub/mlflow-ca"
+    assert sidecar_mounts["shared"] == adapter_mounts["shared"] == "/shared"  # contract §13.4
+    assert not {"oci-credentials", "mlflow-token", "mlflow-ca", "hub-token"} & set(adapter_mounts)
+
+    # The sidecar reads exactly these paths: its own config model accepts the file and points at the mounts.
+    config = SidecarConfig.model_validate(json.loads(objects.config_map["data"]["sidecar_config.json"]))
+    assert config.mlflow.tracking_uri == "https://mlflow.example:5000"
+    assert str(config.mlflow.token_path) == "/var/run/secrets/mlflow/token"
+    assert str(config.mlflow.ca_cert_path) == "/etc/evalhub/mlflow-ca/ca.crt"
+    assert config.mlflow.workspace == "team-a"
+    assert str(config.oci.docker_config_path) == "/etc/evalhub/.docker/config.json"
+    assert config.oci.plain_http is True  # the hub's insecure registries reach the sidecar
+
+
+def test_without_mlflow_or_oci_exports_no_credentials_are_mounted() -> None:
+    objects = build_launch(
+        evaluation_id=str(uuid.uuid4()),
+        tenant="team-a",
+        request={"model": {"url": "", "name": "m"}},
+        runs=[(_planned(), 1)],
+        settings=Settings(),
+        timeout_seconds=60,
+    )
+    names = {v["name"] for v in objects.job["spec"]["template"]["spec"]["volumes"]}
+    assert names == {"job-spec", "data", "shared", "pod-namespace", "hub-token"}
+    config = SidecarConfig.model_validate(json.loads(objects.config_map["data"]["sidecar_config.json"]))
+    assert config.mlflow.tracking_uri == "" and config.mlflow.token_path is None

@@ -45,6 +45,9 @@ ADAPTER = "adapter"
 SIDECAR = "sidecar"
 MODEL_SECRET_MOUNT = "/var/run/secrets/model"
 HUB_TOKEN_DIR = "/var/run/secrets/assay"
+MLFLOW_TOKEN_DIR = "/var/run/secrets/mlflow"  # contract §15.3 (mlflow-token)
+MLFLOW_CA_DIR = "/etc/evalhub/mlflow-ca"
+OCI_CONFIG_DIR = "/etc/evalhub/.docker"  # the sidecar's default docker_config_path lies in it
 _REF_KEYS = ("api-key",)
 _MAX_NAME = 52  # a Job's pods are named <job>-<5 characters>, and a pod name must stay a 63-character label
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -198,6 +201,57 @@ def _model_urls(request: Mapping[str, Any]) -> tuple[str, str | None]:
     return url, urlunsplit(("http", f"localhost:{SIDECAR_PORT}", parts.path, parts.query, ""))
 
 
+def _projected_token(name: str, audience: str | None = None) -> dict[str, Any]:
+    token: dict[str, Any] = {"path": "token", "expirationSeconds": 3600}
+    if audience:
+        token["audience"] = audience
+    return {"name": name, "projected": {"sources": [{"serviceAccountToken": token}]}}
+
+
+def _oci_connection(request: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(the job's OCI registry host, the dockerconfigjson Secret named by ``exports.oci.k8s.connection``)."""
+    oci = (request.get("exports") or {}).get("oci") or {}
+    host = (oci.get("coordinates") or {}).get("oci_host")
+    connection = (oci.get("k8s") or {}).get("connection")
+    return (str(host) if host else None, str(connection) if connection else None)
+
+
+def _exports_wiring(
+    request: Mapping[str, Any], settings: Settings, namespace: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The sidecar's ``mlflow`` and ``oci`` config sections, with the volumes and sidecar mounts they need.
+
+    Only the sidecar holds these credentials (contract §14): the adapter reaches MLflow and the registry
+    through it, unauthenticated on loopback.
+    """
+    mlflow: dict[str, Any] = {"workspace": namespace}
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if settings.mlflow_tracking_uri:
+        mlflow.update(tracking_uri=settings.mlflow_tracking_uri, token_path=f"{MLFLOW_TOKEN_DIR}/token")
+        volumes.append(_projected_token("mlflow-token", settings.k8s_mlflow_token_audience))
+        mounts.append({"name": "mlflow-token", "mountPath": MLFLOW_TOKEN_DIR, "readOnly": True})
+        if settings.k8s_mlflow_ca_config_map:
+            mlflow["ca_cert_path"] = f"{MLFLOW_CA_DIR}/ca.crt"
+            items = [{"key": "ca.crt", "path": "ca.crt"}]
+            volumes.append(
+                {
+                    "name": "mlflow-ca",
+                    "configMap": {"name": settings.k8s_mlflow_ca_config_map, "items": items},
+                }
+            )
+            mounts.append({"name": "mlflow-ca", "mountPath": MLFLOW_CA_DIR, "readOnly": True})
+    sections: dict[str, Any] = {"mlflow": mlflow}
+    host, connection = _oci_connection(request)
+    if host:
+        sections["oci"] = {"plain_http": host in settings.oci_insecure_registries}
+    if connection:
+        items = [{"key": ".dockerconfigjson", "path": "config.json"}]
+        volumes.append({"name": "oci-credentials", "secret": {"secretName": connection, "items": items}})
+        mounts.append({"name": "oci-credentials", "mountPath": OCI_CONFIG_DIR, "readOnly": True})
+    return sections, volumes, mounts
+
+
 def build_launch(
     *,
     evaluation_id: str,
@@ -227,6 +281,7 @@ def build_launch(
     )
     model = request.get("model") or {}
     secret_ref = (model.get("auth") or {}).get("secret_ref") if isinstance(model, Mapping) else None
+    exports_config, exports_volumes, exports_mounts = _exports_wiring(request, settings, namespace)
     sidecar_config: dict[str, Any] = {
         "base_url": SIDECAR_URL,
         "local_mode": False,
@@ -235,7 +290,7 @@ def build_launch(
             "base_url": settings.callback_base_url(),
             "token_path": f"{HUB_TOKEN_DIR}/token",
         },
-        "mlflow": {"workspace": namespace},
+        **exports_config,
         "model": {
             "url": real_model_url,
             "name": str(model.get("name") or ""),
@@ -286,6 +341,7 @@ def build_launch(
     adapter_mounts = [
         {"name": "job-spec", "mountPath": "/meta/job.json", "subPath": "job.json", "readOnly": True},
         {"name": "data", "mountPath": "/data"},
+        {"name": "shared", "mountPath": "/shared"},
         {
             "name": "pod-namespace",
             "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
@@ -295,11 +351,14 @@ def build_launch(
     sidecar_mounts = [
         {"name": "job-spec", "mountPath": "/meta", "readOnly": True},
         {"name": "data", "mountPath": "/data"},
+        {"name": "shared", "mountPath": "/shared"},
         {"name": "hub-token", "mountPath": HUB_TOKEN_DIR, "readOnly": True},
+        *exports_mounts,
     ]
     volumes: list[dict[str, Any]] = [
         {"name": "job-spec", "configMap": {"name": config_name}},
         {"name": "data", "emptyDir": {}},
+        {"name": "shared", "emptyDir": {}},
         {
             "name": "pod-namespace",
             "projected": {
@@ -312,10 +371,8 @@ def build_launch(
                 ]
             },
         },
-        {
-            "name": "hub-token",
-            "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}]},
-        },
+        _projected_token("hub-token"),
+        *exports_volumes,
     ]
     if secret_ref:
         volumes.append({"name": "model-auth", "secret": {"secretName": str(secret_ref)}})
