@@ -112,7 +112,7 @@ class _Sidecar:
         try:
             yield
         finally:
-            if not config.local_mode:
+            if not config.local_mode and config.report_undelivered:
                 self._report_undelivered()
             left = await self.events.flush(config.shutdown_timeout)
             logger.info(

@@ -140,6 +140,9 @@ class SidecarConfig(_Section):
     local_mode: bool = False
     job_spec_path: Path = Path("/meta/job.json")  # Assay: pod mode reads the job's benchmarks and model here
     shutdown_timeout: Duration = 20.0  # Assay: how long SIGTERM waits for buffered events to be delivered
+    # Assay: at shutdown in pod mode, report benchmarks without a terminal event as failed. Assay's own pods
+    # turn it off: the hub's watcher sees why the adapter ended (OOMKilled, deadline) and says so.
+    report_undelivered: bool = True
     local: LocalSettings = LocalSettings()
     eval_hub: EvalHubSettings = EvalHubSettings()
     mlflow: MLflowSettings = MLflowSettings()

@@ -263,6 +263,7 @@ def test_mlflow_and_registry_credentials_are_mounted_into_the_sidecar_only() -> 
     assert config.mlflow.workspace == "team-a"
     assert str(config.oci.docker_config_path) == "/etc/evalhub/.docker/config.json"
     assert config.oci.plain_http is True  # the hub's insecure registries reach the sidecar
+    assert config.report_undelivered is False  # the watcher reports a missing result, with the pod's reason
 
 
 def test_without_mlflow_or_oci_exports_no_credentials_are_mounted() -> None:

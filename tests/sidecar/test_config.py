@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
 
 import adapters.sidecar
 from adapters.sidecar import ConfigError, SidecarConfig
 from adapters.sidecar._config import parse_duration
+from tests.sidecar.conftest import REPO_ROOT
 
 
 def test_evalhub_config_loads_with_assay_keys(tmp_path: Path) -> None:

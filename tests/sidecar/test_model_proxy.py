@@ -10,7 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from conftest import FakeModel, RecordingHub, ServerThread, local_config, wait_for, write_job_info
+
+from tests.sidecar.conftest import (
+    FakeModel,
+    RecordingHub,
+    ServerThread,
+    local_config,
+    wait_for,
+    write_job_info,
+)
 
 PROMPT = {"model": "gemma", "prompt": "two plus two is", "max_tokens": 3, "temperature": 0}
 

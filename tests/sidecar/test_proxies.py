@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FakeModel, ServerThread, free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.registry import DockerRegistry
+from tests.sidecar.conftest import FakeModel, ServerThread, free_port
 
 BLOB = os.urandom(3 * 1024 * 1024 + 17)
 DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()

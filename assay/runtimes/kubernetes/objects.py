@@ -286,6 +286,9 @@ def build_launch(
         "base_url": SIDECAR_URL,
         "local_mode": False,
         "job_spec_path": "/meta/job.json",
+        # The watcher reports a benchmark that ended without a result, with the reason its pod ended; the
+        # sidecar's own shutdown report would race it and win with the vaguer results_not_delivered.
+        "report_undelivered": False,
         "eval_hub": {
             "base_url": settings.callback_base_url(),
             "token_path": f"{HUB_TOKEN_DIR}/token",
