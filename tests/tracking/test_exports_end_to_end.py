@@ -24,7 +24,7 @@ from assay.exports import CARD_MEDIA_TYPE, build_exporter, card_bytes
 from assay.lifecycle import handlers, start_function
 from assay.settings import Settings
 from assay.store import Database
-from tests.conftest import LiveServer, wait_for
+from tests.conftest import FIXTURES, LiveServer, wait_for
 from tests.lifecycle.test_local_lifecycle import exact_match_provider, finished, job_body, submit
 from tests.registry import DockerRegistry
 from tests.tracking.conftest import MlflowServer
@@ -261,3 +261,80 @@ def test_a_registry_that_is_down_fails_the_export_not_the_job(
     card = done["oci"]["evaluation_card"]
     assert reader.pull(card["oci_reference"]).digest == card["oci_digest"]
     assert done["test"] == job["results"]["test"]
+
+
+def test_a_retried_evaluation_is_exported_again_over_the_same_runs(
+    start_hub: Callable[..., LiveServer],
+    mlflow_server: MlflowServer,
+    registry: DockerRegistry,
+    tmp_path: Path,
+) -> None:
+    """A job finished, exported, then retried to a new result: the exports start over with the new card,
+    the MLflow runs are updated in place (no duplicates), and the retried benchmark's artifact is pushed."""
+    client = _client(_hub(start_hub, registry, tmp_path, mlflow_tracking_uri=mlflow_server.url))
+    dataset = tmp_path / "late.jsonl"
+    body = _body(registry, "retries")
+    body["benchmarks"][1]["parameters"] = {"dataset": str(dataset)}  # missing: qa_f1 fails
+    job_id = submit(client, body)["resource"]["id"]
+    assert finished(client, job_id)["status"]["state"] == "partially_failed"
+    first = _exported(client, job_id)["results"]
+    assert set(first["exports"]) == {"mlflow", "oci_card", "oci_benchmark_0"}  # nothing to push for qa_f1
+    assert first["test"]["coverage"] == 0.5
+    mlflow = MlflowClient(mlflow_server.url)
+    experiment = mlflow.get_experiment_by_name("default/retries")
+    assert experiment is not None
+
+    def runs_by_role() -> tuple[list[Any], dict[int, Any]]:
+        runs = mlflow.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.`assay.evaluation_id` = '{job_id}'"
+        )
+        parents = [r for r in runs if r.data.tags["assay.role"] == "evaluation"]
+        children = {
+            int(r.data.tags["assay.benchmark_index"]): r
+            for r in runs
+            if r.data.tags["assay.role"] == "benchmark"
+        }
+        return parents, children
+
+    first_parents, first_children = runs_by_role()
+    assert len(first_parents) == 1 and sorted(first_children) == [0, 1]  # the failure has its run too
+    assert "f1" not in first_children[1].data.metrics
+    assert first_parents[0].data.metrics["composite_coverage"] == 0.5
+
+    dataset.write_text((FIXTURES / "adapters" / "exact_match" / "dataset.jsonl").read_text())
+    assert client.post(f"/api/v1/evaluations/jobs/{job_id}/retry").status_code == 202
+
+    def re_exported() -> dict[str, Any] | None:
+        job = client.get(f"/api/v1/evaluations/jobs/{job_id}").json()
+        exports = job["results"].get("exports") or {}
+        card = (job["results"].get("oci") or {}).get("evaluation_card") or {}
+        fresh = card.get("oci_digest") not in (None, first["oci"]["evaluation_card"]["oci_digest"])
+        settled = exports and all(e["status"] == "done" for e in exports.values())
+        return job if job["status"]["state"] == "completed" and fresh and settled else None
+
+    results = wait_for(re_exported, timeout=120)["results"]
+    assert set(results["exports"]) == {"mlflow", "oci_card", "oci_benchmark_0", "oci_benchmark_1"}
+    assert results["test"]["coverage"] == 1.0
+
+    parents, children = runs_by_role()
+    assert len(parents) == 1 and sorted(children) == [0, 1]
+    # The same parent and benchmark runs, updated: not a second set beside the first.
+    assert parents[0].info.run_id == first_parents[0].info.run_id
+    assert {i: r.info.run_id for i, r in children.items()} == {
+        i: r.info.run_id for i, r in first_children.items()
+    }
+    assert parents[0].data.metrics["composite_coverage"] == 1.0
+    assert parents[0].data.metrics["composite_score"] == results["test"]["score"]
+    retried = results["benchmarks"][1]
+    assert retried["mlflow_run_id"] == children[1].info.run_id
+    assert children[1].data.metrics["f1"] == retried["metrics"]["f1"]
+
+    reader = OciRegistry(auth_config_path=tmp_path / "docker-config.json", insecure_hosts=[registry.host])
+    card = results["oci"]["evaluation_card"]
+    pulled = reader.pull(card["oci_reference"])
+    assert pulled.digest == card["oci_digest"]
+    assert (
+        json.loads(pulled.files["evaluation-card.json"])["results"]["collection"]["test"] == results["test"]
+    )
+    artifact = reader.pull(retried["artifacts"]["oci_reference"])
+    assert artifact.digest == retried["artifacts"]["oci_digest"]
