@@ -56,9 +56,12 @@ class Settings(BaseSettings):
     config_dir: Path | None = Field(
         None,
         description="Directory with `providers/*.yaml` and `collections/*.yaml` (the read-only system "
-        "catalogue). Default: the `config/` directory shipped with Assay.",
+        "catalogue) and `policies/<tenant>/*.yaml` (read-only evaluation policies). Default: the `config/` "
+        "directory shipped with Assay.",
     )
-    config_reload: bool = Field(True, description="Reload the system catalogue when its files change.")
+    config_reload: bool = Field(
+        True, description="Reload the system catalogue and the policy files when their files change."
+    )
     default_tenant: str = Field(
         "default", description="Tenant used in local mode when a request carries no `X-Tenant` header."
     )

@@ -202,10 +202,16 @@ class PolicySpec(WireModel):
     )
 
 
+class PolicyResource(Resource):
+    file: str | None = Field(
+        None, description="Set when the policy comes from a YAML file under the config directory: read-only."
+    )
+
+
 class Policy(BaseModel):
     """A policy as the API returns it."""
 
-    resource: Resource
+    resource: PolicyResource
     name: str
     description: str = ""
     tags: list[str] = Field(default_factory=list)

@@ -79,8 +79,15 @@ def create_app(
         if load_catalogue:
             root = settings.config_dir or default_config_dir()
             await sync_system_catalogue(database.system_catalogue, root)
+
+            async def sync_policies() -> None:
+                await trigger_steps.sync_policy_files(database, root, settings.runtime)
+
+            await sync_policies()
             if settings.config_reload and root.is_dir():
-                watcher = asyncio.create_task(watch_system_catalogue(database.system_catalogue, root, stop))
+                watcher = asyncio.create_task(
+                    watch_system_catalogue(database.system_catalogue, root, stop, then=sync_policies)
+                )
         hub: Hub = (
             await start_local_hub(settings, database, metrics, exporter=exporter)
             if kind == "local"

@@ -16,10 +16,9 @@ from cloudevents.http import from_http
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from assay.api import CollectionSpec, ProviderSpec
 from assay.api.policies import Policy, PolicyPage, PolicySpec
 from assay.core import Tenant, apply_patch, parse_model
-from assay.errors import FieldError, InvalidJSON, InvalidRequest, NotFound, UnknownTenant
+from assay.errors import FieldError, InvalidJSON, InvalidRequest, UnknownTenant
 from assay.http.context import (
     Caller,
     boolean,
@@ -38,12 +37,12 @@ from assay.triggers import (
     Ignored,
     ModelVersionEvent,
     WebhookSecrets,
-    check_policy,
     ingest,
     parse_github,
     parse_gitlab,
     parse_mlflow,
     parse_registry_event,
+    policy_document,
     verify_github,
     verify_gitlab,
     verify_mlflow,
@@ -68,6 +67,7 @@ def _document(record: PolicyRecord) -> dict[str, Any]:
         "id": record.id,
         "tenant": record.tenant,
         "owner": record.owner,
+        "file": record.file,
         "created_at": _timestamp(record.created_at),
         "updated_at": _timestamp(record.updated_at),
     }
@@ -79,21 +79,7 @@ def _repository(who: Caller, request: Request) -> PolicyRepository:
 
 
 async def _checked(store: TenantStore, request: Request, spec: PolicySpec) -> dict[str, Any]:
-    """The stored document of ``spec``, after checking the collection or benchmarks it runs exist here."""
-    collection: CollectionSpec | None = None
-    provider_ids = {b.provider_id for b in spec.action.benchmarks or []}
-    if spec.action.collection is not None:
-        try:
-            found = await store.collections.get(spec.action.collection.id)
-        except NotFound:
-            found = None
-        if found is not None:
-            collection = CollectionSpec.model_validate(found.spec)
-            provider_ids = {b.provider_id for b in collection.benchmarks}
-    records = await store.providers.get_many(sorted(provider_ids))
-    providers = {pid: ProviderSpec.model_validate(r.spec) for pid, r in records.items()}
-    check_policy(spec, providers=providers, collection=collection, runtime=settings_of(request).runtime)
-    return spec.model_dump(mode="json", exclude_none=True, exclude={"id", "resource"})
+    return await policy_document(store, spec, settings_of(request).runtime)
 
 
 @policies_router.get(

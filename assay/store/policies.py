@@ -19,9 +19,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from assay.core import Tenant
-from assay.errors import InvalidRequest, NotFound
+from assay.errors import InvalidRequest, NotFound, ReadOnly
 
-_COLUMNS = "id, tenant, owner, spec, created_at, updated_at"
+_COLUMNS = "id, tenant, owner, file, spec, created_at, updated_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +29,18 @@ class PolicyRecord:
     id: str
     tenant: str
     owner: str | None
+    file: str | None  # from a YAML file under the config directory (read-only), else None
     spec: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+
+
+def _read_only(record: PolicyRecord) -> ReadOnly:
+    return ReadOnly(
+        f"policy {record.id!r} is defined in the config file {record.file!r} and cannot be changed through "
+        "the API; change the file",
+        message_code="read_only_policy",
+    )
 
 
 class PolicyRepository:
@@ -109,6 +118,8 @@ class PolicyRepository:
             row = await cur.fetchone()
             if row is None:
                 raise NotFound(f"policy {policy_id!r} does not exist")
+            if row["file"] is not None:
+                raise _read_only(PolicyRecord(**row))
             spec = await change(PolicyRecord(**row))
             await cur.execute(
                 "UPDATE policies SET spec = %s, updated_at = clock_timestamp() WHERE tenant = %s AND id = %s"
@@ -122,10 +133,46 @@ class PolicyRepository:
     async def delete(self, policy_id: str) -> None:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "DELETE FROM policies WHERE tenant = %s AND id = %s", [self._tenant.name, policy_id]
+                "DELETE FROM policies WHERE tenant = %s AND id = %s AND file IS NULL",
+                [self._tenant.name, policy_id],
             )
         if not cur.rowcount:
-            raise NotFound(f"policy {policy_id!r} does not exist")
+            raise _read_only(await self.get(policy_id))  # NotFound when there is none at all
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFile:
+    """A policy read from ``<config_dir>/<file>``, validated like an API body."""
+
+    tenant: str
+    id: str
+    file: str
+    spec: dict[str, Any]
+
+
+async def replace_policy_files(pool: AsyncConnectionPool, policies: Sequence[PolicyFile]) -> list[PolicyFile]:
+    """Make the file-defined policies exactly ``policies``, in one transaction: new ones are inserted, changed
+    ones updated (``updated_at`` moves only when the document changed), those whose file is gone deleted.
+    Returns the ones refused because the tenant already has a policy with that id made through the API."""
+    refused: list[PolicyFile] = []
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "DELETE FROM policies p WHERE file IS NOT NULL AND NOT EXISTS ("
+            " SELECT 1 FROM unnest(%s::text[], %s::text[]) AS k(tenant, id) WHERE k.tenant = p.tenant AND k.id = p.id)",
+            [[p.tenant for p in policies], [p.id for p in policies]],
+        )
+        for policy in policies:
+            cur = await conn.execute(
+                "INSERT INTO policies (tenant, id, owner, file, spec) VALUES (%s, %s, NULL, %s, %s)"
+                " ON CONFLICT (tenant, id) DO UPDATE SET file = EXCLUDED.file, spec = EXCLUDED.spec,"
+                " updated_at = CASE WHEN policies.spec = EXCLUDED.spec THEN policies.updated_at"
+                " ELSE clock_timestamp() END"
+                " WHERE policies.file IS NOT NULL RETURNING id",
+                [policy.tenant, policy.id, policy.file, Jsonb(policy.spec)],
+            )
+            if await cur.fetchone() is None:
+                refused.append(policy)
+    return refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,9 +492,11 @@ class TriggerRepository:
 
 __all__ = [
     "PolicyEvaluation",
+    "PolicyFile",
     "PolicyRecord",
     "PolicyRepository",
     "SeenVersion",
     "TriggerRepository",
     "VersionKey",
+    "replace_policy_files",
 ]

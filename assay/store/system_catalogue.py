@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def catalogue_fingerprint(root: Path) -> str:
     """A digest of every catalogue file's name and bytes: equal digests mean an identical catalogue."""
     digest = hashlib.sha256()
     for folder in ("providers", "collections"):
-        for path in _yaml_files(root / folder):
+        for path in yaml_files(root / folder):
             digest.update(f"{folder}/{path.name}\0".encode())
             digest.update(path.read_bytes())
             digest.update(b"\0")
@@ -49,13 +50,13 @@ def default_config_dir() -> Path:
     return checkout if (checkout / "providers").is_dir() else package / "_bundled_config"
 
 
-def _yaml_files(folder: Path) -> list[Path]:
+def yaml_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def _read(path: Path, problems: list[str]) -> dict[str, object] | None:
+def read_resource_file(path: Path, problems: list[str]) -> dict[str, object] | None:
     import yaml  # only a (re)load needs it, not every cold start
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # both safe; libyaml's ~5x faster
@@ -70,7 +71,7 @@ def _read(path: Path, problems: list[str]) -> dict[str, object] | None:
     return data
 
 
-def _invalid(path: Path, exc: ValidationError | InvalidRequest) -> str:
+def invalid_file(path: Path, exc: ValidationError | InvalidRequest) -> str:
     errors = field_errors(exc.errors()) if isinstance(exc, ValidationError) else list(exc.errors)
     return f"{path.name}: " + "; ".join(f"{e.path}: {e.message}" for e in errors)
 
@@ -79,14 +80,14 @@ def load_catalogue_dir(root: Path) -> LoadedCatalogue:
     """Parse and validate every provider and collection file under ``root``."""
     loaded = LoadedCatalogue()
     seen: set[str] = set()
-    for path in _yaml_files(root / "providers"):
-        data = _read(path, loaded.problems)
+    for path in yaml_files(root / "providers"):
+        data = read_resource_file(path, loaded.problems)
         if data is None:
             continue
         try:
             provider = ProviderSpec.model_validate(data)
         except ValidationError as exc:
-            loaded.problems.append(_invalid(path, exc))
+            loaded.problems.append(invalid_file(path, exc))
             continue
         if provider.id in seen:
             loaded.problems.append(f"{path.name}: provider id {provider.id!r} is defined twice")
@@ -95,14 +96,14 @@ def load_catalogue_dir(root: Path) -> LoadedCatalogue:
         loaded.providers.append(provider)
     by_id = {str(p.id): p for p in loaded.providers}
     seen.clear()
-    for path in _yaml_files(root / "collections"):
-        data = _read(path, loaded.problems)
+    for path in yaml_files(root / "collections"):
+        data = read_resource_file(path, loaded.problems)
         if data is None:
             continue
         try:
             collection = check_collection(CollectionSpec.model_validate(data), by_id)
         except (ValidationError, InvalidRequest) as exc:
-            loaded.problems.append(_invalid(path, exc))
+            loaded.problems.append(invalid_file(path, exc))
             continue
         if collection.id in seen:
             loaded.problems.append(f"{path.name}: collection id {collection.id!r} is defined twice")
@@ -143,13 +144,21 @@ async def sync_system_catalogue(
     return loaded
 
 
-async def watch_system_catalogue(writer: SystemCatalogueWriter, root: Path, stop: asyncio.Event) -> None:
-    """Reload whenever a file under ``root`` changes (ConfigMap symlink swaps included) until ``stop``."""
+async def watch_system_catalogue(
+    writer: SystemCatalogueWriter,
+    root: Path,
+    stop: asyncio.Event,
+    then: Callable[[], Awaitable[object]] | None = None,
+) -> None:
+    """Reload whenever a file under ``root`` changes (ConfigMap symlink swaps included) until ``stop``; ``then``
+    runs after each reload (the policy files, which refer to the catalogue)."""
     from watchfiles import awatch
 
     async for _ in awatch(root, stop_event=stop, debounce=300, recursive=True):
         try:
             await sync_system_catalogue(writer, root)
+            if then is not None:
+                await then()
         except Exception:  # keep watching: the next change may fix it
             log.exception("reloading the system catalogue failed")
 
@@ -157,7 +166,10 @@ async def watch_system_catalogue(writer: SystemCatalogueWriter, root: Path, stop
 __all__ = [
     "LoadedCatalogue",
     "default_config_dir",
+    "invalid_file",
     "load_catalogue_dir",
+    "read_resource_file",
     "sync_system_catalogue",
     "watch_system_catalogue",
+    "yaml_files",
 ]

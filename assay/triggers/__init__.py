@@ -17,6 +17,7 @@ from assay.triggers.ingress import (
 )
 from assay.triggers.kubeflow import poll_kubeflow
 from assay.triggers.matching import check_policy
+from assay.triggers.policy_files import policy_document, sync_policy_files
 from assay.triggers.secrets import WebhookSecrets
 from assay.triggers.service import Outcome, ingest
 from assay.triggers.signatures import BadSignature, verify_github, verify_gitlab, verify_mlflow
@@ -47,9 +48,11 @@ __all__ = [
     "parse_mlflow",
     "parse_registry_event",
     "plan_gate",
+    "policy_document",
     "poll_kubeflow",
     "record_baseline",
     "sweep_steps",
+    "sync_policy_files",
     "verify_github",
     "verify_gitlab",
     "verify_mlflow",

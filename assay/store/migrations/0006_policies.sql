@@ -5,6 +5,7 @@ CREATE TABLE policies (
     tenant      text NOT NULL,
     id          text NOT NULL,
     owner       text,
+    file        text,                             -- defined in <config_dir>/<file>, read-only; NULL: by the API
     spec        jsonb NOT NULL,                   -- the validated wire document (snake_case)
     created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
