@@ -217,7 +217,8 @@ class Settings(BaseSettings):
     dispatch_stale_seconds: float = Field(
         120.0,
         gt=0,
-        description="A benchmark not handed to the runtime this long after its job was accepted is dispatched again.",
+        description="A benchmark not handed to the runtime this long after its job was accepted is dispatched again; "
+        "a model version claimed by a policy but left without a job is submitted again after as long.",
     )
     outbox_stale_seconds: float = Field(
         10.0, ge=0, description="The sweep republishes outbox events undelivered for longer than this."

@@ -403,8 +403,8 @@ class TriggerRepository:
     ) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(
-                "UPDATE policy_evaluations SET evaluation_id = coalesce(evaluation_id, %s), error = %s"
-                f" WHERE policy_id = %s AND {_KEY_WHERE} AND version = %s",
+                "UPDATE policy_evaluations SET evaluation_id = coalesce(evaluation_id, %s), error = %s,"
+                f" attempted_at = now() WHERE policy_id = %s AND {_KEY_WHERE} AND version = %s",
                 [
                     evaluation_id,
                     Jsonb(error) if error else None,
@@ -459,17 +459,6 @@ class TriggerRepository:
             row = await cur.fetchone()
         return str(row[0]) if row is not None else baseline_evaluation_id
 
-    async def unsettled(self) -> list[PolicyEvaluation]:
-        """Claims whose job is not committed yet (a crash between claim and submit, or a refused submit)."""
-        async with self._pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                "SELECT * FROM policy_evaluations WHERE tenant = %s AND evaluation_id IS NULL ORDER BY created_at",
-                [self._tenant.name],
-            )
-            rows = await cur.fetchall()
-        return [_claim(r) for r in rows]
-
     # --- the Kubeflow poll --------------------------------------------------------------------------
 
     async def poll_cursor(self, registry: str) -> str | None:
@@ -490,6 +479,22 @@ class TriggerRepository:
             )
 
 
+async def unsettled_claims(
+    pool: AsyncConnectionPool, attempted_before: datetime, limit: int = 100
+) -> list[tuple[Tenant, PolicyEvaluation]]:
+    """Claims of every tenant whose job is not committed (a crash between claim and submit, or a refused
+    submit) and last tried before ``attempted_before``, oldest attempt first."""
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "SELECT * FROM policy_evaluations WHERE evaluation_id IS NULL AND attempted_at < %s"
+            " ORDER BY attempted_at LIMIT %s",
+            [attempted_before, limit],
+        )
+        rows = await cur.fetchall()
+    return [(Tenant(r["tenant"]), _claim(r)) for r in rows]
+
+
 __all__ = [
     "PolicyEvaluation",
     "PolicyFile",
@@ -499,4 +504,5 @@ __all__ = [
     "TriggerRepository",
     "VersionKey",
     "replace_policy_files",
+    "unsettled_claims",
 ]

@@ -19,7 +19,7 @@ from assay.triggers.kubeflow import poll_kubeflow
 from assay.triggers.matching import check_policy
 from assay.triggers.policy_files import policy_document, sync_policy_files
 from assay.triggers.secrets import WebhookSecrets
-from assay.triggers.service import Outcome, ingest
+from assay.triggers.service import Outcome, ingest, retry_unsettled_claims
 from assay.triggers.signatures import BadSignature, verify_github, verify_gitlab, verify_mlflow
 from assay.triggers.versions import ModelVersionEvent, version_order
 
@@ -27,8 +27,9 @@ SweepStep = Callable[[Lifecycle], Awaitable[dict[str, int]]]
 
 
 def sweep_steps(settings: Settings) -> list[SweepStep]:
-    """What the sweep does for the triggers: poll the Kubeflow Model Registries, when any is configured."""
-    return [poll_kubeflow] if settings.kubeflow_registries else []
+    """What the sweep does for the triggers: submit what claimed versions still lack a job, and poll the
+    Kubeflow Model Registries when any is configured."""
+    return [retry_unsettled_claims, *([poll_kubeflow] if settings.kubeflow_registries else [])]
 
 
 __all__ = [

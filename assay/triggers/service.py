@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 from assay.api.jobs import JobRequest
@@ -21,7 +22,13 @@ from assay.core import Tenant
 from assay.core.validation import parse_model
 from assay.errors import RequestError
 from assay.lifecycle import Lifecycle, jobs
-from assay.store.policies import PolicyEvaluation, PolicyRepository, TriggerRepository, VersionKey
+from assay.store.policies import (
+    PolicyEvaluation,
+    PolicyRepository,
+    TriggerRepository,
+    VersionKey,
+    unsettled_claims,
+)
 from assay.triggers.ingress import Ignored
 from assay.triggers.matching import Unresolvable, VersionFacts, job_request, mismatch
 from assay.triggers.versions import ModelVersionEvent
@@ -146,7 +153,7 @@ async def _start(
         )
     except RequestError as exc:
         # The policy's collection was deleted, a provider cannot run here, ...: remembered on the claim,
-        # and tried again when the version is delivered again.
+        # and tried again when the version is delivered again, or by the sweep (retry_unsettled_claims).
         error = {"message_code": exc.message_code, "message": exc.message}
         await triggers.settle_claim(claim, evaluation_id=None, error=error)
         outcome.skipped.append({"policy_id": claim.policy_id, "reason": "job_refused", **error})
@@ -156,4 +163,17 @@ async def _start(
     outcome.evaluations.append({**described, "job_id": record.id, "created": created})
 
 
-__all__ = ["Outcome", "evaluate_version", "idempotency_key", "ingest", "key_of"]
+async def retry_unsettled_claims(ctx: Lifecycle) -> dict[str, int]:
+    """The sweep step: submit the job of every claim left without one for ``ASSAY_DISPATCH_STALE_SECONDS``
+    (the process died between claim and submit, or the submission was refused and may pass now). The
+    claim's idempotency key makes a race with a live delivery of the same version commit one job."""
+    stale = ctx.clock() - timedelta(seconds=ctx.settings.dispatch_stale_seconds)
+    counts = {"policy_claims_started": 0, "policy_claims_refused": 0}
+    for tenant, claim in await unsettled_claims(ctx.database.pool, stale):
+        outcome = Outcome("accepted", "sweep")
+        await _start(ctx, tenant, TriggerRepository(ctx.database.pool, tenant), claim, outcome)
+        counts["policy_claims_started" if outcome.evaluations else "policy_claims_refused"] += 1
+    return counts
+
+
+__all__ = ["Outcome", "evaluate_version", "idempotency_key", "ingest", "key_of", "retry_unsettled_claims"]

@@ -1,15 +1,18 @@
 """The same registry event delivered five times, concurrently and out of order with another version:
-exactly one evaluation per version, each gated against the previous version by version order."""
+exactly one evaluation per version, each gated against the previous version by version order; and a
+claimed version whose job was refused is submitted by the sweep once it can run, still only once."""
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from assay.core.events import MODEL_VERSION_CREATED
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, wait_for
+from tests.lifecycle.test_local_lifecycle import exact_match_provider
 from tests.triggers.hub import answers, finished, policy, start
 from tests.triggers.senders import job_count, registry_cloudevent
 
@@ -76,3 +79,34 @@ def test_five_deliveries_out_of_order_make_one_evaluation_per_version_with_the_r
     assert again["baseline"]["job_id"] == jobs["9"] and again["baseline"].get("recorded") is True
     first_gate = hub.get(f"/api/v1/evaluations/jobs/{jobs['1']}/gate").json()
     assert first_gate["baseline"]["reason"] == "no_previous_version" and first_gate["decision"] == "passed"
+
+
+def test_a_refused_submission_is_retried_by_the_sweep_and_still_makes_one_evaluation(
+    start_hub: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    _, hub = start(start_hub, sweep_interval_seconds=0.3, dispatch_stale_seconds=1.0)
+    assert hub.post("/api/v1/evaluations/policies", json=policy(["cloudevents"])).status_code == 201
+    assert hub.delete("/api/v1/evaluations/providers/exact").status_code == 204  # the policy's job can't run
+
+    good = answers(tmp_path / "good.jsonl", 9)
+    refused = hub.post(
+        "/api/v1/events", content=_event("1", good, "r-1")[0], headers=_event("1", good, "r-1")[1]
+    )
+    assert refused.status_code == 200, refused.text
+    assert refused.json()["skipped"][0]["reason"] == "job_refused"
+    assert job_count(hub) == 0
+
+    # Nothing is redelivered: the sweep submits the claimed version once its job can run again.
+    assert hub.post("/api/v1/evaluations/providers", json=exact_match_provider()).status_code == 201
+    wait_for(lambda: job_count(hub) == 1, timeout=30)
+    (job,) = hub.get("/api/v1/evaluations/jobs").json()["items"]
+    assert job["model"]["url"].endswith("/acme-chat/1/v1")
+
+    # A later delivery of the same version finds that job, and the sweep makes no second one.
+    again = hub.post(
+        "/api/v1/events", content=_event("1", good, "r-2")[0], headers=_event("1", good, "r-2")[1]
+    )
+    assert [e["job_id"] for e in again.json()["evaluations"]] == [job["resource"]["id"]]
+    assert again.json()["evaluations"][0]["created"] is False
+    time.sleep(1.5)  # past the retry threshold and several sweeps
+    assert job_count(hub) == 1

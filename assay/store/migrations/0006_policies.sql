@@ -57,11 +57,14 @@ CREATE TABLE policy_evaluations (
     request       jsonb NOT NULL,                 -- the job request, frozen at claim time
     policy        jsonb NOT NULL,                 -- the policy as it was (baseline and gate rules)
     evaluation_id text UNIQUE,                    -- NULL until the job is committed
-    error         jsonb,                          -- why the job could not be submitted (retried on redelivery)
+    error         jsonb,                          -- why the job could not be submitted (retried by the sweep)
     baseline_evaluation_id text,                  -- the baseline the gate used, once decided
     created_at    timestamptz NOT NULL DEFAULT now(),
+    attempted_at  timestamptz NOT NULL DEFAULT now(),  -- the last submission attempt
     PRIMARY KEY (tenant, policy_id, source, registry, model_name, version)
 );
+-- What the sweep retries: claims without a committed job (a crash between claim and submit, a refused submit).
+CREATE INDEX policy_evaluations_unsettled ON policy_evaluations (attempted_at) WHERE evaluation_id IS NULL;
 CREATE INDEX policy_evaluations_order
     ON policy_evaluations (tenant, policy_id, source, registry, model_name, version_sort);
 
