@@ -251,6 +251,12 @@ class TriggerRepository:
         self._pool = pool
         self._tenant = tenant
 
+    async def _one(self, query: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(query, params)
+            return await cur.fetchone()
+
     def _key(self, key: VersionKey) -> list[Any]:
         return [self._tenant.name, key.source, key.registry, key.model_name]
 
@@ -336,25 +342,19 @@ class TriggerRepository:
         return _seen(row)
 
     async def seen_version(self, key: VersionKey) -> SeenVersion | None:
-        async with self._pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                f"SELECT * FROM model_versions WHERE {_KEY_WHERE} AND version = %s",
-                [*self._key(key), key.version],
-            )
-            row = await cur.fetchone()
+        row = await self._one(
+            f"SELECT * FROM model_versions WHERE {_KEY_WHERE} AND version = %s",
+            [*self._key(key), key.version],
+        )
         return _seen(row) if row is not None else None
 
     async def version_with_alias(self, key: VersionKey, alias: str) -> SeenVersion | None:
         """The version of ``key``'s model that holds ``alias`` now (the newest, should several)."""
-        async with self._pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                f"SELECT * FROM model_versions WHERE {_KEY_WHERE} AND aliases ? %s"
-                " ORDER BY updated_at DESC LIMIT 1",
-                [*self._key(key), alias],
-            )
-            row = await cur.fetchone()
+        row = await self._one(
+            f"SELECT * FROM model_versions WHERE {_KEY_WHERE} AND aliases ? %s"
+            " ORDER BY updated_at DESC LIMIT 1",
+            [*self._key(key), alias],
+        )
         return _seen(row) if row is not None else None
 
     # --- one evaluation per (policy, version) --------------------------------------------------------
@@ -415,37 +415,28 @@ class TriggerRepository:
             )
 
     async def by_evaluation(self, evaluation_id: str) -> PolicyEvaluation | None:
-        async with self._pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                "SELECT * FROM policy_evaluations WHERE tenant = %s AND evaluation_id = %s",
-                [self._tenant.name, evaluation_id],
-            )
-            row = await cur.fetchone()
+        row = await self._one(
+            "SELECT * FROM policy_evaluations WHERE tenant = %s AND evaluation_id = %s",
+            [self._tenant.name, evaluation_id],
+        )
         return _claim(row) if row is not None else None
 
     async def previous(self, claim: PolicyEvaluation) -> PolicyEvaluation | None:
         """The policy's evaluation of the highest version below ``claim``'s, by version order."""
-        async with self._pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                f"SELECT * FROM policy_evaluations WHERE policy_id = %s AND {_KEY_WHERE}"
-                " AND version_sort < %s AND evaluation_id IS NOT NULL ORDER BY version_sort DESC LIMIT 1",
-                [claim.policy_id, *self._key(claim.key), claim.version_sort],
-            )
-            row = await cur.fetchone()
+        row = await self._one(
+            f"SELECT * FROM policy_evaluations WHERE policy_id = %s AND {_KEY_WHERE}"
+            " AND version_sort < %s AND evaluation_id IS NOT NULL ORDER BY version_sort DESC LIMIT 1",
+            [claim.policy_id, *self._key(claim.key), claim.version_sort],
+        )
         return _claim(row) if row is not None else None
 
     async def of_version(self, policy_id: str, key: VersionKey) -> PolicyEvaluation | None:
         """An evaluation of ``key``: ``policy_id``'s own, else the newest by any policy."""
-        async with self._pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                f"SELECT * FROM policy_evaluations WHERE {_KEY_WHERE} AND version = %s"
-                " AND evaluation_id IS NOT NULL ORDER BY (policy_id = %s) DESC, created_at DESC LIMIT 1",
-                [*self._key(key), key.version, policy_id],
-            )
-            row = await cur.fetchone()
+        row = await self._one(
+            f"SELECT * FROM policy_evaluations WHERE {_KEY_WHERE} AND version = %s"
+            " AND evaluation_id IS NOT NULL ORDER BY (policy_id = %s) DESC, created_at DESC LIMIT 1",
+            [*self._key(key), key.version, policy_id],
+        )
         return _claim(row) if row is not None else None
 
     async def record_baseline(self, claim: PolicyEvaluation, baseline_evaluation_id: str) -> str:
