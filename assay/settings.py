@@ -298,6 +298,11 @@ class Settings(BaseSettings):
             return tuple(t.strip() for t in value.split(",") if t.strip())
         return value
 
+    @property
+    def local_jobs_dir(self) -> Path:
+        """Where the local runtime keeps each run's job spec, logs and the adapter's result files."""
+        return self.data_dir / "jobs"
+
     def callback_base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 

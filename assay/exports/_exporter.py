@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import mimetypes
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from assay import __version__
@@ -111,6 +113,32 @@ def summarize(rows: Sequence[ExportRow]) -> dict[str, Any]:
             fields["oci"] = oci
     fields["exports"] = exports
     return fields
+
+
+ADAPTER_FILES = "adapter"
+"""Where a benchmark's own result files go in its MLflow run (``adapter/<name>``)."""
+MAX_ADAPTER_FILE_BYTES = 256 * 1024 * 1024
+
+
+def adapter_files(settings: Settings, record: EvaluationRecord, index: int) -> list[Path]:
+    """The result files (per-sample logs, framework reports) a benchmark's adapter named by path in its
+    ``artifacts`` that lie in the evaluation's own local run directory. Any other path (or a pod's path, in a
+    cluster, where adapters upload through the sidecar) is never read: an adapter must not be able to make the
+    hub upload arbitrary files."""
+    root = (settings.local_jobs_dir / record.id).resolve()
+    found: set[Path] = set()
+    for value in (record.runs[index].run.result.get("artifacts") or {}).values():
+        if not isinstance(value, str) or not value.startswith("/"):
+            continue  # references, digests, cards
+        path = Path(value).resolve()
+        if path.is_relative_to(root) and path.is_file() and path.stat().st_size <= MAX_ADAPTER_FILE_BYTES:
+            found.add(path)
+    return sorted(found)
+
+
+def _artifact_file(path: Path) -> ArtifactFile:
+    kind = "application/x-ndjson" if path.suffix == ".jsonl" else mimetypes.guess_type(path.name)[0]
+    return ArtifactFile(path.name, path.read_bytes(), kind or "application/octet-stream")
 
 
 class Exports:
@@ -316,11 +344,14 @@ class Exports:
         if score is not None:
             annotations[ANNOTATION_SCORE] = repr(score)
         annotations.update(coordinates.get("annotations") or {})
+        files = [ArtifactFile("results.json", card_bytes(document))]
+        own = _unique_names(adapter_files(self._settings, record, index), taken={"results.json"})
+        files += [_artifact_file(p) for p in own]
         pushed = self._registry.push(
             coordinates["oci_host"],
             coordinates["oci_repository"],
             tag,
-            [ArtifactFile("results.json", card_bytes(document))],
+            files,
             artifact_type=RESULTS_ARTIFACT_TYPE,
             annotations=annotations,
         )
@@ -449,6 +480,8 @@ class Exports:
             else:
                 benchmark_results[run.index] = {"mlflow_run_id": child}
             tracker.log(child, params=params, metrics=metrics, tags=tags, timestamp_ms=completed_ms)
+            for path in _unique_names(adapter_files(self._settings, record, run.index)):
+                tracker.log_file(child, path, ADAPTER_FILES)
             tracker.log_json(
                 child,
                 "benchmark-result.json",
@@ -484,6 +517,17 @@ class Exports:
             benchmark_results=benchmark_results,
             experiment_id=experiment_id,
         )
+
+
+def _unique_names(paths: Sequence[Path], taken: frozenset[str] | set[str] = frozenset()) -> list[Path]:
+    """``paths`` without a file whose name is already taken (an artifact's files are flat)."""
+    seen = set(taken)
+    unique = []
+    for path in paths:
+        if path.name not in seen:
+            seen.add(path.name)
+            unique.append(path)
+    return unique
 
 
 def build_exporter(settings: Settings) -> Exports:

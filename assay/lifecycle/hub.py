@@ -113,7 +113,7 @@ async def start_local_hub(
         metrics=metrics,
         exporter=exporter,
     )
-    jobs_root = settings.data_dir / "jobs"
+    jobs_root = settings.local_jobs_dir
     sidecar = None
     if settings.local_sidecar:
         sidecar = LocalSidecar(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -146,6 +147,10 @@ class MlflowTracker:
                 params=param_list[start : start + 100],
                 tags=tag_list[start : start + 100],
             )
+
+    def log_file(self, run_id: str, path: Path, artifact_path: str) -> None:
+        """Upload the local file ``path`` into ``artifact_path/`` of the run (its name kept)."""
+        self.client.log_artifact(run_id, str(path), artifact_path)
 
     def log_json(self, run_id: str, artifact_file: str, document: Mapping[str, Any]) -> None:
         self.client.log_dict(run_id, dict(document), artifact_file)

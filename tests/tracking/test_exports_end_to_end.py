@@ -25,11 +25,13 @@ from assay.lifecycle import handlers, start_function
 from assay.settings import Settings
 from assay.store import Database
 from tests.conftest import FIXTURES, LiveServer, wait_for
+from tests.lifecycle.test_group_launch import grouped_provider
 from tests.lifecycle.test_local_lifecycle import exact_match_provider, finished, job_body, submit
 from tests.registry import DockerRegistry
 from tests.tracking.conftest import MlflowServer
 
 REPOSITORY = "assay/evaluations"
+TITLE = "org.opencontainers.image.title"
 
 
 def _hub(
@@ -338,3 +340,38 @@ def test_a_retried_evaluation_is_exported_again_over_the_same_runs(
     )
     artifact = reader.pull(retried["artifacts"]["oci_reference"])
     assert artifact.digest == retried["artifacts"]["oci_digest"]
+
+
+def test_the_adapters_own_result_files_reach_mlflow_and_the_registry_and_nothing_else(
+    start_hub: Callable[..., LiveServer],
+    mlflow_server: MlflowServer,
+    registry: DockerRegistry,
+    tmp_path: Path,
+) -> None:
+    client = _client(_hub(start_hub, registry, tmp_path, mlflow_tracking_uri=mlflow_server.url))
+    assert client.post("/api/v1/evaluations/providers", json=grouped_provider()).status_code == 201
+    secret = tmp_path / "not-a-result.txt"
+    secret.write_text("the hub must not upload this")
+    body = _body(registry, "files")
+    body["benchmarks"] = [
+        {"id": "g0", "provider_id": "grouped", "parameters": {"score": 0.9, "also_report": str(secret)}},
+        {"id": "g1", "provider_id": "grouped", "parameters": {"score": 0.4}},
+    ]
+    job_id = submit(client, body)["resource"]["id"]
+    results = _exported(client, job_id)["results"]
+    assert results["benchmarks"][0]["artifacts"]["elsewhere"] == str(secret)  # reported, and left alone
+
+    mlflow = MlflowClient(mlflow_server.url)
+    reader = OciRegistry(auth_config_path=tmp_path / "docker-config.json", insecure_hosts=[registry.host])
+    for entry, score in zip(results["benchmarks"], (0.9, 0.4), strict=True):
+        expected = {"benchmark": entry["id"], "score": score}
+        listed = [a.path for a in mlflow.list_artifacts(entry["mlflow_run_id"], "adapter")]
+        assert listed == ["adapter/samples.jsonl"]
+        local = mlflow.download_artifacts(entry["mlflow_run_id"], "adapter/samples.jsonl", str(tmp_path))
+        assert json.loads(Path(local).read_text()) == expected
+        pulled = reader.pull(entry["artifacts"]["oci_reference"])
+        assert pulled.digest == entry["artifacts"]["oci_digest"]
+        assert sorted(pulled.files) == ["results.json", "samples.jsonl"]
+        assert json.loads(pulled.files["samples.jsonl"]) == expected
+        layer = next(x for x in pulled.manifest["layers"] if x["annotations"][TITLE] == "samples.jsonl")
+        assert layer["mediaType"] == "application/x-ndjson"
