@@ -88,6 +88,14 @@ class PassCriteria(WireModel):
     threshold: float
 
 
+def check_composite_threshold(pass_criteria: PassCriteria | None) -> None:
+    """A job's (or a policy's) own ``pass_criteria`` judges the normalised composite: it must lie in [0, 1]."""
+    if pass_criteria is not None and not 0.0 <= pass_criteria.threshold <= 1.0:
+        raise ValueError(
+            "pass_criteria.threshold is on the normalised composite scale and must lie in [0, 1]"
+        )
+
+
 class ScoreRange(WireModel):
     range: str
     meaning: str

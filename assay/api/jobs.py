@@ -22,6 +22,7 @@ from assay.api.common import (
     TestDataRef,
     WireModel,
     benchmark_id_alias,
+    check_composite_threshold,
     drop_nulls,
 )
 
@@ -202,10 +203,7 @@ class JobRequest(WireModel):
             raise ValueError("give benchmarks or a collection to run")
         if self.benchmarks is not None and not self.benchmarks:
             raise ValueError("benchmarks must list at least one benchmark")
-        if self.pass_criteria is not None and not 0.0 <= self.pass_criteria.threshold <= 1.0:
-            raise ValueError(
-                "pass_criteria.threshold is on the normalised composite scale and must lie in [0, 1]"
-            )
+        check_composite_threshold(self.pass_criteria)
         return self
 
 

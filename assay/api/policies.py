@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from assay.api.common import PassCriteria, Resource, ResourceId, Tag, WireModel
+from assay.api.common import PassCriteria, Resource, ResourceId, Tag, WireModel, check_composite_threshold
 from assay.api.jobs import CollectionRef, Experiment, JobBenchmark, ModelAuth
 
 TriggerSource = Literal["mlflow", "kubeflow", "cloudevents", "github", "gitlab"]
@@ -146,10 +146,7 @@ class PolicyAction(WireModel):
             raise ValueError("give either collection or benchmarks")
         if self.benchmarks is not None and not self.benchmarks:
             raise ValueError("benchmarks must list at least one benchmark")
-        if self.pass_criteria is not None and not 0.0 <= self.pass_criteria.threshold <= 1.0:
-            raise ValueError(
-                "pass_criteria.threshold is on the normalised composite scale and must lie in [0, 1]"
-            )
+        check_composite_threshold(self.pass_criteria)
         return self
 
 
