@@ -45,6 +45,10 @@ def test_malformed_jobs_name_every_problem(client: TestClient) -> None:
     assert "at least one" in refused(client, job(benchmarks=[]))["message"]
     negative = refused(client, job(benchmarks=[{"id": "bench_a", "provider_id": "demo", "weight": -1}]))
     assert ("benchmarks[0].weight", "min") in paths(negative)
+    composite = refused(
+        client, job(pass_criteria={"threshold": 40})
+    )  # a raw score, not the composite's [0, 1]
+    assert "normalised composite scale" in composite["message"]
 
 
 def test_references_are_checked_before_anything_is_stored(client: TestClient) -> None:

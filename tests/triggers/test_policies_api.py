@@ -90,6 +90,11 @@ def test_invalid_policies_name_every_bad_field(client: TestClient) -> None:
     )
     assert no_endpoint.status_code == 201  # an endpoint from the registry's metadata is enough to create it
 
+    composite = client.post(
+        POLICIES, json=policy(action={"collection": {"id": "demo-suite"}, "pass_criteria": {"threshold": 40}})
+    )
+    assert composite.status_code == 400 and "normalised composite scale" in composite.json()["message"]
+
     baseline = client.post(POLICIES, json=policy(id="b", baseline={"kind": "alias"}))
     assert baseline.status_code == 400 and paths(baseline) == ["baseline"]
     assert client.get(POLICIES).json()["total_count"] == 1
