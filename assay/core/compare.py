@@ -82,9 +82,15 @@ def compare(current: Mapping[str, Any], baseline: Mapping[str, Any], tolerance: 
             baseline_benchmark_index=then.get("benchmark_index"),
         )
         if value_now is None or value_then is None:
-            rows.append(
-                {**row, "compared": False, "reason": "no_value" if value_now is None else "no_baseline_value"}
-            )
+            missing: dict[str, Any] = {
+                "compared": False,
+                "reason": "no_value" if value_now is None else "no_baseline_value",
+            }
+            if value_then is not None:
+                missing.update(
+                    baseline=value_then, regressed=True
+                )  # the baseline had a result, this run none
+            rows.append({**row, **missing})
             continue
         delta = value_now - value_then
         worse_by = -delta if not lower_is_better else delta
@@ -125,7 +131,8 @@ def compare(current: Mapping[str, Any], baseline: Mapping[str, Any], tolerance: 
         "benchmarks": rows,
         "composite": composite,
         "regressions": [
-            {"benchmark_index": r["benchmark_index"], "id": r["id"], "delta": r["delta"]} for r in regressed
+            {"benchmark_index": r["benchmark_index"], "id": r["id"], "delta": r.get("delta")}
+            for r in regressed
         ],
         "pass": not regressed,
     }

@@ -52,8 +52,10 @@ def decide(
 ) -> dict[str, Any]:
     """The gate of ``job`` (a job document as the API returns it) against ``baseline`` (another, or None).
 
-    ``pending`` while either job runs; ``failed`` when the evaluation failed or was cancelled, when the
-    composite misses its threshold (with ``require_thresholds``) or when any benchmark regressed;
+    ``pending`` while either job runs; ``failed`` when the evaluation failed, partially failed or was
+    cancelled, when the baseline failed or was cancelled (nothing to compare with), when the composite misses
+    its threshold (with ``require_thresholds``) or when any benchmark regressed (a benchmark that had a result
+    in the baseline and has none now included);
     ``passed`` otherwise. ``reasons`` says which, ``regressions`` names each regressed benchmark.
     """
     state = _state(job)
@@ -85,8 +87,10 @@ def decide(
         return {**gate, "decision": "pending", "reasons": pending}
 
     reasons: list[str] = []
-    if state in ("failed", "cancelled"):
-        reasons.append(f"evaluation_{state}")
+    if state in ("failed", "cancelled", "partially_failed"):
+        reasons.append(f"evaluation_{state}")  # a benchmark without a result cannot pass a gate
+    if baseline is not None and _state(baseline) in ("failed", "cancelled"):
+        reasons.append(f"baseline_{_state(baseline)}")  # nothing to compare with: never a silent pass
     composite = (job.get("results") or {}).get("test") or {}
     gate["thresholds"] = {
         "evaluated": bool(composite.get("evaluated")),
@@ -125,8 +129,9 @@ def summary(gate: Mapping[str, Any]) -> str:
             else "composite not judged"
         )
     for reason in gate.get("reasons", []):
-        if reason.startswith("evaluation_"):
-            parts.append(f"evaluation {reason.removeprefix('evaluation_')}")
+        for subject in ("evaluation", "baseline"):
+            if reason.startswith(f"{subject}_") and reason != "baseline_running":
+                parts.append(f"{subject} {reason.removeprefix(subject + '_').replace('_', ' ')}")
     if decision == "passed":
         baseline = gate.get("baseline") or {}
         against = f" vs {baseline['job_id']}" if baseline.get("job_id") else ""

@@ -73,12 +73,18 @@ def _regressions(gate: Mapping[str, Any] | None) -> dict[Any, Mapping[str, Any]]
 def regression_text(row: Mapping[str, Any], gate: Mapping[str, Any] | None = None) -> str:
     """``qa regressed: exact_match 0.8 -> 0.4 (delta -0.4; allowed 0.05, noise 0.1) vs baseline job X``."""
     baseline = ((gate or {}).get("baseline") or {}).get("job_id")
+    against = f" vs baseline job {baseline}" if baseline else ""
+    if "current" not in row:
+        return (
+            f"{row.get('id')} regressed: no {row.get('metric')} now, {_number(row.get('baseline'))} in the "
+            f"baseline (the benchmark has no result){against}"
+        )
     detail = f"delta {_number(row.get('delta'))}"
     if "allowed" in row:
         detail += f"; allowed {_number(row.get('allowed'))}, noise {_number(row.get('noise'))}"
     return (
         f"{row.get('id')} regressed: {row.get('metric')} {_number(row.get('baseline'))} -> "
-        f"{_number(row.get('current'))} ({detail})" + (f" vs baseline job {baseline}" if baseline else "")
+        f"{_number(row.get('current'))} ({detail}){against}"
     )
 
 

@@ -242,6 +242,12 @@ def _claim(row: dict[str, Any]) -> PolicyEvaluation:
 
 
 _KEY_WHERE = "tenant = %s AND source = %s AND registry = %s AND model_name = %s"
+# A claim whose evaluation can be a baseline: it has a job, and the job did not fail or get cancelled (a
+# failed baseline compares nothing, and a gate against it would pass whatever the new version scored).
+_USABLE = (
+    "evaluation_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM evaluations e"
+    " WHERE e.id = policy_evaluations.evaluation_id AND e.state IN ('failed', 'cancelled'))"
+)
 
 
 class TriggerRepository:
@@ -425,7 +431,7 @@ class TriggerRepository:
         """The policy's evaluation of the highest version below ``claim``'s, by version order."""
         row = await self._one(
             f"SELECT * FROM policy_evaluations WHERE policy_id = %s AND {_KEY_WHERE}"
-            " AND version_sort < %s AND evaluation_id IS NOT NULL ORDER BY version_sort DESC LIMIT 1",
+            f" AND version_sort < %s AND {_USABLE} ORDER BY version_sort DESC LIMIT 1",
             [claim.policy_id, *self._key(claim.key), claim.version_sort],
         )
         return _claim(row) if row is not None else None
@@ -434,7 +440,7 @@ class TriggerRepository:
         """An evaluation of ``key``: ``policy_id``'s own, else the newest by any policy."""
         row = await self._one(
             f"SELECT * FROM policy_evaluations WHERE {_KEY_WHERE} AND version = %s"
-            " AND evaluation_id IS NOT NULL ORDER BY (policy_id = %s) DESC, created_at DESC LIMIT 1",
+            f" AND {_USABLE} ORDER BY (policy_id = %s) DESC, created_at DESC LIMIT 1",
             [*self._key(key), key.version, policy_id],
         )
         return _claim(row) if row is not None else None
@@ -477,9 +483,11 @@ async def unsettled_claims(
     submit) and last tried before ``attempted_before``, oldest attempt first."""
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
+        # Only for policies that still exist and are enabled: a removed policy starts nothing more.
         await cur.execute(
-            "SELECT * FROM policy_evaluations WHERE evaluation_id IS NULL AND attempted_at < %s"
-            " ORDER BY attempted_at LIMIT %s",
+            "SELECT c.* FROM policy_evaluations c JOIN policies p ON p.tenant = c.tenant AND p.id = c.policy_id"
+            " WHERE c.evaluation_id IS NULL AND c.attempted_at < %s"
+            " AND coalesce((p.spec->>'enabled')::boolean, true) ORDER BY c.attempted_at LIMIT %s",
             [attempted_before, limit],
         )
         rows = await cur.fetchall()

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from assay.api import CollectionSpec, ProviderSpec
 from assay.api.jobs import JobRequest
@@ -72,7 +73,15 @@ class Unresolvable(Exception):
         self.message = message
 
 
-def _fill(text: str, facts: VersionFacts) -> str:
+def _fill(text: str, facts: VersionFacts, *, url: bool = False) -> str:
+    """``text`` with its placeholders filled; with ``url``, each value percent-encoded for where it stands:
+    nothing reserved in the scheme and authority (a version like ``x@evil.example#`` must not move the host,
+    and the model's credentials with it), ``/`` kept in the path (``{model}`` may be ``org/repo``)."""
+    authority_end = len(text)
+    if url and "://" in text:
+        start = text.index("://") + 3
+        slash = text.find("/", start)
+        authority_end = slash if slash != -1 else len(text)
     event = facts.event
     values = {
         "model": event.name,
@@ -91,8 +100,12 @@ def _fill(text: str, facts: VersionFacts) -> str:
                 raise Unresolvable(
                     "tag_not_set", f"the template needs tag {key!r}, which the version does not carry"
                 )
-            return facts.tags[key]
-        return values[name]
+            value = facts.tags[key]
+        else:
+            value = values[name]
+        if not url:
+            return value
+        return quote(value, safe="" if match.start() < authority_end else "/")
 
     return PLACEHOLDER.sub(one, text)
 
@@ -116,7 +129,7 @@ def endpoint_of(policy: PolicySpec, facts: VersionFacts) -> str:
         if facts.tags.get(key):
             return facts.tags[key]
     if resolution.template:
-        return _fill(resolution.template, facts)
+        return _fill(resolution.template, facts, url=True)
     raise Unresolvable(
         "no_model_endpoint",
         "the registry names no serving endpoint for this version and the policy has no endpoint template",

@@ -77,6 +77,9 @@ async def load_policy_files(
             except (ValidationError, InvalidRequest) as exc:
                 problems.append(f"{POLICIES}/{directory.name}/{invalid_file(path, exc)}")
                 continue
+            if spec.id is None:
+                problems.append(f"{name}: id: a policy file must give the policy's id")
+                continue
             policy_id = str(spec.id)
             if policy_id in seen:
                 problems.append(

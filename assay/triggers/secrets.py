@@ -28,19 +28,30 @@ class WebhookSecrets:
             log.warning("webhook secrets file %s cannot be read", self._path)
             return {}
         if self._loaded is None or self._loaded[0] != stamp:
-            text = self._path.read_text(encoding="utf-8")
-            if self._path.suffix == ".json":
-                raw: Any = json.loads(text)
-            else:
-                import yaml  # only a YAML secrets file needs it: off the submit function's cold start
-
-                raw = yaml.safe_load(text)
-            secrets: dict[str, dict[str, str]] = {}
-            for tenant, forges in (raw or {}).items():
-                if isinstance(forges, dict):
-                    secrets[str(tenant)] = {str(k): str(v) for k, v in forges.items() if v}
+            try:
+                secrets = self._parse(self._path.read_text(encoding="utf-8"))
+            except Exception as exc:  # a broken file must not turn every webhook into a 500
+                log.error(
+                    "webhook secrets file %s is invalid, keeping the last good one: %s", self._path, exc
+                )
+                return self._loaded[1] if self._loaded is not None else {}
             self._loaded = (stamp, secrets)
         return self._loaded[1]
+
+    def _parse(self, text: str) -> dict[str, dict[str, str]]:
+        if self._path is not None and self._path.suffix == ".json":
+            raw: Any = json.loads(text)
+        else:
+            import yaml  # only a YAML secrets file needs it: off the submit function's cold start
+
+            raw = yaml.safe_load(text)
+        if not isinstance(raw, dict | None):
+            raise ValueError("not a mapping of tenant -> {forge: secret}")
+        secrets: dict[str, dict[str, str]] = {}
+        for tenant, forges in (raw or {}).items():
+            if isinstance(forges, dict):
+                secrets[str(tenant)] = {str(k): str(v) for k, v in forges.items() if v}
+        return secrets
 
     def secret(self, tenant: str, forge: str) -> str | None:
         """The tenant's secret for ``forge`` (github, gitlab, mlflow), or None when it has none."""

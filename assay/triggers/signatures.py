@@ -54,7 +54,7 @@ def verify_mlflow(
         )
     assert signature is not None and delivery_id is not None and timestamp is not None
     try:
-        sent_at = int(timestamp)
+        sent_at = int(timestamp) if len(timestamp) <= 12 else int("x")  # seconds: 12 digits reach year 33658
     except ValueError:
         raise BadSignature(
             "X-MLflow-Timestamp is not a Unix timestamp",

@@ -103,6 +103,10 @@ def test_unmatched_and_missing_values_are_said_not_guessed() -> None:
     failed = compare(job("new", ("a", None, None)), job("old", ("a", 0.5, None)), Tolerance())
     assert row(failed, "a")["reason"] == "no_value"
     assert failed["composite"] == {"compared": False}
+    # A result the baseline had and this run lacks is a regression: a failed benchmark never passes a gate.
+    assert row(failed, "a")["regressed"] is True and row(failed, "a")["baseline"] == 0.5
+    assert failed["regressions"] == [{"benchmark_index": 0, "id": "a", "delta": None}]
+    assert failed["pass"] is False
 
 
 def test_duplicated_benchmarks_match_by_occurrence() -> None:

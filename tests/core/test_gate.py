@@ -100,12 +100,21 @@ def test_the_decision_is_the_and_of_its_criteria(
     now: float, then: float, composite: bool, state: str
 ) -> None:
     gate = decide(job(now, state=state, composite_pass=composite), job(then, job_id="then"), rules())
-    expect_fail = bool(gate["regressions"]) or not composite or state in ("failed", "cancelled")
+    unfinished = state in ("failed", "cancelled", "partially_failed")  # a benchmark without a result fails it
+    expect_fail = bool(gate["regressions"]) or not composite or unfinished
     assert gate["decision"] == ("failed" if expect_fail else "passed")
     assert ("regression" in gate["reasons"]) is bool(gate["regressions"])
     assert ("threshold_not_met" in gate["reasons"]) is (not composite)
     lenient = decide(job(now, state=state, composite_pass=composite), None, rules(thresholds=False))
-    assert lenient["decision"] == ("failed" if state in ("failed", "cancelled") else "passed")
+    assert lenient["decision"] == ("failed" if unfinished else "passed")
+    assert (f"evaluation_{state}" in lenient["reasons"]) is unfinished
+
+
+@given(values, st.sampled_from(["failed", "cancelled"]))
+def test_a_failed_baseline_never_lets_a_gate_pass(now: float, baseline_state: str) -> None:
+    gate = decide(job(now), job(1.0, job_id="then", state=baseline_state), rules(thresholds=False))
+    assert gate["decision"] == "failed" and f"baseline_{baseline_state}" in gate["reasons"]
+    assert f"baseline {baseline_state}" in summary(gate)
 
 
 def test_pending_until_both_jobs_finish() -> None:

@@ -37,6 +37,10 @@ def _config(tmp_path: Path) -> Path:
     missing["action"] = {"collection": {"id": "no-such-collection"}}
     _write(root / "policies" / "default" / "missing.yaml", missing)
     _write(root / "policies" / "team-b" / "own.yaml", policy(["mlflow"], id="team-b-only"))
+    _write(
+        root / "policies" / "team-b" / "no-id.yaml",
+        {k: v for k, v in policy(["mlflow"]).items() if k != "id"},
+    )
     _write(root / "policies" / "Not_A_Tenant" / "x.yaml", policy(["mlflow"], id="x"))
     return root
 
@@ -75,6 +79,7 @@ def test_policy_files_load_per_tenant_read_only_and_followed(
         problems
     )
     assert any(p.startswith("policies/Not_A_Tenant/") for p in problems), problems
+    assert any(p.startswith("policies/team-b/no-id.yaml: ") for p in problems), problems
     again = hub.get("/api/v1/evaluations/policies/acme-qa").json()
     assert again["resource"]["updated_at"] == loaded["resource"]["updated_at"]
 

@@ -111,6 +111,12 @@ def _refusals() -> list[
     def future() -> tuple[bytes, dict[str, str]]:
         return mlflow_delivery("model_version.created", data, timestamp=int(time.time()) + 3600)
 
+    def huge_timestamp() -> tuple[bytes, dict[str, str]]:
+        body, headers = mlflow_delivery("model_version.created", data)
+        return _resign(
+            body, {**headers, "X-MLflow-Timestamp": "9" * 400}
+        )  # int() takes it; time math would not
+
     def unsigned() -> tuple[bytes, dict[str, str]]:
         body, headers = mlflow_delivery("model_version.created", data)
         del headers["X-MLflow-Signature"]
@@ -129,6 +135,7 @@ def _refusals() -> list[
         ("tampered body", tampered, {}, 401, "invalid_webhook_signature", "X-MLflow-Signature"),
         ("stale timestamp", stale, {}, 401, "stale_webhook_timestamp", "X-MLflow-Timestamp"),
         ("future timestamp", future, {}, 401, "stale_webhook_timestamp", "X-MLflow-Timestamp"),
+        ("huge timestamp", huge_timestamp, {}, 401, "invalid_webhook_signature", "X-MLflow-Timestamp"),
         ("no signature", unsigned, {}, 401, "invalid_webhook_signature", "X-MLflow-Signature"),
         ("malformed JSON", not_json, {}, 400, "invalid_json_request", ""),
         ("missing field", no_version, {}, 400, "request_validation_failed", "data.version"),
