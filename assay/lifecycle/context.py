@@ -34,10 +34,17 @@ class Runtime(Protocol):
         provider's benchmarks when its runtime takes groups. A second call for the same runs does nothing."""
 
     async def stop(
-        self, evaluation_id: str, index: int | None = None, *, purge: bool = False, tenant: str | None = None
+        self,
+        evaluation_id: str,
+        index: int | None = None,
+        *,
+        purge: bool = False,
+        tenant: str | None = None,
+        before: Mapping[int, int] | None = None,
     ) -> None:
         """Stop the evaluation's runs (or one of them); ``purge`` also removes their files. ``tenant`` says
-        where they run when the evaluation itself may be gone (a hard delete)."""
+        where they run when the evaluation itself may be gone (a hard delete). ``before``: only launches of
+        attempts earlier than ``before[index]`` (a cancel that arrives after the job was retried)."""
 
     def is_active(self, evaluation_id: str, index: int, attempt: int) -> bool: ...
 

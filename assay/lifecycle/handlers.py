@@ -76,15 +76,29 @@ async def dispatch(ctx: Lifecycle, ce: CloudEvent) -> None:
             evaluation_id, data = _payload(ce)
             if ctx.runtime is not None:
                 tenant = data.get("tenant")
+                purge = bool(data.get("purge"))
                 await ctx.runtime.stop(
                     evaluation_id,
-                    purge=bool(data.get("purge")),
+                    purge=purge,
                     tenant=tenant if isinstance(tenant, str) else None,
+                    before=None if purge else await _retried_since_cancel(ctx, evaluation_id),
                 )
         elif kind == BENCHMARK_FINISHED:
             _reap_later(ctx, ce)
         else:
             raise PoisonEvent(f"dispatch does not handle {kind!r}")
+
+
+async def _retried_since_cancel(ctx: Lifecycle, evaluation_id: str) -> dict[int, int] | None:
+    """The current attempt of each benchmark when the job was retried after this cancel (a late or
+    redelivered cancel then stops only what it was about, never the retry's launches); None otherwise."""
+    try:
+        record = await ctx.database.evaluations.get(evaluation_id)
+    except NotFound:
+        return None
+    if record.cancelled:
+        return None
+    return {row.run.index: row.run.attempt for row in record.runs}
 
 
 async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
@@ -215,7 +229,7 @@ async def sweep(ctx: Lifecycle, ce: CloudEvent | None = None) -> dict[str, int]:
         )
         counts["republished"] = stats.delivered
         for evaluation_id in await ctx.database.evaluations.open_ids():
-            await _reconcile(ctx, evaluation_id, counts)
+            await _reconcile_one(ctx, evaluation_id, counts)
         await ctx.database.outbox.prune()
     for step in ctx.sweep_steps:
         try:
@@ -267,11 +281,13 @@ def _apply_observations(
         run = row.run
         if run.terminal or run.attempt != seen.attempt or row.dispatched_attempt < run.attempt:
             continue
+        # The hub's deadline runs only while the runtime gives the run resources: a run Kueue preempted and
+        # re-queued has none until it is admitted again (its wait is the watcher's admission timeout).
         if seen.runtime_ref is not None and (row.runtime_ref, row.deadline_at) != (
             seen.runtime_ref,
-            seen.deadline_at or row.deadline_at,
+            seen.deadline_at,
         ):
-            row = replace(row, runtime_ref=seen.runtime_ref, deadline_at=seen.deadline_at or row.deadline_at)
+            row = replace(row, runtime_ref=seen.runtime_ref, deadline_at=seen.deadline_at)
             unit.put_row(row)
         if seen.failure is not None:
             transition = fail_run(run, seen.failure.message, seen.failure.message_code, ctx.clock())
@@ -287,6 +303,19 @@ def _apply_observations(
             ) and current != seen.notice.as_dict():
                 unit.put(replace(run, warning_message=seen.notice.as_dict()))
     return failed
+
+
+async def _reconcile_one(ctx: Lifecycle, evaluation_id: str, counts: dict[str, int]) -> None:
+    """Reconcile one evaluation of a sweep; a runtime error about it (a namespace the runtime may not read,
+    the API server timing out) is logged and left to the next sweep instead of ending this one for every
+    evaluation after it. Database errors still end the sweep (the broker redelivers the tick)."""
+    try:
+        await _reconcile(ctx, evaluation_id, counts)
+    except psycopg.Error:
+        raise
+    except Exception:
+        log.exception("reconciling evaluation %s failed; the next sweep tries again", evaluation_id)
+        counts["errors"] = counts.get("errors", 0) + 1
 
 
 async def _reconcile(ctx: Lifecycle, evaluation_id: str, counts: dict[str, int]) -> None:
@@ -361,10 +390,13 @@ async def _reconcile(ctx: Lifecycle, evaluation_id: str, counts: dict[str, int])
         if unit.current("state") in TERMINAL_JOB and before not in TERMINAL_JOB:
             counts["settled"] += 1
         events = unit.events
+    await ctx.published(events)
     if runtime is not None:
         for row in orphans:
-            await runtime.kill_orphan(evaluation_id, row)
-    await ctx.published(events)
+            try:
+                await runtime.kill_orphan(evaluation_id, row)
+            except Exception:  # logged; its activeDeadlineSeconds ends the Job at the latest
+                log.exception("removing the launch of %s benchmark %d failed", evaluation_id, row.run.index)
 
 
 __all__ = ["aggregate", "dispatch", "sweep"]

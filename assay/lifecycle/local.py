@@ -129,9 +129,15 @@ class LocalRunner:
         return f"{sidecar_url}/model/{evaluation.id}/{lead.index}{parts.path}{query}"
 
     async def stop(
-        self, evaluation_id: str, index: int | None = None, *, purge: bool = False, tenant: str | None = None
+        self,
+        evaluation_id: str,
+        index: int | None = None,
+        *,
+        purge: bool = False,
+        tenant: str | None = None,
+        before: Mapping[int, int] | None = None,
     ) -> None:
-        await self._runtime.stop(evaluation_id, index)
+        await self._runtime.stop(evaluation_id, index, before=before)
         if purge:
             # Hard delete: the job's files (job.json, logs) go with it, as in EvalHub.
             shutil.rmtree(self._root / evaluation_id, ignore_errors=True)

@@ -213,8 +213,11 @@ class LocalRuntime:
         self._pump()
         return job_path
 
-    async def stop(self, evaluation_id: str, index: int | None = None) -> None:
-        """Stop the evaluation's runs (or one index): queued ones are dropped, running ones terminated.
+    async def stop(
+        self, evaluation_id: str, index: int | None = None, *, before: Mapping[int, int] | None = None
+    ) -> None:
+        """Stop the evaluation's runs (or one index): queued ones are dropped, running ones terminated;
+        with ``before``, only launches whose attempts are all earlier than ``before[index]``.
 
         Returns once each has ended and its ``on_exit`` (reason ``stopped``) has been awaited.
         """
@@ -223,6 +226,9 @@ class LocalRuntime:
             for run in self._runs.values()
             if run.launch.key.evaluation_id == evaluation_id
             and (index is None or any(k.index == index for k in run.launch.keys))
+            and (
+                before is None or all(k.attempt < before.get(k.index, k.attempt + 1) for k in run.launch.keys)
+            )
         ]
         await self._stop_runs(runs, "stopped")
 

@@ -129,6 +129,7 @@ class TestApiServer:
         self.deleted: list[tuple[str, str, str]] = []  # (plural, namespace, name), GC included
         self.rejected: list[str] = []  # schema problems of refused bodies
         self.create_delay = create_delay
+        self.fail_creates: dict[str, int] = {}  # plural -> the status its next create is answered (a 5xx)
         self._in_flight = 0
         self.max_in_flight = 0
         self.app = Starlette(
@@ -242,6 +243,10 @@ class TestApiServer:
                     "BadRequest",
                     "the namespace of the provided object does not match the namespace sent on the request",
                 )
+            with self._lock:
+                failure = self.fail_creates.pop(plural, None)
+            if failure is not None:
+                return _status(failure, "InternalError", f"injected: creating {plural} failed")
             with self._lock:
                 self.created.append(copy.deepcopy(body))
             stored, problem = self._create(plural, namespace, body)

@@ -226,6 +226,11 @@ class Cluster:
             )
         )
 
+    def redeliver_cancel(self, job_id: str) -> None:
+        """``evaluation.cancelled`` once more, as the broker redelivers it after a timeout, or late."""
+        data = {"evaluation_id": job_id, "tenant": TENANT, "purge": False}
+        self._send(CloudEvent({"type": EVALUATION_CANCELLED, "source": "/assay/team-a/submit"}, data))
+
     def _send(self, event: CloudEvent) -> None:
         headers, body = to_binary(event)
         answer = httpx.post(self.broker_url, headers=headers, content=body, timeout=60)

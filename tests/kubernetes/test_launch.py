@@ -166,3 +166,29 @@ def test_a_provider_without_a_k8s_image_is_refused_at_submit(cluster: Cluster) -
     )
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["code"] == "k8s_runtime_not_enabled"
+
+
+def test_a_cancel_delivered_after_a_retry_stops_only_what_it_was_about(cluster: Cluster) -> None:
+    job_id = cluster.submit_job()
+    cluster.wait_jobs(job_id)
+    assert cluster.submit.delete(f"/api/v1/evaluations/jobs/{job_id}", headers=TEAM).status_code == 204
+    wait_for(lambda: cluster.jobs(job_id) == [])
+    assert cluster.submit.post(f"/api/v1/evaluations/jobs/{job_id}/retry", headers=TEAM).status_code == 202
+    (retried,) = cluster.wait_jobs(job_id)
+    assert retried["metadata"]["labels"]["assay.dev/attempt"] == "2"
+
+    cluster.redeliver_cancel(job_id)  # the broker delivers the old cancel again, after the retry
+    assert [j["metadata"]["name"] for j in cluster.jobs(job_id)] == [retried["metadata"]["name"]]
+    assert cluster.api.get("configmaps", TENANT, f"{retried['metadata']['name']}-spec") is not None
+    assert cluster.benchmark(job_id)["status"] == "pending"
+
+
+def test_a_launch_that_fails_half_way_leaves_no_job_holding_quota(cluster: Cluster) -> None:
+    cluster.api.fail_creates["configmaps"] = 500  # the Job is made, then its ConfigMap is refused
+    job_id = cluster.submit_job()
+    failed = cluster.wait_state(job_id, "failed")
+    entry = failed["status"]["benchmarks"][0]
+    assert entry["error_message"]["message_code"] == "runtime_start_failed"
+    assert "500" in entry["error_message"]["message"]
+    assert any(b["kind"] == "Job" for b in cluster.api.created)  # it had been created
+    assert cluster.jobs(job_id) == []  # and was removed with the failed launch

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
+
 from tests.conftest import wait_for
 from tests.kubernetes.conftest import TENANT, Cluster, adapter_pod_status, condition
 
@@ -273,3 +275,36 @@ def test_a_reported_result_is_left_alone(cluster: Cluster) -> None:
     job_doc = cluster.wait_state(job_id, "completed")
     assert job_doc["status"]["benchmarks"][0]["status"] == "completed"
     wait_for(lambda: cluster.job(job_id)["status"]["state"] == "completed")
+
+
+def test_a_preempted_benchmark_has_no_deadline_while_it_waits_in_the_queue(
+    cluster: Cluster, database_url: str
+) -> None:
+    """The hub's deadline counts admitted time only: a run preempted after hours of running must not time
+    out while Kueue holds it (a long wait is the admission timeout's, workload_inadmissible)."""
+
+    def deadline() -> Any:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT deadline_at FROM benchmark_runs WHERE evaluation_id = %s", [job_id]
+            ).fetchone()
+        assert row is not None
+        return row[0]
+
+    job_id = cluster.submit_job()
+    job = _launched(cluster, job_id)
+    cluster.changed(cluster.workload(job, condition("QuotaReserved"), condition("Admitted"), admitted=True))
+    admitted = deadline()
+    assert admitted is not None
+    preempted = "Preempted to accommodate a workload due to prioritization in the ClusterQueue"
+    evicted = cluster.workload(
+        job,
+        condition("QuotaReserved", "False", "Pending", "waiting for quota"),
+        condition("Admitted", "False", "NoReservation", "The workload has no reservation"),
+        condition("Evicted", "True", "Preempted", preempted),
+    )
+    cluster.changed(evicted)
+    assert deadline() is None
+    assert cluster.benchmark(job_id)["warning_message"]["message_code"] == "workload_evicted"
+    cluster.changed(cluster.workload(job, condition("QuotaReserved"), condition("Admitted"), admitted=True))
+    assert deadline() is not None  # counting again from the new admission

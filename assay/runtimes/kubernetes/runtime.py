@@ -27,6 +27,7 @@ from assay.runtimes.kubernetes.objects import (
     LABEL_EVALUATION,
     LABEL_INDEX,
     QUEUE_LABEL,
+    LaunchObjects,
     build_launch,
     evaluation_of_name,
     label_value,
@@ -62,6 +63,14 @@ def _client_configuration(settings: Settings) -> kubernetes.client.Configuration
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     configuration.connection_pool_maxsize = settings.k8s_max_parallel_requests
     return configuration
+
+
+def _older(job: Mapping[str, Any], before: Mapping[int, int]) -> bool:
+    """Whether ``job`` runs an attempt earlier than ``before`` names for its benchmarks (a stale cancel's)."""
+    attempt = str(((job.get("metadata") or {}).get("labels") or {}).get(LABEL_ATTEMPT, ""))
+    if not attempt.isdigit():
+        return False
+    return all(int(attempt) < before.get(index, int(attempt) + 1) for index in launch_indices(job))
 
 
 def _body(response: Any) -> dict[str, Any]:
@@ -121,20 +130,7 @@ class KubernetesRuntime:
                 "local_queue_not_found",
             )
         try:
-            job = _body(
-                await self._call(
-                    self._batch.create_namespaced_job, objects.namespace, objects.job, _preload_content=False
-                )
-            )
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            job = _body(
-                await self._call(
-                    self._batch.read_namespaced_job, objects.name, objects.namespace, _preload_content=False
-                )
-            )
-        try:
+            job = await self._create_job(objects)
             await self._call(
                 self._core.create_namespaced_config_map,
                 objects.namespace,
@@ -142,8 +138,14 @@ class KubernetesRuntime:
                 _preload_content=False,
             )
         except ApiException as exc:
-            if exc.status != 409:
+            if exc.status == 409:  # the ConfigMap exists: a redelivered dispatch
+                pass
+            else:
+                await self._abandon(objects)
                 raise
+        except Exception:
+            await self._abandon(objects)
+            raise
         log.info(
             "queued Job %s/%s for benchmarks %s of %s in LocalQueue %s",
             objects.namespace,
@@ -179,7 +181,13 @@ class KubernetesRuntime:
     # -- stopping -------------------------------------------------------------------------------------
 
     async def stop(
-        self, evaluation_id: str, index: int | None = None, *, purge: bool = False, tenant: str | None = None
+        self,
+        evaluation_id: str,
+        index: int | None = None,
+        *,
+        purge: bool = False,
+        tenant: str | None = None,
+        before: Mapping[int, int] | None = None,
     ) -> None:
         """Delete the evaluation's Jobs (their pods and Workloads go with them) and ConfigMaps, or those of
         the launch running ``index``. Only called once a cancel is committed: a refused cancel stops nothing."""
@@ -189,9 +197,13 @@ class KubernetesRuntime:
         namespace = namespace_for(self._settings, tenant)
         selector = f"{LABEL_EVALUATION}={label_value(evaluation_id)}"
         jobs = await self._list_jobs(namespace, selector)
-        names = [j["metadata"]["name"] for j in jobs if index is None or index in launch_indices(j)]
+        names = [
+            j["metadata"]["name"]
+            for j in jobs
+            if (index is None or index in launch_indices(j)) and (before is None or _older(j, before))
+        ]
         await asyncio.gather(*(self._delete_launch(namespace, name) for name in names))
-        if index is None:
+        if index is None and before is None:
             # A ConfigMap whose Job was never created (or already collected) still goes.
             config_maps = _body(
                 await self._call(
@@ -207,6 +219,30 @@ class KubernetesRuntime:
                     for c in config_maps
                 )
             )
+
+    async def _create_job(self, objects: LaunchObjects) -> dict[str, Any]:
+        try:
+            return _body(
+                await self._call(
+                    self._batch.create_namespaced_job, objects.namespace, objects.job, _preload_content=False
+                )
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        return _body(
+            await self._call(
+                self._batch.read_namespaced_job, objects.name, objects.namespace, _preload_content=False
+            )
+        )
+
+    async def _abandon(self, objects: LaunchObjects) -> None:
+        """A launch that failed half-way (the Job made, its ConfigMap not; or a create that timed out after
+        the server took it) is removed: the run fails, and its Job must not hold Kueue quota regardless."""
+        try:
+            await self._delete_launch(objects.namespace, objects.name)
+        except Exception:
+            log.exception("removing the half-made launch %s/%s failed", objects.namespace, objects.name)
 
     async def _delete_launch(self, namespace: str, name: str) -> None:
         await self._delete(self._batch.delete_namespaced_job, namespace, name)
