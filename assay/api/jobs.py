@@ -152,10 +152,21 @@ class Experiment(WireModel):
     artifact_location: str | None = None
 
 
+# The OCI distribution spec's grammar, checked at submission rather than by the registry after every retry.
+# A tag leaves room for the "-<benchmark index>" each benchmark's artifact appends (128 characters in all).
+OciRepository = Annotated[
+    str,
+    StringConstraints(
+        max_length=255, pattern=r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$"
+    ),
+]
+OciTag = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,119}$")]
+
+
 class OciCoordinates(WireModel):
     oci_host: NonBlank
-    oci_repository: NonBlank
-    oci_tag: str | None = None
+    oci_repository: OciRepository
+    oci_tag: OciTag | None = None
     oci_subject: str | None = None
     annotations: dict[str, str] = Field(default_factory=dict)
 

@@ -210,7 +210,7 @@ class Exports:
 
         def remember(result: Mapping[str, Any]) -> None:
             # From the worker thread: a run id is stored the moment it exists, before anything else can fail.
-            asyncio.run_coroutine_threadsafe(repo.remember(record.id, row.name, result), loop).result()
+            asyncio.run_coroutine_threadsafe(repo.remember(row, result), loop).result()
 
         try:
             outcome = await asyncio.to_thread(self._run, record, row, remember)
@@ -232,8 +232,7 @@ class Exports:
                 extra={"evaluation_id": record.id, "export": row.name},
             )
             await repo.settle(
-                record.id,
-                row.name,
+                row,
                 status=status,
                 error=error,
                 next_attempt_at=ctx.clock() + timedelta(seconds=delay),
@@ -242,8 +241,7 @@ class Exports:
             )
             return
         await repo.settle(
-            record.id,
-            row.name,
+            row,
             status="done",
             error=None,
             next_attempt_at=None,
@@ -387,7 +385,7 @@ class Exports:
             "experiment_id": experiment_id,
             "experiment_name": experiment_name,
             "experiment_url": tracker.experiment_url(experiment_id),
-            "experiment_api_url": f"{tracker.tracking_uri}/api/2.0/mlflow/experiments/get?experiment_id={experiment_id}",
+            "experiment_api_url": f"{tracker.public_tracking_uri}/api/2.0/mlflow/experiments/get?experiment_id={experiment_id}",
         }
         remember(known)
         card = row.card

@@ -56,6 +56,14 @@ def _merged(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+# The row as one claim left it: same attempt of the same finish, still running under that claim.
+_CLAIMED = "evaluation_id = %s AND name = %s AND status = 'running' AND attempts = %s AND finished_at = %s"
+
+
+def _claim_key(claimed: ExportRow) -> list[Any]:
+    return [claimed.evaluation_id, claimed.name, claimed.attempts, claimed.finished_at]
+
+
 Summarize = Callable[[Sequence[ExportRow]], Mapping[str, Any]]
 """Turns an evaluation's export rows into the fields its ``results`` show (under the job's lock)."""
 
@@ -90,7 +98,7 @@ class ExportRepository:
                     " ON CONFLICT (evaluation_id, name) DO UPDATE SET status = 'pending', attempts = 0,"
                     " last_error = NULL, finished_at = EXCLUDED.finished_at, card = EXCLUDED.card,"
                     " next_attempt_at = now(), lease_until = NULL, updated_at = now()"
-                    " WHERE exports.finished_at <> EXCLUDED.finished_at",
+                    " WHERE exports.finished_at < EXCLUDED.finished_at",  # forward only: a stale plan changes nothing
                     [evaluation_id, name, finished_at, Jsonb(dict(card))],
                 )
                 changed += done.rowcount
@@ -115,19 +123,17 @@ class ExportRepository:
             found = await cur.fetchone()
             return _row(found) if found is not None else None
 
-    async def remember(self, evaluation_id: str, name: str, result: Mapping[str, Any]) -> None:
+    async def remember(self, claimed: ExportRow, result: Mapping[str, Any]) -> None:
         """Record something the export just created (a run id) before doing more: a retry reuses it."""
         async with self._pool.connection() as conn:
             await conn.execute(
-                "UPDATE exports SET result = result || %s, updated_at = now()"
-                " WHERE evaluation_id = %s AND name = %s",
-                [Jsonb(dict(result)), evaluation_id, name],
+                f"UPDATE exports SET result = result || %s, updated_at = now() WHERE {_CLAIMED}",
+                [Jsonb(dict(result)), *_claim_key(claimed)],
             )
 
     async def settle(
         self,
-        evaluation_id: str,
-        name: str,
+        claimed: ExportRow,
         *,
         status: ExportStatus,
         error: str | None,
@@ -138,19 +144,23 @@ class ExportRepository:
         experiment_id: str | None = None,
     ) -> None:
         """End an attempt and show it in the job, atomically: the row's status, error and result; the job's
-        ``results`` (through ``summarize``); ``benchmark_results`` merged into those runs' results."""
+        ``results`` (through ``summarize``); ``benchmark_results`` merged into those runs' results. Nothing
+        happens when the claim is no longer this attempt's (its lease expired and another worker took it, or
+        the job finished again since): a superseded attempt must not overwrite what its successor records."""
+        evaluation_id = claimed.evaluation_id
         async with self._pool.connection() as conn, conn.transaction():
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute("SELECT results FROM evaluations WHERE id = %s FOR UPDATE", [evaluation_id])
             job = await cur.fetchone()
             if job is None:
                 return  # hard-deleted meanwhile: its exports went with it
-            await conn.execute(
+            updated = await conn.execute(
                 "UPDATE exports SET status = %s, last_error = %s, result = result || %s, lease_until = NULL,"
-                " next_attempt_at = coalesce(%s, next_attempt_at), updated_at = now()"
-                " WHERE evaluation_id = %s AND name = %s",
-                [status, error, Jsonb(dict(result)), next_attempt_at, evaluation_id, name],
+                f" next_attempt_at = coalesce(%s, next_attempt_at), updated_at = now() WHERE {_CLAIMED}",
+                [status, error, Jsonb(dict(result)), next_attempt_at, *_claim_key(claimed)],
             )
+            if not updated.rowcount:
+                return
             rows = await self._rows(cur, evaluation_id)
             await self._mirror(conn, evaluation_id, job["results"], summarize(rows), benchmark_results or {})
             if experiment_id is not None:

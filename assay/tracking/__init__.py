@@ -6,11 +6,13 @@ only when a tracker is first used: the functions that never export pay nothing f
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -36,12 +38,29 @@ def _clip(value: object, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 class MlflowTracker:
     """One tracking server: experiments got or created race-safely, runs found again by their tags."""
 
     def __init__(self, tracking_uri: str, ui_url: str | None = None) -> None:
         self.tracking_uri = tracking_uri.rstrip("/")
-        self.ui_url = (ui_url or tracking_uri).rstrip("/")
+        # URLs that end up in job results never carry credentials embedded in the tracking URI.
+        self.ui_url = _without_userinfo(ui_url or tracking_uri).rstrip("/")
+        self.public_tracking_uri = _without_userinfo(self.tracking_uri)
+        # An export is retried by the sweep with its own backoff; the client's default of 7 retries with a
+        # 120 s timeout would hold one attempt for many minutes, past its lease (a user's setting wins).
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # noqa: TID251 (mlflow reads its own setting)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")  # noqa: TID251
         self._client: MlflowClient | None = None
         self._lock = threading.Lock()
 
@@ -111,8 +130,8 @@ class MlflowTracker:
             from mlflow.exceptions import MlflowException
 
             try:
-                client.get_run(run_id)
-                return run_id
+                if client.get_run(run_id).info.lifecycle_stage == "active":
+                    return run_id  # a run deleted in the UI takes no more writes: find or make another
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                     raise

@@ -45,9 +45,14 @@ def test_malformed_jobs_name_every_problem(client: TestClient) -> None:
     assert "at least one" in refused(client, job(benchmarks=[]))["message"]
     negative = refused(client, job(benchmarks=[{"id": "bench_a", "provider_id": "demo", "weight": -1}]))
     assert ("benchmarks[0].weight", "min") in paths(negative)
-    composite = refused(
-        client, job(pass_criteria={"threshold": 40})
-    )  # a raw score, not the composite's [0, 1]
+    oci = {
+        "oci": {"coordinates": {"oci_host": "r.example", "oci_repository": "Team/Evals", "oci_tag": "v1/x"}}
+    }
+    bad_oci = paths(refused(client, job(exports=oci)))
+    assert ("exports.oci.coordinates.oci_repository", "pattern") in bad_oci, bad_oci
+    assert ("exports.oci.coordinates.oci_tag", "pattern") in bad_oci, bad_oci
+    # A raw score where the composite's [0, 1] belongs:
+    composite = refused(client, job(pass_criteria={"threshold": 40}))
     assert "normalised composite scale" in composite["message"]
 
 

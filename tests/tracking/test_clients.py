@@ -105,3 +105,11 @@ def test_push_failures_are_quick_and_name_the_cause(registry: DockerRegistry) ->
         anonymous.push(registry.host, "assay/x", "t", files, artifact_type="application/json", annotations={})
     # oras alone would retry for minutes; the sweep retries instead.
     assert time.monotonic() - started < 10
+
+
+def test_links_in_job_results_never_carry_credentials_of_the_tracking_uri() -> None:
+    tracker = MlflowTracker("https://robot:s3cret@mlflow.example:5000/")
+    assert tracker.tracking_uri == "https://robot:s3cret@mlflow.example:5000"  # the client still uses them
+    for url in (tracker.experiment_url("3"), tracker.run_url("3", "abc"), tracker.public_tracking_uri):
+        assert "s3cret" not in url and "robot" not in url and url.startswith("https://mlflow.example:5000")
+    assert MlflowTracker("http://[::1]:5000", "http://u:p@[::1]:8080").ui_url == "http://[::1]:8080"
