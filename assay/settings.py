@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -312,6 +312,15 @@ class Settings(BaseSettings):
         if "{tenant}" not in value:
             raise ValueError("must contain {tenant}: every tenant gets its own namespace")
         return value
+
+    @model_validator(mode="after")
+    def _jobs_outlive_the_result_grace(self) -> Settings:
+        if self.k8s_ttl_seconds_after_finished < self.k8s_result_grace_seconds:
+            raise ValueError(
+                "k8s_ttl_seconds_after_finished must be at least k8s_result_grace_seconds: a finished Job "
+                "collected sooner takes with it what the watcher reads (why the pod ended)"
+            )
+        return self
 
     @field_validator(
         "data_dir", "config_dir", "model_cache_dir", "k8s_kubeconfig", "oci_auth_config_path", mode="after"

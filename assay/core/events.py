@@ -39,8 +39,12 @@ KUBERNETES_RESOURCE_EVENTS = (
     "dev.knative.apiserver.resource.add",
     "dev.knative.apiserver.resource.update",
     "dev.knative.apiserver.resource.delete",
+    "dev.knative.apiserver.ref.add",
+    "dev.knative.apiserver.ref.update",
+    "dev.knative.apiserver.ref.delete",
 )
-"""ApiServerSource (Jobs, Pods and Kueue Workloads of Assay) -> sweep: the watcher looks at once."""
+"""ApiServerSource (Jobs, Pods and Kueue Workloads of Assay) -> sweep: the watcher looks at once. The
+``resource.*`` types in the source's ``Resource`` mode (as deployed), ``ref.*`` in ``Reference`` mode."""
 
 MODEL_VERSION_CREATED = "dev.assay.registry.model_version.created.v1"
 """a model registry (through a Knative Trigger) -> submit at ``POST /api/v1/events``: a new version."""

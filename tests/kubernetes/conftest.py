@@ -218,7 +218,7 @@ class Cluster:
         self._send(
             CloudEvent(
                 {
-                    "type": KUBERNETES_RESOURCE_EVENTS[1],
+                    "type": KUBERNETES_RESOURCE_EVENTS[4 if reference else 1],  # ref.update / resource.update
                     "source": "https://kubernetes.default.svc",
                     "subject": f"/apis/{obj['apiVersion']}/namespaces/{meta['namespace']}/{obj['kind'].lower()}s/{meta['name']}",
                 },

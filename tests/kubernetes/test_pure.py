@@ -279,3 +279,14 @@ def test_without_mlflow_or_oci_exports_no_credentials_are_mounted() -> None:
     assert names == {"job-spec", "data", "shared", "pod-namespace", "hub-token"}
     config = SidecarConfig.model_validate(json.loads(objects.config_map["data"]["sidecar_config.json"]))
     assert config.mlflow.tracking_uri == "" and config.mlflow.token_path is None
+
+
+def test_a_job_ttl_shorter_than_the_result_grace_is_refused() -> None:
+    with pytest.raises(ValueError, match="k8s_ttl_seconds_after_finished must be at least"):
+        Settings(k8s_ttl_seconds_after_finished=0)
+    assert (
+        Settings(
+            k8s_ttl_seconds_after_finished=60, k8s_result_grace_seconds=60
+        ).k8s_ttl_seconds_after_finished
+        == 60
+    )

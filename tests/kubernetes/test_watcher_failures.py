@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from tests.conftest import wait_for
+from tests.kubernetes.api_server import ago
 from tests.kubernetes.conftest import TENANT, Cluster, adapter_pod_status, condition
 
 
@@ -308,3 +309,18 @@ def test_a_preempted_benchmark_has_no_deadline_while_it_waits_in_the_queue(
     assert cluster.benchmark(job_id)["warning_message"]["message_code"] == "workload_evicted"
     cluster.changed(cluster.workload(job, condition("QuotaReserved"), condition("Admitted"), admitted=True))
     assert deadline() is not None  # counting again from the new admission
+
+
+def test_an_oom_kill_after_the_result_left_does_not_discard_it(cluster: Cluster) -> None:
+    """Killed for memory while tearing down, after reporting: the sidecar may still be delivering the result
+    from its buffer. The watcher waits out the result grace, and the result wins."""
+    job_id = cluster.submit_job()
+    job = _launched(cluster, job_id)
+    cluster.workload(job, condition("QuotaReserved"), condition("Admitted"), admitted=True)
+    killed = {"terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": ago(0)}}
+    cluster.changed(cluster.pod(job, adapter_pod_status("Running", killed)))
+    cluster.tick()
+    assert cluster.benchmark(job_id)["status"] == "pending"  # not failed while the result may be on its way
+    cluster.report(job_id, 0, "completed", metrics={"exact_match": 0.7})
+    done = cluster.wait_state(job_id, "completed")
+    assert done["status"]["benchmarks"][0]["status"] == "completed"

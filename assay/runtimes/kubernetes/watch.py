@@ -99,7 +99,8 @@ def _container_statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
 
 
-def _oom(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def _oom(pods: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+    """(the pod, the adapter's ``terminated`` state) of an adapter the kernel killed for memory."""
     for pod in pods:
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
             if status.get("name") != ADAPTER:
@@ -107,7 +108,7 @@ def _oom(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
             for state in (status.get("state") or {}, status.get("lastState") or {}):
                 terminated = state.get("terminated") or {}
                 if terminated.get("reason") == "OOMKilled":
-                    return pod
+                    return pod, terminated
     return None
 
 
@@ -193,7 +194,13 @@ def judge(
     metadata = job.get("metadata") or {}
     oom = _oom(pods)
     if oom is not None:
-        limit = _memory_limit(oom)
+        pod, terminated = oom
+        killed_at = parse_time(terminated.get("finishedAt"))
+        if killed_at is not None and now - killed_at < timedelta(seconds=limits.result_grace):
+            # Killed while tearing down, perhaps after it reported: the sidecar may still be delivering the
+            # result from its buffer. Judge once that had time to arrive (a result wins; see a reported run).
+            return Verdict()
+        limit = _memory_limit(pod)
         return Verdict(
             failure=RunNote(
                 "The adapter ran out of memory and was killed (OOMKilled"
