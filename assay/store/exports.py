@@ -116,7 +116,7 @@ class ExportRepository:
             await cur.execute(
                 "UPDATE exports SET status = 'running', attempts = attempts + 1, lease_until = %s,"
                 " updated_at = now() WHERE evaluation_id = %s AND name = %s AND ("
-                " (status IN ('pending', 'failed') AND next_attempt_at <= %s)"
+                " (status IN ('pending', 'failed') AND next_attempt_at <= greatest(%s, now()))"
                 " OR (status = 'running' AND lease_until < %s)) RETURNING *",
                 [now + timedelta(seconds=lease_seconds), evaluation_id, name, now, now],
             )
@@ -176,7 +176,8 @@ class ExportRepository:
         """Evaluations with an export to (re)try now: pending or failed and due, or running past its lease."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT evaluation_id FROM exports WHERE (status IN ('pending', 'failed') AND next_attempt_at <= %s)"
+                "SELECT evaluation_id FROM exports"
+                " WHERE (status IN ('pending', 'failed') AND next_attempt_at <= greatest(%s, now()))"
                 " OR (status = 'running' AND lease_until < %s)"
                 " GROUP BY evaluation_id ORDER BY min(next_attempt_at) LIMIT %s",
                 [now, now, limit],
