@@ -216,7 +216,15 @@ async def sweep(ctx: Lifecycle, ce: CloudEvent | None = None) -> dict[str, int]:
     dispatch runs that were never launched, and settle jobs whose runs are all terminal.
 
     An ApiServerSource event (a Job, pod or Workload changed) reconciles only the evaluation it is about."""
-    counts = {"republished": 0, "timed_out": 0, "lost": 0, "redispatched": 0, "settled": 0, "watched": 0}
+    counts = {
+        "republished": 0,
+        "timed_out": 0,
+        "lost": 0,
+        "redispatched": 0,
+        "settled": 0,
+        "watched": 0,
+        "errors": 0,
+    }
     if ce is not None and ce["type"] in KUBERNETES_RESOURCE_EVENTS:
         with _retryable():
             evaluation_id = _evaluation_of_resource(ctx, ce)
@@ -315,7 +323,7 @@ async def _reconcile_one(ctx: Lifecycle, evaluation_id: str, counts: dict[str, i
         raise
     except Exception:
         log.exception("reconciling evaluation %s failed; the next sweep tries again", evaluation_id)
-        counts["errors"] = counts.get("errors", 0) + 1
+        counts["errors"] += 1
 
 
 async def _reconcile(ctx: Lifecycle, evaluation_id: str, counts: dict[str, int]) -> None:
