@@ -8,6 +8,8 @@
     │   ├── InvalidJSON              400 invalid_json_request
     │   ├── InvalidQuery             400 query_bad_parameter / query_parameter_invalid / ...
     │   ├── InvalidIdentity          400 missing_tenant_header / invalid_tenant_header / ...
+    │   ├── Unauthenticated          401 unauthorized (no, bad or expired credential; WWW-Authenticate)
+    │   ├── Forbidden                403 forbidden (authenticated, but not allowed this verb here)
     │   ├── UnknownTenant            403 unknown_tenant
     │   ├── NotFound                 404 resource_not_found
     │   ├── ReadOnly                 400 read_only_provider / read_only_collection
@@ -72,6 +74,16 @@ class InvalidIdentity(RequestError):
     message_code = "invalid_tenant_header"
 
 
+class Unauthenticated(RequestError):
+    status = 401
+    message_code = "unauthorized"
+
+
+class Forbidden(RequestError):
+    status = 403
+    message_code = "forbidden"
+
+
 class UnknownTenant(RequestError):
     status = 403
     message_code = "unknown_tenant"
@@ -110,6 +122,7 @@ __all__ = [
     "AssayError",
     "Conflict",
     "FieldError",
+    "Forbidden",
     "InvalidIdentity",
     "InvalidJSON",
     "InvalidQuery",
@@ -119,6 +132,7 @@ __all__ = [
     "ReadOnly",
     "RequestError",
     "TemporaryError",
+    "Unauthenticated",
     "UnknownTenant",
     "Unprocessable",
 ]
