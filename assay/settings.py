@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -285,18 +285,108 @@ class Settings(BaseSettings):
         gt=0,
         description="MLflow webhooks whose `X-MLflow-Timestamp` is further than this from now are refused (401).",
     )
+    auth_mode: Literal["token", "oidc", "kubernetes", "trusted-proxy", "none"] | None = Field(
+        None,
+        description="How callers are authenticated (`docs/security.md`). `token`: bearer tokens from "
+        "`ASSAY_AUTH_TOKEN_FILE` (hashed) and, in local mode, the hub's own token in `data_dir/token`; `oidc`: "
+        "JWTs of `ASSAY_OIDC_ISSUER` checked against its JWKS; `kubernetes`: TokenReview, then a "
+        "SubjectAccessReview per request (EvalHub's resource/verb table); `trusted-proxy`: identity from "
+        "`X-User`/`X-Forwarded-Groups` set by kube-rbac-proxy in front (which authorised the request); `none`: "
+        "no authentication, refused unless the hub binds a loopback address. Default: `token` in local mode, "
+        "`kubernetes` in cluster mode.",
+    )
+    auth_token_file: Path | None = Field(
+        None,
+        description="`token` mode: a YAML file of `tokens: [{subject, sha256, tenants: {tenant: viewer|editor|admin}}]` "
+        "(`*` as a tenant means every tenant); re-read when it changes. `assay token --hash` prints a hash.",
+    )
+    auth_roles_file: Path | None = Field(
+        None,
+        description="`oidc` mode: a YAML file mapping tenants to roles to subjects or `group:<name>`: "
+        "`{team-a: {admin: [alice], editor: [group:ml], viewer: ['*']}}`.",
+    )
+    oidc_issuer: str | None = Field(None, description="`oidc` mode: the issuer URL (`iss`) tokens must carry.")
+    oidc_audience: str | None = Field(None, description="`oidc` mode: the audience (`aud`) tokens must carry.")
+    oidc_jwks_url: str | None = Field(
+        None, description="`oidc` mode: the JWKS URL (default: discovered from the issuer's metadata)."
+    )
+    oidc_username_claim: str = Field("sub", description="`oidc` mode: the claim naming the subject.")
+    oidc_groups_claim: str = Field("groups", description="`oidc` mode: the claim listing the subject's groups.")
+    auth_cache_seconds: float = Field(
+        60.0, ge=0, description="How long a TokenReview, SubjectAccessReview or JWKS answer is reused."
+    )
+    auth_api_group: str = Field(
+        "trustyai.opendatahub.io",
+        description="`kubernetes` mode: the API group of SubjectAccessReviews (EvalHub's, so its Roles keep working).",
+    )
+    event_senders: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Cluster mode: comma-separated identities (TokenReview usernames, `*` globs) allowed to deliver "
+        "CloudEvents to the functions, the dead-letter sink and the registry ingress (Knative Eventing's OIDC "
+        "sender tokens). Empty: only the registry ingress's HMAC signature is accepted.",
+    )
+    event_audience: str | None = Field(
+        None, description="Cluster mode: the audience the broker's OIDC tokens must carry (TokenReview)."
+    )
+    launch_signing_key: SecretStr | None = Field(
+        None,
+        description="HMAC key (at least 32 bytes) signing the per-launch credentials the sidecar presents on "
+        "callbacks. Local mode: generated in `data_dir/launch.key` when unset; cluster mode: required where "
+        "dispatch and callback run (the same Secret for both).",
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Comma-separated browser origins allowed by CORS; none by default."
+    )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated `Host` header names accepted (against DNS rebinding); `*` accepts any. "
+        "Default: loopback names in local mode, any in cluster mode.",
+    )
+    local_command_tenants: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Tenants whose own providers may carry `runtime.local.command` (run on the hub host). "
+        "Empty: only the operator's system catalogue may.",
+    )
+    egress_allow_private: bool = Field(
+        False,
+        description="Allow model and registry hosts on loopback, link-local or cloud-metadata addresses "
+        "(local mode allows loopback regardless: the local model server lives there).",
+    )
+    max_benchmarks_per_job: int = Field(200, ge=1, description="Most benchmarks one job may run.")
+    max_log_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Most bytes one logs response returns (the tail is kept)."
+    )
     kubeflow_registries: list[KubeflowRegistry] = Field(
         default_factory=list,
         description="Kubeflow Model Registries the sweep polls for new versions, JSON: "
         '`[{"url": "http://model-registry.kubeflow:8080", "tenant": "team-a", "token_file": null}]`.',
     )
 
-    @field_validator("tenants", "oci_insecure_registries", mode="before")
+    @field_validator(
+        "tenants",
+        "oci_insecure_registries",
+        "event_senders",
+        "cors_origins",
+        "allowed_hosts",
+        "local_command_tenants",
+        mode="before",
+    )
     @classmethod
     def _split_tenants(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(t.strip() for t in value.split(",") if t.strip())
         return value
+
+    @property
+    def effective_auth_mode(self) -> Literal["token", "oidc", "kubernetes", "trusted-proxy", "none"]:
+        if self.auth_mode is not None:
+            return self.auth_mode
+        return "token" if self.mode == "local" else "kubernetes"
+
+    @property
+    def local_token_path(self) -> Path:
+        """The local hub's own bearer token (mode 0600), created at first start."""
+        return self.data_dir / "token"
 
     @property
     def local_jobs_dir(self) -> Path:
@@ -314,6 +404,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _no_auth_only_on_loopback(self) -> Settings:
+        if self.effective_auth_mode == "none" and self.host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError(
+                f"auth_mode 'none' serves every caller as an administrator: it binds only a loopback address, "
+                f"not {self.host!r}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _jobs_outlive_the_result_grace(self) -> Settings:
         if self.k8s_ttl_seconds_after_finished < self.k8s_result_grace_seconds:
             raise ValueError(
@@ -323,7 +422,14 @@ class Settings(BaseSettings):
         return self
 
     @field_validator(
-        "data_dir", "config_dir", "model_cache_dir", "k8s_kubeconfig", "oci_auth_config_path", mode="after"
+        "data_dir",
+        "config_dir",
+        "model_cache_dir",
+        "k8s_kubeconfig",
+        "oci_auth_config_path",
+        "auth_token_file",
+        "auth_roles_file",
+        mode="after",
     )
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
