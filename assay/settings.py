@@ -334,6 +334,15 @@ class Settings(BaseSettings):
         "callbacks. Local mode: generated in `data_dir/launch.key` when unset; cluster mode: required where "
         "dispatch and callback run (the same Secret for both).",
     )
+    ui_session_key: SecretStr | None = Field(
+        None,
+        description="HMAC key (at least 32 bytes) signing the dashboard's session cookies (`/ui`, "
+        "`docs/dashboard.md`). Local mode: generated in `data_dir/ui-session.key` when unset; cluster mode: set "
+        "the same Secret on every replica of the submit service, else the dashboard takes bearer tokens only.",
+    )
+    ui_session_max_age_seconds: int = Field(
+        12 * 3600, ge=60, description="How long a dashboard sign-in lasts before the token is asked for again."
+    )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Comma-separated browser origins allowed by CORS; none by default."
     )
