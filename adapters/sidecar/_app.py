@@ -178,9 +178,12 @@ class _Sidecar:
         except (ValueError, UnicodeDecodeError):
             parsed = None  # the hub answers for a malformed body
         event = parsed.get("benchmark_status_event") if isinstance(parsed, dict) else None
+        launch_token: str | None = None
         if isinstance(event, dict):
             index = event.get("benchmark_index", 0)
             index = index if isinstance(index, int) and not isinstance(index, bool) else 0
+            if self.local_jobs is not None:
+                launch_token = self.local_jobs.hub_token(job_id, index)
             status = event.get("status")
             if status in _TERMINAL:
                 self.terminal.add((job_id, index))
@@ -193,7 +196,9 @@ class _Sidecar:
                 body = json.dumps(parsed).encode()
         headers = {k: v for k, v in request.headers.items() if k.lower() in _EVENT_HEADERS}
         headers.setdefault("content-type", "application/json")
-        if self.config.eval_hub.token_path is None and (
+        if launch_token is not None:
+            headers["Authorization"] = f"Bearer {launch_token}"  # the local hub's credential for this launch
+        elif self.config.eval_hub.token_path is None and (
             authorization := request.headers.get("authorization")
         ):
             headers["Authorization"] = authorization  # no token of its own: keep the adapter's

@@ -15,6 +15,7 @@ from adapters.sidecar._config import SidecarConfig, parse_duration
 __all__ = ["JobInfoMissing", "LocalJobs", "ModelRoute", "PodJob"]
 
 SIDECAR_JOB_INFO = "sidecar-job-info.json"
+HUB_TOKEN = "hub-token"  # Assay: the launch credential the local hub wrote for <job_id>/<benchmark_index>
 
 
 class JobInfoMissing(LookupError):
@@ -100,6 +101,15 @@ class LocalJobs:
         self._model_name = config.model.name
         self._routes: dict[tuple[str, int], tuple[float, ModelRoute]] = {}
         self._swept_at = time.monotonic()
+
+    def hub_token(self, job_id: str, index: int) -> str | None:
+        """The launch credential for events of ``job_id`` benchmark ``index`` (read fresh: a retry replaces it)."""
+        if "/" in job_id or job_id in ("", ".", "..") or index < 0:
+            return None
+        try:
+            return (self._root / job_id / str(index) / HUB_TOKEN).read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
 
     def route(self, job_id: str, index: int) -> ModelRoute:
         now = time.monotonic()
