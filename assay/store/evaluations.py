@@ -214,20 +214,29 @@ class EvaluationRepository:
             return sql.SQL("TRUE"), []
         return sql.SQL("tenant = %s"), [self._tenant.name]
 
-    async def _select(
-        self, conn: AsyncConnection[Any], evaluation_id: str, *, lock: bool
-    ) -> AsyncCursor[dict[str, Any]]:
-        """Send the read of one job with its runs (``FOR UPDATE`` when ``lock``); the caller fetches."""
+    async def _select(self, conn: AsyncConnection[Any], evaluation_id: str) -> AsyncCursor[dict[str, Any]]:
+        """Send the read of one job with its runs; the caller fetches."""
         scope, params = self._scope()
-        query = sql.SQL("SELECT {} FROM evaluations e WHERE id = %s AND {}{}").format(
-            _WITH_RUNS, scope, sql.SQL(" FOR UPDATE") if lock else sql.SQL("")
-        )
+        query = sql.SQL("SELECT {} FROM evaluations e WHERE id = %s AND {}").format(_WITH_RUNS, scope)
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(query, [evaluation_id, *params])
         return cur
 
+    async def _lock(self, conn: AsyncConnection[Any], evaluation_id: str) -> None:
+        """Send the job's row lock as a statement of its own.
+
+        Under READ COMMITTED every statement reads from a snapshot taken when it starts: a read of the runs
+        in the same statement as ``FOR UPDATE`` would see them as they were before waiting for the lock
+        (PostgreSQL re-reads only the locked row), so a second terminal event would not see the first
+        one's committed run. The read that follows this statement starts after the lock is held."""
+        scope, params = self._scope()
+        await conn.execute(
+            sql.SQL("SELECT 1 FROM evaluations WHERE id = %s AND {} FOR UPDATE").format(scope),
+            [evaluation_id, *params],
+        )
+
     async def _load(self, conn: AsyncConnection[Any], evaluation_id: str) -> EvaluationRecord | None:
-        row = await (await self._select(conn, evaluation_id, lock=False)).fetchone()
+        row = await (await self._select(conn, evaluation_id)).fetchone()
         return _record(row) if row is not None else None
 
     async def get(self, evaluation_id: str) -> EvaluationRecord:
@@ -318,7 +327,7 @@ class EvaluationRepository:
         ``durable=False`` commits without waiting for the WAL flush: for changes that can be derived
         again (a phase update, a dispatch mark, a settled state) should the machine itself crash.
         """
-        # Pipelined: BEGIN, the inbox insert and the locking read go out together, and so do the
+        # Pipelined: BEGIN, the inbox insert, the lock and the read go out together, and so do the
         # writes with COMMIT; a change costs two round trips.
         async with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
             if not durable:
@@ -329,7 +338,8 @@ class EvaluationRepository:
                     "INSERT INTO inbox (handler, source, id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                     list(inbox),
                 )
-            cur = await self._select(conn, evaluation_id, lock=True)
+            await self._lock(conn, evaluation_id)
+            cur = await self._select(conn, evaluation_id)
             await pipeline.sync()
             row = await cur.fetchone()
             if row is None:
