@@ -153,6 +153,18 @@ class Settings(BaseSettings):
         description="Kubernetes runtime: ConfigMap (key `ca.crt`) in the tenant's namespace with the CA of an HTTPS "
         "MLflow; mounted into the sidecar only.",
     )
+    k8s_hub_ca_config_map: str | None = Field(
+        None,
+        description="Kubernetes runtime: ConfigMap (key `service-ca.crt`, as OpenShift's service-CA operator injects "
+        "it) in each tenant namespace with the CA of an HTTPS `ASSAY_PUBLIC_URL`; mounted into the sidecar only. "
+        "Tenant onboarding creates it, annotated for injection.",
+    )
+    k8s_pod_start_grace_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="Kubernetes runtime: how long a container may fail to start (`CreateContainerConfigError`: a "
+        "missing Secret or ConfigMap key; a crash-looping sidecar) before the benchmark fails.",
+    )
     k8s_ttl_seconds_after_finished: int = Field(
         3600, ge=0, description="Kubernetes runtime: seconds a finished Job (and its pods) is kept."
     )
