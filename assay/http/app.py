@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from assay import __version__
 from assay import triggers as trigger_steps
+from assay import ui
 from assay.http import catalogue, deadletters, jobs, ops, triggers
 from assay.http.errors import install_error_handlers
 from assay.http.middleware import RequestMiddleware
@@ -28,6 +29,7 @@ SUBMIT: Sequence[APIRouter] = (
     catalogue.router,
     triggers.policies_router,
     triggers.ingress_router,
+    ui.router,  # the dashboard at /ui (docs/dashboard.md)
 )
 # The callback function is also the broker's dead-letter sink (assay/http/deadletters.py says why).
 CALLBACK: Sequence[APIRouter] = (jobs.events_router, deadletters.router)
@@ -38,6 +40,7 @@ HUB: Sequence[APIRouter] = (
     catalogue.router,
     triggers.policies_router,
     triggers.ingress_router,
+    ui.router,  # the dashboard at /ui (docs/dashboard.md)
 )
 
 
