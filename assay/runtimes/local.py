@@ -48,6 +48,10 @@ _READ_CHUNK = 64 * 1024
 # After the process and its group are gone only an escaped daemon can hold the pipe open; don't wait on it.
 _DRAIN_SECONDS = 2.0
 _ORPHAN_POLL_SECONDS = 0.05
+# While the start of a launch cannot be recorded (the database is away) the queue waits, doubling up to this.
+_CLAIM_RETRY_SECONDS = (0.25, 5.0)
+# A runtime_ref written before the process exists: its pid is not known yet (0); the run's marker finds it.
+_UNKNOWN_PID = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +115,14 @@ class LocalRuntime:
     """Runs launches as subprocesses, at most ``max_parallel`` at once, the rest waiting in FIFO order.
 
     ``on_exit`` is awaited exactly once per benchmark of each launch that was queued (the lead and each group
-    member); ``on_spawn`` likewise right after a process starts, with the ``runtime_ref``
-    ``local:<instance_id>:<pid>``. Exceptions from either are logged and ignored.
+    member); an exception from it is logged and ignored.
+
+    ``on_spawn`` is awaited for each benchmark of a launch *before* its process starts, with the ``runtime_ref``
+    ``local:<instance_id>:0`` (the process is found by its run marker, not its pid): the start is recorded
+    first, or it does not happen. It returns False when the run moved on meanwhile (finished, cancelled, a
+    later attempt): a launch none of whose benchmarks may start is not started (reported ``stopped``). When it
+    raises (the database is away), the launch goes back to the head of the queue and the queue waits, with
+    backoff, so nothing starts that could not be recorded.
     """
 
     def __init__(
@@ -121,7 +131,7 @@ class LocalRuntime:
         *,
         max_parallel: int,
         on_exit: Callable[[LocalExit], Awaitable[None]],
-        on_spawn: Callable[[RunKey, str], Awaitable[None]] | None = None,
+        on_spawn: Callable[[RunKey, str], Awaitable[bool]] | None = None,
         stop_grace_seconds: float = 5.0,
     ) -> None:
         if max_parallel < 1:
@@ -139,6 +149,10 @@ class LocalRuntime:
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._holding = False  # shutdown began: no new starts
+        self._held = False  # a start could not be recorded: no new starts until the retry
+        self._claim_failures = 0
+        self._resume: asyncio.TimerHandle | None = None
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -243,28 +257,44 @@ class LocalRuntime:
     async def kill_orphan(self, runtime_ref: str, key: RunKey) -> bool:
         """Kill a process left by another (dead) instance, if it still carries ``key``'s marker.
 
-        Every process signalled is checked for the marker first, so a reused pid is never hit. Returns
-        whether the process was found with the marker. Refs of this instance are left alone (use stop).
+        Every process signalled is checked for the marker first, so a reused pid is never hit. A ref whose
+        pid is not known (recorded before the process started) is found by the marker alone. Returns
+        whether a process was found with the marker. Refs of this instance are left alone (use stop).
         """
         parsed = _parse_ref(runtime_ref)
         if parsed is None or parsed[0] == self.instance_id:
             return False
         pid = parsed[1]
         marker = _marker(key)
-        if not _carries_marker(pid, marker):
+
+        def marked() -> set[int]:
+            return _marked_group(pid, marker) if pid != _UNKNOWN_PID else _marked_anywhere(marker)
+
+        if not marked() if pid == _UNKNOWN_PID else not _carries_marker(pid, marker):
             return False
         logger.info("killing orphan %s of %s", runtime_ref, key)
-        _signal_marked(pid, marker, signal.SIGTERM)
+        _signal_all(marked(), signal.SIGTERM)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._grace
-        while _marked_group(pid, marker) and loop.time() < deadline:
+        while marked() and loop.time() < deadline:
             await asyncio.sleep(_ORPHAN_POLL_SECONDS)
-        _signal_marked(pid, marker, signal.SIGKILL)
+        _signal_all(marked(), signal.SIGKILL)
         return True
 
+    def hold(self) -> None:
+        """Shutdown began: start nothing more from the queue. What runs keeps running, and launches are
+        still queued, until :meth:`close`."""
+        self._holding = True
+
     async def close(self) -> None:
-        """Hub shutdown: stop everything (reason ``shutdown``) and wait until every run has been reported."""
+        """Hub shutdown: stop what runs (reason ``shutdown``) and wait until every run has been reported.
+
+        Launches still queued never started: they are reported ``stopped`` (not a failure), so the hub that
+        starts next launches them again."""
+        self._holding = True
         self._closed = True
+        if self._resume is not None:
+            self._resume.cancel()
         await self._stop_runs(list(self._runs.values()), "shutdown")
         while self._tasks:
             await asyncio.wait(set(self._tasks))
@@ -272,7 +302,11 @@ class LocalRuntime:
     # -- scheduling -----------------------------------------------------------------------------------
 
     def _pump(self) -> None:
-        while self._queue and self._running < self._max_parallel and not self._closed:
+        while (
+            self._queue
+            and self._running < self._max_parallel
+            and not (self._closed or self._holding or self._held)
+        ):
             run = self._queue.popleft()
             run.queued = False
             self._running += 1
@@ -281,6 +315,7 @@ class LocalRuntime:
             task.add_done_callback(self._tasks.discard)
 
     async def _stop_runs(self, runs: list[_Run], reason: ExitReason) -> None:
+        """Drop the queued ones (reported ``stopped``: they never started) and stop the running ones."""
         dropped: list[_Run] = []
         # Dequeue before any await so that a slot freed meanwhile cannot start one of these.
         for run in runs:
@@ -293,7 +328,7 @@ class LocalRuntime:
                 run.stop_reason = reason
                 run.stop_requested.set()
         for run in dropped:
-            await self._report(run, reason, None, "")
+            await self._report(run, "stopped", None, "")
         for run in runs:
             await run.done.wait()
 
@@ -316,14 +351,55 @@ class LocalRuntime:
 
     # -- one run --------------------------------------------------------------------------------------
 
+    async def _claim(self, run: _Run) -> Literal["start", "skip", "retry"]:
+        """Record the start of ``run`` before its process exists (``on_spawn``)."""
+        if self._on_spawn is None:
+            return "start"
+        ref = f"{_REF_SCHEME}:{self.instance_id}:{_UNKNOWN_PID}"
+        allowed = []
+        for key in run.launch.keys:
+            try:
+                allowed.append(await self._on_spawn(key, ref) is not False)
+            except Exception:
+                logger.warning("recording the start of %s failed; it waits in the queue", key, exc_info=True)
+                return "retry"
+        return "start" if any(allowed) else "skip"
+
+    def _requeue(self, run: _Run) -> None:
+        """The start of ``run`` could not be recorded: back to the head of the queue, which waits a while."""
+        run.queued = True
+        self._queue.appendleft(run)
+        self._claim_failures += 1
+        first, most = _CLAIM_RETRY_SECONDS
+        delay = min(most, first * 2 ** (self._claim_failures - 1))
+        self._held = True
+
+        def resume() -> None:
+            self._resume = None
+            self._held = False
+            self._pump()
+
+        self._resume = asyncio.get_running_loop().call_later(delay, resume)
+
     async def _execute(self, run: _Run) -> None:
         launch = run.launch
         reason: ExitReason
         returncode: int | None = None
         detail = ""
+        claim: Literal["start", "skip", "retry"] = "start"
+        requeue = False
         try:
-            if run.stop_requested.is_set():
-                reason = run.stop_reason or "stopped"
+            if not run.stop_requested.is_set():
+                claim = await self._claim(run)
+            if claim == "retry" and not run.stop_requested.is_set() and not self._closed:
+                requeue = True
+                return
+            if claim == "start":
+                self._claim_failures = 0
+            if run.stop_requested.is_set() or self._closed or claim != "start":
+                # Stopped, shut down or moved on while its start was being recorded: it never starts, and
+                # is reported like a launch dropped from the queue.
+                reason = "stopped"
             else:
                 with run.log_path.open("ab") as log:
                     writer = _LineWriter(log)
@@ -336,7 +412,10 @@ class LocalRuntime:
             reason, returncode, detail = "spawn_failed", None, str(exc)
         finally:
             self._running -= 1
-            self._forget(run)
+            if requeue:
+                self._requeue(run)
+            else:
+                self._forget(run)
             self._pump()
         await self._report(run, reason, returncode, detail)
 
@@ -369,12 +448,6 @@ class LocalRuntime:
         waiter = asyncio.create_task(_exit_status(process))
         reason: ExitReason = "exited"
         try:
-            if self._on_spawn is not None:
-                for key in launch.keys:
-                    try:
-                        await self._on_spawn(key, f"{_REF_SCHEME}:{self.instance_id}:{pid}")
-                    except Exception:
-                        logger.exception("on_spawn failed for %s", key)
             stopper = asyncio.create_task(run.stop_requested.wait())
             remaining = None if math.isinf(deadline) else max(0.0, deadline - loop.time())
             try:
@@ -549,7 +622,7 @@ def _parse_ref(runtime_ref: str) -> tuple[str, int] | None:
     parts = runtime_ref.split(":")
     if len(parts) != 3 or parts[0] != _REF_SCHEME or not parts[1]:
         return None
-    if not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) <= 0:
+    if not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) < 0:
         return None
     return parts[1], int(parts[2])
 
@@ -599,7 +672,20 @@ def _marked_group(pid: int, marker: str) -> set[int]:
     return found
 
 
-def _signal_marked(pid: int, marker: str, signum: signal.Signals) -> None:
-    for member in _marked_group(pid, marker):
+def _marked_anywhere(marker: str) -> set[int]:
+    """Every live process that carries ``marker``, whatever its group."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    return {
+        int(entry)
+        for entry in entries
+        if entry.isdigit() and _process_group(int(entry)) is not None and _carries_marker(int(entry), marker)
+    }
+
+
+def _signal_all(pids: set[int], signum: signal.Signals) -> None:
+    for member in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(member, signum)

@@ -62,8 +62,9 @@ class Recorder:
         async with self._changed:
             self._changed.notify_all()
 
-    async def on_spawn(self, key: RunKey, ref: str) -> None:
+    async def on_spawn(self, key: RunKey, ref: str) -> bool:
         self.spawns.append((key, ref))
+        return True
 
     async def wait_exits(self, count: int, timeout: float = 10.0) -> list[LocalExit]:
         async with self._changed:
@@ -195,10 +196,7 @@ def test_exit_codes_and_failing_callbacks_are_contained(
                 done.set()
             raise RuntimeError("the hub's handler broke")
 
-        async def on_spawn(key: RunKey, ref: str) -> None:
-            raise RuntimeError("the hub's spawn handler broke")
-
-        rt = LocalRuntime(tmp_path, max_parallel=1, on_exit=on_exit, on_spawn=on_spawn)
+        rt = LocalRuntime(tmp_path, max_parallel=1, on_exit=on_exit)
         await rt.launch(launch_of(RunKey("e", 0, 1), "exit 3"))
         await rt.launch(launch_of(RunKey("e", 1, 1), "true"))
         await asyncio.wait_for(done.wait(), 10)
@@ -209,7 +207,70 @@ def test_exit_codes_and_failing_callbacks_are_contained(
         drive(scenario())
     messages = [record.getMessage() for record in caplog.records]
     assert sum("on_exit failed" in m for m in messages) == 2
-    assert sum("on_spawn failed" in m for m in messages) == 2
+
+
+def test_nothing_starts_that_could_not_be_recorded(tmp_path: Path) -> None:
+    """The start is recorded before the process exists: while recording fails (the database is away) the
+    queue waits, and once it succeeds each launch starts exactly once."""
+
+    async def scenario() -> None:
+        recorder = Recorder()
+        database_up = asyncio.Event()
+        attempts: list[RunKey] = []
+
+        async def on_spawn(key: RunKey, ref: str) -> bool:
+            attempts.append(key)
+            if not database_up.is_set():
+                raise OSError("the database is away")
+            return await recorder.on_spawn(key, ref)
+
+        rt = LocalRuntime(tmp_path, max_parallel=2, on_exit=recorder.on_exit, on_spawn=on_spawn)
+        keys = [RunKey("e", i, 1) for i in range(4)]
+        for key in keys:
+            await rt.launch(launch_of(key, f"echo started >> {tmp_path / 'starts'}"))
+        await until(lambda: len(attempts) >= 3)  # tried, failed, and tried again after a pause
+        assert not (tmp_path / "starts").exists() and recorder.exits == []
+        assert rt.active() == set(keys)  # still queued, none lost
+        database_up.set()
+        await recorder.wait_exits(4)
+        assert (tmp_path / "starts").read_text().splitlines() == ["started"] * 4
+        assert sorted(k.index for k, _ in recorder.spawns) == [0, 1, 2, 3]
+        assert all(ref == f"local:{rt.instance_id}:0" for _, ref in recorder.spawns)
+        assert {e.reason for e in recorder.exits} == {"exited"}
+        await rt.close()
+
+    drive(scenario(), timeout=30)
+
+
+def test_a_run_that_moved_on_is_not_started_and_hold_stops_the_queue(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+
+        async def on_spawn(key: RunKey, ref: str) -> bool:
+            await recorder.on_spawn(key, ref)
+            return key.index != 0  # benchmark 0 finished (or was cancelled) before its turn came
+
+        rt = LocalRuntime(tmp_path, max_parallel=1, on_exit=recorder.on_exit, on_spawn=on_spawn)
+        await rt.launch(launch_of(RunKey("e", 0, 1), f"touch {tmp_path / 'ran0'}"))
+        await rt.launch(launch_of(RunKey("e", 1, 1), "sleep 60"))
+        await rt.launch(launch_of(RunKey("e", 2, 1), f"touch {tmp_path / 'ran2'}"))
+        await until(lambda: len(recorder.spawns) == 2)
+        assert recorder.exit_of(RunKey("e", 0, 1)).reason == "stopped"
+        assert not (tmp_path / "ran0").exists()
+        rt.hold()  # shutdown began: index 1 keeps running, index 2 never starts
+        await rt.launch(launch_of(RunKey("e", 3, 1), "true"))  # still accepted, and queued
+        await rt.stop("e", 1)
+        await rt.close()
+        assert not (tmp_path / "ran2").exists()
+        assert {(e.key.index, e.reason) for e in recorder.exits} == {
+            (0, "stopped"),
+            (1, "stopped"),
+            (2, "stopped"),
+            (3, "stopped"),
+        }
+        assert len(recorder.spawns) == 2
+
+    drive(scenario())
 
 
 def test_spawn_failure_and_invalid_launches(tmp_path: Path) -> None:
@@ -222,7 +283,7 @@ def test_spawn_failure_and_invalid_launches(tmp_path: Path) -> None:
         assert (exit_.reason, exit_.returncode) == ("spawn_failed", None)
         assert "No such file or directory" in exit_.detail
         assert "spawn failed" in log_of(rt, key)
-        assert recorder.spawns == []
+        assert [k for k, _ in recorder.spawns] == [key]  # the start is recorded before it is tried
         for bad in ["a/b", "..", "x..y", "nul\0", "", "."]:
             with pytest.raises(ValueError):
                 await rt.launch(launch_of(RunKey(bad, 0, 1), "true"))
@@ -409,7 +470,7 @@ def test_stop_one_index_then_close(tmp_path: Path) -> None:
     drive(scenario())
 
 
-def test_close_reports_queued_as_shutdown(tmp_path: Path) -> None:
+def test_close_reports_running_as_shutdown_and_queued_as_never_started(tmp_path: Path) -> None:
     async def scenario() -> None:
         recorder = Recorder()
         rt = runtime(tmp_path, recorder, max_parallel=1)
@@ -417,9 +478,10 @@ def test_close_reports_queued_as_shutdown(tmp_path: Path) -> None:
         await rt.launch(launch_of(RunKey("e", 1, 1), "sleep 60"))
         await until(lambda: len(recorder.spawns) == 1)
         await rt.close()
+        # The queued one never started: "stopped" is no failure, and the next hub launches it again.
         assert sorted((e.key.index, e.reason, e.returncode is None) for e in recorder.exits) == [
             (0, "shutdown", False),
-            (1, "shutdown", True),
+            (1, "stopped", True),
         ]
 
     drive(scenario())
@@ -522,6 +584,7 @@ def test_kill_orphan_needs_the_marker(tmp_path: Path) -> None:
             assert await rt.kill_orphan(f"local:dead:{marked.pid}", key)
             await until(lambda: live_group_members(marked.pid) == [])
             assert unmarked.poll() is None
+            assert not await rt.kill_orphan("local:dead:0", key)  # nothing carries the marker any more
 
         drive(scenario())
         # Killed by the signal, or (when the TERM reached its `sleep` first) a shell exiting 128 + 15.
@@ -592,3 +655,27 @@ def test_kill_orphan_finds_a_group_member(tmp_path: Path) -> None:
         if marked.poll() is None:
             os.killpg(marked.pid, 9)
             marked.wait(timeout=5)
+
+
+def test_kill_orphan_without_a_pid_finds_the_run_by_its_marker(tmp_path: Path) -> None:
+    """A start recorded before the process existed (``local:<instance>:0``) still finds what it started."""
+    marked = subprocess.Popen(
+        ["/bin/sh", "-c", "sleep 60 & sleep 60"],
+        env={**os.environ, "ASSAY_RUN": "e/7/3"},
+        start_new_session=True,
+    )
+    try:
+
+        async def scenario() -> None:
+            rt = runtime(tmp_path, Recorder(), grace=0.5)
+            await until(lambda: len(live_group_members(marked.pid)) >= 2)
+            assert not await rt.kill_orphan("local:dead:0", RunKey("e", 7, 2))
+            assert marked.poll() is None
+            assert await rt.kill_orphan("local:dead:0", RunKey("e", 7, 3))
+            await until(lambda: live_group_members(marked.pid) == [])
+
+        drive(scenario())
+    finally:
+        if marked.poll() is None:
+            os.killpg(marked.pid, 9)
+        marked.wait(timeout=5)
