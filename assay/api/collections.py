@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from assay.api.common import (
     AgentMetadata,
+    ErrorDetail,
     PassCriteria,
     PrimaryScore,
     Resource,
@@ -67,6 +68,11 @@ class Collection(BaseModel):
     benchmarks: list[BenchmarkRef] = Field(default_factory=list)
     agent: AgentMetadata | None = None
     derived_from: str | None = None
+    warnings: list[ErrorDetail] | None = Field(
+        None,
+        description="On create, replace, patch and clone only: what was accepted but deserves attention "
+        "(a weighted metric with no known scale is left out of the composite score).",
+    )
 
 
 class CollectionPage(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from assay.api import BenchmarkRef, BenchmarkSpec, CollectionSpec, ProviderSpec
 from assay.core.scoring import ScoreLayer, resolve_score_config
@@ -28,15 +29,35 @@ def find_benchmark(
     return benchmark
 
 
-def check_collection(spec: CollectionSpec, providers: Mapping[str, ProviderSpec]) -> CollectionSpec:
+@dataclass(frozen=True, slots=True)
+class CheckedCollection:
+    """A valid collection (each entry's ``url`` filled from its provider) and what to warn about."""
+
+    spec: CollectionSpec
+    warnings: list[FieldError] = field(default_factory=list)
+
+
+def unscaled_warning(at: str, metric: str) -> FieldError:
+    """The warning for a weighted benchmark whose metric has no scale: accepted, not in the composite."""
+    return FieldError(
+        f"{at}.primary_score.scale",
+        "scale_unknown",
+        f"metric {metric!r} has no known scale, so this benchmark is left out of the composite score "
+        "(coverage shows it) and judged by its own test only: set primary_score.scale {min, max} to count it",
+    )
+
+
+def check_collection(spec: CollectionSpec, providers: Mapping[str, ProviderSpec]) -> CheckedCollection:
     """Validate ``spec`` against ``providers`` (id -> provider visible to the caller).
 
     Every referenced benchmark must exist; every weighted benchmark must resolve a primary metric
-    that its provider reports and a scale to normalise it with; weights may not all be zero; the
-    composite threshold lives on the normalised [0, 1] scale. Returns the spec with each entry's
-    ``url`` filled from its provider; raises :class:`InvalidRequest` listing every problem.
+    that its provider reports; weights may not all be zero; the composite threshold lives on the
+    normalised [0, 1] scale. A weighted metric without a scale (given, or by default in
+    assay/core/scales.py) is accepted with a warning. Raises :class:`InvalidRequest` listing every
+    problem.
     """
     errors: list[FieldError] = []
+    warnings: list[FieldError] = []
     checked: list[BenchmarkRef] = []
     for index, ref in enumerate(spec.benchmarks):
         at = f"benchmarks[{index}]"
@@ -69,14 +90,7 @@ def check_collection(spec: CollectionSpec, providers: Mapping[str, ProviderSpec]
                 )
             )
         elif config.scale is None and ref.weight > 0:
-            errors.append(
-                FieldError(
-                    f"{at}.primary_score.scale",
-                    "scale_unknown",
-                    f"metric {config.metric!r} has no scale to normalise it with: set primary_score.scale "
-                    "{min, max} (or weight 0 to leave it out of the composite)",
-                )
-            )
+            warnings.append(unscaled_warning(at, config.metric))
         checked.append(ref.model_copy(update={"url": benchmark.url}))
     if spec.benchmarks and all(ref.weight == 0 for ref in spec.benchmarks):
         errors.append(
@@ -93,7 +107,7 @@ def check_collection(spec: CollectionSpec, providers: Mapping[str, ProviderSpec]
     if errors:
         listed = "; ".join(f"{e.path}: {e.message}" for e in errors)
         raise InvalidRequest(f"The collection is invalid: {listed}", errors=errors)
-    return spec.model_copy(update={"benchmarks": checked})
+    return CheckedCollection(spec.model_copy(update={"benchmarks": checked}), warnings)
 
 
-__all__ = ["check_collection", "find_benchmark"]
+__all__ = ["CheckedCollection", "check_collection", "find_benchmark", "unscaled_warning"]

@@ -4,6 +4,7 @@ Each of the four is resolved on its own through the chain job entry -> collectio
 benchmark, so an entry that names only a metric still inherits the provider's threshold
 (EvalHub 1.0.2 silently dropped it). A provider's direction, scale and threshold describe the
 provider's primary metric, so they are inherited only while the resolved metric is that metric.
+A scale given nowhere in the chain falls back to the default-scale table (assay/core/scales.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assay.api import MetricScale, PassCriteria, PrimaryScore
+from assay.core.scales import default_scale
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ def resolve_score_config(layers: Sequence[ScoreLayer]) -> ScoreConfig:
         ),
         None,
     )
+    if scale is None:
+        scale = default_scale(metric)  # a well-known proportion (assay/core/scales.py)
     threshold = next(
         (lay.pass_criteria.threshold for lay in layers if lay.pass_criteria and same_metric(lay)), None
     )
@@ -159,19 +163,29 @@ def composite(benchmarks: Sequence[ScoredBenchmark], threshold: float) -> dict[s
 
     Weight 0 excludes a benchmark. A weighted benchmark that failed, was cancelled, or produced no
     usable primary metric counts as 0 and lowers ``coverage`` (the share of weight that was really
-    scored); one whose metric has no known scale cannot be normalised and is listed in
-    ``unscored`` instead of being mixed in raw. ``stderr`` propagates the adapters' standard errors.
+    scored). One whose metric has no scale cannot be normalised: it is left out of the score, listed
+    in ``unscored``, and its weight still lowers ``coverage``. ``stderr`` propagates the adapters'
+    standard errors.
+
+    When no weighted benchmark has a scale the composite is ``evaluated: false`` and the per-benchmark
+    tests decide ``pass`` (:func:`benchmarks_verdict`): a job is never failed because nothing could be
+    normalised.
     """
     weighted = [b for b in benchmarks if b.weight > 0]
-    counted = [b for b in weighted if b.scale is not None or b.status != "completed"]
-    unscored = [b.index for b in weighted if b.scale is None and b.status == "completed"]
+    counted = [b for b in weighted if b.scale is not None]
+    unscored = [b.index for b in weighted if b.scale is None]
     total_weight = sum(b.weight for b in counted)
+    all_weight = sum(b.weight for b in weighted)
     if total_weight == 0:
         return {
             "evaluated": False,
             "reason": "nothing_to_score",
+            "decided_by": "benchmarks",
             "threshold": threshold,
-            "pass": False,
+            "pass": benchmarks_verdict(weighted),
+            "coverage": 0.0,
+            "benchmarks_counted": 0,
+            "benchmarks_not_scored": 0,
             "unscored": unscored,
         }
     acc = 0.0
@@ -194,7 +208,7 @@ def composite(benchmarks: Sequence[ScoredBenchmark], threshold: float) -> dict[s
         "score": score,
         "threshold": threshold,
         "pass": score >= threshold,
-        "coverage": scored_weight / total_weight,
+        "coverage": scored_weight / all_weight,
         "benchmarks_counted": len(counted),
         "benchmarks_not_scored": failed,
     }
@@ -205,11 +219,31 @@ def composite(benchmarks: Sequence[ScoredBenchmark], threshold: float) -> dict[s
     return result
 
 
+def benchmarks_verdict(benchmarks: Sequence[ScoredBenchmark]) -> bool | None:
+    """The verdict of the per-benchmark tests when no composite can be computed.
+
+    False when a benchmark did not complete or a test that could be judged failed; True when every
+    benchmark completed and at least one test was judged, all passing; None (JSON ``null``) when no
+    test could be judged at all: nothing says pass, and nothing says fail.
+    """
+    judged = 0
+    for b in benchmarks:
+        if b.status != "completed":
+            return False
+        test = b.test or {}
+        if test.get("evaluated"):
+            judged += 1
+            if not test.get("pass"):
+                return False
+    return True if judged else None
+
+
 __all__ = [
     "ScoreConfig",
     "ScoreLayer",
     "ScoredBenchmark",
     "benchmark_test",
+    "benchmarks_verdict",
     "composite",
     "normalise",
     "resolve_score_config",

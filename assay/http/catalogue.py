@@ -18,6 +18,7 @@ from assay.api import (
     ProviderSpec,
 )
 from assay.core import apply_patch, check_collection, parse_model
+from assay.core.catalogue import CheckedCollection
 from assay.http.context import (
     Caller,
     Paging,
@@ -161,11 +162,20 @@ async def delete_provider(provider_id: str, who: CallerDep) -> None:
 # --- collections ------------------------------------------------------------------------------------
 
 
-async def _checked(store: TenantStore, spec: CollectionSpec) -> CollectionSpec:
+async def _checked(store: TenantStore, spec: CollectionSpec) -> CheckedCollection:
     """``spec`` with its benchmark references validated against the providers the tenant sees."""
     found = await store.providers.get_many([b.provider_id for b in spec.benchmarks])
     providers = {pid: ProviderSpec.model_validate(r.spec) for pid, r in found.items()}
     return check_collection(spec, providers)
+
+
+def _warned(document: dict[str, Any], checked: CheckedCollection | None) -> dict[str, Any]:
+    """``document`` with the check's warnings (``{path, code, message}``), when there are any."""
+    if checked is not None and checked.warnings:
+        document["warnings"] = [
+            {"path": w.path, "code": w.code, "message": w.message} for w in checked.warnings
+        ]
+    return document
 
 
 @router.get(
@@ -186,9 +196,9 @@ async def list_collections(request: Request, who: CallerDep) -> dict[str, Any]:
 async def create_collection(spec: CollectionSpec, response: Response, who: CallerDep) -> dict[str, Any]:
     checked = await _checked(who.store, spec)
     resource_id = spec.id or str(uuid.uuid4())
-    record = await who.store.collections.create(resource_id, who.user, _stored(checked))
+    record = await who.store.collections.create(resource_id, who.user, _stored(checked.spec))
     _created(response, "collections", resource_id)
-    return _document(record)
+    return _warned(_document(record), checked)
 
 
 @router.get("/collections/{collection_id}", response_model=Collection, response_model_exclude_none=True)
@@ -198,10 +208,14 @@ async def get_collection(collection_id: str, who: CallerDep) -> dict[str, Any]:
 
 @router.put("/collections/{collection_id}", response_model=Collection, response_model_exclude_none=True)
 async def replace_collection(collection_id: str, spec: CollectionSpec, who: CallerDep) -> dict[str, Any]:
-    async def replace(_: CatalogueRecord) -> dict[str, Any]:
-        return _stored(await _checked(who.store, spec))
+    checks: list[CheckedCollection] = []
 
-    return _document(await who.store.collections.update(collection_id, replace))
+    async def replace(_: CatalogueRecord) -> dict[str, Any]:
+        checks.append(await _checked(who.store, spec))
+        return _stored(checks[-1].spec)
+
+    record = await who.store.collections.update(collection_id, replace)
+    return _warned(_document(record), checks[-1] if checks else None)
 
 
 @router.patch("/collections/{collection_id}", response_model=Collection, response_model_exclude_none=True)
@@ -211,9 +225,12 @@ async def patch_collection(
     async def patched(current: CatalogueRecord) -> dict[str, Any]:
         document = apply_patch(current.spec, patch, COLLECTION_PATCHABLE)
         spec = parse_model(CollectionSpec, document, what="patched collection")
-        return _stored(await _checked(who.store, spec))
+        checks.append(await _checked(who.store, spec))
+        return _stored(checks[-1].spec)
 
-    return _document(await who.store.collections.update(collection_id, patched))
+    checks: list[CheckedCollection] = []
+    record = await who.store.collections.update(collection_id, patched)
+    return _warned(_document(record), checks[-1] if checks else None)
 
 
 @router.delete("/collections/{collection_id}", status_code=204, response_class=Response)
@@ -239,7 +256,7 @@ async def clone_collection(
     checked = await _checked(who.store, spec)
     resource_id = (changes.id if changes else None) or str(uuid.uuid4())
     record = await who.store.collections.create(
-        resource_id, who.user, _stored(checked), derived_from=source.id
+        resource_id, who.user, _stored(checked.spec), derived_from=source.id
     )
     _created(response, "collections", resource_id)
-    return _document(record)
+    return _warned(_document(record), checked)

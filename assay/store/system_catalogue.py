@@ -41,6 +41,7 @@ class LoadedCatalogue:
     providers: list[ProviderSpec] = field(default_factory=list)
     collections: list[CollectionSpec] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def default_config_dir() -> Path:
@@ -101,10 +102,13 @@ def load_catalogue_dir(root: Path) -> LoadedCatalogue:
         if data is None:
             continue
         try:
-            collection = check_collection(CollectionSpec.model_validate(data), by_id)
+            checked = check_collection(CollectionSpec.model_validate(data), by_id)
         except (ValidationError, InvalidRequest) as exc:
             loaded.problems.append(invalid_file(path, exc))
             continue
+        collection = checked.spec
+        for warning in checked.warnings:
+            loaded.warnings.append(f"{path.name}: {warning.path}: {warning.message}")
         if collection.id in seen:
             loaded.problems.append(f"{path.name}: collection id {collection.id!r} is defined twice")
             continue
@@ -132,6 +136,8 @@ async def sync_system_catalogue(
     loaded = await asyncio.to_thread(load_catalogue_dir, root)
     for problem in loaded.problems:
         log.error("system catalogue file skipped: %s", problem)
+    for warning in loaded.warnings:
+        log.warning("system catalogue: %s", warning)
     counts = await writer.replace(
         [_stored(p) for p in loaded.providers], [_stored(c) for c in loaded.collections], fingerprint
     )

@@ -228,7 +228,7 @@ def benchmark_sets(draw: st.DrawFn) -> list[ScoredBenchmark]:
 def reference(benchmarks: list[ScoredBenchmark]) -> tuple[float, float, list[int]]:
     """(score, coverage, unscored) computed independently with math.fsum."""
     weighted = [b for b in benchmarks if b.weight > 0]
-    unscored = [b.index for b in weighted if b.status == "completed" and b.scale is None]
+    unscored = [b.index for b in weighted if b.scale is None]
     counted = [b for b in weighted if b.index not in unscored]
     total = math.fsum(b.weight for b in counted)
     ok = [
@@ -237,8 +237,19 @@ def reference(benchmarks: list[ScoredBenchmark]) -> tuple[float, float, list[int
         if b.status == "completed" and b.test and b.test.get("normalised_score") is not None
     ]
     score = math.fsum(b.weight * b.test["normalised_score"] for b in ok) / total
-    coverage = math.fsum(b.weight for b in ok) / total
+    coverage = math.fsum(b.weight for b in ok) / math.fsum(b.weight for b in weighted)
     return score, coverage, unscored
+
+
+def reference_verdict(benchmarks: list[ScoredBenchmark]) -> bool | None:
+    """What the per-benchmark tests say when there is no composite, computed independently."""
+    weighted = [b for b in benchmarks if b.weight > 0]
+    if any(b.status != "completed" for b in weighted):
+        return False
+    judged = [b.test for b in weighted if b.test and b.test["evaluated"]]
+    if not judged:
+        return None
+    return all(t["pass"] for t in judged)
 
 
 @settings(max_examples=200, deadline=None)
@@ -246,9 +257,10 @@ def reference(benchmarks: list[ScoredBenchmark]) -> tuple[float, float, list[int
 def test_the_composite_is_the_weighted_mean_of_normalised_scores(benchmarks, threshold) -> None:
     result = composite(benchmarks, threshold)
     weighted = [b for b in benchmarks if b.weight > 0]
-    if not any(b.status != "completed" or b.scale is not None for b in weighted):
+    if not any(b.scale is not None for b in weighted):
         assert result["evaluated"] is False
-        assert result["pass"] is False
+        assert result["decided_by"] == "benchmarks"
+        assert result["pass"] is reference_verdict(benchmarks)
         return
     score, coverage, unscored = reference(benchmarks)
     assert result["evaluated"] is True
@@ -274,13 +286,14 @@ def test_a_weight_zero_benchmark_changes_nothing(benchmarks, extra, threshold, d
 
 
 @settings(max_examples=100, deadline=None)
-@given(benchmark_sets(), st.floats(0.01, 100), st.sampled_from(["failed", "cancelled"]), st.none() | scales())
+@given(benchmark_sets(), st.floats(0.01, 100), st.sampled_from(["failed", "cancelled"]), scales())
 def test_a_failed_benchmark_counts_as_zero_and_lowers_coverage_by_its_weight_share(
     benchmarks, weight, status, scale
 ) -> None:
     before = composite(benchmarks, 0.5)
     assume(before["evaluated"])
-    total = sum(b.weight for b in benchmarks if b.weight > 0 and (b.scale or b.status != "completed"))
+    assume(not before.get("unscored"))
+    total = sum(b.weight for b in benchmarks if b.weight > 0)
     after = composite(
         [*benchmarks, scored(len(benchmarks), None, weight=weight, status=status, scale=scale)], 0.5
     )
@@ -293,12 +306,31 @@ def test_a_failed_benchmark_counts_as_zero_and_lowers_coverage_by_its_weight_sha
 
 
 def test_a_completed_benchmark_without_a_scale_is_listed_not_mixed_in_raw() -> None:
-    """EvalHub 1.0.2 averaged raw values across scales (anchor §1.3)."""
+    """EvalHub 1.0.2 averaged raw values across scales (docs/compatibility.md): a benchmark without a
+    scale is left out of the score, and coverage shows that its weight was not scored."""
     result = composite([scored(0, 0.8), scored(1, 250.0, scale=None, threshold=10)], 0.5)
     assert result["evaluated"] is True
     assert result["score"] == 0.8
-    assert result["coverage"] == 1.0
+    assert result["coverage"] == 0.5
     assert result["unscored"] == [1]
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "verdict"),
+    [(1.0, "completed", True), (0.2, "completed", False), (None, "failed", False)],
+    ids=["passing", "below-threshold", "failed-run"],
+)
+def test_without_any_scale_the_benchmarks_tests_decide_pass(
+    value: float | None, status: str, verdict: bool
+) -> None:
+    """A job whose benchmarks all passed is never failed because nothing could be normalised."""
+    result = composite([scored(0, value, scale=None, threshold=0.5, status=status)], 0.5)
+    assert result["evaluated"] is False
+    assert result["reason"] == "nothing_to_score"
+    assert result["decided_by"] == "benchmarks"
+    assert result["pass"] is verdict
+    assert result["coverage"] == 0.0
+    assert result["unscored"] == [0]
 
 
 @pytest.mark.parametrize(
@@ -314,7 +346,8 @@ def test_nothing_to_score_is_not_evaluated(benchmarks: list[ScoredBenchmark]) ->
     result = composite(benchmarks, 0.5)
     assert result["evaluated"] is False
     assert result["reason"] == "nothing_to_score"
-    assert result["pass"] is False
+    assert result["pass"] is reference_verdict(benchmarks)
+    assert result["pass"] is not False
     assert "score" not in result
 
 
@@ -330,7 +363,7 @@ def test_a_metric_missing_from_a_completed_benchmark_counts_as_zero() -> None:
 def test_the_composite_stderr_propagates_the_benchmarks_stderrs(benchmarks) -> None:
     result = composite(benchmarks, 0.5)
     assume(result["evaluated"])
-    total = math.fsum(b.weight for b in benchmarks if b.weight > 0 and (b.scale or b.status != "completed"))
+    total = math.fsum(b.weight for b in benchmarks if b.weight > 0 and b.scale)
     terms = [
         (b.weight * b.test["stderr"] / (b.scale.max - b.scale.min)) ** 2
         for b in benchmarks

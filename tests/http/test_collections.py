@@ -55,10 +55,26 @@ def test_every_bad_reference_is_reported_at_once(client: TestClient) -> None:
         ("benchmarks[0].provider_id", "resource_does_not_exist"),
         ("benchmarks[1].id", "resource_does_not_exist"),
         ("benchmarks[2].primary_score.metric", "metric_not_reported"),
-        ("benchmarks[3].primary_score.scale", "scale_unknown"),
         ("pass_criteria.threshold", "out_of_range"),
     ]
     assert client.get(BASE).json()["total_count"] == 1  # only the system one
+
+
+def test_a_metric_without_a_scale_is_accepted_with_a_warning(client: TestClient) -> None:
+    """A weighted metric with no scale is not refused: the response warns that it stays out of the
+    composite; a well-known proportion (accuracy) gets [0, 1] by default and draws no warning."""
+    unscaled = {"id": "latency", "provider_id": "demo", "primary_score": {"metric": "no_scale_metric"}}
+    created = client.post(BASE, json=collection_body(benchmarks=[unscaled]))
+    assert created.status_code == 201, created.text
+    assert [(w["path"], w["code"]) for w in created.json()["warnings"]] == [
+        ("benchmarks[0].primary_score.scale", "scale_unknown")
+    ]
+    cid = created.json()["resource"]["id"]
+    assert "warnings" not in client.get(f"{BASE}/{cid}").json()
+    default = {"id": "bench_a", "provider_id": "demo", "primary_score": {"metric": "accuracy"}}
+    plain = client.post(BASE, json=collection_body(benchmarks=[default]))
+    assert plain.status_code == 201, plain.text
+    assert "warnings" not in plain.json()
 
 
 def test_scale_and_weights_rules(client: TestClient) -> None:
