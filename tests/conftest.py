@@ -1,18 +1,27 @@
-"""Shared fixtures: a real PostgreSQL server for the session, a fresh database per test, the app."""
+"""Shared fixtures: a real PostgreSQL server for the session, a fresh database per test, the app.
+
+Every hub the fixtures build authenticates with bearer tokens, like a user's: a token file per test with
+:data:`ADMIN_TOKEN` (an administrator of every tenant); ``issue_token`` adds more with their own roles, and
+``launch_headers`` gives the launch credential a status event needs."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import uvicorn
+import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg.conninfo import make_conninfo
@@ -23,6 +32,30 @@ from assay.store import EmbeddedPostgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
+ADMIN_TOKEN = "assay-test-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# TestClient sends Host: testserver; live servers are on 127.0.0.1.
+TEST_HOSTS = ("127.0.0.1", "localhost", "testserver")
+
+
+class TokenFile:
+    """The hub's token file (``ASSAY_AUTH_TOKEN_FILE``) of one test; the hub re-reads it when it changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: list[dict[str, Any]] = []
+        self.add(ADMIN_TOKEN, "test-admin", {"*": "admin"})
+
+    def add(self, token: str, subject: str, tenants: dict[str, str]) -> str:
+        self.entries.append(
+            {"subject": subject, "sha256": hashlib.sha256(token.encode()).hexdigest(), "tenants": tenants}
+        )
+        text = yaml.safe_dump({"tokens": self.entries})
+        self.path.write_text(text, encoding="utf-8")
+        # Two writes within the file system's timestamp resolution must still look changed.
+        stamp = time.time() + len(self.entries) * 0.01
+        os.utime(self.path, (stamp, stamp))
+        return token
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +79,33 @@ def database_url(pg_server: str) -> Iterator[str]:
 
 
 @pytest.fixture()
-def settings_for(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
+def token_file(tmp_path: Path) -> TokenFile:
+    return TokenFile(tmp_path / "tokens.yaml")
+
+
+@pytest.fixture()
+def issue_token(token_file: TokenFile) -> Callable[..., dict[str, str]]:
+    """``issue_token("alice", {"team-a": "editor"})`` → headers carrying a new token with those roles."""
+
+    def issue(subject: str, tenants: dict[str, str]) -> dict[str, str]:
+        token = token_file.add(f"token-{subject}-{uuid.uuid4().hex}", subject, tenants)
+        return {"Authorization": f"Bearer {token}"}
+
+    return issue
+
+
+def launch_headers(
+    settings: Settings, job_id: str, tenant: str = "default", runs: Any = ((0, 1),)
+) -> dict[str, str]:
+    """The headers of a status event from the launch running ``runs`` ((index, attempt) pairs) of ``job_id``."""
+    from assay.auth import launch_signer
+
+    token = launch_signer(settings).issue(tenant, job_id, list(runs), datetime.now(UTC), 3600)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture()
+def settings_for(database_url: str, tmp_path: Path, token_file: TokenFile) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "database_url": database_url,
@@ -54,6 +113,8 @@ def settings_for(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "config_dir": FIXTURES / "catalogue",
             "config_reload": False,
             "log_format": "json",
+            "auth_token_file": token_file.path,
+            "allowed_hosts": TEST_HOSTS,
         }
         values.update(overrides)
         return Settings(**values)
@@ -67,7 +128,9 @@ def make_client(settings_for: Callable[..., Settings]) -> Iterator[Callable[...,
     clients: list[TestClient] = []
 
     def build(**overrides: Any) -> TestClient:
-        client = TestClient(create_app(settings_for(**overrides)), raise_server_exceptions=False)
+        client = TestClient(
+            create_app(settings_for(**overrides)), raise_server_exceptions=False, headers=ADMIN
+        )
         client.__enter__()
         clients.append(client)
         return client
@@ -79,7 +142,7 @@ def make_client(settings_for: Callable[..., Settings]) -> Iterator[Callable[...,
 
 @pytest.fixture()
 def client(make_client: Callable[..., TestClient]) -> TestClient:
-    """The local-mode app with the small test catalogue (tests/fixtures/catalogue)."""
+    """The local-mode app with the small test catalogue (tests/fixtures/catalogue), as an administrator."""
     return make_client()
 
 
@@ -92,9 +155,11 @@ def free_port() -> int:
 class LiveServer:
     """A real uvicorn server on loopback, in a thread, for clients that speak HTTP (eval-hub-sdk)."""
 
-    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+    def __init__(self, app: FastAPI, port: int | None = None, headers: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.headers = dict(ADMIN if headers is None else headers)
+        """What a client of this server sends: an administrator's token."""
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -110,6 +175,12 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+    def client(self, timeout: float = 30.0, headers: dict[str, str] | None = None) -> httpx.Client:
+        """An HTTP client of this server carrying the administrator's token (or ``headers``)."""
+        return httpx.Client(
+            base_url=self.url, headers=self.headers if headers is None else headers, timeout=timeout
+        )
 
 
 @pytest.fixture()

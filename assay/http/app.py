@@ -14,7 +14,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from assay import __version__
 from assay import triggers as trigger_steps
 from assay import ui
+from assay.auth import Access, build_access
 from assay.http import catalogue, deadletters, jobs, ops, triggers
+from assay.http.auth import AccessMiddleware
 from assay.http.errors import install_error_handlers
 from assay.http.middleware import RequestMiddleware
 from assay.lifecycle import Exporter, Hub, start_function, start_local_hub
@@ -51,6 +53,7 @@ def create_app(
     load_catalogue: bool = True,
     lifecycle: Literal["local", "function"] | None = None,
     exporter: Exporter | None = None,
+    access: Access | None = None,
 ) -> FastAPI:
     """An app serving ``routers`` plus the operations surface over the database in ``settings``.
 
@@ -65,6 +68,7 @@ def create_app(
         raise ValueError("create_app needs settings.database_url (assay up starts an embedded server)")
     database_url = settings.database_url
     metrics = Metrics()
+    access = access or build_access(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,9 +96,16 @@ def create_app(
                     watch_system_catalogue(database.system_catalogue, root, stop, then=sync_policies)
                 )
         hub: Hub = (
-            await start_local_hub(settings, database, metrics, exporter=exporter)
+            await start_local_hub(settings, database, metrics, exporter=exporter, signer=access.signer)
             if kind == "local"
-            else start_function(settings, database, with_runtime=False, metrics=metrics, exporter=exporter)
+            else start_function(
+                settings,
+                database,
+                with_runtime=False,
+                metrics=metrics,
+                exporter=exporter,
+                signer=access.signer,
+            )
         )
         # Set before the first await: the local hub's first sweep has not run yet.
         hub.lifecycle.sweep_steps = trigger_steps.sweep_steps(settings)
@@ -117,14 +128,16 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.access = access
     install_error_handlers(app)
     app.include_router(ops.router)
     for router in routers:
         app.include_router(router)
-    if settings.mode == "local":
+    app.add_middleware(AccessMiddleware, access=access, settings=settings)
+    if settings.cors_origins:  # none by default: a page on another origin cannot drive the API
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=["*"],
+            allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Content-Type", "Authorization", "X-Global-Transaction-Id", "X-Tenant", "X-User"],
             max_age=3600,

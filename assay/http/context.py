@@ -9,8 +9,9 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 
-from assay.core import Tenant, parse_user
-from assay.errors import FieldError, InvalidIdentity, InvalidQuery, UnknownTenant
+from assay.auth import Principal
+from assay.core import Tenant
+from assay.errors import FieldError, Forbidden, InvalidQuery
 from assay.settings import Settings
 from assay.store import Database, Groups, Sort, TenantStore
 from assay.telemetry import tenant_var, user_var
@@ -21,6 +22,7 @@ class Caller:
     tenant: Tenant
     user: str | None
     store: TenantStore
+    principal: Principal | None = None
 
 
 def settings_of(request: Request) -> Settings:
@@ -31,26 +33,25 @@ def database_of(request: Request) -> Database:
     return cast(Database, request.app.state.database)
 
 
+def principal_of(request: Request) -> Principal | None:
+    return cast(Principal | None, request.scope.get("state", {}).get("principal"))
+
+
 async def caller(request: Request) -> Caller:
-    """The tenant and user of this request, from ``X-Tenant`` / ``X-User`` (see the contract §2)."""
-    settings = settings_of(request)
-    raw_tenant = (request.headers.get("x-tenant") or "").strip()
-    if not raw_tenant:
-        if settings.mode == "cluster":
-            raise InvalidIdentity("The X-Tenant header is required", message_code="missing_tenant_header")
-        raw_tenant = settings.default_tenant
-    tenant = Tenant(raw_tenant)
-    if settings.tenants and tenant.name not in settings.tenants:
-        raise UnknownTenant(f"Tenant {tenant.name!r} is not known to this hub")
-    raw_user = (request.headers.get("x-user") or "").strip()
-    user = parse_user(raw_user) if raw_user else None
-    if user is None and settings.mode == "cluster" and settings.require_user_header:
-        raise InvalidIdentity("The X-User header is required", message_code="missing_user_header")
+    """The tenant and subject of this request, as :class:`~assay.http.auth.AccessMiddleware` established and
+    authorised them. The owner of what the caller creates is the authenticated subject, never a header."""
     state = request.scope.setdefault("state", {})
-    state["tenant"], state["user"] = tenant.name, user
+    tenant_name = state.get("tenant")
+    principal = principal_of(request)
+    if tenant_name is None or principal is None:
+        # Only a route whose rule authorises no tenant gets here: a programming error, refused.
+        raise Forbidden("This route does not authorise a tenant")
+    tenant = Tenant(tenant_name)
+    user = principal.subject[:256] if principal.kind in ("user", "sender") else None
+    state["user"] = user
     tenant_var.set(tenant.name)
     user_var.set(user)
-    return Caller(tenant=tenant, user=user, store=database_of(request).scoped(tenant))
+    return Caller(tenant=tenant, user=user, store=database_of(request).scoped(tenant), principal=principal)
 
 
 def strict_query(*allowed: str) -> Callable[[Request], Awaitable[None]]:

@@ -13,12 +13,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from assay import triggers
 from assay.api.jobs import JobRequest, StatusEvent
-from assay.core import Tenant
 from assay.core.compare import Tolerance, compare
 from assay.core.gate import decide
 from assay.core.report import commit_status, junit_report, markdown_report
 from assay.core.states import job_progress
-from assay.errors import FieldError, InvalidQuery, InvalidRequest, NotFound
+from assay.errors import FieldError, Forbidden, InvalidQuery, InvalidRequest, NotFound
 from assay.http.context import (
     Caller,
     Paging,
@@ -28,6 +27,7 @@ from assay.http.context import (
     number,
     page_links,
     paging,
+    principal_of,
     strict_query,
 )
 from assay.lifecycle import Hub, Lifecycle, jobs, progress
@@ -436,15 +436,26 @@ async def benchmark_logs(
 
 @events_router.post("/jobs/{job_id}/events", status_code=204, response_class=Response)
 async def post_event(job_id: str, request: Request, event: StatusEvent) -> None:
-    """The adapter callback (through the sidecar). Late events for a finished job are acknowledged
-    and ignored (EvalHub answered 409, which a broker or retrying sidecar would retry forever).
-
-    ``X-Tenant`` is checked when sent (the SDK sends it only where a namespace file exists); the job id,
-    an unguessable UUID handed to the adapter alone, identifies the job otherwise.
-    """
-    raw_tenant = (request.headers.get("x-tenant") or "").strip()
-    tenant = Tenant(raw_tenant).name if raw_tenant else None
-    await progress.record_event(lifecycle_of(request), job_id, tenant, event.benchmark_status_event)
+    """The adapter callback (through the sidecar), accepted only with this launch's credential: it names the
+    tenant, the job, the benchmark indices and the attempt the launch runs. Events of an attempt that is no
+    longer current, and late events for a finished job, are acknowledged and ignored (EvalHub answered 409,
+    which a broker or retrying sidecar would retry forever)."""
+    principal = principal_of(request)
+    claims = principal.launch if principal is not None else None
+    if claims is None:  # the access middleware lets nothing else through; refuse rather than trust
+        raise Forbidden("Status events need a launch credential")
+    status = event.benchmark_status_event
+    attempt = claims.attempt_of(status.benchmark_index)
+    if attempt is None:
+        raise Forbidden(
+            f"This launch does not run benchmark index {status.benchmark_index} of job {job_id}",
+            errors=[
+                FieldError(
+                    "benchmark_status_event.benchmark_index", "forbidden", "not this launch's benchmark"
+                )
+            ],
+        )
+    await progress.record_event(lifecycle_of(request), job_id, claims.tenant, status, attempt=attempt)
 
 
 __all__ = ["events_router", "job_document", "router"]

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from cloudevents.http import CloudEvent
 
+from assay.auth import launch_signer
+from assay.core.credentials import LaunchSigner
 from assay.core.events import CATALOGUE, OutboxEvent
 from assay.events import HttpSink, LocalBroker, Publisher
 from assay.lifecycle import handlers
@@ -90,6 +92,7 @@ async def start_local_hub(
     metrics: Metrics | None = None,
     *,
     exporter: Exporter | None = None,
+    signer: LaunchSigner | None = None,
 ) -> Hub:
     """Everything in one process: in-process broker, event delivery and retries, local runtime, periodic sweep;
     ``exporter`` (from a caller allowed mlflow and oras) exports finished jobs.
@@ -126,7 +129,7 @@ async def start_local_hub(
             )
         )
         await sidecar.start()
-    ctx.runtime = LocalRunner(ctx, jobs_root, sidecar=sidecar)
+    ctx.runtime = LocalRunner(ctx, jobs_root, signer=signer or launch_signer(settings), sidecar=sidecar)
     _subscribe(broker, ctx)
     hub = Hub(lifecycle=ctx, publisher=publisher, sidecar=sidecar)
 
@@ -156,6 +159,7 @@ def start_function(
     metrics: Metrics | None = None,
     runtime: RuntimeFactory | None = None,
     exporter: Exporter | None = None,
+    signer: LaunchSigner | None = None,
 ) -> Hub:
     """One Knative function: events go to ``K_SINK`` right after commit; the sweep retries the rest.
 
@@ -174,7 +178,7 @@ def start_function(
     ctx.runtime = runtime(settings) if runtime is not None else None
     ctx.exporter = exporter
     if ctx.runtime is None and with_runtime:
-        ctx.runtime = LocalRunner(ctx, settings.data_dir / "jobs")
+        ctx.runtime = LocalRunner(ctx, settings.data_dir / "jobs", signer=signer or launch_signer(settings))
     return Hub(lifecycle=ctx, publisher=publisher, sink=sink)
 
 

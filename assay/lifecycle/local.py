@@ -3,6 +3,7 @@ reports the process's start and exit back as lifecycle steps."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from assay.core.credentials import LaunchSigner
 from assay.core.jobspec import job_spec
 from assay.core.plan import PlannedBenchmark
 from assay.lifecycle.context import Lifecycle
@@ -21,6 +23,8 @@ from assay.runtimes.sidecar import LocalSidecar
 from assay.store import EvaluationRecord, RunRow
 
 SIDECAR_JOB_INFO = "sidecar-job-info.json"
+HUB_TOKEN = "hub-token"  # the launch credential of <evaluation>/<index>, read by the local sidecar
+_TOKEN_SLACK_SECONDS = 3600.0  # a credential outlives its run's timeout by this much (late, buffered events)
 _DRAIN_SECONDS = 30.0
 
 
@@ -30,9 +34,12 @@ class LocalRunner:
     name = "local"
     watches = False
 
-    def __init__(self, ctx: Lifecycle, root: Path, *, sidecar: LocalSidecar | None = None) -> None:
+    def __init__(
+        self, ctx: Lifecycle, root: Path, *, signer: LaunchSigner, sidecar: LocalSidecar | None = None
+    ) -> None:
         self._ctx = ctx
         self._root = root
+        self._signer = signer
         self._sidecar = sidecar
         # Per queued launch, until its process starts: (provider, when it was queued, its timeout).
         self._queued: dict[RunKey, tuple[str, float, float]] = {}
@@ -88,6 +95,10 @@ class LocalRunner:
         )
         key = RunKey(evaluation.id, planned.index, attempt)
         members = tuple(GroupMember(RunKey(evaluation.id, p.index, a), p.id) for p, a in others)
+        token_path = self._write_credential(evaluation, runs, timeout)
+        env = dict(planned.runtime.local_env)
+        if self._sidecar is None:
+            env["EVALHUB_AUTH_TOKEN_PATH"] = str(token_path)  # no sidecar: the adapter calls the hub itself
         for member_key in (key, *(m.key for m in members)):
             self._queued.setdefault(member_key, (planned.provider_id, time.monotonic(), timeout))
         await self._runtime.launch(
@@ -96,12 +107,36 @@ class LocalRunner:
                 provider_id=planned.provider_id,
                 benchmark_id=planned.id,
                 command=command,
-                env=planned.runtime.local_env,
+                env=env,
                 job_spec=spec,
                 timeout_seconds=timeout,
                 members=members,
             )
         )
+
+    def _write_credential(
+        self, evaluation: EvaluationRecord, runs: Sequence[tuple[PlannedBenchmark, int]], timeout: float
+    ) -> Path:
+        """One launch credential for the launch's benchmarks and attempts, beside each member's run files
+        (mode 0600); returns the lead's file."""
+        token = self._signer.issue(
+            evaluation.tenant,
+            evaluation.id,
+            [(p.index, a) for p, a in runs],
+            self._ctx.clock(),
+            timeout + _TOKEN_SLACK_SECONDS,
+        )
+        paths = []
+        for planned, _ in runs:
+            path = self._root / evaluation.id / str(planned.index) / HUB_TOKEN
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                file.write(token)
+            os.replace(temporary, path)
+            paths.append(path)
+        return paths[0]
 
     def _route_model(
         self, sidecar_url: str, evaluation: EvaluationRecord, group: list[PlannedBenchmark], timeout: float

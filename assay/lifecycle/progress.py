@@ -99,9 +99,15 @@ def _started(ctx: Lifecycle, unit: LockedEvaluation) -> None:
 
 
 async def record_event(
-    ctx: Lifecycle, evaluation_id: str, tenant: str | None, status: BenchmarkStatusEvent
-) -> Literal["applied", "ignored", "late"]:
-    """Apply an adapter's status event. Late events (the job is finished) and replays change nothing."""
+    ctx: Lifecycle,
+    evaluation_id: str,
+    tenant: str | None,
+    status: BenchmarkStatusEvent,
+    *,
+    attempt: int | None = None,
+) -> Literal["applied", "ignored", "late", "stale"]:
+    """Apply an adapter's status event. Late events (the job is finished), events of an ``attempt`` that is no
+    longer the run's current one (a launch before a retry) and replays change nothing."""
     repo = ctx.database.evaluations
     # A terminal status carries results the adapter believes delivered: that commit is durable.
     # A phase or progress update is not worth a WAL flush.
@@ -119,6 +125,16 @@ async def record_event(
                 f"{status.benchmark_index}",
                 message_code="unknown_benchmark",
             )
+        if attempt is not None and (row.run.attempt != attempt or row.dispatched_attempt < attempt):
+            log.info(
+                "event of attempt %s for %s benchmark %s ignored: attempt %s is current",
+                attempt,
+                evaluation_id,
+                status.benchmark_index,
+                row.run.attempt,
+                extra={"stale_event": True},
+            )
+            return "stale"
         transition = apply_event(row.run, status, ctx.clock())
         if not transition.changed:
             return "ignored"
