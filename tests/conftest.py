@@ -94,12 +94,14 @@ def issue_token(token_file: TokenFile) -> Callable[..., dict[str, str]]:
     return issue
 
 
-def launch_headers(
-    settings: Settings, job_id: str, tenant: str = "default", runs: Any = ((0, 1),)
-) -> dict[str, str]:
-    """The headers of a status event from the launch running ``runs`` ((index, attempt) pairs) of ``job_id``."""
+def launch_headers(source: Any, job_id: str, tenant: str = "default", runs: Any = ((0, 1),)) -> dict[str, str]:
+    """The headers of a status event from the launch running ``runs`` ((index, attempt) pairs) of ``job_id``,
+    signed with the key of the hub behind ``source`` (its Settings, a TestClient or a LiveServer)."""
     from assay.auth import launch_signer
 
+    settings = source if isinstance(source, Settings) else getattr(source, "settings", None)
+    if settings is None:
+        settings = source.app.state.settings
     token = launch_signer(settings).issue(tenant, job_id, list(runs), datetime.now(UTC), 3600)
     return {"Authorization": f"Bearer {token}"}
 
@@ -115,6 +117,8 @@ def settings_for(database_url: str, tmp_path: Path, token_file: TokenFile) -> Ca
             "log_format": "json",
             "auth_token_file": token_file.path,
             "allowed_hosts": TEST_HOSTS,
+            # The tests' own adapters are local commands their tenants define (tests/security checks the refusal).
+            "local_command_tenants": ("default", "team-a", "team-b"),
         }
         values.update(overrides)
         return Settings(**values)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
+import re2
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from assay.api.common import PassCriteria, Resource, ResourceId, Tag, WireModel, check_composite_threshold
@@ -88,9 +89,13 @@ class PolicyRule(WireModel):
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
+                # RE2 runs in time linear in the input: a pattern like (a+)+$ cannot stall the hub. It refuses
+                # what it cannot run that way (backreferences, lookaround).
+                re2.compile(value)
+            except re2.error as exc:
+                raise ValueError(
+                    f"not a regular expression RE2 can run (no backreferences or lookaround): {exc}"
+                ) from None
         return value
 
     @model_validator(mode="after")

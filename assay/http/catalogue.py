@@ -19,6 +19,7 @@ from assay.api import (
 )
 from assay.core import apply_patch, check_collection, parse_model
 from assay.core.catalogue import CheckedCollection
+from assay.errors import FieldError, Forbidden
 from assay.http.context import (
     Caller,
     Paging,
@@ -78,6 +79,24 @@ def _stored(spec: ProviderSpec | CollectionSpec) -> dict[str, Any]:
     return spec.model_dump(mode="json", exclude_none=True, exclude=_EXCLUDE)
 
 
+def _no_host_commands(spec: ProviderSpec, who: Caller, request: Request) -> ProviderSpec:
+    """A tenant's provider may not run a command on the hub host (``runtime.local``) unless the operator
+    trusts that tenant with it (``ASSAY_LOCAL_COMMAND_TENANTS``); the system catalogue's providers may."""
+    runtime = spec.runtime
+    trusted = who.tenant.name in settings_of(request).local_command_tenants
+    if runtime is not None and runtime.local is not None and not trusted:
+        raise Forbidden(
+            f"Tenant {who.tenant.name!r} may not define runtime.local.command: it would run on the hub's "
+            "host. Use runtime.k8s, a provider from the system catalogue, or ask the operator to add the "
+            "tenant to ASSAY_LOCAL_COMMAND_TENANTS",
+            message_code="local_command_not_allowed",
+            errors=[
+                FieldError("runtime.local.command", "forbidden", "tenants may not run commands on the hub")
+            ],
+        )
+    return spec
+
+
 def _created(response: Response, kind: str, resource_id: str) -> None:
     response.headers["Location"] = f"{router.prefix}/{kind}/{resource_id}"
 
@@ -123,7 +142,10 @@ def _page(request: Request, page: Paging, total: int, items: list[dict[str, Any]
 
 
 @router.post("/providers", status_code=201, response_model=Provider, response_model_exclude_none=True)
-async def create_provider(spec: ProviderSpec, response: Response, who: CallerDep) -> dict[str, Any]:
+async def create_provider(
+    spec: ProviderSpec, request: Request, response: Response, who: CallerDep
+) -> dict[str, Any]:
+    _no_host_commands(spec, who, request)
     resource_id = spec.id or str(uuid.uuid4())
     record = await who.store.providers.create(resource_id, who.user, _stored(spec))
     _created(response, "providers", resource_id)
@@ -136,7 +158,11 @@ async def get_provider(provider_id: str, who: CallerDep) -> dict[str, Any]:
 
 
 @router.put("/providers/{provider_id}", response_model=Provider, response_model_exclude_none=True)
-async def replace_provider(provider_id: str, spec: ProviderSpec, who: CallerDep) -> dict[str, Any]:
+async def replace_provider(
+    provider_id: str, spec: ProviderSpec, request: Request, who: CallerDep
+) -> dict[str, Any]:
+    _no_host_commands(spec, who, request)
+
     async def replace(_: CatalogueRecord) -> dict[str, Any]:
         return _stored(spec)
 
@@ -145,11 +171,17 @@ async def replace_provider(provider_id: str, spec: ProviderSpec, who: CallerDep)
 
 @router.patch("/providers/{provider_id}", response_model=Provider, response_model_exclude_none=True)
 async def patch_provider(
-    provider_id: str, who: CallerDep, patch: Annotated[Any, Body(media_type="application/json")]
+    provider_id: str,
+    request: Request,
+    who: CallerDep,
+    patch: Annotated[Any, Body(media_type="application/json")],
 ) -> dict[str, Any]:
     async def patched(current: CatalogueRecord) -> dict[str, Any]:
         document = apply_patch(current.spec, patch, PROVIDER_PATCHABLE)
-        return _stored(parse_model(ProviderSpec, document, what="patched provider"))
+        spec = parse_model(ProviderSpec, document, what="patched provider")
+        if current.spec.get("runtime", {}).get("local") != document.get("runtime", {}).get("local"):
+            _no_host_commands(spec, who, request)  # an existing command may stay; a new one may not
+        return _stored(spec)
 
     return _document(await who.store.providers.update(provider_id, patched))
 

@@ -58,7 +58,9 @@ class LocalRunner:
         if queued is not None:
             provider, at, timeout = queued
             if self._ctx.metrics is not None:
-                self._ctx.metrics.queue_wait.labels(provider).observe(time.monotonic() - at)
+                self._ctx.metrics.queue_wait.labels(self._ctx.metrics.provider_label(provider)).observe(
+                    time.monotonic() - at
+                )
         await runtime_spawned(self._ctx, key.evaluation_id, key.index, key.attempt, runtime_ref, timeout)
 
     async def _exited(self, exit_: LocalExit) -> None:

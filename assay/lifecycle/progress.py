@@ -64,10 +64,12 @@ def record_transition(
         code = (run.error_message or {}).get("message_code", "") if run.status != "completed" else ""
         # Adapters choose their own codes: only the hub's are labels, to keep cardinality bounded.
         code = code if code in _SERVER_CODES else ("adapter" if code else "")
-        metrics.benchmarks_finished.labels(run.provider_id, run.status, code).inc()
+        metrics.benchmarks_finished.labels(metrics.provider_label(run.provider_id), run.status, code).inc()
         if run.started_at is not None and run.completed_at is not None:
             seconds = max(0.0, (run.completed_at - run.started_at).total_seconds())
-            metrics.benchmark_duration.labels(run.provider_id, run.status).observe(seconds)
+            metrics.benchmark_duration.labels(metrics.provider_label(run.provider_id), run.status).observe(
+                seconds
+            )
     if transition.finished and run.status == "completed":
         score = unit.record.plan.benchmarks[run.index].score
         test = benchmark_test(

@@ -42,8 +42,10 @@ class _PoolCollector(Collector):
 class Metrics:
     """One registry per app, so several apps in one process (tests, the local hub) never collide."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_provider_labels: int = 64) -> None:
         self.registry = CollectorRegistry()
+        self._providers: set[str] = set()
+        self._max_providers = max_provider_labels
         self.requests = Counter(
             "assay_http_requests",
             "HTTP requests answered, by method, route template and status",
@@ -84,6 +86,16 @@ class Metrics:
             ["state"],
             registry=self.registry,
         )
+
+    def provider_label(self, provider_id: str) -> str:
+        """``provider_id`` for the first providers seen, ``other`` after that: tenants name their own providers,
+        and a label per name would let any tenant grow the scrape without bound."""
+        if provider_id in self._providers:
+            return provider_id
+        if len(self._providers) < self._max_providers:
+            self._providers.add(provider_id)
+            return provider_id
+        return "other"
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

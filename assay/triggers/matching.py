@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import re2
+
 from assay.api import CollectionSpec, ProviderSpec
 from assay.api.jobs import JobRequest
 from assay.api.policies import PLACEHOLDER, PolicySpec, placeholder_problem, template_strings
@@ -49,7 +51,7 @@ def mismatch(policy: PolicySpec, facts: VersionFacts) -> str | None:
         return f"registry_not_matched: {event.registry}"
     if rule.model_name is not None and not fnmatch.fnmatchcase(event.name, rule.model_name):
         return f"model_name_not_matched: {event.name}"
-    if rule.model_name_regex is not None and re.fullmatch(rule.model_name_regex, event.name) is None:
+    if rule.model_name_regex is not None and re2.fullmatch(rule.model_name_regex, event.name) is None:
         return f"model_name_not_matched: {event.name}"
     if rule.events and event.event not in rule.events:
         return f"event_not_matched: {event.event}"

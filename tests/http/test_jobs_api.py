@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from assay.http import SUBMIT, create_app
 from assay.settings import Settings
-from tests.conftest import free_port, wait_for
+from tests.conftest import ADMIN, free_port, launch_headers, wait_for
 
 MODEL = {"url": "http://127.0.0.1:9/v1", "name": "m"}
 
@@ -78,7 +78,9 @@ def test_references_are_checked_before_anything_is_stored(client: TestClient) ->
     assert client.get("/api/v1/evaluations/jobs").json()["total_count"] == 0
 
 
-def test_a_provider_that_cannot_run_locally_is_refused_at_submission(client: TestClient) -> None:
+def test_a_provider_that_cannot_run_locally_is_accepted_and_failed_at_once(client: TestClient) -> None:
+    """As EvalHub: 202, then the job fails with local_runtime_not_enabled (eval-hub-sdk's own end-to-end
+    tests submit such a job and expect it accepted)."""
     provider = {
         "id": "k8s-only",
         "name": "Cluster only",
@@ -86,9 +88,22 @@ def test_a_provider_that_cannot_run_locally_is_refused_at_submission(client: Tes
         "benchmarks": [{"id": "b", "name": "B", "category": "c"}],
     }
     assert client.post("/api/v1/evaluations/providers", json=provider).status_code == 201
-    error = refused(client, job(benchmarks=[{"id": "b", "provider_id": "k8s-only"}]))
+    accepted = client.post(
+        "/api/v1/evaluations/jobs", json=job(benchmarks=[{"id": "b", "provider_id": "k8s-only"}])
+    )
+    assert accepted.status_code == 202, accepted.text
+    job_id = accepted.json()["resource"]["id"]
+
+    def failed() -> dict[str, Any] | None:
+        body = client.get(f"/api/v1/evaluations/jobs/{job_id}").json()
+        return body if body["status"]["state"] == "failed" else None
+
+    body = wait_for(failed, timeout=30)
+    error = body["status"]["benchmarks"][0]["error_message"]
     assert error["message_code"] == "local_runtime_not_enabled"
-    assert paths(error) == [("benchmarks[0].provider_id", "local_runtime_not_enabled")]
+    assert error["message_origin"] == "server"
+    assert "Local runtime is not enabled for provider 'k8s-only'" in error["message"]
+    assert body["results"]["test"]["pass"] is False
 
 
 def test_a_collection_job_is_frozen_at_submission(client: TestClient) -> None:
@@ -173,7 +188,7 @@ def test_a_committed_job_is_202_even_when_the_broker_is_down(
     settings_for: Callable[..., Settings], database_url: str
 ) -> None:
     settings = settings_for(mode="cluster", k_sink=f"http://127.0.0.1:{free_port()}/")
-    with TestClient(create_app(settings, SUBMIT, lifecycle="function")) as submit:
+    with TestClient(create_app(settings, SUBMIT, lifecycle="function"), headers=ADMIN) as submit:
         accepted = submit.post("/api/v1/evaluations/jobs", json=job(), headers={"X-Tenant": "team-a"})
         assert accepted.status_code == 202, accepted.text
     with psycopg.connect(database_url) as conn:
@@ -193,7 +208,7 @@ def test_concurrent_submissions_with_one_idempotency_key_make_one_job(live_hub: 
         answer = httpx.post(
             f"{live_hub.url}/api/v1/evaluations/jobs",
             json=job(),
-            headers={"Idempotency-Key": "race"},
+            headers={"Idempotency-Key": "race", **live_hub.headers},
             timeout=30,
         )
         return answer.status_code, answer.json()["resource"]["id"]
@@ -202,7 +217,7 @@ def test_concurrent_submissions_with_one_idempotency_key_make_one_job(live_hub: 
         answers = list(pool.map(lambda _: post(), range(8)))
     assert {status for status, _ in answers} == {202}
     assert len({job_id for _, job_id in answers}) == 1
-    assert httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs", timeout=30).json()["total_count"] == 1
+    assert httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs", headers=live_hub.headers, timeout=30).json()["total_count"] == 1
 
 
 def test_a_polled_job_is_never_served_stale(client: TestClient, database_url: str) -> None:
@@ -235,7 +250,8 @@ def test_a_polled_job_is_never_served_stale(client: TestClient, database_url: st
             "progress": 0.25,
         }
     }
-    assert client.post(f"{url}/events", json=event).status_code == 204
+    signed = launch_headers(client, created["resource"]["id"])
+    assert client.post(f"{url}/events", json=event, headers=signed).status_code == 204
     after = client.get(url).json()
     assert after["status"]["benchmarks"][0]["phase"] == "loading_data"
     assert after["status"]["benchmarks"][0]["progress"] == 0.25
