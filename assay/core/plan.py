@@ -55,6 +55,11 @@ class PlannedBenchmark(BaseModel):
     score: FrozenScore = Field(default_factory=FrozenScore)
     runtime: FrozenRuntime = Field(default_factory=FrozenRuntime)
     fingerprint: str = ""
+    unavailable: str | None = Field(
+        None,
+        description="Why this hub cannot run the benchmark (its provider has no runtime for it): the run "
+        "is failed with code local_runtime_not_enabled as soon as the job is accepted, as EvalHub does.",
+    )
 
     def document(self) -> dict[str, Any]:
         """The benchmark as the job's ``plan`` and the evaluation card show it (no runtime; unset keys left out)."""
@@ -204,13 +209,12 @@ def build_plan(
             k8s=how.k8s.model_dump(mode="json", exclude_none=True) if how and how.k8s else None,
             group=bool(how and how.group_benchmarks),
         )
+        unavailable = None
         if runtime == "local" and frozen_runtime.local_command is None:
-            errors.append(
-                FieldError(
-                    f"{path}.provider_id",
-                    "local_runtime_not_enabled",
-                    f"provider {base.provider_id!r} has no runtime.local.command, so it cannot run on the local hub",
-                )
+            # EvalHub accepts the job (202) and fails it at once; its clients and tests expect that.
+            unavailable = (
+                f"Local runtime is not enabled for provider {base.provider_id!r}: it has no "
+                "runtime.local.command, so the local hub cannot run it"
             )
         if runtime == "kubernetes" and not (frozen_runtime.k8s or {}).get("image"):
             errors.append(
@@ -237,6 +241,7 @@ def build_plan(
                 threshold=config.threshold,
             ),
             runtime=frozen_runtime,
+            unavailable=unavailable,
         )
         planned.append(item.model_copy(update={"fingerprint": _fingerprint(model, item)}))
 
@@ -257,11 +262,7 @@ def build_plan(
     if errors:
         codes = {e.code for e in errors}
         single = next(iter(codes)) if len(codes) == 1 else None
-        message_code = (
-            single
-            if single in ("model_url_required", "local_runtime_not_enabled", "resource_does_not_exist")
-            else None
-        )
+        message_code = single if single in ("model_url_required", "resource_does_not_exist") else None
         listed = "; ".join(f"{e.path}: {e.message}" for e in errors)
         raise InvalidRequest(
             f"The evaluation job is invalid: {listed}", message_code=message_code, errors=errors

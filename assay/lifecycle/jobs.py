@@ -17,6 +17,7 @@ from assay.core.events import (
     EVALUATION_CANCELLED,
     EVALUATION_FINISHED,
     EVALUATION_RETRIED,
+    OutboxEvent,
 )
 from assay.core.events import evaluation_event as event
 from assay.core.plan import build_plan
@@ -27,10 +28,12 @@ from assay.core.states import (
     Message,
     cancel_run,
     derive_state,
+    fail_run,
     reset_for_retry,
 )
 from assay.errors import Conflict, FieldError, InvalidRequest, NotFound
 from assay.lifecycle.context import Lifecycle
+from assay.lifecycle.progress import record_transition
 from assay.store import EvaluationRecord, RunRow
 
 log = logging.getLogger(__name__)
@@ -111,8 +114,33 @@ async def submit(
         record, idempotency_key=idempotency_key, request_hash=request_hash(request), events=[accepted]
     )
     if is_new:
-        await ctx.published([accepted])
+        events = [accepted, *await _fail_unavailable(ctx, created)]
+        await ctx.published(events)
     return created, is_new
+
+
+async def _fail_unavailable(ctx: Lifecycle, record: EvaluationRecord) -> list[OutboxEvent]:
+    """Fail at once the runs this hub cannot start (a provider without a runtime for it), before the
+    acceptance is published, so dispatch never tries them: EvalHub accepts such a job with 202 and
+    fails it with ``local_runtime_not_enabled``, and its clients rely on that. Their
+    ``benchmark.finished`` events settle the job like any other failure."""
+    unavailable = [p for p in record.plan.benchmarks if p.unavailable]
+    if not unavailable:
+        return []
+    async with ctx.database.evaluations.locked(record.id) as unit:
+        if unit is None:
+            return []
+        runs = {run.index: run for run in unit.runs()}
+        for planned in unavailable:
+            transition = fail_run(
+                runs[planned.index],
+                planned.unavailable or "",
+                "local_runtime_not_enabled",
+                ctx.clock(),
+                origin="server",
+            )
+            record_transition(unit, transition, "submit", metrics=ctx.metrics)
+        return list(unit.events)
 
 
 async def cancel(ctx: Lifecycle, tenant: Tenant, evaluation_id: str, *, hard_delete: bool) -> None:

@@ -240,24 +240,24 @@ def test_an_unknown_benchmark_is_named_by_its_path() -> None:
 
 
 def test_every_problem_is_listed_at_once() -> None:
-    error = refused(job(benchmarks=[lm("nope"), {"provider_id": "k8s_only", "id": "probe"}, lm("gone")]))
+    error = refused(job(benchmarks=[lm("nope"), lm("arc_easy"), lm("gone")], model={"name": "m"}))
     assert [(e.path, e.code) for e in error.errors] == [
         ("benchmarks[0].id", "resource_does_not_exist"),
-        ("benchmarks[1].provider_id", "local_runtime_not_enabled"),
         ("benchmarks[2].id", "resource_does_not_exist"),
+        ("model.url", "model_url_required"),
     ]
     assert error.message_code == "request_validation_failed"
 
 
-def test_a_provider_without_a_local_command_is_refused_on_the_local_hub() -> None:
-    """EvalHub 1.0.2 answered 202 and failed later (anchor §2.13)."""
-    error = refused(
+def test_a_provider_without_a_local_command_is_planned_as_unavailable_on_the_local_hub() -> None:
+    """EvalHub answers 202 and fails such a job at once; its clients expect that (docs/compatibility.md).
+    The plan says why, and submit fails the run with local_runtime_not_enabled."""
+    plan = plan_of(
         job(benchmarks=[lm("arc_easy"), {"provider_id": "k8s_only", "id": "probe"}]), runtime="local"
     )
-    assert error.message_code == "local_runtime_not_enabled"
-    assert [(e.path, e.code) for e in error.errors] == [
-        ("benchmarks[1].provider_id", "local_runtime_not_enabled")
-    ]
+    assert plan.benchmarks[0].unavailable is None
+    assert plan.benchmarks[1].unavailable is not None
+    assert "Local runtime is not enabled for provider 'k8s_only'" in plan.benchmarks[1].unavailable
 
 
 def test_a_provider_without_an_image_is_refused_on_the_cluster() -> None:
@@ -341,7 +341,7 @@ def test_an_entry_naming_another_metric_does_not_inherit_the_providers_threshold
     assert arc.score.model_dump() == {
         "metric": "acc_norm",
         "lower_is_better": False,
-        "scale": None,
+        "scale": {"min": 0.0, "max": 1.0},  # the default of a known proportion (assay/core/scales.py)
         "threshold": None,
     }
 
