@@ -58,6 +58,16 @@ class TokenFile:
         return token
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A base temporary directory of this run's own: pytest's default (``pytest-of-<user>/pytest-N``) keeps
+    the last three runs and deletes older ones, so a second run beside this one would delete the data
+    directory of this run's PostgreSQL server under it."""
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="assay-pytest-")
+
+
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real PostgreSQL server (the embedded one the hub uses), for the whole session."""

@@ -11,9 +11,8 @@ from typing import Literal
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from assay import __version__
+from assay import __version__, ui
 from assay import triggers as trigger_steps
-from assay import ui
 from assay.auth import Access, build_access
 from assay.http import catalogue, deadletters, jobs, ops, triggers
 from assay.http.auth import AccessMiddleware
@@ -34,7 +33,7 @@ SUBMIT: Sequence[APIRouter] = (
     ui.router,  # the dashboard at /ui (docs/dashboard.md)
 )
 # The callback function is also the broker's dead-letter sink (assay/http/deadletters.py says why).
-CALLBACK: Sequence[APIRouter] = (jobs.events_router, deadletters.router)
+CALLBACK: Sequence[APIRouter] = (jobs.events_router, deadletters.router, triggers.registry_router)
 HUB: Sequence[APIRouter] = (
     jobs.events_router,
     deadletters.router,
@@ -42,6 +41,7 @@ HUB: Sequence[APIRouter] = (
     catalogue.router,
     triggers.policies_router,
     triggers.ingress_router,
+    triggers.registry_router,
     ui.router,  # the dashboard at /ui (docs/dashboard.md)
 )
 

@@ -5,6 +5,7 @@ the tenant is unknown or has no secret), parses (400 naming the field), and only
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 import uuid
@@ -17,8 +18,9 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from assay.api.policies import Policy, PolicyPage, PolicySpec
+from assay.auth import Access, Permission
 from assay.core import Tenant, apply_patch, parse_model
-from assay.errors import FieldError, InvalidJSON, InvalidRequest, UnknownTenant
+from assay.errors import FieldError, Forbidden, InvalidJSON, InvalidRequest, Unauthenticated, UnknownTenant
 from assay.http.context import (
     Caller,
     boolean,
@@ -27,6 +29,7 @@ from assay.http.context import (
     groups,
     page_links,
     paging,
+    principal_of,
     settings_of,
     strict_query,
 )
@@ -47,9 +50,12 @@ from assay.triggers import (
     verify_gitlab,
     verify_mlflow,
 )
+from assay.triggers.signatures import github_signature
 
 policies_router = APIRouter(prefix="/api/v1/evaluations", tags=["policies"])
 ingress_router = APIRouter(prefix="/api/v1", tags=["triggers"])
+# Registry CloudEvents come from the broker inside the cluster: served by the cluster-local callback service.
+registry_router = APIRouter(prefix="/api/v1", tags=["triggers"])
 CallerDep = Annotated[Caller, Depends(caller)]
 
 POLICY_PATCHABLE = ("name", "description", "tags", "enabled", "rule", "action", "baseline", "gate")
@@ -267,10 +273,14 @@ async def gitlab_webhook(request: Request) -> JSONResponse:
     return await _answer(request, tenant, "gitlab", delivery_id, parsed)
 
 
-@ingress_router.post("/events", dependencies=[Depends(strict_query("tenant"))])
+@registry_router.post("/events", dependencies=[Depends(strict_query("tenant"))])
 async def registry_event(request: Request) -> JSONResponse:
-    """Registry CloudEvents from a Knative Trigger, binary (``ce-*`` headers) or structured
-    (``application/cloudevents+json``) mode. Not signed: reachable only inside the cluster network."""
+    """Registry CloudEvents, binary (``ce-*`` headers) or structured (``application/cloudevents+json``) mode.
+
+    Accepted from the broker (its OIDC identity is one of ``ASSAY_EVENT_SENDERS``), from a sender outside the
+    cluster that signs the body (``X-Assay-Signature: sha256=<hex HMAC>`` with the tenant's ``cloudevents``
+    webhook secret), or from a caller who may create evaluations in the tenant. The tenant is ``?tenant=``,
+    else ``X-Tenant``, else the event's ``tenant`` extension or data field."""
     body = await request.body()
     try:
         event = from_http(dict(request.headers), body)
@@ -284,13 +294,38 @@ async def registry_event(request: Request) -> JSONResponse:
     if isinstance(data, bytes | str):
         data = _json(data.encode() if isinstance(data, str) else data)
     extension = event.get("tenant")
-    named = extension if isinstance(extension, str) else None
+    named = (request.headers.get("x-tenant") or "").strip() or None
+    if named is None:
+        named = extension if isinstance(extension, str) else None
     if named is None and isinstance(data, dict) and isinstance(data.get("tenant"), str):
         named = data["tenant"]
     tenant = _tenant(request, named)
+    await _check_registry_sender(request, tenant, body)
     delivery_id = f"{event['source']}#{event['id']}"
     parsed = parse_registry_event(str(event["type"]), delivery_id, data)
     return await _answer(request, tenant, "cloudevents", delivery_id, parsed)
 
 
-__all__ = ["ingress_router", "policies_router"]
+async def _check_registry_sender(request: Request, tenant: Tenant, body: bytes) -> None:
+    principal = principal_of(request)
+    if principal is None:
+        signature = request.headers.get("x-assay-signature")
+        if signature is None:
+            raise Unauthenticated(
+                "A registry event needs the broker's identity, a bearer token or an X-Assay-Signature"
+            )
+        expected = github_signature(_secret(request, tenant, "cloudevents"), body)
+        if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+            raise Unauthenticated(
+                "X-Assay-Signature does not match the body signed with this tenant's cloudevents secret",
+                errors=[FieldError("X-Assay-Signature", "mismatch", "signature does not match")],
+            )
+        return
+    if principal.kind == "sender":
+        return
+    access: Access = request.app.state.access
+    if not await access.guard.authorize(principal, tenant.name, Permission("evaluations", "create")):
+        raise Forbidden(f"{principal.subject!r} may not create evaluations in tenant {tenant.name!r}")
+
+
+__all__ = ["ingress_router", "policies_router", "registry_router"]
