@@ -26,8 +26,9 @@ ROLE_VERBS: Mapping[Role, frozenset[str]] = {
     "editor": frozenset({"get", "list", "create", "update", "patch", "delete"}),
     "admin": frozenset({"get", "list", "create", "update", "patch", "delete", "*"}),
 }
-# Resources only an admin may touch whatever the verb (the broker's dead letters hold other systems' events).
-ADMIN_RESOURCES = frozenset({"deadletters", "metrics"})
+# Resources only an admin may touch whatever the verb: the broker's dead letters (other systems' events), the
+# hub's metrics, and job priorities (the Kueue queue all tenants share).
+ADMIN_RESOURCES = frozenset({"deadletters", "metrics", "priorities"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import OrderedDict
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from assay import triggers
 from assay.api.jobs import JobRequest, StatusEvent
+from assay.auth import Access, Permission
 from assay.core.compare import Tolerance, compare
 from assay.core.gate import decide
 from assay.core.report import commit_status, junit_report, markdown_report
@@ -28,6 +30,7 @@ from assay.http.context import (
     page_links,
     paging,
     principal_of,
+    settings_of,
     strict_query,
 )
 from assay.lifecycle import Hub, Lifecycle, jobs, progress
@@ -150,6 +153,21 @@ async def submit_job(request: Request, who: CallerDep, spec: JobRequest) -> Resp
             "The Idempotency-Key header must be 1 to 255 characters",
             errors=[FieldError("Idempotency-Key", "length", "must be 1 to 255 characters")],
         )
+    if "trigger" in spec.custom:
+        # custom.trigger picks the Kueue priority (ci, registry, sweep) in the queue all tenants share: the
+        # hub's own ingress sets it, and otherwise only a caller granted ``priorities``/``create`` (an admin).
+        access: Access = request.app.state.access
+        principal = who.principal
+        if principal is None or not await access.guard.authorize(
+            principal, who.tenant.name, Permission("priorities", "create")
+        ):
+            raise Forbidden(
+                "custom.trigger sets the job's queue priority: it is set by the hub's CI and registry ingress, "
+                "or by an administrator of the tenant",
+                errors=[
+                    FieldError("custom.trigger", "forbidden", "set by the server or an administrator only")
+                ],
+            )
     record, created = await jobs.submit(
         lifecycle_of(request), who.tenant, who.user, spec, key.strip() if key else None
     )
@@ -388,15 +406,16 @@ def _log_options(request: Request) -> LogOptions:
 
 
 def _benchmark_log(
-    request: Request, record: EvaluationRecord, index: int, options: LogOptions
+    request: Request, record: EvaluationRecord, index: int, options: LogOptions, max_bytes: int
 ) -> tuple[str, bool]:
+    """Blocking file reads: called in a worker thread, never on the event loop."""
     run = record.runs[index].run
     runtime = lifecycle_of(request).runtime
     path = runtime.log_path(record.id, index, run.provider_id, run.benchmark_id) if runtime else None
     if path is None:
         return "", False
     tail, since, stamps = options
-    return read_log_bounded(path, tail_lines=tail, since=since, timestamps=stamps)
+    return read_log_bounded(path, tail_lines=tail, since=since, timestamps=stamps, max_bytes=max_bytes)
 
 
 def _log_response(text: str, truncated: bool) -> PlainTextResponse:
@@ -410,15 +429,21 @@ def _log_response(text: str, truncated: bool) -> PlainTextResponse:
 async def job_logs(job_id: str, request: Request, who: CallerDep) -> PlainTextResponse:
     record = await who.store.evaluations.get(job_id)
     options = _log_options(request)
-    sections = []
-    truncated = False
-    for row in record.runs:
-        text, cut = _benchmark_log(request, record, row.run.index, options)
-        truncated = truncated or cut
-        sections.append(
-            f"=== pod={record.id}-{row.run.index} container=local benchmark_id={row.run.benchmark_id} ===\n{text}"
-        )
-    return _log_response("".join(s if s.endswith("\n") else s + "\n" for s in sections), truncated)
+    # One response holds at most max_log_bytes: each benchmark gets an equal share of it.
+    share = max(1024, settings_of(request).max_log_bytes // max(1, len(record.runs)))
+
+    def read() -> tuple[str, bool]:
+        sections = []
+        truncated = False
+        for row in record.runs:
+            text, cut = _benchmark_log(request, record, row.run.index, options, share)
+            truncated = truncated or cut
+            sections.append(
+                f"=== pod={record.id}-{row.run.index} container=local benchmark_id={row.run.benchmark_id} ===\n{text}"
+            )
+        return "".join(s if s.endswith("\n") else s + "\n" for s in sections), truncated
+
+    return _log_response(*await asyncio.to_thread(read))
 
 
 @router.get(
@@ -431,7 +456,8 @@ async def benchmark_logs(
     index = int(benchmark_index) if benchmark_index.isdigit() else -1
     if record.run(index) is None:
         raise NotFound(f"Job {job_id} has no benchmark at index {benchmark_index[:20]!r}")
-    return _log_response(*_benchmark_log(request, record, index, _log_options(request)))
+    options, most = _log_options(request), settings_of(request).max_log_bytes
+    return _log_response(*await asyncio.to_thread(_benchmark_log, request, record, index, options, most))
 
 
 @events_router.post("/jobs/{job_id}/events", status_code=204, response_class=Response)

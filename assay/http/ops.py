@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,8 @@ from assay import __version__
 from assay.api import Health
 from assay.http.context import database_of
 from assay.telemetry import CONTENT_TYPE, Metrics
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"])
 
@@ -39,11 +42,13 @@ async def ready(request: Request) -> JSONResponse:
     try:
         await asyncio.wait_for(database_of(request).ping(), timeout=2.0)
     except Exception as exc:
+        # The reason goes to the log: an exception's text can name hosts, users and paths.
+        log.warning("readiness: the database did not answer: %s", type(exc).__name__)
         body = Health(
             status="unhealthy",
             timestamp=datetime.now(UTC),
             version=__version__,
-            checks={"database": str(exc) or "timeout"},
+            checks={"database": "timeout" if isinstance(exc, TimeoutError) else "unavailable"},
         )
         return JSONResponse(body.model_dump(mode="json"), status_code=503)
     body = Health(

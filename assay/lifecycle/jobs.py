@@ -12,6 +12,7 @@ from typing import Any
 from assay.api import CollectionSpec, ProviderSpec
 from assay.api.jobs import JobRequest
 from assay.core import Tenant
+from assay.core.egress import check_host, check_url
 from assay.core.events import (
     EVALUATION_ACCEPTED,
     EVALUATION_CANCELLED,
@@ -60,6 +61,7 @@ async def submit(
             message_code="mlflow_required_for_experiment",
             errors=[FieldError("experiment", "mlflow_required", "no MLflow tracking server is configured")],
         )
+    _check_egress(ctx, request)
     store = ctx.database.scoped(tenant)
     collection: CollectionSpec | None = None
     collection_updated_at: str | None = None
@@ -86,6 +88,13 @@ async def submit(
         collection_updated_at=collection_updated_at,
         runtime=ctx.settings.runtime,
     )
+    most = ctx.settings.max_benchmarks_per_job
+    if len(plan.benchmarks) > most:
+        raise InvalidRequest(
+            f"The job would run {len(plan.benchmarks)} benchmarks; this hub runs at most {most} per job",
+            message_code="too_many_benchmarks",
+            errors=[FieldError("benchmarks", "too_many", f"at most {most} benchmarks per job")],
+        )
     now = ctx.clock()
     evaluation_id = str(uuid.uuid4())
     runs = tuple(
@@ -117,6 +126,25 @@ async def submit(
         events = [accepted, *await _fail_unavailable(ctx, created)]
         await ctx.published(events)
     return created, is_new
+
+
+def _check_egress(ctx: Lifecycle, request: JobRequest) -> None:
+    """The model endpoint and the OCI registry receive the tenant's credentials: refuse the hub's own
+    machine and the cloud's metadata service (``assay.core.egress``)."""
+    settings = ctx.settings
+    rules = {"allow_loopback": settings.mode == "local", "allow_private": settings.egress_allow_private}
+    errors = [check_url(request.model.url, "model.url", **rules)]
+    oci = request.exports.oci if request.exports is not None else None
+    if oci is not None:
+        errors.append(check_host(oci.coordinates.oci_host, "exports.oci.coordinates.oci_host", **rules))
+    found = [e for e in errors if e is not None]
+    if found:
+        raise InvalidRequest(
+            "The job names a host this hub does not send credentials to: "
+            + "; ".join(e.message for e in found),
+            message_code="egress_refused",
+            errors=found,
+        )
 
 
 async def _fail_unavailable(ctx: Lifecycle, record: EvaluationRecord) -> list[OutboxEvent]:
