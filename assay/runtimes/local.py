@@ -484,8 +484,9 @@ class LocalRuntime:
             _signal_group(pgid, signal.SIGKILL)
 
     def _child_env(self, run: _Run) -> dict[str, str]:
-        # Children inherit the hub's environment (PATH, HOME, credentials); this is not configuration.
-        env = dict(os.environ)  # noqa: TID251
+        # Children get an allow-listed part of the hub's environment (PATH, HOME, locale, offline switches),
+        # never its secrets (DATABASE_URL, tokens, webhook secrets); this is not configuration.
+        env = adapter_environment(os.environ)  # noqa: TID251
         # The hub's own scripts (``assay-adapter``) come first, found even when its venv is not activated.
         env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")]))
         env.update(run.launch.env)
@@ -498,6 +499,62 @@ class LocalRuntime:
             }
         )
         return env
+
+
+# What an adapter may inherit from the hub: where programs, caches and certificates are, the locale, the
+# offline switches of the frameworks, thread counts. Anything else (DATABASE_URL, ASSAY_* settings, tokens,
+# cloud credentials) stays with the hub; a provider passes what its adapter needs in runtime.local.env.
+_INHERITED = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "TERM",
+        "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_RUNTIME_DIR",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "HF_HOME",
+        "HF_HUB_OFFLINE",
+        "HF_DATASETS_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+        "HF_DATASETS_CACHE",
+        "TIKTOKEN_CACHE_DIR",
+        "LITELLM_LOCAL_MODEL_COST_MAP",
+        "NLTK_DATA",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "OPENBLAS_CORETYPE",
+        "OPENBLAS_L2_SIZE",
+        "ASSAY_ADAPTER_ENVS",
+        "MLFLOW_TRACKING_URI",
+        "VIRTUAL_ENV",
+        "PYTHONPATH",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+    }
+)
+_INHERITED_PREFIXES = ("LC_",)
+
+
+def adapter_environment(hub: Mapping[str, str]) -> dict[str, str]:
+    """The part of the hub's environment an adapter process inherits (see ``_INHERITED``)."""
+    return {k: v for k, v in hub.items() if k in _INHERITED or k.startswith(_INHERITED_PREFIXES)}
 
 
 async def _exit_status(process: subprocess.Popen[bytes]) -> int:
