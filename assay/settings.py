@@ -317,13 +317,19 @@ class Settings(BaseSettings):
         description="`oidc` mode: a YAML file mapping tenants to roles to subjects or `group:<name>`: "
         "`{team-a: {admin: [alice], editor: [group:ml], viewer: ['*']}}`.",
     )
-    oidc_issuer: str | None = Field(None, description="`oidc` mode: the issuer URL (`iss`) tokens must carry.")
-    oidc_audience: str | None = Field(None, description="`oidc` mode: the audience (`aud`) tokens must carry.")
+    oidc_issuer: str | None = Field(
+        None, description="`oidc` mode: the issuer URL (`iss`) tokens must carry."
+    )
+    oidc_audience: str | None = Field(
+        None, description="`oidc` mode: the audience (`aud`) tokens must carry."
+    )
     oidc_jwks_url: str | None = Field(
         None, description="`oidc` mode: the JWKS URL (default: discovered from the issuer's metadata)."
     )
     oidc_username_claim: str = Field("sub", description="`oidc` mode: the claim naming the subject.")
-    oidc_groups_claim: str = Field("groups", description="`oidc` mode: the claim listing the subject's groups.")
+    oidc_groups_claim: str = Field(
+        "groups", description="`oidc` mode: the claim listing the subject's groups."
+    )
     auth_cache_seconds: float = Field(
         60.0, ge=0, description="How long a TokenReview, SubjectAccessReview or JWKS answer is reused."
     )
@@ -353,7 +359,15 @@ class Settings(BaseSettings):
         "the same Secret on every replica of the submit service, else the dashboard takes bearer tokens only.",
     )
     ui_session_max_age_seconds: int = Field(
-        12 * 3600, ge=60, description="How long a dashboard sign-in lasts before the token is asked for again."
+        12 * 3600,
+        ge=60,
+        description="How long a dashboard sign-in lasts before the token is asked for again.",
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("ASSAY_TOKEN", "EVALHUB_TOKEN", "ASSAY_API_TOKEN"),
+        description="Client side (`assay gate`, `assay demo`): the bearer token sent to the hub (`ASSAY_TOKEN`, "
+        "or EvalHub's `EVALHUB_TOKEN`); unset: the local hub's own token from `data_dir/token`, if any.",
     )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Comma-separated browser origins allowed by CORS; none by default."

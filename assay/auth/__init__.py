@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from assay.auth._guards import NoAuth, OidcGuard, RoleFile, TokenGuard, TrustedProxy
-from assay.auth._keys import launch_signer, local_token, read_local_token
+from assay.auth._keys import client_token, launch_signer, local_token, read_local_token
 from assay.auth._model import ALL_TENANTS, ROLE_VERBS, Guard, Permission, Principal, Role, role_allows
 from assay.auth._routes import NoRule, Rule, rule_of
 from assay.core.credentials import LaunchSigner
@@ -27,6 +27,7 @@ __all__ = [
     "Senders",
     "SessionBridge",
     "build_access",
+    "client_token",
     "launch_signer",
     "local_token",
     "read_local_token",

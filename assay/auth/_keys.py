@@ -10,7 +10,7 @@ from pathlib import Path
 from assay.core.credentials import LaunchSigner
 from assay.settings import Settings
 
-__all__ = ["launch_signer", "local_token", "read_local_token"]
+__all__ = ["client_token", "launch_signer", "local_token", "read_local_token"]
 
 
 def _secret_file(path: Path, make: str) -> str:
@@ -37,6 +37,13 @@ def read_local_token(settings: Settings) -> str | None:
         return settings.local_token_path.read_text(encoding="utf-8").strip() or None
     except OSError:
         return None
+
+
+def client_token(settings: Settings) -> str | None:
+    """What Assay's own commands send: ``ASSAY_TOKEN``/``EVALHUB_TOKEN``, else the local hub's token."""
+    if settings.api_token is not None:
+        return settings.api_token.get_secret_value()
+    return read_local_token(settings)
 
 
 def launch_signer(settings: Settings) -> LaunchSigner:

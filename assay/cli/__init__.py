@@ -21,7 +21,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["data_dir"] = args.data_dir
     if args.host is not None:
         overrides["host"] = args.host
-    return Settings(**overrides)
+    if getattr(args, "no_auth", False):
+        overrides["auth_mode"] = "none"
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:
+        raise SystemExit(f"assay: {exc}") from None
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -31,6 +36,34 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    return serve(_settings(args))
+
+
+class PortBusy(Exception):
+    """The address the hub should listen on is taken."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before anything starts (PostgreSQL, sidecars) when ``host:port`` cannot be bound."""
+    import socket
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortBusy(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (another hub or program has it? "
+                "choose another with --port or ASSAY_PORT)"
+            ) from None
+
+
+def serve(settings: Settings) -> int:
+    """Run the hub with ``settings`` in the foreground until SIGINT/SIGTERM (``assay up`` and
+    ``assay-evalhub-server``); an embedded PostgreSQL unless ``database_url`` is set."""
     import uvicorn
 
     from assay.exports import build_exporter
@@ -38,8 +71,13 @@ def _up(args: argparse.Namespace) -> int:
     from assay.store import EmbeddedPostgres
     from assay.telemetry import configure_logging
 
-    settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
+    try:
+        check_port_free(settings.host, settings.port)
+    except PortBusy as exc:
+        print(f"assay: {exc}", file=sys.stderr)
+        return 1
+    announce_auth(settings)
     embedded: EmbeddedPostgres | None = None
     if not settings.database_url:
         embedded = EmbeddedPostgres(settings.data_dir / "postgres")
@@ -60,6 +98,47 @@ def _up(args: argparse.Namespace) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+    return 0
+
+
+def announce_auth(settings: Settings) -> None:
+    """Say how to authenticate to this hub (creating the local token at first start), or, loudly, that
+    nobody has to."""
+    from assay.auth import local_token
+
+    mode = settings.effective_auth_mode
+    if mode == "none":
+        print(
+            f"\n  *** AUTHENTICATION IS OFF (--no-auth): anyone who can reach {settings.host}:{settings.port} "
+            "is an administrator of every tenant ***\n",
+            file=sys.stderr,
+        )
+    elif mode == "token" and settings.mode == "local":
+        local_token(settings)
+        print(
+            f"API token in {settings.local_token_path} (mode 0600). Use it with:\n"
+            f'  curl -H "Authorization: Bearer $(assay token)" http://{settings.host}:{settings.port}/api/v1/...\n'
+            f"  export EVALHUB_TOKEN=$(assay token)   # the evalhub CLI and eval-hub-sdk",
+            file=sys.stderr,
+        )
+
+
+def _token(args: argparse.Namespace) -> int:
+    """``assay token``: print the local hub's token (created if missing); ``--hash`` prints the SHA-256 of a
+    token read from standard input, for ``ASSAY_AUTH_TOKEN_FILE``."""
+    import hashlib
+
+    from assay.auth import local_token
+
+    if args.hash:
+        token = sys.stdin.readline().strip()
+        if not token:
+            print("assay token --hash: give the token on standard input", file=sys.stderr)
+            return 2
+        print(hashlib.sha256(token.encode("utf-8")).hexdigest())
+        return 0
+    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir is not None else {}))
+    print(local_token(settings))
     return 0
 
 
@@ -97,6 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--exit-when-done", action="store_true", help="stop once the evaluation finished (for scripts)"
     )
+    up.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without authentication (loopback addresses only; every caller is an administrator)",
+    )
+    token = sub.add_parser("token", help="print the local hub's API token (created at first start)")
+    token.add_argument(
+        "--data-dir", type=Path, help="the hub's data directory (default ~/.local/share/assay)"
+    )
+    token.add_argument("--hash", action="store_true", help="print the SHA-256 of a token read from stdin")
+    token.set_defaults(run=_token)
     for command in (up, demo):
         command.add_argument("--port", type=int, help="port to listen on (default 8080, or ASSAY_PORT)")
         command.add_argument("--host", help="address to bind (default 127.0.0.1, or ASSAY_HOST)")

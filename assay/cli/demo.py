@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from assay.auth import client_token
 from assay.settings import Settings
 
 __all__ = ["DEMO_COLLECTION", "format_results", "run_demo"]
@@ -62,7 +63,15 @@ def run_demo(settings: Settings, *, out: TextIO = sys.stdout, exit_when_done: bo
             )
             hub_url = f"http://{settings.host}:{settings.port}"
             return asyncio.run(
-                _serve_and_drive(server, hub_url, model.base_url, model.model_name, say, exit_when_done)
+                _serve_and_drive(
+                    server,
+                    hub_url,
+                    client_token(settings),
+                    model.base_url,
+                    model.model_name,
+                    say,
+                    exit_when_done,
+                )
             )
     finally:
         if embedded is not None:
@@ -83,6 +92,7 @@ def _build_adapter_envs(say: Callable[[str], None]) -> None:
 async def _serve_and_drive(
     server: Any,
     hub_url: str,
+    token: str | None,
     model_url: str,
     model_name: str,
     say: Callable[[str], None],
@@ -95,7 +105,8 @@ async def _serve_and_drive(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        async with httpx.AsyncClient(base_url=hub_url, timeout=30.0) as client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with httpx.AsyncClient(base_url=hub_url, headers=headers, timeout=30.0) as client:
             await _wait_healthy(client, serving)
             say(f"hub up at {hub_url}  (API: {hub_url}/api/v1, metrics: {hub_url}/metrics)")
             job = await _submit(client, model_url, model_name)

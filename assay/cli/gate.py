@@ -17,6 +17,9 @@ from typing import Any
 
 import httpx
 
+from assay.auth import client_token
+from assay.settings import Settings
+
 PASSED, FAILED, ERROR, TIMED_OUT = 0, 1, 2, 3
 
 
@@ -80,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     headers = {"Accept": "application/json"}
     if args.tenant:
         headers["X-Tenant"] = args.tenant
-    if args.token:
-        headers["Authorization"] = f"Bearer {args.token}"
+    token = args.token or client_token(Settings())
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     deadline = time.monotonic() + args.timeout
     with httpx.Client(base_url=args.hub.rstrip("/"), headers=headers, timeout=30.0) as client:
         try:
