@@ -126,6 +126,9 @@ def settings_for(database_url: str, tmp_path: Path, token_file: TokenFile) -> Ca
             "config_reload": False,
             "log_format": "json",
             "auth_token_file": token_file.path,
+            # Cluster-mode apps too: tokens from the file (tests/kubernetes exercises TokenReview), one launch key.
+            "auth_mode": "token",
+            "launch_signing_key": "assay-test-launch-signing-key-0123456789abcdef",
             "allowed_hosts": TEST_HOSTS,
             # The tests' own adapters are local commands their tenants define (tests/security checks the refusal).
             "local_command_tenants": ("default", "team-a", "team-b"),

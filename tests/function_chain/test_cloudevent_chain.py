@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from assay.core.events import BENCHMARK_FINISHED, EVALUATION_ACCEPTED, EVALUATION_FINISHED
 from assay.settings import Settings
-from tests.conftest import REPO, LiveServer, free_port, wait_for
+from tests.conftest import ADMIN, REPO, LiveServer, free_port, wait_for
 from tests.lifecycle.test_local_lifecycle import exact_match_provider
 
 TEAM = {"X-Tenant": "team-a"}
@@ -64,6 +64,17 @@ class Broker:
         return Response(status_code=202)
 
 
+@pytest.fixture(autouse=True)
+def function_credentials(settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    """What every function's pod gets from its Secret: the launch signing key dispatch signs each launch's
+    credential with and callback verifies it with; tokens from the test's token file."""
+    settings = settings_for()
+    assert settings.launch_signing_key is not None
+    monkeypatch.setenv("ASSAY_LAUNCH_SIGNING_KEY", settings.launch_signing_key.get_secret_value())
+    monkeypatch.setenv("ASSAY_AUTH_MODE", "token")
+    monkeypatch.setenv("ASSAY_AUTH_TOKEN_FILE", str(settings.auth_token_file))
+
+
 @pytest.fixture()
 def chain(
     settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -90,7 +101,7 @@ def chain(
     with (
         LiveServer(broker.app, broker_port) as broker_server,
         LiveServer(build_callback(base), callback_port),
-        TestClient(build_submit(base)) as submit,
+        TestClient(build_submit(base), headers=ADMIN) as submit,
     ):
         yield submit, broker, [dispatch_host, aggregate_host]
         # The function hosts opened their pools in the broker's event loop: close them there.
@@ -197,7 +208,7 @@ def test_the_sweep_republishes_what_the_broker_missed(
         "model": {"url": "http://127.0.0.1:9/v1", "name": "m"},
         "benchmarks": [{"id": "bench_a", "provider_id": "demo"}],
     }
-    with TestClient(create_app(settings, SUBMIT, lifecycle="function")) as submit:
+    with TestClient(create_app(settings, SUBMIT, lifecycle="function"), headers=ADMIN) as submit:
         accepted = submit.post("/api/v1/evaluations/jobs", json=body, headers=TEAM)  # broker down
         assert accepted.status_code == 202
     job_id = accepted.json()["resource"]["id"]

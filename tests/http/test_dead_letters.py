@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from assay.core.events import BENCHMARK_FINISHED, EVALUATION_ACCEPTED, evaluation_event
 from assay.http import CALLBACK, create_app
 from assay.settings import Settings
+from tests.conftest import ADMIN
 
 DISPATCH = "http://dispatch.assay.svc.cluster.local"
 AGGREGATE = "http://aggregate.assay.svc.cluster.local"
@@ -29,7 +30,7 @@ def callback(settings_for: Callable[..., Settings]) -> Iterator[Callable[[], Tes
 
     def start() -> TestClient:
         app = create_app(settings_for(mode="cluster"), CALLBACK, load_catalogue=False, lifecycle="function")
-        client = TestClient(app, raise_server_exceptions=False)
+        client = TestClient(app, raise_server_exceptions=False, headers=ADMIN)
         client.__enter__()
         clients.append(client)
         return client
