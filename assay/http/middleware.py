@@ -10,6 +10,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assay.errors import PayloadTooLarge
+from assay.http.edge import screen_request
 from assay.http.errors import error_response_for
 from assay.telemetry import Metrics, request_id_var
 
@@ -53,6 +54,11 @@ class RequestMiddleware:
             if body_receive is None:
                 too_large = PayloadTooLarge(f"The request body is larger than {self.max_body} bytes")
                 await error_response_for(too_large, rid)(scope, receive, tracked_send)
+                return
+            # The JSON policy (assay.http.edge): NaN, Infinity and NUL are refused before any route runs.
+            body_receive, refusal = await screen_request(scope, body_receive)
+            if refusal is not None:
+                await error_response_for(refusal, rid)(scope, receive, tracked_send)
                 return
             await self.app(scope, body_receive, tracked_send)
         finally:

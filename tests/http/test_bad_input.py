@@ -136,3 +136,97 @@ def test_bodiless_requests_with_json_content_type(client: TestClient) -> None:
     assert client.get(P, headers=headers).status_code == 200
     pid = client.post(P, json=provider_body()).json()["resource"]["id"]
     assert client.delete(f"{P}/{pid}", headers=headers).status_code == 204
+
+
+# -- the JSON policy at the edge (assay/http/edge.py): NaN, Infinity and NUL -----------------------------
+
+J = "/api/v1/evaluations/jobs"
+
+
+def job_body(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "name": "edge",
+        "model": {"url": "http://127.0.0.1:9/v1", "name": "m"},
+        "benchmarks": [{"id": "bench_a", "provider_id": "demo"}],
+    }
+    body.update(overrides)
+    return body
+
+
+def raw_post(client: TestClient, path: str, text: str) -> dict[str, object]:
+    """POST ``text`` as it is (json.dumps would refuse or rewrite the very values under test)."""
+    response = client.post(path, content=text.encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    return dict(response.json())
+
+
+def error_paths(body: dict[str, object]) -> list[tuple[str, str]]:
+    return [(e["path"], e["code"]) for e in body["errors"]]  # type: ignore[attr-defined, index]
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400"])
+def test_non_finite_numbers_in_a_job_are_refused_before_it_exists(client: TestClient, token: str) -> None:
+    text = json.dumps(job_body(benchmarks=[{"id": "bench_a", "provider_id": "demo", "parameters": {"t": 0}}]))
+    refused = raw_post(client, J, text.replace('"t": 0', f'"t": {token}'))
+    assert refused["message_code"] == "request_validation_failed"
+    assert error_paths(refused) == [("benchmarks[0].parameters.t", "not_finite")]
+    # Also in custom, where they used to be stored as null without a word.
+    custom = raw_post(
+        client, J, json.dumps(job_body(custom={"score": 1})).replace('"score": 1', f'"score": {token}')
+    )
+    assert error_paths(custom) == [("custom.score", "not_finite")]
+    assert client.get(J).json()["total_count"] == 0
+
+
+def test_nul_characters_in_body_path_and_query_are_refused(client: TestClient) -> None:
+    name = raw_post(client, P, json.dumps(provider_body(name="a\x00b")))
+    assert error_paths(name) == [("name", "nul_character")]
+    key = raw_post(client, J, json.dumps(job_body(custom={"k\x00": "v", "ok": ["x\x00"]})))
+    assert error_paths(key) == [("custom.k\\u0000", "nul_character"), ("custom.ok[0]", "nul_character")]
+    for url in (f"{P}/a%00b", f"{J}/a%00b", f"{P}?name=a%00b", f"{J}?tags=%00", f"{P}?na%00me=x"):
+        answer = client.get(url)
+        assert answer.status_code == 400, (url, answer.text)
+        assert answer.json()["errors"][0]["code"] == "nul_character"
+    assert client.delete(f"{J}/a%00b").status_code == 400
+    assert client.post(f"{J}/a%00b/events", json={}).status_code == 400
+    assert_nothing_created(client)
+    assert client.get(J).json()["total_count"] == 0
+
+
+def idle_provider() -> dict[str, object]:
+    body = provider_body()
+    body["runtime"] = {"local": {"command": "sleep 600"}}
+    return body
+
+
+def test_a_nan_metric_from_an_adapter_is_stored_as_null_and_the_score_is_kept(client: TestClient) -> None:
+    provider = client.post(P, json=idle_provider())
+    assert provider.status_code == 201, provider.text
+    pid = provider.json()["resource"]["id"]
+    benchmark = provider.json()["benchmarks"][0]["id"]
+    created = client.post(J, json=job_body(benchmarks=[{"id": benchmark, "provider_id": pid}]))
+    assert created.status_code == 202, created.text
+    job_id = created.json()["resource"]["id"]
+    metric = provider.json()["benchmarks"][0]["primary_score"]["metric"]
+    # What Python's json.dumps writes for float("nan") and float("inf"): the adapter's score must survive.
+    event = (
+        '{"benchmark_status_event": {"provider_id": "%s", "id": "%s", "benchmark_index": %d, "status": "completed",'
+        ' "metrics": {"%s": 0.75, "calibration": NaN, "perplexity": Infinity}}}'
+    )
+    answer = client.post(
+        f"{J}/{job_id}/events",
+        content=(event % (pid, benchmark, 0, metric)).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 204, answer.text
+    job = client.get(f"{J}/{job_id}").json()
+    assert job["status"]["state"] == "completed"
+    for result, entry in zip(job["results"]["benchmarks"], job["status"]["benchmarks"], strict=True):
+        assert result["metrics"] == {metric: 0.75, "calibration": None, "perplexity": None}
+        assert result["test"]["primary_score"] == 0.75
+        assert entry["warning_message"]["message_code"] == "metrics_not_finite"
+    # Outside metrics a status event follows the rule: refused, naming the field.
+    status = {"provider_id": pid, "id": benchmark, "status": "running", "progress": 0.5}
+    other = json.dumps({"benchmark_status_event": status}).replace("0.5", "NaN")
+    refused = raw_post(client, f"{J}/{job_id}/events", other)
+    assert error_paths(refused) == [("benchmark_status_event.progress", "not_finite")]

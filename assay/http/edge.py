@@ -1,0 +1,170 @@
+"""The JSON policy at the edge, before any route runs: what PostgreSQL and strict JSON cannot hold is refused
+with a 400 naming the field, so nothing is half-committed and nothing answers 500.
+
+- ``NaN``, ``Infinity``, ``-Infinity`` and numbers too large for a double (``1e999``) in a JSON body: refused
+  (``not_finite``), wherever they are, ``custom`` included (never silently stored as ``null``).
+- A NUL character (``\\u0000``) in a body string or key, in the path or in a query parameter: refused
+  (``nul_character``); PostgreSQL's ``text`` and ``jsonb`` cannot store it.
+- One exception, for adapters: Python's ``json.dumps`` writes ``NaN`` for a metric that is not a number, so in a
+  status event (``POST /api/v1/evaluations/jobs/{id}/events``) a non-finite value among
+  ``benchmark_status_event.metrics`` is stored as ``null`` (the run's test then says ``metric_not_numeric``),
+  the run keeps every other metric, and it carries a ``metrics_not_finite`` warning naming them unless the
+  adapter sent a warning of its own. Anywhere else in a status event the rule above holds.
+
+A body that is not JSON at all is left to the route, which answers ``invalid_json_request``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import Message, Receive, Scope
+
+from assay.api import error_path
+from assay.core import summarise
+from assay.errors import AssayError, FieldError, InvalidQuery, InvalidRequest
+
+__all__ = ["screen_request"]
+
+log = logging.getLogger(__name__)
+
+_EVENTS_ROUTE = re.compile(r"^/api/v1/evaluations/jobs/[^/]+/events/?$")
+_METRICS = ("benchmark_status_event", "metrics")
+
+
+class _NotFinite:
+    """Where the parser met a number JSON cannot carry; ``text`` is how it was written."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _constant(text: str) -> _NotFinite:
+    return _NotFinite(text)
+
+
+def _float(text: str) -> float | _NotFinite:
+    value = float(text)
+    return value if math.isfinite(value) else _NotFinite(text)
+
+
+def _is_json(scope: Scope) -> bool:
+    """The bodies FastAPI parses as JSON: no content type, ``application/json`` or ``application/*+json``."""
+    content_type = ""
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-type":
+            content_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+    if not content_type:
+        return True
+    kind, _, subtype = content_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def _walk(value: Any, loc: tuple[int | str, ...]) -> Iterator[tuple[tuple[int | str, ...], str]]:
+    """Every place in ``value`` that breaks the policy: (location, ``not_finite`` or ``nul_character``)."""
+    if isinstance(value, _NotFinite):
+        yield loc, "not_finite"
+    elif isinstance(value, str):
+        if "\x00" in value:
+            yield loc, "nul_character"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                yield (*loc, key.replace("\x00", "\\u0000")), "nul_character"
+            yield from _walk(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk(item, (*loc, index))
+
+
+_MESSAGES = {
+    "not_finite": "must be a finite number (NaN, Infinity and numbers beyond a double are not JSON values "
+    "Assay stores)",
+    "nul_character": "must not contain a NUL character (\\u0000)",
+}
+
+
+def _null_metrics(document: Any) -> list[str]:
+    """Status events: non-finite metric values become null; returns the metric names."""
+    event = document.get("benchmark_status_event") if isinstance(document, dict) else None
+    metrics = event.get("metrics") if isinstance(event, dict) else None
+    if not isinstance(metrics, dict):
+        return []
+    names = [name for name, value in metrics.items() if isinstance(value, _NotFinite)]
+    for name in names:
+        metrics[name] = None
+    if names and isinstance(event, dict) and not event.get("warning_message"):
+        event["warning_message"] = {
+            "message": f"Metrics {', '.join(sorted(names))} were not finite numbers (NaN or infinite) and are "
+            "stored as null",
+            "message_code": "metrics_not_finite",
+            "message_origin": "server",
+        }
+    return names
+
+
+def screen_body(path: str, body: bytes) -> tuple[bytes, AssayError | None]:
+    """The body to pass on (rewritten only for nulled metrics) or the refusal."""
+    if not body.strip():
+        return body, None
+    try:
+        document = json.loads(body, parse_constant=_constant, parse_float=_float)
+    except (ValueError, RecursionError):
+        return body, None  # not JSON: the route says so
+    nulled = _null_metrics(document) if _EVENTS_ROUTE.match(path) else []
+    errors = [
+        FieldError(path=error_path(loc) or "$", code=code, message=_MESSAGES[code])
+        for loc, code in _walk(document, ())
+    ]
+    if errors:
+        return body, InvalidRequest(summarise(errors), errors=errors)
+    if nulled:
+        log.warning("status event metrics %s were not finite; stored as null", sorted(nulled))
+        return json.dumps(document).encode(), None
+    return body, None
+
+
+def screen_target(scope: Scope) -> AssayError | None:
+    """A NUL in the (decoded) path or in a query parameter's name or value."""
+    errors: list[FieldError] = []
+    if "\x00" in scope.get("path", ""):
+        errors.append(FieldError(path="path", code="nul_character", message=_MESSAGES["nul_character"]))
+    query = scope.get("query_string", b"").decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace"):
+        if "\x00" in name or "\x00" in value:
+            shown = name.replace("\x00", "\\u0000")
+            errors.append(FieldError(path=shown, code="nul_character", message=_MESSAGES["nul_character"]))
+    if errors:
+        return InvalidQuery(summarise(errors, "Invalid query or path parameter"), errors=errors)
+    return None
+
+
+async def screen_request(scope: Scope, receive: Receive) -> tuple[Receive, AssayError | None]:
+    """Apply the policy to a request whose body ``receive`` replays whole (RequestMiddleware read it)."""
+    refusal = screen_target(scope)
+    if refusal is not None or scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        return receive, refusal
+    first = await receive()
+    if first["type"] != "http.request" or not _is_json(scope):
+        return _replay(first, receive), None
+    body, refusal = screen_body(scope.get("path", ""), first.get("body", b""))
+    return _replay({**first, "body": body}, receive), refusal
+
+
+def _replay(first: Message, then: Receive) -> Receive:
+    pending = [first]
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop()
+        return await then()
+
+    return replayed
