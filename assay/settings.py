@@ -88,6 +88,31 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(1, ge=0, description="Connections the pool keeps open.")
     db_pool_max: int = Field(10, ge=1, description="Most connections the pool opens.")
     db_connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a database connection.")
+    db_outage_wait_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="While the database is known to be down (the last attempt to reach it failed), the "
+        "seconds a request waits for a connection before it is answered 503, instead of `db_connect_timeout`.",
+    )
+    db_statement_timeout_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="PostgreSQL `statement_timeout` of the hub's connections: a statement running longer is "
+        "cancelled (503); 0 turns it off.",
+    )
+    db_lock_timeout_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="PostgreSQL `lock_timeout` of the hub's connections: a statement waiting longer for a row "
+        "lock is cancelled (503, retried); 0 turns it off.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long a graceful stop (SIGTERM, SIGINT) of `assay up` may take in all: adapters get "
+        "`stop_grace_seconds`, what is left goes to recording their ends; the embedded PostgreSQL is always "
+        "stopped.",
+    )
     public_url: str | None = Field(
         None,
         description="URL adapters use to reach this hub's callback route (`callback_url` in job.json). "

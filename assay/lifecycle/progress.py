@@ -149,10 +149,14 @@ async def record_event(
 
 async def runtime_spawned(
     ctx: Lifecycle, evaluation_id: str, index: int, attempt: int, runtime_ref: str, timeout_seconds: float
-) -> None:
-    """The runtime started the run's process: remember where, and when it must be done by."""
+) -> bool:
+    """The runtime is about to start the run's process: remember where, and when it must be done by.
+
+    Called before the process exists, so a run is never started without this record (after a crash, a run
+    without one was never started and is launched again; one with it is never run twice). False: the run
+    moved on (finished, cancelled, retried), so it must not start. A database error escapes: not started."""
     deadline = ctx.clock() + timedelta(seconds=timeout_seconds)
-    await ctx.database.evaluations.record_spawn(evaluation_id, index, attempt, runtime_ref, deadline)
+    return await ctx.database.evaluations.record_spawn(evaluation_id, index, attempt, runtime_ref, deadline)
 
 
 _EXIT_FAILURES: dict[str, tuple[str, str]] = {
