@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -316,7 +317,9 @@ def _service_env(
             env[item["name"]] = str(item["value"])
         else:
             ref = item["valueFrom"]["secretKeyRef"]
-            env[item["name"]] = secrets_[ref["name"]][ref["key"]]
+            # The operator's Secrets (docs/deployment.md): the database URL, else a fresh random key.
+            values = secrets_.setdefault(ref["name"], {})
+            env[item["name"]] = values.setdefault(ref["key"], secrets.token_urlsafe(32))
     return env
 
 
@@ -395,7 +398,7 @@ class Deployment:
             self.functions[name] = Function(name, url, process, log, pod["serviceAccountName"], has_token)
             broker.urls[name] = url
         for function in self.functions.values():
-            wait_for(lambda f=function: self._listening(f), timeout=120, interval=0.2)
+            wait_for(functools.partial(self._listening, function), timeout=120, interval=0.2)
         # The ApiServerSource, with its own ServiceAccount's token.
         source = next(o for o in self.manifests if o["kind"] == "ApiServerSource")
         token = self.kube.token(source["spec"]["serviceAccountName"], SYSTEM_NAMESPACE)

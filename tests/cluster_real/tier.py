@@ -3,6 +3,7 @@ the pod outcomes a kubelet would write (there may be none: on a bare control pla
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -142,9 +143,23 @@ class Tier:
             **fields,
         }
         answer = self.sidecar.post(
-            f"/api/v1/evaluations/jobs/{job_id}/events", json={"benchmark_status_event": event}
+            f"/api/v1/evaluations/jobs/{job_id}/events",
+            json={"benchmark_status_event": event},
+            headers=self._launch_credential(job_id, index),
         )
         assert answer.status_code in (200, 204), answer.text
+
+    def _launch_credential(self, job_id: str, index: int) -> dict[str, str]:
+        """The launch's own token, from the Secret dispatch made for it (mounted into the sidecar at
+        ``hub-token``); where the runtime makes none, the user's."""
+        for job in self.jobs(job_id):
+            indices = job["metadata"].get("annotations", {}).get("assay.dev/benchmark-indices", "")
+            if str(index) not in indices.split(","):
+                continue
+            secret = self.kube.get("secrets", self.tenant, f"{job['metadata']['name']}-token")
+            if secret is not None:
+                return {"Authorization": "Bearer " + base64.b64decode(secret["data"]["token"]).decode()}
+        return {}
 
     # -- the cluster's side -------------------------------------------------------------------------
 
