@@ -6,6 +6,9 @@ const Chart = globalThis.Chart;
 Chart.defaults.animation = false; // steady for people who dislike motion, and for screenshots
 Chart.defaults.font.family = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif";
 Chart.defaults.color = "#1b1f24";
+Chart.defaults.layout.padding = { top: 10, right: 10 };
+Chart.defaults.datasets.line.clip = false; // a mark at the top or bottom of the scale is drawn whole
+Chart.defaults.plugins.legend.labels.usePointStyle = true; // the legend shows each mark as the chart draws it
 
 export const COLOURS = {
   ink: "#1b1f24",
@@ -59,6 +62,8 @@ export function scoreChart(canvas, rows) {
           pointStyle: rows.map((r) => (r.pass ? "circle" : "rectRot")),
           pointBackgroundColor: rows.map((r) => (r.pass ? COLOURS.pass : COLOURS.fail)),
           pointBorderColor: COLOURS.ink,
+          backgroundColor: COLOURS.pass,
+          borderColor: COLOURS.ink,
           order: 1,
         },
         {
@@ -112,6 +117,8 @@ export function deltaChart(canvas, rows) {
           pointStyle: rows.map((r) => (r.regressed ? "rectRot" : "circle")),
           pointBackgroundColor: rows.map((r) => (r.regressed ? COLOURS.fail : COLOURS.pass)),
           pointBorderColor: COLOURS.ink,
+          backgroundColor: COLOURS.pass,
+          borderColor: COLOURS.ink,
           order: 1,
         },
       ],

@@ -43,9 +43,12 @@ function verdict(test) {
 }
 
 function usageText(usage) {
+  // Tokens and cache hits always (the sidecar counts them); any other counter only when it is not zero.
   if (!usage || typeof usage !== "object") return "—";
+  const always = ["total_tokens", "cache_hits"];
   const parts = Object.entries(usage)
-    .filter(([, v]) => isNumber(v))
+    .filter(([k, v]) => isNumber(v) && (always.includes(k) || v !== 0))
+    .sort(([a], [b]) => always.indexOf(b) - always.indexOf(a))
     .map(([k, v]) => `${k.replaceAll("_", " ")} ${v}`);
   return parts.length ? parts.join(", ") : "—";
 }

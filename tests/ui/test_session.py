@@ -1,0 +1,78 @@
+"""The dashboard's session cookie and the bridge the API's authentication uses (no browser needed)."""
+
+from __future__ import annotations
+
+import stat
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from starlette.requests import Request
+
+from assay.settings import Settings
+from assay.ui import SessionCookies, principal_from_session
+from assay.ui.session import COOKIE, Session, decode_session, encode_session, load_session_key
+
+KEY = b"k" * 32
+
+
+def session(**overrides: Any) -> Session:
+    values: dict[str, Any] = {
+        "token": "tok-1",
+        "tenant": "team-a",
+        "csrf": "c" * 43,
+        "expires_at": int(time.time()) + 60,
+    }
+    values.update(overrides)
+    return Session(**values)
+
+
+def request(settings: Settings, method: str, headers: dict[str, str]) -> Request:
+    app = SimpleNamespace(state=SimpleNamespace(settings=settings))
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    return Request({"type": "http", "method": method, "path": "/api/v1/x", "headers": raw, "app": app})
+
+
+def test_a_cookie_is_read_back_only_when_genuine_and_current() -> None:
+    now = time.time()
+    cookie = encode_session(session(), KEY)
+    assert decode_session(cookie, KEY, now) == session(expires_at=session().expires_at)
+    assert decode_session(cookie, b"x" * 32, now) is None  # another hub's key
+    payload, mac = cookie.removeprefix("v1.").split(".")
+    forged = encode_session(session(tenant="team-b"), KEY).removeprefix("v1.").split(".")[0]
+    assert decode_session(f"v1.{forged}.{mac}", KEY, now) is None  # another tenant under the old signature
+    assert decode_session(f"v1.{payload}.{mac[:-2]}", KEY, now) is None
+    assert decode_session(encode_session(session(expires_at=int(now) - 1), KEY), KEY, now) is None
+    assert decode_session("garbage", KEY, now) is None
+
+
+def test_the_bridge_gives_the_token_and_asks_for_csrf_on_changes(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, ui_session_key="s" * 32, database_url="postgresql://unused/db")
+    cookie = encode_session(session(), b"s" * 32)
+    jar = {"Cookie": f"other=1; {COOKIE}={cookie}"}
+    assert principal_from_session(request(settings, "GET", jar)) == "tok-1"
+    assert principal_from_session(request(settings, "POST", jar)) is None
+    assert principal_from_session(request(settings, "DELETE", {**jar, "X-CSRF-Token": "wrong"})) is None
+    assert principal_from_session(request(settings, "POST", {**jar, "X-CSRF-Token": "c" * 43})) == "tok-1"
+    assert principal_from_session(request(settings, "GET", {})) is None
+    bridge = SessionCookies(settings)
+    headers = {"cookie": f"{COOKIE}={cookie}", "x-csrf-token": "c" * 43}
+    assert bridge.token(headers) == "tok-1" and bridge.csrf_ok(headers)
+    assert not bridge.csrf_ok({"cookie": f"{COOKIE}={cookie}"})
+    assert not bridge.csrf_ok({"x-csrf-token": "c" * 43})
+
+
+def test_the_key_is_generated_once_in_local_mode_and_required_in_a_cluster(tmp_path: Path) -> None:
+    local = Settings(data_dir=tmp_path, database_url="postgresql://unused/db")
+    first = load_session_key(local)
+    assert first is not None and len(first) == 64
+    assert load_session_key(local) == first
+    assert stat.S_IMODE((tmp_path / "ui-session.key").stat().st_mode) == 0o600
+    cluster = Settings(data_dir=tmp_path, mode="cluster", database_url="postgresql://unused/db")
+    assert load_session_key(cluster) is None
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        load_session_key(
+            Settings(data_dir=tmp_path, ui_session_key="short", database_url="postgresql://unused/db")
+        )
