@@ -39,6 +39,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ENV = os.environ  # noqa: TID251 - a standalone script: its inputs are environment variables
 NODE = "assay-node"
 WEBHOOK_PORT = 9443
@@ -200,8 +202,7 @@ def _kueue_objects(kubectl: str) -> list[dict[str, Any]]:
             + "\n---\n"
             + (src / "webhook" / "manifests.yaml").read_text()
         )
-    listed = json.loads(_run(kubectl, "create", "--dry-run=client", "-o", "json", "-f", "-", stdin=text))
-    items: list[dict[str, Any]] = listed.get("items", [listed])
+    items: list[dict[str, Any]] = [doc for doc in yaml.safe_load_all(text) if doc]
     wanted = ("CustomResourceDefinition", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
     return [item for item in items if item["kind"] in wanted]
 
