@@ -55,6 +55,19 @@ _TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _EVENT_HEADERS = ("content-type", "x-tenant", "x-global-transaction-id")
 
 
+def _stamp(event: dict[str, Any], status: object) -> bool:
+    """Give an event the times it happened, when the adapter gave none: the hub would otherwise stamp the
+    time it *arrived*, and an event buffered across a hub restart would start a run after it completed."""
+    if not isinstance(status, str) or status == "pending":
+        return False
+    now = datetime.now(UTC).isoformat()
+    if not event.get("started_at"):
+        event["started_at"] = now
+    if status in _TERMINAL and not event.get("completed_at"):
+        event["completed_at"] = now
+    return True
+
+
 def _path_and_query(request: Request) -> str:
     """The path exactly as the adapter sent it (percent-encoding kept) plus its query."""
     raw = request.scope.get("raw_path") or request.url.path.encode()
@@ -84,6 +97,7 @@ class _Sidecar:
         )
         self.hub_token = TokenFile(hub.token_path, hub.token_cache_timeout)
         self.events = EventForwarder(hub, self.hub_client, self.hub_token)
+        self.events.resume()
         model = config.model
         # The per-launch cap bounds concurrency, not the pool.
         self.model_client = httpx.AsyncClient(
@@ -193,6 +207,7 @@ class _Sidecar:
                     **(own if isinstance(own, dict) else {}),
                     **self.accounting.report(job_id, index),
                 }
+            if _stamp(event, status):
                 body = json.dumps(parsed).encode()
         headers = {k: v for k, v in request.headers.items() if k.lower() in _EVENT_HEADERS}
         headers.setdefault("content-type", "application/json")

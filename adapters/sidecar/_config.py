@@ -86,6 +86,8 @@ class EvalHubSettings(_Section):
     sync_timeout: Duration = 5.0
     retry_initial: Duration = 0.5
     retry_max: Duration = 30.0
+    # Assay: buffered events are also kept here until delivered, so a restart does not lose them (local mode).
+    spool_dir: Path | None = None
 
 
 class MLflowSettings(_Section):

@@ -4,17 +4,27 @@ background task drains with exponential backoff and jitter.
 An adapter gets the hub's own answer when the hub gave one that retrying cannot change (2xx, or a 4xx
 other than 408/429), and 202 when the event was buffered. Once a job has buffered events, its later events
 queue behind them, so the hub always sees a job's events in the order the adapter sent them.
+
+With ``eval_hub.spool_dir`` (the local hub sets it) every buffered event is also written there, one file per
+event under ``<spool_dir>/<job_id>/``, and removed once the hub accepted (or refused for good) it: what a
+stop, a SIGKILL or a crash leaves undelivered is loaded and delivered, in order, by the next sidecar.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import itertools
+import json
 import logging
+import os
 import random
+import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from starlette.responses import JSONResponse, Response
@@ -39,7 +49,55 @@ def is_transient(status: int) -> bool:
 class _Event:
     job_id: str
     body: bytes
-    headers: dict[str, str]  # without Authorization: the token is read at send time
+    headers: dict[str, str]  # Authorization only when it is the launch's own credential
+    spooled: Path | None = field(default=None, compare=False)
+
+
+class _Spool:
+    """Buffered events on disk, one JSON file per event, named so that sorting them restores their order."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._sequence = itertools.count()
+
+    def put(self, event: _Event) -> _Event:
+        folder = self.root / event.job_id
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{time.time_ns():020d}-{next(self._sequence):08d}.json"
+        scratch = folder / f".{path.name}.tmp"
+        record = {"body": base64.b64encode(event.body).decode("ascii"), "headers": event.headers}
+        # Only this user may read it: it may hold the launch's credential.
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(record, file)
+        os.replace(scratch, path)
+        return _Event(event.job_id, event.body, event.headers, path)
+
+    def remove(self, event: _Event) -> None:
+        if event.spooled is None:
+            return
+        event.spooled.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            event.spooled.parent.rmdir()  # only when it was the job's last one
+
+    def load(self) -> dict[str, list[_Event]]:
+        found: dict[str, list[_Event]] = {}
+        if not self.root.is_dir():
+            return found
+        for folder in sorted(self.root.iterdir()):
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob("*.json")):
+                try:
+                    record = json.loads(path.read_text(encoding="utf-8"))
+                    event = _Event(
+                        folder.name, base64.b64decode(record["body"]), dict(record["headers"]), path
+                    )
+                except (OSError, ValueError, KeyError, TypeError):
+                    logger.error("unreadable spooled event %s left where it is", path)
+                    continue
+                found.setdefault(folder.name, []).append(event)
+        return found
 
 
 class EventForwarder:
@@ -53,7 +111,23 @@ class EventForwarder:
         self._locks: dict[str, asyncio.Lock] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._flushing = asyncio.Event()
+        self._spool = _Spool(settings.spool_dir) if settings.spool_dir is not None else None
         self.delivered = 0
+
+    def resume(self) -> int:
+        """Start delivering the events an earlier sidecar left in the spool; returns how many."""
+        if self._spool is None:
+            return 0
+        loaded = self._spool.load()
+        for job_id, events in loaded.items():
+            self._queues.setdefault(job_id, deque()).extend(events)
+            self._workers[job_id] = asyncio.create_task(
+                self._drain(job_id, None), name=f"sidecar-events-{job_id}"
+            )
+        count = sum(len(events) for events in loaded.values())
+        if count:
+            logger.info("%d undelivered events of %d jobs loaded from the spool", count, len(loaded))
+        return count
 
     def pending(self, job_id: str | None = None) -> int:
         """Events buffered (for ``job_id``, or for every job) and not yet accepted by the hub."""
@@ -103,6 +177,13 @@ class EventForwarder:
         self._buffer(_Event(job_id, body, headers), "reported by the sidecar", failed=False)
 
     def _buffer(self, event: _Event, reason: str, *, failed: bool) -> Response:
+        if self._spool is not None:
+            try:
+                event = self._spool.put(event)
+            except OSError:
+                logger.exception(
+                    "spooling an event of job %s failed; it is kept in memory only", event.job_id
+                )
         queue = self._queues.setdefault(event.job_id, deque())
         queue.append(event)
         logger.info("event for job %s buffered (%s); %d waiting", event.job_id, reason, len(queue))
@@ -139,6 +220,8 @@ class EventForwarder:
                 status, detail = None, repr(exc)
             if status is not None and not is_transient(status):
                 queue.popleft()
+                if self._spool is not None:
+                    self._spool.remove(event)
                 failures = 0
                 if status < 300:
                     self.delivered += 1
@@ -188,8 +271,13 @@ class EventForwarder:
                 await worker
             for event in self._queues.pop(job_id, ()):
                 left += 1
-                logger.error(
-                    "undelivered at shutdown, job %s: %s", job_id, event.body[:300].decode(errors="replace")
-                )
+                if event.spooled is not None:
+                    logger.warning("undelivered at shutdown, job %s: kept in %s", job_id, event.spooled)
+                else:
+                    logger.error(
+                        "undelivered at shutdown, job %s: %s",
+                        job_id,
+                        event.body[:300].decode(errors="replace"),
+                    )
         self._workers.clear()
         return left

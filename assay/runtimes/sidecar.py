@@ -2,7 +2,9 @@
 reaches for its model calls and callbacks, the same program a pod runs beside its adapter.
 
 The hub starts it on a free loopback port, restarts it if it dies, and stops it last (after the runtime), so
-buffered callbacks still reach the hub while it shuts down.
+buffered callbacks still reach the hub while it shuts down. What it buffers is also written to its spool
+directory (``work_dir/spool``) until the hub accepted it: events the hub could not take before it stopped (or
+before either process was killed) are delivered by the next sidecar, to the next hub.
 """
 
 from __future__ import annotations
@@ -35,16 +37,22 @@ class SidecarOptions:
     hub_url: str  # where events are forwarded
     cache_dir: Path  # the model response cache
     max_concurrency: int
-    work_dir: Path  # config, port file and log
+    work_dir: Path  # config, port file, log and the spool of undelivered events
+    shutdown_seconds: float = 2.0  # what SIGTERM gives the flush: the spool keeps what it does not deliver
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.work_dir / "spool"
 
     def config(self) -> dict[str, Any]:
         return {
             "base_url": "http://127.0.0.1:0",
             "local_mode": True,
             "local": {"jobs_root": str(self.jobs_root)},
-            "eval_hub": {"base_url": self.hub_url},
+            "eval_hub": {"base_url": self.hub_url, "spool_dir": str(self.spool_dir)},
             "cache": {"dir": str(self.cache_dir), "enabled": True},
             "model": {"max_concurrency": self.max_concurrency},
+            "shutdown_timeout": f"{self.shutdown_seconds:g}s",
         }
 
 
@@ -124,6 +132,14 @@ class LocalSidecar:
                 os.killpg(self._process.pid, 9)
             self._process.wait()
 
+    def spooled(self, job_id: str) -> bool:
+        """Does the sidecar hold events of ``job_id`` the hub has not accepted yet (on disk, so across restarts)?"""
+        folder = self._options.spool_dir / job_id
+        try:
+            return any(entry.suffix == ".json" for entry in folder.iterdir())
+        except OSError:
+            return False
+
     async def drain(self, job_id: str, timeout: float) -> int:
         """Wait (up to ``timeout`` s) until the sidecar holds no buffered events of ``job_id``; returns how many
         are still buffered (-1 when the sidecar could not be asked)."""
@@ -137,10 +153,11 @@ class LocalSidecar:
                     return -1
                 if pending == 0 or asyncio.get_running_loop().time() >= deadline:
                     return pending
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(min(0.2, max(0.0, deadline - asyncio.get_running_loop().time())))
 
     async def close(self, grace_seconds: float = 10.0) -> None:
-        """SIGTERM (the sidecar flushes what it buffered), then SIGKILL after ``grace_seconds``."""
+        """SIGTERM (the sidecar flushes what it buffered; the rest stays in its spool), then SIGKILL after
+        ``grace_seconds``."""
         self._closing = True
         if self._supervisor is not None:
             self._supervisor.cancel()

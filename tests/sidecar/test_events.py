@@ -198,3 +198,41 @@ def _healthy(client: httpx.Client, url: str) -> bool:
         return client.get(f"{url}/health").status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_spooled_events_survive_a_stop_and_the_next_sidecar_delivers_them(
+    tmp_path: Path, start_sidecar
+) -> None:
+    """The hub is down, the sidecar is stopped: nothing is lost. The next sidecar (after a hub restart) delivers
+    every event in order, with the times they happened, and leaves the spool empty."""
+    port = free_port()  # the hub is down
+    config = local_config(tmp_path, f"http://127.0.0.1:{port}")
+    config["eval_hub"]["spool_dir"] = str(tmp_path / "spool")
+    config["shutdown_timeout"] = "200ms"
+    first = start_sidecar(config)
+    url = f"{first.url}/api/v1/evaluations/jobs/job1/events"
+    with httpx.Client(timeout=30) as client:
+        answers = [
+            client.post(url, json=_event("running", phase="running_evaluation")),
+            client.post(url, json=_event("completed", metrics={"acc": 0.5})),
+        ]
+    assert [a.status_code for a in answers] == [202, 202]
+    first.stop()  # the flush cannot reach the hub: the events stay on disk
+    spooled = sorted((tmp_path / "spool" / "job1").glob("*.json"))
+    assert len(spooled) == 2
+    assert oct(spooled[0].stat().st_mode & 0o777) == "0o600"
+
+    recorder = RecordingHub()
+    hub = ServerThread(recorder.app(), port=port).start()
+    try:
+        start_sidecar(config)
+        delivered = wait_for(
+            lambda: len(recorder.snapshot()) == 2 and recorder.snapshot(), "2 delivered events"
+        )
+    finally:
+        hub.stop()
+    assert [e["status"] for e in delivered] == ["running", "completed"]
+    # Stamped by the sidecar when they happened, not by the hub when they arrived after its restart.
+    running, completed = delivered
+    assert running["started_at"] <= completed["started_at"] <= completed["completed_at"]
+    wait_for(lambda: not (tmp_path / "spool" / "job1").exists(), "an empty spool")
