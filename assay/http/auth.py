@@ -188,10 +188,7 @@ class AccessMiddleware:
         return principal
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: AssayError) -> None:
-        response = error_response_for(exc, str(scope.get("state", {}).get("request_id", "")))
-        if exc.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="assay"'
-        await response(scope, receive, send)
+        await error_response_for(exc, str(scope.get("state", {}).get("request_id", "")))(scope, receive, send)
 
     def _audit(
         self,

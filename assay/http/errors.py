@@ -39,6 +39,8 @@ def error_response_for(exc: AssayError, trace: str) -> JSONResponse:
     headers = {"X-Content-Type-Options": "nosniff"}
     if isinstance(exc, TemporaryError):
         headers["Retry-After"] = "1"
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="assay"'  # RFC 6750: how to authenticate
     return JSONResponse(body.model_dump(mode="json"), status_code=exc.status, headers=headers)
 
 
