@@ -1,4 +1,4 @@
-"""The authorisation matrix: every route of the hub × (no token, bad token, other tenant, viewer, editor,
+"""The authorisation matrix: every route of the hub by (no token, bad token, other tenant, viewer, editor,
 admin) → the status class a caller must get. The routes come from the routers the hub serves, so a new route
 is in the matrix the moment it exists, and a route without an access rule fails here."""
 
