@@ -1,0 +1,99 @@
+"""Real progress of an Inspect run: samples done out of samples planned (dataset after limits, times epochs), sent
+as ``running/running_evaluation`` with step counts at most every couple of seconds.
+
+Inspect's hooks (``adapters.inspect.runner``) feed a :class:`SampleCounter` from its event loop; the reports go out
+from a background thread, so a slow callback never holds up the evaluation. Pure: no Inspect import.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from adapters.sdk import JobCallbacks, JobPhase, JobStatus, JobStatusUpdate
+
+__all__ = ["DEFAULT_INTERVAL_SECONDS", "ProgressReporter", "SampleCounter"]
+
+logger = logging.getLogger("adapters.inspect")
+
+DEFAULT_INTERVAL_SECONDS = 2.0
+
+
+class SampleCounter:
+    """Samples planned, finished and errored; safe to use from several threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._total = 0
+        self._done = 0
+        self._errored = 0
+
+    def plan(self, total: int) -> None:
+        with self._lock:
+            self._total = total
+
+    def finished(self, *, errored: bool) -> None:
+        with self._lock:
+            self._done += 1
+            self._errored += int(errored)
+
+    def snapshot(self) -> tuple[int, int, int]:
+        """``(done, total, errored)``; done never exceeds a known total."""
+        with self._lock:
+            done = min(self._done, self._total) if self._total else self._done
+            return done, self._total, self._errored
+
+
+class ProgressReporter:
+    """Sends the counter's state whenever it changed, every ``interval`` seconds, until stopped. A delivery failure
+    stops the reporting and is raised by :meth:`stop`, never dropped."""
+
+    def __init__(
+        self, counter: SampleCounter, callbacks: JobCallbacks, interval: float = DEFAULT_INTERVAL_SECONDS
+    ) -> None:
+        self._counter = counter
+        self._callbacks = callbacks
+        self._interval = interval
+        self._sent: tuple[int, int] | None = None
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="inspect-progress", daemon=True)
+
+    def start(self) -> ProgressReporter:
+        self._thread.start()
+        return self
+
+    def stop(self, *, flush: bool = True) -> None:
+        """Stop the thread, send the last counts (when ``flush``), and raise the first delivery failure."""
+        self._stop.set()
+        self._thread.join()
+        if flush and self._error is None:
+            self.flush()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.flush()
+            except Exception as exc:
+                logger.error("progress reporting stopped: %s", exc)
+                self._error = exc
+                return
+
+    def flush(self) -> None:
+        done, total, errored = self._counter.snapshot()
+        if total == 0 or self._sent == (done, total):
+            return
+        step = f"{done}/{total} samples done" + (f" ({errored} with errors)" if errored else "")
+        self._callbacks.report_status(
+            JobStatusUpdate(
+                status=JobStatus.RUNNING,
+                phase=JobPhase.RUNNING_EVALUATION,
+                progress=round(done / total, 4),
+                completed_steps=done,
+                total_steps=total,
+                current_step=step,
+            )
+        )
+        self._sent = (done, total)
