@@ -4,8 +4,10 @@ evaluation (``assay gate``) and generate the configuration reference."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -79,26 +81,64 @@ def serve(settings: Settings) -> int:
         return 1
     announce_auth(settings)
     embedded: EmbeddedPostgres | None = None
-    if not settings.database_url:
-        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
-        settings = settings.model_copy(update={"database_url": embedded.start()})
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
     # that was installed before it; a no-op one lets us stop PostgreSQL and exit 0 afterwards.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
-    try:
-        uvicorn.run(
-            create_app(settings, exporter=build_exporter(settings)),
+    try:  # whatever happens once it started, the embedded PostgreSQL is stopped
+        if not settings.database_url:
+            embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+            settings = settings.model_copy(update={"database_url": embedded.start()})
+        app = create_app(settings, exporter=build_exporter(settings))
+        config = uvicorn.Config(
+            app,
             host=settings.host,
             port=settings.port,
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=10,
+            # Open requests get a third of the stop's budget; the hub's own shutdown is bounded by the rest.
+            timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout_seconds / 3)),
         )
+        _stopping_server(config, app, settings, embedded).run()
     finally:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _stopping_server(config: Any, app: Any, settings: Settings, embedded: Any) -> Any:
+    """uvicorn, telling the hub at the first SIGTERM/SIGINT that shutdown began (nothing more starts from the
+    runtime's queue), and with a watchdog: should the graceful stop hang past its deadline, the embedded
+    PostgreSQL is stopped and the process exits anyway."""
+    import uvicorn
+
+    class StoppingServer(uvicorn.Server):
+        def __init__(self, config: Any, app: Any, settings: Settings, embedded: Any) -> None:
+            super().__init__(config)
+            self._app = app
+            self._embedded = embedded
+            # The hub's stop, open requests before it, adapters' grace, then PostgreSQL's own stop.
+            self._limit = 2 * settings.shutdown_timeout_seconds + settings.stop_grace_seconds + 10.0
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not self.should_exit:
+                hub = getattr(self._app.state, "hub", None)
+                if hub is not None:
+                    hub.begin_shutdown()  # sets a flag: safe in a signal handler
+                watchdog = threading.Timer(self._limit, self._hard_stop)
+                watchdog.daemon = True
+                watchdog.start()
+            super().handle_exit(sig, frame)
+
+        def _hard_stop(self) -> None:
+            print(
+                f"assay: the hub did not stop within {self._limit:g} s; exiting", file=sys.stderr, flush=True
+            )
+            if self._embedded is not None:
+                self._embedded.stop()
+            os._exit(1)
+
+    return StoppingServer(config, app, settings, embedded)
 
 
 def announce_auth(settings: Settings) -> None:
