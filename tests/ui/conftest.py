@@ -268,3 +268,49 @@ def save_screenshot(page: Any, name: str, tmp_path: Path, full_page: bool = Fals
         Path(target).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, Path(target) / name)
     return path
+
+
+A11Y_CHECK = """() => {
+  const problems = [];
+  const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+    if (!el.labels?.length && !el.getAttribute("aria-label")) problems.push(`no label: ${el.outerHTML.slice(0, 80)}`);
+  }
+  for (const el of document.querySelectorAll("button, a[href]")) {
+    if (!el.textContent.trim() && !el.getAttribute("aria-label")) problems.push(`no name: ${el.outerHTML.slice(0, 80)}`);
+  }
+  for (const el of document.querySelectorAll("canvas")) {
+    if (el.getAttribute("role") !== "img" || !el.getAttribute("aria-label")) problems.push(`chart without text: ${el.id}`);
+  }
+  for (const el of document.querySelectorAll("table")) {
+    if (!el.querySelector("caption")?.textContent.trim()) problems.push(`table without caption: ${el.id}`);
+  }
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    const box = el.getBoundingClientRect();
+    if (!own || box.width === 0 || box.right < 0 || el.closest("canvas, option")) continue;
+    const style = getComputedStyle(el);
+    const fg = rgb(style.color).slice(0, 3);
+    const [a, b] = [lum(fg), lum(background(el))].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    if (ratio < 4.5) problems.push(`contrast ${ratio.toFixed(2)}: ${el.tagName} "${el.textContent.trim().slice(0, 30)}"`);
+  }
+  return problems;
+}"""
+
+
+def accessibility_problems(page: Any) -> list[str]:
+    """Unlabelled controls, nameless buttons and links, charts without a text alternative, tables without a
+    caption, and text under 4.5:1 contrast against its background (WCAG AA)."""
+    return list(page.evaluate(A11Y_CHECK))

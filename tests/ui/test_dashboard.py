@@ -18,6 +18,7 @@ from tests.ui.conftest import (
     Browser,
     Finished,
     Hub,
+    accessibility_problems,
     ready,
     save_screenshot,
     sign_in,
@@ -244,6 +245,17 @@ def test_every_page_shows_the_apis_numbers_and_never_another_tenants(
         ready(page, url + path)
         text = page.content()
         assert not any(secret in text for secret in secrets), path
+        assert accessibility_problems(page) == [], path
+    # The keyboard: the first Tab stop skips to the content; the filters are reached and used by keys alone.
+    ready(page, f"{url}/ui/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "main"
+    page.get_by_label("Model").focus()
+    page.keyboard.type("acme-base")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('#evaluations tr[data-job-id]').length === 1")
     assert person.errors == []
 
 
@@ -298,7 +310,8 @@ def test_a_running_evaluation_moves_without_a_reload_and_is_cancelled_and_retrie
     )
     assert page.evaluate("() => window.notReloaded") is True
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Cancel").click()
+    page.get_by_role("button", name="Cancel").focus()
+    page.keyboard.press("Enter")  # by keyboard
     page.wait_for_selector("body[data-state='cancelled']", state="attached")
     assert hub.get(f"jobs/{job_id}")["status"]["state"] == "cancelled"
     assert page.locator("#cancel-button").count() == 0
