@@ -78,6 +78,9 @@ def create_app(
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             timeout=settings.db_connect_timeout,
+            outage_wait=settings.db_outage_wait_seconds,
+            statement_timeout=settings.db_statement_timeout_seconds,
+            lock_timeout=settings.db_lock_timeout_seconds,
         )
         app.state.database = database
         metrics.watch_pool(database.pool.get_stats)

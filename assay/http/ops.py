@@ -25,9 +25,10 @@ def _healthy() -> dict[str, Any]:
 
 
 @router.get("/api/v1/health", response_model=Health)
-async def health() -> dict[str, Any]:
-    """Liveness, as eval-hub-sdk's ``client.health()`` and ``evalhub health`` expect it."""
-    return _healthy()
+async def health(request: Request) -> JSONResponse:
+    """Health as eval-hub-sdk's ``client.health()`` and ``evalhub health`` expect it, telling the truth about
+    the database: ``unhealthy`` (503) while it does not answer within a second. ``/healthz`` is liveness only."""
+    return await _database_check(request, timeout=1.0)
 
 
 @router.get("/health", response_model=Health, include_in_schema=False)
@@ -39,16 +40,22 @@ async def health_alias() -> dict[str, Any]:
 @router.get("/readyz", response_model=Health)
 async def ready(request: Request) -> JSONResponse:
     """Ready when the database answers within two seconds."""
+    return await _database_check(request, timeout=2.0)
+
+
+async def _database_check(request: Request, timeout: float) -> JSONResponse:
+    database = database_of(request)
     try:
-        await asyncio.wait_for(database_of(request).ping(), timeout=2.0)
+        await asyncio.wait_for(database.ping(), timeout=timeout)
     except Exception as exc:
         # The reason goes to the log: an exception's text can name hosts, users and paths.
-        log.warning("readiness: the database did not answer: %s", type(exc).__name__)
+        log.warning("health: the database did not answer: %s", type(exc).__name__)
+        check = "timeout" if isinstance(exc, TimeoutError) else "unavailable"
+        down = database.down_for
+        if down is not None:
+            check = f"unavailable for {down:.0f} s"
         body = Health(
-            status="unhealthy",
-            timestamp=datetime.now(UTC),
-            version=__version__,
-            checks={"database": "timeout" if isinstance(exc, TimeoutError) else "unavailable"},
+            status="unhealthy", timestamp=datetime.now(UTC), version=__version__, checks={"database": check}
         )
         return JSONResponse(body.model_dump(mode="json"), status_code=503)
     body = Health(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -38,11 +39,39 @@ class Hub:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    def begin_shutdown(self) -> None:
+        """The process was asked to stop: nothing more starts from the runtime's queue (what runs keeps running
+        until :meth:`close`), so no adapter starts that the stop would kill at once."""
+        runtime = self.lifecycle.runtime
+        if isinstance(runtime, LocalRunner):
+            runtime.hold()
+
     async def close(self) -> None:
-        """Stop the runtime first (its exits are recorded while the database is still open)."""
-        if self.lifecycle.runtime is not None:
-            await self.lifecycle.runtime.close()
-        await self.publisher.drain()
+        """Stop the runtime first (its exits are recorded while the database is still open), all within
+        ``shutdown_timeout_seconds``: the runtime's processes are always stopped; what cannot be recorded or
+        delivered in time (the database is away) is left to the next start's sweep and the sidecar's spool."""
+        settings = self.lifecycle.settings
+        stop_by = time.monotonic() + settings.shutdown_timeout_seconds
+
+        def left() -> float:
+            return max(0.0, stop_by - time.monotonic())
+
+        runtime = self.lifecycle.runtime
+        if runtime is not None:
+            closing = runtime.close(stop_by=stop_by) if isinstance(runtime, LocalRunner) else runtime.close()
+            try:
+                # Beyond the deadline only the processes' own grace: cancelling kills what is left of them.
+                await asyncio.wait_for(closing, left() + settings.stop_grace_seconds + 1.0)
+            except TimeoutError:
+                log.warning(
+                    "the runtime did not stop within the shutdown deadline; its processes were killed"
+                )
+        try:
+            await asyncio.wait_for(self.publisher.drain(), left())
+        except TimeoutError:
+            log.warning(
+                "events not delivered before the shutdown deadline stay in the outbox for the next start"
+            )
         self._stop.set()
         for task in self._tasks:
             task.cancel()
@@ -51,7 +80,8 @@ class Hub:
         if self.sink is not None:
             await self.sink.close()
         if self.sidecar is not None:
-            await self.sidecar.close()
+            # Its undelivered events are on disk: a short flush, then it goes.
+            await self.sidecar.close(grace_seconds=max(1.0, min(5.0, left())))
 
 
 async def _every(seconds: float, stop: asyncio.Event, step: Callable[[], Awaitable[object]]) -> None:

@@ -3,6 +3,8 @@ reports the process's start and exit back as lifecycle steps."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shutil
 import time
@@ -11,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import psycopg
 
 from assay.core.credentials import LaunchSigner
 from assay.core.jobspec import job_spec
@@ -26,6 +30,10 @@ SIDECAR_JOB_INFO = "sidecar-job-info.json"
 HUB_TOKEN = "hub-token"  # the launch credential of <evaluation>/<index>, read by the local sidecar
 _TOKEN_SLACK_SECONDS = 3600.0  # a credential outlives its run's timeout by this much (late, buffered events)
 _DRAIN_SECONDS = 30.0
+# Recording a run's end while the database is away: tried again, doubling up to this, until the hub stops.
+_EXIT_RETRY_SECONDS = (0.5, 10.0)
+
+log = logging.getLogger(__name__)
 
 
 class LocalRunner:
@@ -43,6 +51,7 @@ class LocalRunner:
         self._sidecar = sidecar
         # Per queued launch, until its process starts: (provider, when it was queued, its timeout).
         self._queued: dict[RunKey, tuple[str, float, float]] = {}
+        self._stop_by: float | None = None  # the shutdown's deadline, once it began
         settings = ctx.settings
         self._runtime = LocalRuntime(
             root,
@@ -52,8 +61,9 @@ class LocalRunner:
             stop_grace_seconds=settings.stop_grace_seconds,
         )
 
-    async def _spawned(self, key: RunKey, runtime_ref: str) -> None:
-        queued = self._queued.pop(key, None)
+    async def _spawned(self, key: RunKey, runtime_ref: str) -> bool:
+        """Record the start before the process exists (the runtime starts it only after this returned True)."""
+        queued = self._queued.get(key)
         timeout = self._ctx.settings.benchmark_timeout_seconds
         if queued is not None:
             provider, at, timeout = queued
@@ -61,17 +71,58 @@ class LocalRunner:
                 self._ctx.metrics.queue_wait.labels(self._ctx.metrics.provider_label(provider)).observe(
                     time.monotonic() - at
                 )
-        await runtime_spawned(self._ctx, key.evaluation_id, key.index, key.attempt, runtime_ref, timeout)
+        allowed = await runtime_spawned(
+            self._ctx, key.evaluation_id, key.index, key.attempt, runtime_ref, timeout
+        )
+        self._queued.pop(key, None)
+        return allowed
 
     async def _exited(self, exit_: LocalExit) -> None:
         key = exit_.key
         self._queued.pop(key, None)  # a launch that never started
         if self._sidecar is not None and exit_.reason == "exited":
+            if self._stop_by is not None and self._sidecar.spooled(key.evaluation_id):
+                # Shutting down with the job's events still on their way (kept on disk by the sidecar): the
+                # next hub receives them, and judges the run only after they arrived (see lost()).
+                return
             # A result the sidecar is still retrying towards us is not a result never sent.
-            await self._sidecar.drain(key.evaluation_id, timeout=_DRAIN_SECONDS)
-        await runtime_exited(
-            self._ctx, key.evaluation_id, key.index, key.attempt, exit_.reason, exit_.returncode, exit_.detail
-        )
+            await self._sidecar.drain(key.evaluation_id, timeout=self._left(_DRAIN_SECONDS))
+        failures = 0
+        while True:
+            try:
+                await asyncio.wait_for(
+                    runtime_exited(
+                        self._ctx,
+                        key.evaluation_id,
+                        key.index,
+                        key.attempt,
+                        exit_.reason,
+                        exit_.returncode,
+                        exit_.detail,
+                    ),
+                    self._budget(),
+                )
+                return
+            except (psycopg.OperationalError, TimeoutError) as exc:
+                # The database is away: its end is recorded once it is back. While the hub stops, what the
+                # deadline leaves unrecorded the next hub's sweep judges (the process is gone: runtime_lost).
+                failures += 1
+                first, most = _EXIT_RETRY_SECONDS
+                delay = min(most, first * 2 ** (failures - 1))
+                if self._left(delay) < delay:
+                    log.warning("the end of %s was not recorded before the hub stopped: %s", key, exc)
+                    return
+                log.warning("recording the end of %s failed (%s); again in %g s", key, exc, delay)
+                await asyncio.sleep(delay)
+
+    def _budget(self) -> float | None:
+        """Seconds left before the shutdown's deadline; None while the hub is not stopping."""
+        return None if self._stop_by is None else max(0.0, self._stop_by - time.monotonic())
+
+    def _left(self, wanted: float) -> float:
+        """``wanted`` seconds, or less when the hub is stopping and its deadline is nearer."""
+        budget = self._budget()
+        return wanted if budget is None else min(wanted, budget)
 
     async def launch(
         self, evaluation: EvaluationRecord, runs: Sequence[tuple[PlannedBenchmark, int]]
@@ -185,6 +236,8 @@ class LocalRunner:
     def lost(self, evaluation_id: str, row: RunRow) -> bool:
         if row.runtime_ref is not None and self._runtime.owns(row.runtime_ref):
             return False  # ours: its exit is tracked
+        if self._sidecar is not None and self._sidecar.spooled(evaluation_id):
+            return False  # its events, kept on disk across the restart, are still being delivered
         return RunKey(evaluation_id, row.run.index, row.run.attempt) not in self._runtime.active()
 
     async def kill_orphan(self, evaluation_id: str, row: RunRow) -> None:
@@ -206,5 +259,11 @@ class LocalRunner:
     def evaluation_of(self, resource: Mapping[str, Any]) -> str | None:
         return None
 
-    async def close(self) -> None:
+    def hold(self) -> None:
+        """Shutdown began: nothing more starts from the queue."""
+        self._runtime.hold()
+
+    async def close(self, stop_by: float | None = None) -> None:
+        """Stop every run; recording their ends gets until ``stop_by`` (``time.monotonic()``), if given."""
+        self._stop_by = stop_by
         await self._runtime.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from assay.core import Tenant
 from assay.store.catalogue import CatalogueRepository, SystemCatalogueWriter
@@ -91,6 +94,35 @@ class TenantStore:
         self.evaluations = EvaluationRepository(pool, tenant)
 
 
+class _Pool(AsyncConnectionPool):
+    """The pool, failing fast while the database is known to be down.
+
+    Once a wait for a connection timed out, the database counts as down until a connection is had again:
+    meanwhile a request waits ``outage_wait`` seconds, not the full ``timeout``, before it is answered 503.
+    When it is back, idle connections (broken by the outage) are checked before they are handed out again.
+    """
+
+    outage_wait: float = 1.0
+    down_since: float | None = None
+
+    async def getconn(self, timeout: float | None = None) -> AsyncConnection[Any]:
+        wait = self.timeout if timeout is None else timeout
+        if self.down_since is not None:
+            wait = min(wait, self.outage_wait)
+        try:
+            conn = await super().getconn(wait)
+        except PoolTimeout:
+            if self.down_since is None:
+                self.down_since = time.monotonic()
+                log.error("the database is unreachable; requests are answered 503 until it is back")
+            raise
+        if self.down_since is not None:
+            log.warning("the database is back after %.1f s", time.monotonic() - self.down_since)
+            self.down_since = None
+            self._checking = asyncio.get_running_loop().create_task(self.check())
+        return conn
+
+
 class Database:
     """The pool. Tenant data is reachable only through :meth:`scoped`, which demands a tenant."""
 
@@ -103,19 +135,44 @@ class Database:
 
     @classmethod
     async def open(
-        cls, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 10.0
+        cls,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 10.0,
+        outage_wait: float = 1.0,
+        statement_timeout: float = 0.0,
+        lock_timeout: float = 0.0,
     ) -> Database:
-        pool = AsyncConnectionPool(
+        """``statement_timeout`` and ``lock_timeout`` (seconds, 0: none) bound what one statement may take:
+        a frozen database or a held row lock costs a request that long, then a 503 (retryable)."""
+        options = " ".join(
+            f"-c {name}={int(seconds * 1000)}"
+            for name, seconds in (("statement_timeout", statement_timeout), ("lock_timeout", lock_timeout))
+            if seconds > 0
+        )
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if options:
+            kwargs["options"] = options
+        pool = _Pool(
             url,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
             open=False,
             name="assay",
-            kwargs={"autocommit": True},
+            kwargs=kwargs,
         )
+        pool.outage_wait = outage_wait
         await pool.open(wait=True, timeout=timeout)
         return cls(pool)
+
+    @property
+    def down_for(self) -> float | None:
+        """Seconds since the database was found unreachable; None while it answers."""
+        since = getattr(self.pool, "down_since", None)
+        return None if since is None else time.monotonic() - since
 
     async def close(self) -> None:
         await self.pool.close()

