@@ -15,6 +15,10 @@ from assay.api.jobs import BenchmarkStatus, BenchmarkStatusEvent, JobState
 
 TERMINAL_BENCHMARK: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 TERMINAL_JOB: frozenset[str] = frozenset({"completed", "failed", "cancelled", "partially_failed"})
+NOTICE_CODES: frozenset[str] = frozenset({"workload_queued", "workload_admitted", "workload_evicted"})
+"""The codes of notices a runtime keeps current on a run's ``warning_message`` (where it waits in a queue);
+a warning with any other code is the adapter's, and a notice never replaces it. A run that finishes drops
+its notice: where it waited is no longer news."""
 
 # Each job state has its own message code, so a dashboard can key diagnostics on it
 # (EvalHub 1.0.2 used evaluation_job_updated for every state).
@@ -102,6 +106,8 @@ def apply_event(run: BenchmarkRun, event: BenchmarkStatusEvent, now: datetime) -
     )
     if warning is not None and "message_origin" not in warning:
         warning["message_origin"] = "runtime"
+    if terminal and event.warning_message is None and (warning or {}).get("message_code") in NOTICE_CODES:
+        warning = None  # where it waited in a queue is no longer news once it finished
     if status == "failed" and error is None:
         error = Message(
             "The benchmark failed without an error message", "benchmark_failed", "runtime"
@@ -157,10 +163,12 @@ def fail_run(
     """The run failed by the server's or runtime's own judgement (exit code, timeout, lost process)."""
     if run.terminal:
         return Transition(run, changed=False, finished=False)
+    warning = run.warning_message
     new = replace(
         run,
         status="failed",
         error_message=Message(message, code, origin).as_dict(),
+        warning_message=None if (warning or {}).get("message_code") in NOTICE_CODES else warning,
         started_at=run.started_at,
         completed_at=now,
         result={},
@@ -225,6 +233,7 @@ def job_progress(runs: list[BenchmarkRun]) -> float:
 
 
 __all__ = [
+    "NOTICE_CODES",
     "STATE_CODES",
     "TERMINAL_BENCHMARK",
     "TERMINAL_JOB",

@@ -118,13 +118,14 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
             for row in record.runs
             if row.run.status == "pending" and row.dispatched_attempt < row.run.attempt
         ]
-        failures: dict[int, tuple[str, str]] = {}  # index -> (message, message_code)
+        failures: dict[int, tuple[str, str, dict[str, Any] | None]] = {}  # index -> (message, code, error)
         runtime = ctx.runtime
         if runtime is None:
             failures = {
                 row.run.index: (
                     "The runtime could not start the benchmark: no runtime is configured on this hub",
                     "runtime_start_failed",
+                    None,
                 )
                 for row in due
             }
@@ -139,11 +140,17 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
                         log.warning(
                             "launch of %s of %s refused: %s", [p.index for p, _ in runs], evaluation_id, exc
                         )
-                        failures.update({p.index: (exc.message, exc.message_code) for p, _ in runs})
+                        error = exc.note().as_dict()
+                        failures.update({p.index: (exc.message, exc.message_code, error) for p, _ in runs})
                     except Exception as exc:
+                        # The exception's text stays in the log: it may carry what users must not see (a
+                        # client's HTTP headers, hosts, raw server answers).
                         log.exception("launching %s of %s failed", [p.index for p, _ in runs], evaluation_id)
-                        text = f"The runtime could not start the benchmark: {type(exc).__name__}: {exc}"
-                        failures.update({p.index: (text, "runtime_start_failed") for p, _ in runs})
+                        text = (
+                            f"The runtime could not start the benchmark ({type(exc).__name__}); the hub's log "
+                            "has the details"
+                        )
+                        failures.update({p.index: (text, "runtime_start_failed", None) for p, _ in runs})
 
             await asyncio.gather(
                 *(
@@ -153,8 +160,10 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
             )
         for row in due:
             if row.run.index in failures:
-                text, code = failures[row.run.index]
+                text, code, error = failures[row.run.index]
                 transition = fail_run(row.run, text, code, ctx.clock(), origin="server")
+                if error is not None:  # the runtime's own judgement: its origin and reason
+                    transition = replace(transition, run=replace(transition.run, error_message=error))
                 record_transition(unit, transition, "dispatch", ce["id"], ctx.metrics)
             else:
                 unit.put_row(replace(row, dispatched_attempt=row.run.attempt))

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-NOTICE_CODES = frozenset({"workload_queued", "workload_admitted", "workload_evicted"})
-"""The codes of notices a runtime keeps current on a run's ``warning_message`` (where it waits in a queue);
-a warning with any other code is the adapter's, and a notice never replaces it."""
+from assay.core.states import NOTICE_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +53,17 @@ class RunObservation:
 
 
 class LaunchRefused(Exception):
-    """The runtime will not start this launch, for a reason the user can act on (a missing queue)."""
+    """The runtime will not start this launch, for a reason the user can act on (a missing queue). The run
+    fails with ``message_code`` and ``reason`` as the runtime's own judgement (``message_origin: runtime``)."""
 
-    def __init__(self, message: str, message_code: str) -> None:
+    def __init__(self, message: str, message_code: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.message_code = message_code
+        self.reason = reason
+
+    def note(self) -> RunNote:
+        return RunNote(self.message, self.message_code, self.reason)
 
 
 __all__ = ["NOTICE_CODES", "LaunchRefused", "RunNote", "RunObservation"]

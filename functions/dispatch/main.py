@@ -24,7 +24,7 @@ def runtime(settings: Settings) -> Runtime | None:
     # Imported only here: the kubernetes client stays out of every process that does not launch or watch.
     from assay.runtimes.kubernetes import kubernetes_runtime
 
-    return kubernetes_runtime(settings)
+    return kubernetes_runtime(settings, launches=True)  # it signs each launch's credential
 
 
 host = CloudEventHost(with_runtime=True, runtime=runtime)

@@ -10,6 +10,7 @@ nothing twice, and labels that let the watcher find every object of an evaluatio
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -24,6 +25,8 @@ from assay.core.plan import PlannedBenchmark
 from assay.settings import Settings
 
 SIDECAR_PORT = 8080
+SIDECAR_HOST = "127.0.0.1"
+"""The sidecar binds loopback only: the adapter is in the same pod, nothing else may reach it."""
 SIDECAR_URL = f"http://localhost:{SIDECAR_PORT}"
 """eval-hub-sdk hard-codes ``localhost:8080`` for OCI pushes in k8s mode (contract §14.1, §22.1 #11)."""
 
@@ -35,6 +38,9 @@ LABEL_ATTEMPT = "assay.dev/attempt"
 LABEL_PROVIDER = "assay.dev/provider-id"
 LABEL_BENCHMARK = "assay.dev/benchmark-id"
 LABEL_TENANT = "assay.dev/tenant"
+LABEL_CREDENTIALS = "assay.dev/credentials"
+"""A Secret a job may name (``model.auth.secret_ref``, ``exports.oci.k8s.connection``) carries this label
+set to ``"true"`` in the tenant's own namespace; dispatch refuses any other (docs/cluster.md)."""
 ANNOTATION_INDICES = "assay.dev/benchmark-indices"
 ANNOTATION_BENCHMARKS = "assay.dev/benchmarks"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -45,6 +51,8 @@ ADAPTER = "adapter"
 SIDECAR = "sidecar"
 MODEL_SECRET_MOUNT = "/var/run/secrets/model"
 HUB_TOKEN_DIR = "/var/run/secrets/assay"
+HUB_CA_DIR = "/etc/evalhub/hub-ca"
+HUB_CA_KEY = "service-ca.crt"  # the key OpenShift's service-CA operator injects into an annotated ConfigMap
 MLFLOW_TOKEN_DIR = "/var/run/secrets/mlflow"  # contract §15.3 (mlflow-token)
 MLFLOW_CA_DIR = "/etc/evalhub/mlflow-ca"
 OCI_CONFIG_DIR = "/etc/evalhub/.docker"  # the sidecar's default docker_config_path lies in it
@@ -55,19 +63,36 @@ _NAME_PATTERN = re.compile(rf"assay-(?P<evaluation>{_UUID})-(?P<index>\d+)-(?P<a
 _TRIGGERS = ("ci", "registry", "sweep")
 _PULL_POLICIES = {"if_not_present": "IfNotPresent", "always": "Always"}
 _RESERVED_ENV = frozenset({"EVALHUB_MODE", "EVALHUB_JOB_SPEC_PATH", "EVALHUB_SIDECAR_URL"})
+_HEALTH_CHECK = (
+    "import urllib.request; "
+    f"urllib.request.urlopen('http://{SIDECAR_HOST}:{SIDECAR_PORT}/health', timeout=2).close()"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class LaunchObjects:
-    """What one launch creates, in this order: the Job, then its ConfigMap (owned by the Job)."""
+    """What one launch creates, in this order: the Job, then its ConfigMap and its credential Secret (both
+    owned by the Job). ``credential_secrets``: the user's Secrets the pod mounts (checked before)."""
 
     namespace: str
     name: str
     job: dict[str, Any]
     config_map: dict[str, Any]
+    token_secret: dict[str, Any]
+    credential_secrets: tuple[tuple[str, str], ...]
     local_queue: str
     indices: tuple[int, ...]
     attempt: int
+
+
+CONFIG_MAP_MAX_BYTES = 1024 * 1024
+"""The API server refuses a ConfigMap whose data is larger (``Too long: may not be more than 1048576 bytes``)."""
+
+
+def config_map_bytes(config_map: Mapping[str, Any]) -> int:
+    """The size the API server counts against :data:`CONFIG_MAP_MAX_BYTES`: keys and values of ``data``."""
+    data = config_map.get("data") or {}
+    return sum(len(str(k).encode()) + len(str(v).encode()) for k, v in data.items())
 
 
 def job_name(evaluation_id: str, index: int, attempt: int) -> str:
@@ -201,7 +226,7 @@ def _model_urls(request: Mapping[str, Any]) -> tuple[str, str | None]:
     return url, urlunsplit(("http", f"localhost:{SIDECAR_PORT}", parts.path, parts.query, ""))
 
 
-def _projected_token(name: str, audience: str | None = None) -> dict[str, Any]:
+def _projected_token(name: str, audience: str | None) -> dict[str, Any]:
     token: dict[str, Any] = {"path": "token", "expirationSeconds": 3600}
     if audience:
         token["audience"] = audience
@@ -260,8 +285,10 @@ def build_launch(
     runs: Sequence[tuple[PlannedBenchmark, int]],
     settings: Settings,
     timeout_seconds: float,
+    launch_token: str,
 ) -> LaunchObjects:
-    """The Job and ConfigMap that run ``runs`` (one benchmark, or a provider's group led by the first)."""
+    """The Job, ConfigMap and credential Secret that run ``runs`` (one benchmark, or a provider's group led by
+    the first). ``launch_token``: the launch's credential (``assay.core.credentials``), for the sidecar only."""
     (lead, attempt), *others = runs
     namespace = namespace_for(settings, tenant)
     name = job_name(evaluation_id, lead.index, attempt)
@@ -292,6 +319,7 @@ def build_launch(
         "eval_hub": {
             "base_url": settings.callback_base_url(),
             "token_path": f"{HUB_TOKEN_DIR}/token",
+            **({"ca_cert_path": f"{HUB_CA_DIR}/{HUB_CA_KEY}"} if settings.k8s_hub_ca_config_map else {}),
         },
         **exports_config,
         "model": {
@@ -330,6 +358,19 @@ def build_launch(
     if secret_ref:
         # The adapter only ever holds "<key>:ref"; the sidecar swaps in the real secret (contract §13.9).
         data.update({key: f"{key}:ref" for key in _REF_KEYS})
+    token_name = f"{name}-token"
+    token_secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": token_name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "type": "Opaque",
+        "data": {"token": base64.b64encode(launch_token.encode("ascii")).decode("ascii")},
+    }
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -374,9 +415,20 @@ def build_launch(
                 ]
             },
         },
-        _projected_token("hub-token"),
+        # The launch's own credential (a Secret per launch, owned by the Job): it proves this launch's events
+        # to the callback and nothing else. Mounted into the sidecar only.
+        {
+            "name": "hub-token",
+            "secret": {"secretName": token_name, "items": [{"key": "token", "path": "token"}]},
+        },
         *exports_volumes,
     ]
+    if settings.k8s_hub_ca_config_map:
+        items = [{"key": HUB_CA_KEY, "path": HUB_CA_KEY}]
+        volumes.append(
+            {"name": "hub-ca", "configMap": {"name": settings.k8s_hub_ca_config_map, "items": items}}
+        )
+        sidecar_mounts.append({"name": "hub-ca", "mountPath": HUB_CA_DIR, "readOnly": True})
     if secret_ref:
         volumes.append({"name": "model-auth", "secret": {"secretName": str(secret_ref)}})
         volumes.append(
@@ -408,11 +460,22 @@ def build_launch(
         "name": SIDECAR,
         "image": settings.k8s_sidecar_image,
         "imagePullPolicy": settings.k8s_image_pull_policy,
-        "command": ["python", "-m", "adapters.sidecar", "--config", "/meta/sidecar_config.json"],
+        # Loopback only: the adapter reaches it on localhost; no other pod can (and it declares no port).
+        "command": [
+            "python",
+            "-m",
+            "adapters.sidecar",
+            "--config",
+            "/meta/sidecar_config.json",
+            "--host",
+            SIDECAR_HOST,
+            "--port",
+            str(SIDECAR_PORT),
+        ],
         "restartPolicy": "Always",  # a native sidecar (KEP-753): it outlives the adapter, never blocks the Job
-        "ports": [{"name": "http", "containerPort": SIDECAR_PORT}],
+        # The kubelet probes the pod IP, where nothing listens: the probe runs inside the container.
         "startupProbe": {
-            "httpGet": {"path": "/health", "port": SIDECAR_PORT},
+            "exec": {"command": ["python", "-c", _HEALTH_CHECK]},
             "periodSeconds": 2,
             "failureThreshold": 30,
         },
@@ -452,11 +515,17 @@ def build_launch(
             "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
         },
     }
+    _, connection = _oci_connection(request)
+    credentials = [("model.auth.secret_ref", str(secret_ref))] if secret_ref else []
+    if connection:
+        credentials.append(("exports.oci.k8s.connection", connection))
     return LaunchObjects(
         namespace=namespace,
         name=name,
         job=job,
         config_map=config_map,
+        token_secret=token_secret,
+        credential_secrets=tuple(credentials),
         local_queue=queue,
         indices=indices,
         attempt=attempt,
@@ -491,7 +560,9 @@ def launch_indices(job: Mapping[str, Any]) -> tuple[int, ...]:
 
 __all__ = [
     "ADAPTER",
+    "CONFIG_MAP_MAX_BYTES",
     "LABEL_ATTEMPT",
+    "LABEL_CREDENTIALS",
     "LABEL_EVALUATION",
     "LABEL_INDEX",
     "PRIORITY_LABEL",
@@ -500,6 +571,7 @@ __all__ = [
     "SIDECAR_URL",
     "LaunchObjects",
     "build_launch",
+    "config_map_bytes",
     "evaluation_of_name",
     "job_name",
     "label_value",

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,9 +21,11 @@ import kubernetes.client
 import kubernetes.config
 from kubernetes.client.exceptions import ApiException
 
+from assay.core.credentials import LaunchSigner
 from assay.core.plan import PlannedBenchmark
 from assay.runtimes.kubernetes.objects import (
     LABEL_ATTEMPT,
+    LABEL_CREDENTIALS,
     LABEL_EVALUATION,
     LABEL_INDEX,
     QUEUE_LABEL,
@@ -35,7 +37,13 @@ from assay.runtimes.kubernetes.objects import (
     namespace_for,
     owned_by,
 )
-from assay.runtimes.kubernetes.watch import WatchLimits, judge
+from assay.runtimes.kubernetes.watch import (
+    CREDENTIALS_SECRET_REFUSED,
+    LOCAL_QUEUE_NOT_FOUND,
+    TENANT_NOT_SET_UP,
+    WatchLimits,
+    judge,
+)
 from assay.runtimes.observation import LaunchRefused, RunObservation
 from assay.settings import Settings
 from assay.store import EvaluationRecord, RunRow
@@ -48,6 +56,7 @@ JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 REF_PREFIX = "k8s:"
 _QUEUE_CACHE_SECONDS = 60.0
 _DEADLINE_MARGIN = timedelta(minutes=5)
+_CREDENTIAL_SLACK_SECONDS = 3600.0
 _T = TypeVar("_T")
 
 
@@ -78,6 +87,33 @@ def _body(response: Any) -> dict[str, Any]:
     return data
 
 
+def _api_said(exc: ApiException) -> tuple[str, str]:
+    """(a clean sentence, the reason) from the API server's ``Status``: never the client's text, which
+    carries HTTP headers (Audit-Id, flow-schema UIDs) and the raw body."""
+    reason, message = str(exc.reason or "Error"), ""
+    try:
+        status = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        status = {}
+    if isinstance(status, dict):
+        reason = str(status.get("reason") or reason)
+        message = str(status.get("message") or "")
+    said = f"the Kubernetes API answered {exc.status} {reason}"
+    if message:
+        said += f" ({message[:300]})"
+    return said, reason
+
+
+def _tenant_not_set_up(namespace: str, tenant: str) -> LaunchRefused:
+    return LaunchRefused(
+        f"Tenant {tenant!r} is not set up on the cluster: Assay may not run benchmarks in namespace "
+        f"{namespace!r} (the namespace, or its RoleBindings, are missing). Ask an administrator to label the "
+        "namespace assay.dev/tenant (tenant onboarding creates the rest)",
+        TENANT_NOT_SET_UP,
+        "Forbidden",
+    )
+
+
 class KubernetesRuntime:
     """:class:`~assay.lifecycle.context.Runtime` on Kubernetes Jobs queued by Kueue, with a watcher
     (:meth:`observe`) that the sweep runs periodically and on ApiServerSource events."""
@@ -86,9 +122,13 @@ class KubernetesRuntime:
     watches = True
 
     def __init__(
-        self, settings: Settings, configuration: kubernetes.client.Configuration | None = None
+        self,
+        settings: Settings,
+        signer: LaunchSigner | None,
+        configuration: kubernetes.client.Configuration | None = None,
     ) -> None:
         self._settings = settings
+        self._signer = signer
         self._client = kubernetes.client.ApiClient(configuration or _client_configuration(settings))
         self._core = kubernetes.client.CoreV1Api(self._client)
         self._batch = kubernetes.client.BatchV1Api(self._client)
@@ -100,6 +140,7 @@ class KubernetesRuntime:
             image_pull_grace=settings.k8s_image_pull_grace_seconds,
             unschedulable_grace=settings.k8s_unschedulable_grace_seconds,
             result_grace=settings.k8s_result_grace_seconds,
+            pod_start_grace=settings.k8s_pod_start_grace_seconds,
         )
 
     async def _call(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
@@ -111,38 +152,62 @@ class KubernetesRuntime:
     async def launch(
         self, evaluation: EvaluationRecord, runs: Sequence[tuple[PlannedBenchmark, int]]
     ) -> None:
-        """Create the launch's Job (suspended, queued) and then its ConfigMap, owned by the Job. Both names
-        are deterministic: a redelivered dispatch finds them and creates nothing (409 is success here)."""
+        """Check the tenant's LocalQueue and the Secrets the job names, then create the launch's Job
+        (suspended, queued), its ConfigMap and its credential Secret (both owned by the Job). Names are
+        deterministic: a redelivered dispatch finds them and creates nothing (409 is success here)."""
+        if self._signer is None:
+            raise RuntimeError(
+                "this process holds no launch signing key (ASSAY_LAUNCH_SIGNING_KEY): it cannot launch"
+            )
         lead = runs[0][0]
+        timeout = lead.timeout_seconds or self._settings.benchmark_timeout_seconds
+        token = self._signer.issue(
+            evaluation.tenant,
+            evaluation.id,
+            [(p.index, attempt) for p, attempt in runs],
+            datetime.now(UTC),
+            timeout + self._settings.k8s_admission_timeout_seconds + _CREDENTIAL_SLACK_SECONDS,
+        )
         objects = build_launch(
             evaluation_id=evaluation.id,
             tenant=evaluation.tenant,
             request=evaluation.request,
             runs=runs,
             settings=self._settings,
-            timeout_seconds=lead.timeout_seconds or self._settings.benchmark_timeout_seconds,
+            timeout_seconds=timeout,
+            launch_token=token,
         )
-        if not await self._queue_exists(objects.namespace, objects.local_queue):
-            raise LaunchRefused(
-                f"The Kueue LocalQueue {objects.local_queue!r} does not exist in namespace "
-                f"{objects.namespace!r}; name an existing one in hardware_config.queue, or ask an administrator "
-                "to create it",
-                "local_queue_not_found",
-            )
+        try:
+            if not await self._queue_exists(objects.namespace, objects.local_queue):
+                raise LaunchRefused(
+                    f"The Kueue LocalQueue {objects.local_queue!r} does not exist in namespace "
+                    f"{objects.namespace!r}; name an existing one in hardware_config.queue, or ask an "
+                    "administrator to create it",
+                    LOCAL_QUEUE_NOT_FOUND,
+                    "LocalQueueNotFound",
+                )
+            for field, secret in objects.credential_secrets:
+                await self._check_credentials(objects.namespace, field, secret)
+        except ApiException as exc:
+            if exc.status == 403:
+                raise _tenant_not_set_up(objects.namespace, evaluation.tenant) from exc
+            raise self._refused(objects, exc) from exc
         try:
             job = await self._create_job(objects)
-            await self._call(
-                self._core.create_namespaced_config_map,
-                objects.namespace,
-                owned_by(objects.config_map, job),
-                _preload_content=False,
-            )
+            for obj, create in (
+                (objects.config_map, self._core.create_namespaced_config_map),
+                (objects.token_secret, self._core.create_namespaced_secret),
+            ):
+                try:
+                    await self._call(create, objects.namespace, owned_by(obj, job), _preload_content=False)
+                except ApiException as exc:
+                    if exc.status != 409:  # 409: it exists, a redelivered dispatch
+                        raise
         except ApiException as exc:
-            if exc.status == 409:  # the ConfigMap exists: a redelivered dispatch
-                pass
-            else:
-                await self._abandon(objects)
-                raise
+            await self._abandon(objects)
+            if exc.status == 403:
+                raise _tenant_not_set_up(objects.namespace, evaluation.tenant) from exc
+            raise self._refused(objects, exc) from exc
         except Exception:
             await self._abandon(objects)
             raise
@@ -154,6 +219,39 @@ class KubernetesRuntime:
             evaluation.id,
             objects.local_queue,
         )
+
+    @staticmethod
+    def _refused(objects: LaunchObjects, exc: ApiException) -> LaunchRefused:
+        """An API error as the run's failure: logged in full, shown as one clean sentence."""
+        said, reason = _api_said(exc)
+        log.warning("the Kubernetes API refused launch %s/%s: %s", objects.namespace, objects.name, exc)
+        return LaunchRefused(
+            f"The runtime could not start the benchmark: {said}", "runtime_start_failed", reason
+        )
+
+    async def _check_credentials(self, namespace: str, field: str, name: str) -> None:
+        """A Secret the job names must be the tenant's own (its namespace) and marked for Assay
+        (``assay.dev/credentials: "true"``): a job cannot send any other Secret of the namespace anywhere."""
+        try:
+            secret = _body(
+                await self._call(self._core.read_namespaced_secret, name, namespace, _preload_content=False)
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            raise LaunchRefused(
+                f"{field} names the Secret {name!r}, which does not exist in namespace {namespace!r}",
+                CREDENTIALS_SECRET_REFUSED,
+                "SecretNotFound",
+            ) from exc
+        labels = (secret.get("metadata") or {}).get("labels") or {}
+        if labels.get(LABEL_CREDENTIALS) != "true":
+            raise LaunchRefused(
+                f"{field} names the Secret {name!r}, which is not marked for Assay: only Secrets labelled "
+                f'{LABEL_CREDENTIALS}: "true" in namespace {namespace!r} may be used',
+                CREDENTIALS_SECRET_REFUSED,
+                "SecretNotLabelled",
+            )
 
     async def _queue_exists(self, namespace: str, queue: str) -> bool:
         """Whether the LocalQueue exists (positive answers cached for a minute: queues rarely go away)."""
@@ -213,11 +311,23 @@ class KubernetesRuntime:
                     _preload_content=False,
                 )
             )["items"]
+            secrets = _body(
+                await self._call(
+                    self._core.list_namespaced_secret,
+                    namespace,
+                    label_selector=selector,
+                    _preload_content=False,
+                )
+            )["items"]
             await asyncio.gather(
                 *(
                     self._delete(self._core.delete_namespaced_config_map, namespace, c["metadata"]["name"])
                     for c in config_maps
-                )
+                ),
+                *(
+                    self._delete(self._core.delete_namespaced_secret, namespace, c["metadata"]["name"])
+                    for c in secrets
+                ),
             )
 
     async def _create_job(self, objects: LaunchObjects) -> dict[str, Any]:
@@ -247,6 +357,7 @@ class KubernetesRuntime:
     async def _delete_launch(self, namespace: str, name: str) -> None:
         await self._delete(self._batch.delete_namespaced_job, namespace, name)
         await self._delete(self._core.delete_namespaced_config_map, namespace, f"{name}-spec")
+        await self._delete(self._core.delete_namespaced_secret, namespace, f"{name}-token")
 
     async def _delete(self, call: Callable[..., Any], namespace: str, name: str) -> None:
         try:
@@ -412,9 +523,24 @@ def _pod_of(pod: Mapping[str, Any], job: Mapping[str, Any]) -> bool:
     return all(labels.get(k) == job_labels.get(k) for k in (LABEL_EVALUATION, LABEL_INDEX, LABEL_ATTEMPT))
 
 
-def kubernetes_runtime(settings: Settings) -> KubernetesRuntime | None:
-    """The runtime the dispatch and sweep functions use when ``ASSAY_RUNTIME=kubernetes``, else None."""
-    return KubernetesRuntime(settings) if settings.runtime == "kubernetes" else None
+def kubernetes_runtime(settings: Settings, *, launches: bool = False) -> KubernetesRuntime | None:
+    """The runtime the dispatch and sweep functions use when ``ASSAY_RUNTIME=kubernetes``, else None.
+
+    ``launches``: this process creates launches (dispatch), so it signs each launch's credential with
+    ``ASSAY_LAUNCH_SIGNING_KEY`` (the callback function verifies it), which is then required. The sweep only
+    watches and removes, and holds no key."""
+    if settings.runtime != "kubernetes":
+        return None
+    if settings.launch_signing_key is None:
+        if launches:
+            raise ValueError(
+                "ASSAY_LAUNCH_SIGNING_KEY is required where benchmarks are launched on Kubernetes: dispatch "
+                "signs each launch's credential with it and the callback function verifies it (mount the same "
+                "Secret into both)"
+            )
+        return KubernetesRuntime(settings, None)
+    signer = LaunchSigner(settings.launch_signing_key.get_secret_value().encode("utf-8"))
+    return KubernetesRuntime(settings, signer)
 
 
 __all__ = ["KUEUE_GROUP", "KUEUE_VERSION", "KubernetesRuntime", "kubernetes_runtime"]

@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from assay.runtimes.kubernetes.objects import ADAPTER
+from assay.runtimes.kubernetes.objects import ADAPTER, SIDECAR
 from assay.runtimes.observation import NOTICE_CODES, RunNote
 
 LOCAL_QUEUE_NOT_FOUND = "local_queue_not_found"
+TENANT_NOT_SET_UP = "tenant_not_set_up"
+CREDENTIALS_SECRET_REFUSED = "credentials_secret_refused"
 WORKLOAD_INADMISSIBLE = "workload_inadmissible"
+WORKLOAD_EXCEEDS_QUOTA = "workload_exceeds_quota"
+POD_START_FAILED = "pod_start_failed"
+SIDECAR_CRASH_LOOPING = "sidecar_crash_looping"
 OOM_KILLED = "oom_killed"
 IMAGE_PULL_FAILED = "image_pull_failed"
 UNSCHEDULABLE = "unschedulable"
@@ -26,14 +31,20 @@ DEADLINE_EXCEEDED = "deadline_exceeded"
 POD_LOST_WITHOUT_RESULT = "pod_lost_without_result"
 FAILURE_CODES = (
     LOCAL_QUEUE_NOT_FOUND,
+    TENANT_NOT_SET_UP,
+    CREDENTIALS_SECRET_REFUSED,
     WORKLOAD_INADMISSIBLE,
+    WORKLOAD_EXCEEDS_QUOTA,
     OOM_KILLED,
     IMAGE_PULL_FAILED,
+    POD_START_FAILED,
+    SIDECAR_CRASH_LOOPING,
     UNSCHEDULABLE,
     DEADLINE_EXCEEDED,
     POD_LOST_WITHOUT_RESULT,
 )
-"""The failures the watcher decides, each its own ``message_code`` (origin ``runtime``)."""
+"""The failures the Kubernetes runtime decides (at dispatch, or the watcher), each its own ``message_code``
+(origin ``runtime``)."""
 
 WORKLOAD_QUEUED = "workload_queued"
 WORKLOAD_ADMITTED = "workload_admitted"
@@ -43,6 +54,10 @@ these are :data:`~assay.runtimes.observation.NOTICE_CODES`."""
 
 _PULL_WAITING = frozenset({"ImagePullBackOff", "ErrImagePull"})
 _PULL_HOPELESS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
+_START_FAILED = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
+_OVER_CAPACITY = "> maximum capacity"
+"""How Kueue says a request can never fit (``insufficient quota for cpu in flavor x, request > maximum capacity
+(40 > 32)``): more than the ClusterQueue's nominal quota plus all it may borrow. Waiting cannot help."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +68,7 @@ class WatchLimits:
     image_pull_grace: float
     unschedulable_grace: float
     result_grace: float
+    pod_start_grace: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +168,21 @@ def _pod_trouble(pods: Sequence[Mapping[str, Any]], now: datetime, limits: Watch
                     f"({_explained(reason, waiting.get('message'))})",
                     IMAGE_PULL_FAILED,
                     str(reason),
+                )
+            waited = now - created >= timedelta(seconds=limits.pod_start_grace)
+            if reason in _START_FAILED and waited:
+                return RunNote(
+                    f"The {status.get('name')} container cannot start ({_explained(reason, waiting.get('message'))}); "
+                    f"a Secret or ConfigMap it needs may be missing. It tried for {limits.pod_start_grace:g} s",
+                    POD_START_FAILED,
+                    str(reason),
+                )
+            if status.get("name") == SIDECAR and reason == "CrashLoopBackOff" and waited:
+                return RunNote(
+                    f"The sidecar keeps crashing (restarted {status.get('restartCount', 0)} times: "
+                    f"{_explained(reason, waiting.get('message'))}); the benchmark cannot run without it",
+                    SIDECAR_CRASH_LOOPING,
+                    "CrashLoopBackOff",
                 )
         scheduled = _conditions(pod).get("PodScheduled")
         if (
@@ -311,6 +342,19 @@ def _queue_verdict(
                 str((evicted or {}).get("reason") or "Deactivated"),
             )
         )
+    if (
+        quota is not None
+        and quota.get("status") == "False"
+        and (quota.get("reason") == "ExceedsMaxQuota" or _OVER_CAPACITY in str(quota.get("message") or ""))
+    ):
+        return Verdict(
+            failure=RunNote(
+                f"The benchmark asks for more than LocalQueue {local_queue!r} can ever give ({kueue_says}); ask "
+                "for less in hardware_config or the provider's runtime.k8s, or ask an administrator for more quota",
+                WORKLOAD_EXCEEDS_QUOTA,
+                "ExceedsMaxQuota",
+            )
+        )
     starts = [parse_time((workload.get("metadata") or {}).get("creationTimestamp"))]
     starts += [
         _since(conditions.get(kind), None) for kind in ("Evicted", "Requeued") if _true(conditions, kind)
@@ -342,6 +386,7 @@ def _queue_verdict(
 
 
 __all__ = [
+    "CREDENTIALS_SECRET_REFUSED",
     "DEADLINE_EXCEEDED",
     "FAILURE_CODES",
     "IMAGE_PULL_FAILED",
@@ -349,9 +394,13 @@ __all__ = [
     "NOTICE_CODES",
     "OOM_KILLED",
     "POD_LOST_WITHOUT_RESULT",
+    "POD_START_FAILED",
+    "SIDECAR_CRASH_LOOPING",
+    "TENANT_NOT_SET_UP",
     "UNSCHEDULABLE",
     "WORKLOAD_ADMITTED",
     "WORKLOAD_EVICTED",
+    "WORKLOAD_EXCEEDS_QUOTA",
     "WORKLOAD_INADMISSIBLE",
     "WORKLOAD_QUEUED",
     "Verdict",
