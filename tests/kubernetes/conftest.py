@@ -1,14 +1,26 @@
-"""The cluster as the tests see it: the schema-validating test API server, and the Knative functions (submit,
-callback, dispatch, aggregate, sweep) in cluster mode with ``ASSAY_RUNTIME=kubernetes``, chained by a loopback
-broker that delivers every event three times. Tests play Kueue, the Job controller and the kubelet by
-writing objects and status into the API server, then let the sweep's watcher look (a PingSource tick or an
-ApiServerSource event) and read the outcome through the public jobs API."""
+"""The cluster as the tests see it: the test API server with Assay's RBAC, and the Knative functions (submit,
+callback, dispatch, aggregate, sweep) **as the manifests deploy them**, chained by a loopback broker that
+delivers every event three times.
+
+One source: each function's environment is read from the rendered ``knative/overlays/dev`` (the
+``assay-settings`` ConfigMap, the Service's own ``env``, Secret values from the rendered Secrets); the tests
+add only what a cluster provides otherwise (the database, ``K_SINK`` from the SinkBinding, the API server
+address) and their own timing knobs. Dispatch and sweep reach the API server with their own
+ServiceAccounts' tokens, authorised by the ClusterRoles of ``knative/`` and the tenant's RoleBindings of
+``kueue/tenants/example``, so a call the manifests do not allow is 403 here as on a cluster.
+
+Tests play Kueue, the Job controller and the kubelet by writing objects and status into the API server, then
+let the sweep's watcher look (a PingSource tick or an ApiServerSource event) and read the outcome through the
+public jobs API."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import copy
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +40,104 @@ from assay.core.events import (
     SWEEP_REQUESTED,
 )
 from assay.settings import Settings
-from tests.conftest import LiveServer, free_port, wait_for
+from tests.conftest import ADMIN, FIXTURES, TEST_HOSTS, LiveServer, TokenFile, free_port, wait_for
 from tests.function_chain.test_cloudevent_chain import Broker, _function
 from tests.kubernetes.api_server import TestApiServer, rfc3339
+from tests.manifests.rendering import KNATIVE, KUEUE, named, of_kind, render
+
+OVERLAY = KNATIVE / "overlays" / "dev"
+FUNCTIONS_NAMESPACE = "assay"
+_SETTINGS_ENV = ("ASSAY_", "DATABASE_URL", "K_SINK", "MLFLOW_", "OCI_AUTH_CONFIG_PATH")
+
+
+def function_environment(service: str, overlay: Path = OVERLAY) -> dict[str, str]:
+    """The environment the Knative Service ``service`` of ``overlay`` gives its container: its ConfigMap and
+    Secret sources and its ``env`` (``valueFrom`` resolved against the rendered ConfigMaps and Secrets)."""
+    objects = render(overlay)
+    container = named(objects, "Service", service, "serving.knative.dev")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+
+    def config_map(name: str) -> dict[str, str]:
+        return dict(named(objects, "ConfigMap", name, "v1").get("data") or {})
+
+    def secret(name: str) -> dict[str, str]:
+        found = named(objects, "Secret", name, "v1")
+        data = {k: base64.b64decode(v).decode() for k, v in (found.get("data") or {}).items()}
+        return {**data, **(found.get("stringData") or {})}
+
+    env: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        if "configMapRef" in source:
+            env.update(config_map(source["configMapRef"]["name"]))
+        if "secretRef" in source:
+            env.update(secret(source["secretRef"]["name"]))
+    for item in container.get("env") or []:
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+            continue
+        ref = item["valueFrom"]
+        if "secretKeyRef" in ref:
+            env[item["name"]] = secret(ref["secretKeyRef"]["name"])[ref["secretKeyRef"]["key"]]
+        elif "configMapKeyRef" in ref:
+            env[item["name"]] = config_map(ref["configMapKeyRef"]["name"])[ref["configMapKeyRef"]["key"]]
+    return env
+
+
+@contextlib.contextmanager
+def _only_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """The process environment with ``env`` as the only settings variables (nothing leaks from the test's)."""
+    saved = dict(os.environ)
+    try:
+        for name in [n for n in os.environ if n.startswith(_SETTINGS_ENV)]:
+            del os.environ[name]
+        os.environ.update(env)
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def deployed_settings(service: str, env: Mapping[str, str], **init: Any) -> Settings:
+    """The Settings the function ``service`` reads, as deployed, plus ``env`` (what the test environment
+    provides instead of the cluster) and ``init`` (the tests' authentication)."""
+    with _only_environment({**function_environment(service), **env}):
+        return Settings(**init)
+
+
+def kubeconfig(path: Path, server: str, token: str) -> Path:
+    """A kubeconfig that authenticates with ``token`` (what the in-cluster ServiceAccount token is)."""
+    import yaml
+
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "test", "cluster": {"server": server}}],
+                "users": [{"name": "sa", "user": {"token": token}}],
+                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "sa"}}],
+                "current-context": "test",
+            }
+        )
+    )
+    return path
+
+
+def install_rbac(api: TestApiServer) -> None:
+    """What ``kubectl apply -k knative/overlays/dev`` installs that the API server authorises with: the
+    functions' namespace, ServiceAccounts, ClusterRoles and ClusterRoleBindings."""
+    objects = render(OVERLAY)
+    api.apply(of_kind(objects, "Namespace", "v1"))
+    api.apply(of_kind(objects, "ServiceAccount", "v1"))
+    api.apply(of_kind(objects, "ClusterRole", "rbac.authorization.k8s.io"))
+    api.apply(of_kind(objects, "ClusterRoleBinding", "rbac.authorization.k8s.io"))
+
+
+def install_tenant(api: TestApiServer) -> None:
+    """``kubectl apply -k kueue/tenants/example``: the namespace team-a, its LocalQueue and RoleBindings."""
+    api.apply(render(KUEUE / "tenants" / "example"))
+
 
 TENANT = "team-a"
 TEAM = {"X-Tenant": TENANT}
@@ -112,13 +219,56 @@ class Cluster:
             **fields,
         }
         answer = self.callback.post(
-            f"/api/v1/evaluations/jobs/{job_id}/events", json={"benchmark_status_event": event}, headers=TEAM
+            f"/api/v1/evaluations/jobs/{job_id}/events",
+            json={"benchmark_status_event": event},
+            headers={**TEAM, "Authorization": f"Bearer {self.launch_token(job_id, index)}"},
         )
         assert answer.status_code in (200, 204), answer.text
 
+    def launch_token(self, job_id: str, index: int) -> str:
+        """What the sidecar of the launch running benchmark ``index`` presents: its credential Secret."""
+
+        def secret() -> dict[str, Any] | None:
+            mine = [
+                found
+                for found in self.api.list("secrets", TENANT, f"assay.dev/evaluation-id={job_id}")
+                if str(index)
+                in (found["metadata"].get("annotations") or {})
+                .get("assay.dev/benchmark-indices", "")
+                .split(",")
+            ]  # the latest attempt's launch
+            return max(mine, key=lambda f: int(f["metadata"]["labels"]["assay.dev/attempt"]), default=None)
+
+        found: dict[str, Any] = wait_for(secret)
+        return base64.b64decode(found["data"]["token"]).decode()
+
     # -- the cluster's side -------------------------------------------------------------------------
 
+    def tenant(self, *, queue: bool = True) -> None:
+        """Set up the tenant as ``kueue/tenants/example`` does (namespace, RoleBindings, LocalQueue ``assay``);
+        ``queue=False`` leaves out the LocalQueue."""
+        install_tenant(self.api)
+        if not queue:
+            self.api.delete("localqueues", TENANT, "assay")
+
+    def credentials_secret(self, name: str, *, labelled: bool = True) -> None:
+        """A Secret in the tenant's namespace a job may name (``labelled``: marked for Assay)."""
+        labels = {"assay.dev/credentials": "true"} if labelled else {}
+        self.api.put(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": TENANT, "labels": labels},
+                "stringData": {"api-key": "sk-test"},
+            }
+        )
+
     def queue(self, name: str = "assay", cluster_queue: str = "assay-cq") -> None:
+        """A LocalQueue ``name`` in the tenant's namespace (the namespace and RoleBindings set up first)."""
+        if self.api.get("namespaces", "", TENANT) is None:
+            self.tenant(queue=False)
+        if self.api.get("localqueues", TENANT, name) is not None:
+            return
         self.api.put(
             {
                 "apiVersion": "kueue.x-k8s.io/v1beta2",
@@ -273,41 +423,50 @@ def k8s_api() -> Iterator[tuple[TestApiServer, str]]:
 @pytest.fixture()
 def start_cluster(
     k8s_api: tuple[TestApiServer, str],
-    settings_for: Callable[..., Settings],
-    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    token_file: TokenFile,
     tmp_path: Path,
 ) -> Iterator[Callable[..., Cluster]]:
-    """``start_cluster(**env)``: the functions over the test API server; ``env`` sets ``ASSAY_*`` variables."""
+    """``start_cluster(**env)``: the functions as deployed, over the test API server; ``env`` sets more
+    ``ASSAY_*`` variables (the tests' timing knobs). The tenant is not set up: :meth:`Cluster.tenant`."""
     api, api_url = k8s_api
+    install_rbac(api)
     started: list[tuple[Cluster, LiveServer, list[Any]]] = []
     stack: list[Any] = []
 
     def start(**env: str) -> Cluster:
         broker_port = free_port()
-        base = settings_for(
-            mode="cluster",
-            k_sink=f"http://127.0.0.1:{broker_port}/",
-            runtime="kubernetes",
-            k8s_api_url=api_url,
-        )
-        variables = {
-            "DATABASE_URL": base.database_url or "",
+        provided = {
+            "DATABASE_URL": database_url,
             "K_SINK": f"http://127.0.0.1:{broker_port}/",
             "ASSAY_DATA_DIR": str(tmp_path / "functions"),
-            "ASSAY_PUBLIC_URL": "http://callback.assay.svc.cluster.local",
+            "ASSAY_CONFIG_DIR": str(FIXTURES / "catalogue"),
             "ASSAY_LOG_FORMAT": "json",
-            "ASSAY_RUNTIME": "kubernetes",
-            "ASSAY_K8S_API_URL": api_url,
             **env,
         }
-        for name, value in variables.items():
-            monkeypatch.setenv(name, value)
-        from functions.callback.main import build as build_callback
-        from functions.submit.main import build as build_submit
+        # Users authenticate with the tests' token file (as every hub fixture does); on a cluster the default
+        # is TokenReview + SubjectAccessReview, which the test API server also serves (test_api_server.py).
+        auth = {"auth_mode": "token", "auth_token_file": token_file.path, "allowed_hosts": TEST_HOSTS}
 
-        dispatch_app, dispatch_host = _function("dispatch")
-        aggregate_app, aggregate_host = _function("aggregate")
-        sweep_app, sweep_host = _function("sweep")
+        def settings(service: str) -> Settings:
+            extra = dict(provided)
+            if service in ("dispatch", "sweep"):
+                token = api.service_account_token(FUNCTIONS_NAMESPACE, f"assay-{service}")
+                path = kubeconfig(tmp_path / f"kubeconfig-{service}-{broker_port}", api_url, token)
+                extra["ASSAY_K8S_KUBECONFIG"] = str(path)
+            return deployed_settings(service, extra, **auth)
+
+        # The entry modules build their app from the environment when imported (once per test session).
+        importing = {"ASSAY_AUTH_MODE": "token", "ASSAY_AUTH_TOKEN_FILE": str(token_file.path)}
+        with _only_environment({**function_environment("submit"), **provided, **importing}):
+            from functions.callback.main import build as build_callback
+            from functions.submit.main import build as build_submit
+
+            dispatch_app, dispatch_host = _function("dispatch")
+            aggregate_app, aggregate_host = _function("aggregate")
+            sweep_app, sweep_host = _function("sweep")
+        for name, host in (("dispatch", dispatch_host), ("aggregate", aggregate_host), ("sweep", sweep_host)):
+            host._settings = settings(name)  # what CloudEventHost reads from the environment on a cluster
         routes: dict[str, list[tuple[str, Any]]] = {
             EVALUATION_ACCEPTED: [("dispatch", dispatch_app)],
             EVALUATION_RETRIED: [("dispatch", dispatch_app)],
@@ -318,8 +477,8 @@ def start_cluster(
         }
         broker = Broker(routes)
         broker_server = LiveServer(broker.app, broker_port).__enter__()  # type: ignore[arg-type]
-        submit = TestClient(build_submit(base)).__enter__()
-        callback = TestClient(build_callback(base)).__enter__()
+        submit = TestClient(build_submit(settings("submit")), headers=ADMIN).__enter__()
+        callback = TestClient(build_callback(settings("callback")), headers=ADMIN).__enter__()
         stack.extend([submit, callback])
         cluster = Cluster(
             api=api, submit=submit, callback=callback, broker_url=f"http://127.0.0.1:{broker_port}/"
@@ -344,12 +503,24 @@ def start_cluster(
 @pytest.fixture()
 def cluster(start_cluster: Callable[..., Cluster]) -> Cluster:
     found = start_cluster()
-    found.queue()
+    found.tenant()
     found.add_provider()
     return found
 
 
-__all__ = ["TEAM", "TENANT", "Cluster", "condition", "k8s_provider", "rfc3339"]
+__all__ = [
+    "TEAM",
+    "TENANT",
+    "Cluster",
+    "condition",
+    "deployed_settings",
+    "function_environment",
+    "install_rbac",
+    "install_tenant",
+    "k8s_provider",
+    "kubeconfig",
+    "rfc3339",
+]
 
 
 def adapter_pod_status(phase: str, state: dict[str, Any], image: str = "x") -> dict[str, Any]:

@@ -3,10 +3,13 @@ against the test API server that validates every body against the official schem
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from assay.core.credentials import LaunchSigner
 from tests.conftest import wait_for
 from tests.kubernetes.conftest import (
     IMAGE,
@@ -15,6 +18,7 @@ from tests.kubernetes.conftest import (
     Cluster,
     adapter_pod_status,
     condition,
+    function_environment,
     k8s_provider,
 )
 
@@ -30,7 +34,7 @@ def test_one_suspended_kueue_job_and_its_config_map_per_benchmark(cluster: Clust
     wait_for(lambda: len(cluster.api.list("configmaps", TENANT)) == 2)
     assert cluster.api.rejected == []  # every body passed the schemas (an invalid one would be 422)
     kinds = sorted({(b["apiVersion"], b["kind"]) for b in cluster.api.created})
-    assert kinds == [("batch/v1", "Job"), ("v1", "ConfigMap")]
+    assert kinds == [("batch/v1", "Job"), ("v1", "ConfigMap"), ("v1", "Secret")]
     # The broker delivered evaluation.accepted three times: still one Job per benchmark.
     assert len(jobs) == 2 and len([b for b in cluster.api.created if b["kind"] == "Job"]) == 2
 
@@ -48,7 +52,10 @@ def test_one_suspended_kueue_job_and_its_config_map_per_benchmark(cluster: Clust
     assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
     containers = _containers(job)
     adapter, sidecar = containers["adapter"], containers["sidecar"]
-    assert sidecar["restartPolicy"] == "Always" and sidecar["startupProbe"]["httpGet"]["port"] == 8080
+    assert sidecar["restartPolicy"] == "Always"
+    # Loopback only, no declared port: the probe runs inside the container (the kubelet would use the pod IP).
+    assert sidecar["command"][-4:] == ["--host", "127.0.0.1", "--port", "8080"] and "ports" not in sidecar
+    assert "127.0.0.1:8080/health" in sidecar["startupProbe"]["exec"]["command"][-1]
     for container in containers.values():
         context = container["securityContext"]
         assert context["allowPrivilegeEscalation"] is False and context["runAsNonRoot"] is True
@@ -78,16 +85,47 @@ def test_one_suspended_kueue_job_and_its_config_map_per_benchmark(cluster: Clust
     sidecar_config = json.loads(config_map["data"]["sidecar_config.json"])
     assert sidecar_config["model"]["url"] == "http://vllm.models.svc:8000/v1"
     assert sidecar_config["eval_hub"]["base_url"] == "http://callback.assay.svc.cluster.local"
+    assert sidecar_config["eval_hub"]["token_path"] == "/var/run/secrets/assay/token"
+
+
+def test_each_launch_gets_its_own_credential_mounted_into_the_sidecar_only(cluster: Cluster) -> None:
+    job_id = cluster.submit_job(["qa"], custom={"trigger": "ci"})
+    (job,) = cluster.wait_jobs(job_id)
+    name = job["metadata"]["name"]
+    secret = wait_for(lambda: cluster.api.get("secrets", TENANT, f"{name}-token"))
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]  # collected with the Job
+    assert secret["metadata"]["labels"]["assay.dev/evaluation-id"] == job_id
+    pod = job["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "hub-token")
+    assert volume["secret"]["secretName"] == f"{name}-token"  # no projected ServiceAccount token any more
+    containers = _containers(job)
+    assert {m["name"]: m["mountPath"] for m in containers["sidecar"]["volumeMounts"]}["hub-token"] == (
+        "/var/run/secrets/assay"
+    )
+    assert "hub-token" not in {m["name"] for m in containers["adapter"]["volumeMounts"]}
+    # The token is a launch credential for this tenant, job, benchmark and attempt, signed with the key the
+    # manifests give dispatch and callback, valid for the timeout + the admission timeout + an hour.
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    key = function_environment("callback")["ASSAY_LAUNCH_SIGNING_KEY"]
+    assert key == function_environment("dispatch")["ASSAY_LAUNCH_SIGNING_KEY"]
+    claims = LaunchSigner(key.encode()).verify(token, datetime.now(UTC))
+    assert (claims.tenant, claims.evaluation_id, claims.runs) == (TENANT, job_id, ((0, 1),))
+    lifetime = claims.expires_at - datetime.now(UTC).timestamp()
+    assert 6 * 3600 + 3600 + 3600 - 120 < lifetime <= 6 * 3600 + 3600 + 3600
+    # Cancel removes it with the rest.
+    assert cluster.submit.delete(f"/api/v1/evaluations/jobs/{job_id}", headers=TEAM).status_code == 204
+    wait_for(lambda: cluster.api.list("secrets", TENANT, f"assay.dev/evaluation-id={job_id}") == [])
 
 
 def test_model_credentials_reach_only_the_sidecar(cluster: Cluster) -> None:
+    cluster.credentials_secret("model-key")
     job_id = cluster.submit_job(
         model={"url": "https://api.example/v1", "name": "m", "auth": {"secret_ref": "model-key"}}
     )
     job = cluster.wait_jobs(job_id)[0]
     pod = job["spec"]["template"]["spec"]
     secret_volumes = {v["name"] for v in pod["volumes"] if "secret" in v}
-    assert secret_volumes == {"model-auth"}
+    assert secret_volumes == {"model-auth", "hub-token"}
     containers = _containers(job)
     sidecar_mounts = {m["name"]: m["mountPath"] for m in containers["sidecar"]["volumeMounts"]}
     adapter_mounts = {m["name"]: m["mountPath"] for m in containers["adapter"]["volumeMounts"]}
@@ -153,7 +191,7 @@ def test_cancel_deletes_what_was_created_and_a_refused_cancel_deletes_nothing(cl
 
 def test_a_provider_without_a_k8s_image_is_refused_at_submit(cluster: Cluster) -> None:
     provider = k8s_provider("local_only")
-    provider["runtime"] = {"local": {"command": "true"}}
+    provider["runtime"] = {"k8s": {"cpu_request": "1"}}  # no image
     cluster.add_provider(provider)
     answer = cluster.submit.post(
         "/api/v1/evaluations/jobs",
@@ -190,5 +228,9 @@ def test_a_launch_that_fails_half_way_leaves_no_job_holding_quota(cluster: Clust
     entry = failed["status"]["benchmarks"][0]
     assert entry["error_message"]["message_code"] == "runtime_start_failed"
     assert "500" in entry["error_message"]["message"]
+    assert entry["error_message"]["message_origin"] == "runtime"
+    # One clean sentence: the client's exception text (HTTP headers, Audit-Id, the raw body) stays in the log.
+    for raw in ("HTTP response headers", "Audit-Id", "Reason:", '"kind"', "{"):
+        assert raw not in entry["error_message"]["message"]
     assert any(b["kind"] == "Job" for b in cluster.api.created)  # it had been created
     assert cluster.jobs(job_id) == []  # and was removed with the failed launch

@@ -95,6 +95,7 @@ def test_every_built_object_validates_and_labels_are_label_values() -> None:
         runs=[(_planned(cpu={"request": "2"}, memory={"limit": "8Gi"}), 2)],
         settings=Settings(),
         timeout_seconds=90.5,
+        launch_token="assay-launch.v1.test",
     )
     schemas = K8sSchemas.load()
     schemas.validate(objects.job)
@@ -185,10 +186,12 @@ def test_label_selectors() -> None:
 
 def test_the_test_api_server_is_strict(k8s_api: tuple[TestApiServer, str]) -> None:
     api, url = k8s_api
+    api.add_namespace("t")
+    admin = {"Authorization": f"Bearer {api.admin_token}"}
     assert api.rejected == []
     # Raw HTTP for the refused body: the kubernetes client itself would refuse the unknown field first.
     body = {"apiVersion": "v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"template": {}}}
-    refused = httpx.post(f"{url}/api/v1/namespaces/t/configmaps", json=body)
+    refused = httpx.post(f"{url}/api/v1/namespaces/t/configmaps", json=body, headers=admin)
     assert refused.status_code == 400  # a Job sent to the ConfigMaps collection
     invalid = {
         "apiVersion": "batch/v1",
@@ -196,13 +199,15 @@ def test_the_test_api_server_is_strict(k8s_api: tuple[TestApiServer, str]) -> No
         "metadata": {"name": "j"},
         "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x", "colour": "red"}]}}},
     }
-    refused = httpx.post(f"{url}/apis/batch/v1/namespaces/t/jobs", json=invalid)
+    refused = httpx.post(f"{url}/apis/batch/v1/namespaces/t/jobs", json=invalid, headers=admin)
     assert (
         refused.status_code == 422
         and refused.json()["reason"] == "Invalid"
         and "colour" in refused.json()["message"]
     )
-    client = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=url))
+    configuration = kubernetes.client.Configuration(host=url)
+    configuration.api_key = {"authorization": f"Bearer {api.admin_token}"}
+    client = kubernetes.client.ApiClient(configuration)
     core = kubernetes.client.CoreV1Api(client)
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}}
     core.create_namespaced_config_map("t", body)
@@ -234,6 +239,7 @@ def test_mlflow_and_registry_credentials_are_mounted_into_the_sidecar_only() -> 
         runs=[(_planned(), 1)],
         settings=settings,
         timeout_seconds=60,
+        launch_token="assay-launch.v1.test",
     )
     schemas = K8sSchemas.load()
     schemas.validate(objects.job)
@@ -274,6 +280,7 @@ def test_without_mlflow_or_oci_exports_no_credentials_are_mounted() -> None:
         runs=[(_planned(), 1)],
         settings=Settings(),
         timeout_seconds=60,
+        launch_token="assay-launch.v1.test",
     )
     names = {v["name"] for v in objects.job["spec"]["template"]["spec"]["volumes"]}
     assert names == {"job-spec", "data", "shared", "pod-namespace", "hub-token"}

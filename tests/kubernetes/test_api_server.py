@@ -1,0 +1,165 @@
+"""The test API server refuses what a real one refuses (RBAC by ServiceAccount, missing namespaces, objects
+over 1 MiB), and serves TokenReview and SubjectAccessReview to the real ``kubernetes`` client."""
+
+from __future__ import annotations
+
+import json
+
+import kubernetes.client
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from tests.kubernetes.api_server import TestApiServer
+from tests.kubernetes.conftest import install_rbac, install_tenant
+
+
+def _client(url: str, token: str) -> kubernetes.client.ApiClient:
+    configuration = kubernetes.client.Configuration(host=url)
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    return kubernetes.client.ApiClient(configuration)
+
+
+def _config_map(name: str, size: int = 2) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "x" * size}}
+
+
+def test_rbac_from_the_rendered_manifests_decides(k8s_api: tuple[TestApiServer, str]) -> None:
+    api, url = k8s_api
+    install_rbac(api)
+    dispatch = _client(url, api.service_account_token("assay", "assay-dispatch"))
+    sweep = _client(url, api.service_account_token("assay", "assay-sweep"))
+    core = kubernetes.client.CoreV1Api(dispatch)
+    # No RoleBinding in team-a yet: the ClusterRole grants nothing on its own.
+    with pytest.raises(ApiException) as refused:
+        core.list_namespaced_config_map("team-a")
+    assert refused.value.status == 403
+    assert (
+        'User "system:serviceaccount:assay:assay-dispatch" cannot list resource "configmaps"'
+        in (json.loads(refused.value.body)["message"])
+    )
+    install_tenant(api)  # kueue/tenants/example: the RoleBindings
+    core.create_namespaced_config_map("team-a", _config_map("c"))
+    assert [c["metadata"]["name"] for c in api.list("configmaps", "team-a")] == ["c"]
+    # The sweep's role has no create on ConfigMaps, and nobody may touch another namespace.
+    with pytest.raises(ApiException) as refused:
+        kubernetes.client.CoreV1Api(sweep).create_namespaced_config_map("team-a", _config_map("d"))
+    assert refused.value.status == 403
+    with pytest.raises(ApiException) as refused:
+        core.list_namespaced_config_map("kube-system")
+    assert refused.value.status == 403
+    # No token, or an unknown one: 401.
+    with pytest.raises(ApiException) as unknown:
+        kubernetes.client.CoreV1Api(_client(url, "nope")).list_namespaced_config_map("team-a")
+    assert unknown.value.status == 401
+    for client in (dispatch, sweep):
+        client.close()
+
+
+def test_missing_namespaces_and_large_objects_are_refused(k8s_api: tuple[TestApiServer, str]) -> None:
+    api, url = k8s_api
+    admin = _client(url, api.admin_token)
+    core = kubernetes.client.CoreV1Api(admin)
+    with pytest.raises(ApiException) as missing:
+        core.create_namespaced_config_map("nowhere", _config_map("c"))
+    assert missing.value.status == 404
+    assert json.loads(missing.value.body)["message"] == 'namespaces "nowhere" not found'
+    api.add_namespace("team-a")
+    with pytest.raises(ApiException) as too_long:
+        core.create_namespaced_config_map("team-a", _config_map("big", 1024 * 1024))
+    assert too_long.value.status == 422
+    assert "Too long: may not be more than 1048576 bytes" in str(too_long.value.body)
+    core.create_namespaced_config_map("team-a", _config_map("fits", 1024 * 1024 - 10))
+    admin.close()
+
+
+def test_token_review_and_subject_access_review_through_the_real_client(
+    k8s_api: tuple[TestApiServer, str],
+) -> None:
+    """What the hub's Kubernetes authenticator calls: who is this token, and may they do this?"""
+    api, url = k8s_api
+    api.add_namespace("team-a")
+    # The hub's own identity needs system:auth-delegator's rights to ask.
+    hub = api.service_account_token("assay", "assay-submit")
+    api.grant(
+        {"kind": "ServiceAccount", "name": "assay-submit", "namespace": "assay"},
+        [
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+            {
+                "apiGroups": ["authorization.k8s.io"],
+                "resources": ["subjectaccessreviews"],
+                "verbs": ["create"],
+            },
+        ],
+    )
+    alice = api.register_token("alice-token", "alice", ["team-a-viewers"], audiences=["assay"])
+    api.grant(
+        {"kind": "Group", "name": "team-a-viewers"},
+        [{"apiGroups": ["trustyai.opendatahub.io"], "resources": ["evaluations"], "verbs": ["get", "list"]}],
+        namespace="team-a",
+    )
+    client = _client(url, hub)
+    authn = kubernetes.client.AuthenticationV1Api(client)
+    review = authn.create_token_review(
+        kubernetes.client.V1TokenReview(
+            spec=kubernetes.client.V1TokenReviewSpec(token=alice, audiences=["assay"])
+        )
+    )
+    assert review.status.authenticated is True
+    assert review.status.user.username == "alice" and review.status.user.groups == ["team-a-viewers"]
+    wrong_audience = authn.create_token_review(
+        kubernetes.client.V1TokenReview(
+            spec=kubernetes.client.V1TokenReviewSpec(token=alice, audiences=["x"])
+        )
+    )
+    assert wrong_audience.status.authenticated is False
+    stranger = authn.create_token_review(
+        kubernetes.client.V1TokenReview(spec=kubernetes.client.V1TokenReviewSpec(token="forged"))
+    )
+    assert stranger.status.authenticated is False
+
+    authz = kubernetes.client.AuthorizationV1Api(client)
+
+    def may(verb: str, namespace: str) -> bool:
+        attributes = kubernetes.client.V1ResourceAttributes(
+            namespace=namespace, verb=verb, group="trustyai.opendatahub.io", resource="evaluations"
+        )
+        spec = kubernetes.client.V1SubjectAccessReviewSpec(
+            user="alice", groups=["team-a-viewers"], resource_attributes=attributes
+        )
+        answer = authz.create_subject_access_review(kubernetes.client.V1SubjectAccessReview(spec=spec))
+        return bool(answer.status.allowed)
+
+    assert may("get", "team-a") and may("list", "team-a")
+    assert not may("create", "team-a") and not may("get", "team-b")
+    # A caller without the rights to ask is refused, as on a cluster.
+    nobody = _client(url, api.register_token("nobody-token", "nobody"))
+    with pytest.raises(ApiException) as refused:
+        kubernetes.client.AuthenticationV1Api(nobody).create_token_review(
+            kubernetes.client.V1TokenReview(spec=kubernetes.client.V1TokenReviewSpec(token=alice))
+        )
+    assert refused.value.status == 403
+    for each in (client, nobody):
+        each.close()
+
+
+def test_pod_logs_with_tail_and_since(k8s_api: tuple[TestApiServer, str]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    api, url = k8s_api
+    api.add_namespace("team-a")
+    api.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "team-a"},
+            "spec": {"containers": [{"name": "adapter", "image": "x"}]},
+        }
+    )
+    now = datetime.now(UTC)
+    api.set_log("team-a", "p", "adapter", [(now - timedelta(minutes=10), "old"), (now, "a"), (now, "b")])
+    client = _client(url, api.admin_token)
+    core = kubernetes.client.CoreV1Api(client)
+    assert core.read_namespaced_pod_log("p", "team-a", container="adapter") == "old\na\nb\n"
+    assert core.read_namespaced_pod_log("p", "team-a", container="adapter", tail_lines=1) == "b\n"
+    assert core.read_namespaced_pod_log("p", "team-a", container="adapter", since_seconds=60) == "a\nb\n"
+    client.close()
