@@ -89,16 +89,18 @@ def test_log_lines_carry_request_tenant_and_user(
     with caplog.at_level(logging.INFO, logger="assay.access"):
         client.get(
             "/api/v1/evaluations/providers",
+            # X-User is not who the caller is: the token's subject is.
             headers={"X-Tenant": "team-a", "X-User": "alice", "X-Global-Transaction-Id": "req-123"},
         )
     records = [r for r in caplog.records if r.name == "assay.access"]
     line = json.loads(JsonFormatter().format(records[-1]))
     assert line["request_id"] == "req-123"
-    assert (line["tenant"], line["user"], line["status"]) == ("team-a", "alice", 200)
+    assert (line["tenant"], line["user"], line["status"]) == ("team-a", "test-admin", 200)
     assert line["route"] == "/api/v1/evaluations/providers"
 
 
-def test_cors_in_local_mode_allows_identity_headers(client: TestClient) -> None:
+def test_cors_allows_identity_headers_for_configured_origins(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(cors_origins=("http://localhost:3000",))
     response = client.options(
         "/api/v1/evaluations/providers",
         headers={
