@@ -1,9 +1,9 @@
 """Validate Kubernetes, Kueue and Knative objects against their official schemas, offline.
 
-The schemas are reference data in ``../shared/k8s-schemas`` (``ASSAY_K8S_SCHEMAS`` overrides the
-path): the OpenAPI v3 documents kube-apiserver 1.36 serves for core/batch/apps/rbac/coordination
-and Kueue (v1beta1 and v1beta2), and the CRDs' ``openAPIV3Schema`` for Knative Serving/Eventing and
-Kueue. A real API server with ``fieldValidation=Strict`` refuses unknown fields; the published
+The schemas are vendored in ``tests/k8s-schemas`` (its README says where each comes from;
+``ASSAY_K8S_SCHEMAS`` overrides the path): the OpenAPI v3 documents kube-apiserver 1.36 serves for
+core/batch/apps/rbac/coordination and Kueue (v1beta1 and v1beta2), and the CRDs' ``openAPIV3Schema``
+for Knative Serving and Eventing. A real API server with ``fieldValidation=Strict`` refuses unknown fields; the published
 schemas do not say so, so every object schema that lists ``properties`` is closed here unless it
 declares ``additionalProperties`` or ``x-kubernetes-preserve-unknown-fields``.
 
@@ -28,7 +28,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMAS = Path(os.environ.get("ASSAY_K8S_SCHEMAS", REPO.parent / "shared" / "k8s-schemas"))
+SCHEMAS = Path(os.environ.get("ASSAY_K8S_SCHEMAS", REPO / "tests" / "k8s-schemas"))
 
 
 class SchemaError(AssertionError):
