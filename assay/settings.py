@@ -70,11 +70,6 @@ class Settings(BaseSettings):
         description="Comma-separated list of known tenants. When set, any other `X-Tenant` is refused "
         "with 403 `unknown_tenant`; when empty, any well-formed tenant name is accepted.",
     )
-    require_user_header: bool = Field(
-        False,
-        description="In cluster mode, refuse requests without `X-User` (set when kube-rbac-proxy or "
-        "another auth layer injects it).",
-    )
     max_body_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above it)."
     )
@@ -407,10 +402,14 @@ class Settings(BaseSettings):
         description="Tenants whose own providers may carry `runtime.local.command` (run on the hub host). "
         "Empty: only the operator's system catalogue may.",
     )
+    egress_allow_loopback: bool | None = Field(
+        None,
+        description="Allow model and registry hosts on loopback addresses. Default: yes in local mode (the local "
+        "model server lives there), no in cluster mode (loopback there is the function's own pod).",
+    )
     egress_allow_private: bool = Field(
         False,
-        description="Allow model and registry hosts on loopback, link-local or cloud-metadata addresses "
-        "(local mode allows loopback regardless: the local model server lives there).",
+        description="Allow model and registry hosts on link-local or cloud-metadata addresses, and loopback.",
     )
     max_benchmarks_per_job: int = Field(200, ge=1, description="Most benchmarks one job may run.")
     max_log_bytes: int = Field(

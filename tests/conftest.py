@@ -104,7 +104,9 @@ def issue_token(token_file: TokenFile) -> Callable[..., dict[str, str]]:
     return issue
 
 
-def launch_headers(source: Any, job_id: str, tenant: str = "default", runs: Any = ((0, 1),)) -> dict[str, str]:
+def launch_headers(
+    source: Any, job_id: str, tenant: str = "default", runs: Any = ((0, 1),)
+) -> dict[str, str]:
     """The headers of a status event from the launch running ``runs`` ((index, attempt) pairs) of ``job_id``,
     signed with the key of the hub behind ``source`` (its Settings, a TestClient or a LiveServer)."""
     from assay.auth import launch_signer
@@ -132,6 +134,8 @@ def settings_for(database_url: str, tmp_path: Path, token_file: TokenFile) -> Ca
             "allowed_hosts": TEST_HOSTS,
             # The tests' own adapters are local commands their tenants define (tests/security checks the refusal).
             "local_command_tenants": ("default", "team-a", "team-b"),
+            # Cluster-mode tests reach their model and registry on loopback (one machine plays the cluster).
+            "egress_allow_loopback": True,
         }
         values.update(overrides)
         return Settings(**values)

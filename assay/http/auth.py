@@ -143,6 +143,12 @@ class AccessMiddleware:
         state["principal"] = principal
         if rule.kind == "authenticated" or rule.permission is None:
             return
+        if rule.permission.cluster:  # hub-wide (metrics): no tenant to name
+            if not await guard.authorize(principal, "*", rule.permission):
+                raise Forbidden(
+                    f"{principal.subject!r} may not {rule.permission.verb} {rule.permission.resource}"
+                )
+            return
         tenant = self._tenant(headers)
         state["tenant"] = tenant
         if not await guard.authorize(principal, tenant, rule.permission):

@@ -132,7 +132,11 @@ def _check_egress(ctx: Lifecycle, request: JobRequest) -> None:
     """The model endpoint and the OCI registry receive the tenant's credentials: refuse the hub's own
     machine and the cloud's metadata service (``assay.core.egress``)."""
     settings = ctx.settings
-    rules = {"allow_loopback": settings.mode == "local", "allow_private": settings.egress_allow_private}
+    loopback = settings.egress_allow_loopback
+    rules = {
+        "allow_loopback": settings.mode == "local" if loopback is None else loopback,
+        "allow_private": settings.egress_allow_private,
+    }
     errors = [check_url(request.model.url, "model.url", **rules)]
     oci = request.exports.oci if request.exports is not None else None
     if oci is not None:

@@ -217,7 +217,12 @@ def test_concurrent_submissions_with_one_idempotency_key_make_one_job(live_hub: 
         answers = list(pool.map(lambda _: post(), range(8)))
     assert {status for status, _ in answers} == {202}
     assert len({job_id for _, job_id in answers}) == 1
-    assert httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs", headers=live_hub.headers, timeout=30).json()["total_count"] == 1
+    assert (
+        httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs", headers=live_hub.headers, timeout=30).json()[
+            "total_count"
+        ]
+        == 1
+    )
 
 
 def test_a_polled_job_is_never_served_stale(client: TestClient, database_url: str) -> None:

@@ -28,7 +28,7 @@ def answers(path: Path, correct: int, total: int = 10) -> Path:
 
 def start(start_hub: Callable[..., LiveServer], **settings: Any) -> tuple[LiveServer, httpx.Client]:
     server = start_hub(webhook_secrets={"default": SECRETS}, **settings)
-    client = httpx.Client(base_url=server.url, timeout=30)
+    client = server.client(timeout=30)
     assert client.post("/api/v1/evaluations/providers", json=exact_match_provider()).status_code == 201
     return server, client
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from assay.cli import main
-from tests.conftest import LiveServer
+from tests.conftest import ADMIN_TOKEN, LiveServer
 from tests.triggers.hub import answers, finished, policy, start
 from tests.triggers.senders import mlflow_delivery, model_version_created
 
@@ -41,7 +41,22 @@ def test_a_webhook_for_a_new_version_ends_in_a_junit_report_naming_the_regressio
     finished(hub, v1)
     junit_v1 = tmp_path / "v1.xml"
     assert (
-        main(["gate", "--hub", server.url, "--job", v1, "--junit", str(junit_v1), "--interval", "0.2"]) == 0
+        main(
+            [
+                "gate",
+                "--hub",
+                server.url,
+                "--token",
+                ADMIN_TOKEN,
+                "--job",
+                v1,
+                "--junit",
+                str(junit_v1),
+                "--interval",
+                "0.2",
+            ]
+        )
+        == 0
     )
 
     v2 = release("2", poor)  # the gate waits for it: `assay gate` attaches before it finished
@@ -52,6 +67,8 @@ def test_a_webhook_for_a_new_version_ends_in_a_junit_report_naming_the_regressio
             "gate",
             "--hub",
             server.url,
+            "--token",
+            ADMIN_TOKEN,
             "--job",
             v2,
             "--junit",

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from assay.core.events import MODEL_VERSION_CREATED
@@ -62,7 +61,7 @@ def test_policy_files_load_per_tenant_read_only_and_followed(
 ) -> None:
     root = _config(tmp_path)
     server = start_hub(config_dir=root, config_reload=True, webhook_secrets={"default": SECRETS})
-    hub = httpx.Client(base_url=server.url, timeout=30)
+    hub = server.client(timeout=30)
 
     listed = hub.get("/api/v1/evaluations/policies").json()
     assert [p["resource"]["id"] for p in listed["items"]] == ["acme-qa"]  # the bad files are skipped
