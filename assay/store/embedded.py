@@ -64,6 +64,8 @@ class EmbeddedPostgres:
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._owner = self._claim()
+        if self._owner:
+            self._forget_dead_postmaster()
         # Never let pgserver stop it by its handle count (a stale pid there kept it running): stop() does.
         self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)  # type: ignore[attr-defined]
         with contextlib.suppress(Exception):
@@ -134,8 +136,7 @@ class EmbeddedPostgres:
                     log.error("embedded PostgreSQL died; restarting it")
                     self._state = ServerState(False, time.monotonic(), self._state.restarts, "not running")
                 try:
-                    self._server._postmaster_info = None
-                    self._server.ensure_postgres_running()
+                    self._restart()
                 except Exception as exc:  # pg_ctl failed or timed out: try again, later and later
                     failures += 1
                     first, most = _RESTART_BACKOFF
@@ -148,6 +149,37 @@ class EmbeddedPostgres:
                 failures = 0
                 self._state = ServerState(True, None, self._state.restarts + 1, None)
                 log.warning("embedded PostgreSQL restarted", extra={"restarts": self._state.restarts})
+
+    def _forget_dead_postmaster(self, socket_dir: Path | None = None) -> None:
+        """Lock files (``postmaster.pid``, the socket's ``.s.PGSQL.*.lock``) whose process is gone, or is a zombie
+        nobody reaped, are stale: PostgreSQL would refuse to start over them, and pgserver would take the
+        zombie for a running server."""
+        locks = [self.data_dir / "postmaster.pid"]
+        for folder in {self.data_dir, socket_dir or self.data_dir}:
+            locks += folder.glob(".s.PGSQL.*.lock")
+        for lock in locks:
+            try:
+                pid = int(lock.read_text().split("\n", 1)[0])
+            except (OSError, ValueError):
+                continue
+            if not _alive(pid):
+                log.warning("removing %s, left by process %d", lock.name, pid)
+                lock.unlink(missing_ok=True)
+
+    def _restart(self) -> None:
+        """Start the server again over its data, on the socket directory it had (the URL stays valid)."""
+        from pgserver.utils import PostmasterInfo
+
+        server = self._server
+        info = server._postmaster_info
+        socket_dir = getattr(info, "socket_dir", None) or self.data_dir
+        self._forget_dead_postmaster(Path(socket_dir))
+        self._pg_ctl(
+            server,
+            ["-w", "-t", "10", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(server.log), "start"],
+            15.0,
+        )
+        server._postmaster_info = PostmasterInfo.read_from_pgdata(self.data_dir)
 
     # -- stop -----------------------------------------------------------------------------------------
 
