@@ -185,6 +185,22 @@ class Settings(BaseSettings):
         description="Kubernetes runtime: how long a container may fail to start (`CreateContainerConfigError`: a "
         "missing Secret or ConfigMap key; a crash-looping sidecar) before the benchmark fails.",
     )
+    k8s_functions_namespace: str = Field(
+        "assay",
+        description="Kubernetes runtime: the namespace of Assay's functions and their ServiceAccounts (tenant "
+        "onboarding binds them in each tenant namespace).",
+    )
+    k8s_cohort: str = Field(
+        "assay",
+        description="Kubernetes runtime: the Kueue Cohort every tenant's ClusterQueue joins (tenant onboarding); "
+        "its own quota is the pool tenants borrow from under fair sharing.",
+    )
+    k8s_tenant_quota: dict[str, str] = Field(
+        default_factory=lambda: {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "0"},
+        description="Kubernetes runtime: the nominal quota of each tenant's ClusterQueue (JSON object; `cpu` and "
+        "`memory` on flavor `assay-cpu`, `nvidia.com/gpu` on `assay-gpu`): what a tenant is guaranteed; more "
+        "is borrowed from the cohort.",
+    )
     k8s_ttl_seconds_after_finished: int = Field(
         3600, ge=0, description="Kubernetes runtime: seconds a finished Job (and its pods) is kept."
     )
