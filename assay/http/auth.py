@@ -22,7 +22,7 @@ from assay.errors import AssayError, Forbidden, InvalidIdentity, Unauthenticated
 from assay.http.errors import error_response_for
 from assay.settings import Settings
 
-__all__ = ["AccessMiddleware", "bearer_of"]
+__all__ = ["AccessMiddleware", "bearer_of", "verify_sender"]
 
 audit = logging.getLogger("assay.audit")
 
@@ -36,6 +36,20 @@ def bearer_of(headers: dict[str, str]) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return token.strip() or None
+
+
+async def verify_sender(access: Access, token: str | None, headers: dict[str, str]) -> Principal:
+    """The broker (an identity of ``ASSAY_EVENT_SENDERS``, reviewed with its audience), or an administrator
+    of the whole hub (who may replay events by hand); :class:`Unauthenticated` / :class:`Forbidden` else."""
+    if token is None:
+        raise Unauthenticated("Only the event broker may deliver here (a bearer token is required)")
+    senders = access.senders
+    if senders is not None and (sender := await senders.sender(token)) is not None:
+        return sender
+    principal = await access.guard.authenticate(token, headers)
+    if not await access.guard.authorize(principal, "*", Permission("deadletters", "create", cluster=True)):
+        raise Forbidden(f"{principal.subject!r} is not an event sender of this hub")
+    return principal
 
 
 class AccessMiddleware:
@@ -181,17 +195,7 @@ class AccessMiddleware:
         return Principal(subject=f"launch:{claims.evaluation_id}", kind="launch", launch=claims)
 
     async def _sender_or_admin(self, token: str | None, headers: dict[str, str]) -> Principal:
-        if token is None:
-            raise Unauthenticated("Only the event broker may deliver here (a bearer token is required)")
-        senders = self.access.senders
-        if senders is not None and (sender := await senders.sender(token)) is not None:
-            return sender
-        principal = await self.access.guard.authenticate(token, headers)
-        if not await self.access.guard.authorize(
-            principal, "*", Permission("deadletters", "create", cluster=True)
-        ):
-            raise Forbidden(f"{principal.subject!r} is not an event sender of this hub")
-        return principal
+        return await verify_sender(self.access, token, headers)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: AssayError) -> None:
         await error_response_for(exc, str(scope.get("state", {}).get("request_id", "")))(scope, receive, send)

@@ -3,6 +3,11 @@
 The process opens its pool on the first event and keeps it while Knative keeps the pod. Outcomes map
 to Knative's retry rules: 2xx done (also for duplicates), 503 retry (transient), 422 dead-letter
 without retries (poison). Never 404 or 409, which Knative would retry to exhaustion.
+
+:meth:`CloudEventHost.deliver` takes the HTTP request, so the sender is checked before the event is read:
+with ``ASSAY_EVENT_SENDERS`` set (the manifests set it), only the broker's OIDC identity or a hub
+administrator's token is accepted (401/403 otherwise); without it, events are accepted from whoever can reach
+the function, with a warning at the first one (docs/security.md).
 """
 
 from __future__ import annotations
@@ -11,11 +16,16 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from cloudevents.http import CloudEvent
+from cloudevents.exceptions import GenericException as CloudEventError
+from cloudevents.http import CloudEvent, from_http
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
-from assay.errors import RequestError, TemporaryError
+from assay.auth import Access, build_access
+from assay.errors import Forbidden, RequestError, TemporaryError, Unauthenticated
 from assay.events import PoisonEvent
+from assay.http.auth import bearer_of, verify_sender
 from assay.lifecycle import Exporter, Hub, Lifecycle, start_function
 from assay.lifecycle.hub import RuntimeFactory
 from assay.settings import Settings
@@ -45,6 +55,8 @@ class CloudEventHost:
         self._settings = settings
         self._hub: Hub | None = None
         self._lock = asyncio.Lock()
+        self._access: Access | None = None
+        self._warned = False
 
     async def hub(self) -> Hub:
         async with self._lock:
@@ -69,6 +81,33 @@ class CloudEventHost:
                 )
                 self._hub.lifecycle.sweep_steps = sweep_steps(settings)
             return self._hub
+
+    def _access_for(self, settings: Settings) -> Access:
+        if self._access is None:
+            self._access = build_access(settings)
+        return self._access
+
+    async def deliver(self, request: Request, handler: Handler) -> Response:
+        """An HTTP delivery from the broker: the sender checked, the CloudEvent read, the handler run."""
+        settings = self._settings or Settings(mode="cluster")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if settings.event_senders:
+            try:
+                await verify_sender(self._access_for(settings), bearer_of(headers), headers)
+            except (Unauthenticated, Forbidden) as exc:
+                log.warning("event delivery refused: %s", exc.message)
+                return JSONResponse({"message_code": exc.message_code, "message": exc.message}, exc.status)
+        elif not self._warned:
+            self._warned = True
+            log.warning(
+                "ASSAY_EVENT_SENDERS is not set: this function accepts events from anyone who reaches it"
+            )
+        try:
+            event = from_http(dict(request.headers), await request.body())
+        except CloudEventError as exc:
+            return JSONResponse({"message_code": "invalid_cloudevent", "message": str(exc)}, 400)
+        await self(handler, event)
+        return Response(status_code=204)
 
     async def __call__(self, handler: Handler, event: CloudEvent) -> None:
         try:

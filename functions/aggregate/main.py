@@ -7,8 +7,9 @@ job to MLflow and OCI (``docs/exports.md``). Run it as Knative does::
 
 from __future__ import annotations
 
-from cloudevents.http import CloudEvent
-from functions_framework.aio import cloud_event
+from functions_framework.aio import http
+from starlette.requests import Request
+from starlette.responses import Response
 
 from assay.http import CloudEventHost
 from assay.lifecycle import Exporter, handlers
@@ -25,6 +26,7 @@ def exporter(settings: Settings) -> Exporter:
 host = CloudEventHost(with_runtime=False, exporter=exporter)
 
 
-@cloud_event
-async def aggregate(event: CloudEvent) -> None:
-    await host(handlers.aggregate, event)
+@http
+async def aggregate(request: Request) -> Response:
+    """A CloudEvent from the broker (binary or structured), its sender checked first."""
+    return await host.deliver(request, handlers.aggregate)

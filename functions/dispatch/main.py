@@ -10,8 +10,9 @@ Knative does::
 
 from __future__ import annotations
 
-from cloudevents.http import CloudEvent
-from functions_framework.aio import cloud_event
+from functions_framework.aio import http
+from starlette.requests import Request
+from starlette.responses import Response
 
 from assay.http import CloudEventHost
 from assay.lifecycle import Runtime, handlers
@@ -30,6 +31,7 @@ def runtime(settings: Settings) -> Runtime | None:
 host = CloudEventHost(with_runtime=True, runtime=runtime)
 
 
-@cloud_event
-async def dispatch(event: CloudEvent) -> None:
-    await host(handlers.dispatch, event)
+@http
+async def dispatch(request: Request) -> Response:
+    """A CloudEvent from the broker (binary or structured), its sender checked first."""
+    return await host.deliver(request, handlers.dispatch)

@@ -11,8 +11,9 @@ changed object belongs to::
 
 from __future__ import annotations
 
-from cloudevents.http import CloudEvent
-from functions_framework.aio import cloud_event
+from functions_framework.aio import http
+from starlette.requests import Request
+from starlette.responses import Response
 
 from assay.http import CloudEventHost
 from assay.lifecycle import Exporter, Runtime, handlers
@@ -37,6 +38,7 @@ def exporter(settings: Settings) -> Exporter:
 host = CloudEventHost(with_runtime=False, runtime=runtime, exporter=exporter)
 
 
-@cloud_event
-async def sweep(event: CloudEvent) -> None:
-    await host(handlers.sweep, event)
+@http
+async def sweep(request: Request) -> Response:
+    """A CloudEvent from the broker (binary or structured), its sender checked first."""
+    return await host.deliver(request, handlers.sweep)

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 @pytest.fixture()
 def hub(start_hub: Callable[..., LiveServer]) -> Iterator[httpx.Client]:
     """A hub with the shipped catalogue (config/), whose providers run the built-in adapters."""
-    with httpx.Client(base_url=start_hub(config_dir=REPO / "config").url, timeout=30) as client:
+    with start_hub(config_dir=REPO / "config").client(timeout=30) as client:
         yield client
 
 

@@ -38,7 +38,7 @@ def grouped_provider() -> dict[str, Any]:
 
 @pytest.fixture()
 def hub(live_hub: LiveServer) -> httpx.Client:
-    client = httpx.Client(base_url=live_hub.url, timeout=30)
+    client = live_hub.client(timeout=30)
     created = client.post("/api/v1/evaluations/providers", json=grouped_provider())
     assert created.status_code == 201, created.text
     return client

@@ -46,7 +46,7 @@ def _hub(
 
 
 def _client(server: LiveServer) -> httpx.Client:
-    client = httpx.Client(base_url=server.url, timeout=30)
+    client = server.client(timeout=30)
     assert client.post("/api/v1/evaluations/providers", json=exact_match_provider()).status_code == 201
     return client
 
