@@ -13,7 +13,7 @@ import mimetypes
 from pathlib import Path
 from string import Template
 from typing import cast
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from fastapi import APIRouter, Request, Response
@@ -135,11 +135,18 @@ def _next(raw: str | None) -> str:
 
 
 def _same_origin(request: Request) -> bool:
-    """A form post from a page of this origin (browsers send ``Origin`` on every POST)."""
+    """A form post from a page of this site (browsers send ``Origin`` on every POST): its host is the one
+    the request was sent to, or the hub's public URL's. The scheme is not compared: behind a proxy that
+    ends TLS the hub sees http while the page was https."""
     origin = request.headers.get("origin")
     if origin is None:
         return True  # not a browser's cross-site post: those always carry Origin
-    return origin == f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+    host = urlsplit(origin).netloc
+    public = _settings(request).public_url
+    return bool(host) and (
+        host == request.headers.get("host", request.url.netloc)
+        or (public is not None and host == urlsplit(public).netloc)
+    )
 
 
 def _sign_in_form(request: Request, *, next_path: str, tenant: str, error: str, status: int) -> HTMLResponse:

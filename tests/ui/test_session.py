@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from starlette.requests import Request
 
 from assay.settings import Settings
 from assay.ui import SessionCookies, principal_from_session
 from assay.ui.session import COOKIE, Session, decode_session, encode_session, load_session_key
+from tests.ui.conftest import Hub
 
 KEY = b"k" * 32
 
@@ -76,3 +79,29 @@ def test_the_key_is_generated_once_in_local_mode_and_required_in_a_cluster(tmp_p
         load_session_key(
             Settings(data_dir=tmp_path, ui_session_key="short", database_url="postgresql://unused/db")
         )
+
+
+def test_sign_in_over_http_refuses_other_sites_and_the_api_refuses_forged_cookies(
+    hub: Hub, issue_token: Callable[..., dict[str, str]]
+) -> None:
+    token = issue_token("dan", {"default": "viewer"})["Authorization"].removeprefix("Bearer ")
+    url = hub.server.url
+    form = {"token": token, "tenant": "default", "next": "/ui/catalogue"}
+    with httpx.Client(base_url=url, follow_redirects=False) as browserless:
+        refused = browserless.post("/ui/sign-in", data=form, headers={"Origin": "https://evil.example"})
+        assert refused.status_code == 403 and "set-cookie" not in refused.headers
+        signed = browserless.post("/ui/sign-in", data=form, headers={"Origin": url})
+        assert signed.status_code == 303 and signed.headers["location"] == "/ui/catalogue"
+        cookie = signed.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+        value = cookie.split(";")[0].split("=", 1)[1]
+        jobs = "/api/v1/evaluations/jobs"
+        assert browserless.get(jobs, headers={"Cookie": f"{COOKIE}={value}"}).status_code == 200
+        payload, mac = value.removeprefix("v1.").split(".")
+        forged = f"v1.{payload}x.{mac}"
+        assert browserless.get(jobs, headers={"Cookie": f"{COOKIE}={forged}"}).status_code == 401
+        # An open redirect is not on offer: only dashboard paths are followed after signing in.
+        away = browserless.post(
+            "/ui/sign-in", data={**form, "next": "//evil.example/ui"}, headers={"Origin": url}
+        )
+        assert away.headers["location"] == "/ui/"
