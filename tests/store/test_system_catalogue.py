@@ -17,7 +17,7 @@ def test_shipped_catalogue_is_valid_and_complete() -> None:
     loaded = load_catalogue_dir(REPO / "config")
     assert loaded.problems == []
     providers = {str(p.id): p for p in loaded.providers}
-    assert set(providers) == {"lm_evaluation_harness", "lighteval", "guidellm", "garak", "mteb"}
+    assert set(providers) == {"lm_evaluation_harness", "lighteval", "guidellm", "garak", "mteb", "inspect_ai"}
     for provider in providers.values():
         for benchmark in provider.benchmarks:
             score = benchmark.primary_score

@@ -32,9 +32,13 @@ def look_first() -> Solver:
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         name = str(state.metadata.get("file", "inventory.txt"))
-        call = ToolCall(id="assay-look-1", function="bash", arguments={"cmd": f"cat {name}"})
+        call = ToolCall(id="assay-look-1", function="bash", arguments={"command": f"cat {name}"})
         state.messages.append(ChatMessageAssistant(content=f"Let me read {name}.", tool_calls=[call]))
         executed = await execute_tools(state.messages, state.tools)
+        for message in executed.messages:
+            error = getattr(message, "error", None)
+            if error is not None:  # the scripted call must work: a failure here is the sample's error
+                raise RuntimeError(f"the bash tool failed in the sandbox: {error.message}")
         state.messages.extend(executed.messages)
         return state
 
