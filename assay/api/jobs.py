@@ -7,11 +7,21 @@ SDKs may add fields, and a callback must never be lost to a strict schema.
 
 from __future__ import annotations
 
+import posixpath
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from assay.api.common import (
     DnsLabel,
@@ -141,8 +151,34 @@ class CollectionRef(WireModel):
     benchmarks: list[JobBenchmark] = Field(default_factory=list)
 
 
+_MLFLOW_NAME = re.compile(r"^[/\w.\- :]*$")
+
+
+def mlflow_name_problem(name: str) -> str | None:
+    """Why MLflow would refuse ``name`` as a tag key or parameter name (None: it accepts it). The rules of
+    MLflow's own validation: at most 250 characters of letters, digits, ``_ - . : /`` and spaces, and no
+    path that would normalise to another name (``a//b``, ``./a``, ``../a``, ``/a``, ``a/``)."""
+    if not name:
+        return "must not be empty"
+    if len(name) > 250:
+        return "must be at most 250 characters (MLflow's limit)"
+    if not _MLFLOW_NAME.match(name):
+        return "MLflow accepts only letters, digits, underscores, dashes, periods, colons, spaces and slashes"
+    norm = posixpath.normpath(name)
+    if norm != name or norm == "." or norm.startswith(("..", "/")):
+        return f"MLflow treats names as paths, and this one would resolve to {norm!r}"
+    return None
+
+
+def _mlflow_name(value: str) -> str:
+    problem = mlflow_name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 class ExperimentTag(WireModel):
-    key: Annotated[str, StringConstraints(min_length=1, max_length=250)]
+    key: Annotated[str, StringConstraints(min_length=1, max_length=250), AfterValidator(_mlflow_name)]
     value: Annotated[str, StringConstraints(max_length=5000)] = ""
 
 
@@ -167,8 +203,20 @@ class OciCoordinates(WireModel):
     oci_host: NonBlank
     oci_repository: OciRepository
     oci_tag: OciTag | None = None
-    oci_subject: str | None = None
+    oci_subject: str | None = Field(
+        None, description="Not supported: refused rather than accepted and ignored (docs/compatibility.md)."
+    )
     annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("oci_subject")
+    @classmethod
+    def _no_subject(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "oci_subject (attaching the artifact to a subject through the referrers API) is not supported "
+                "by this hub: remove it; the artifact is pushed under oci_repository:oci_tag"
+            )
+        return value
 
 
 class OciConnection(WireModel):
@@ -183,7 +231,19 @@ class OciSigning(WireModel):
 class OciExport(WireModel):
     coordinates: OciCoordinates
     k8s: OciConnection | None = None
-    signing: OciSigning | None = None
+    signing: OciSigning | None = Field(
+        None, description="Not supported: refused rather than accepted and ignored (docs/compatibility.md)."
+    )
+
+    @field_validator("signing")
+    @classmethod
+    def _no_signing(cls, value: OciSigning | None) -> OciSigning | None:
+        if value is not None:
+            raise ValueError(
+                "signing is not supported by this hub: it would push an unsigned artifact while you asked for "
+                "a signed one; remove signing, or sign the pushed artifact yourself (for example cosign sign)"
+            )
+        return value
 
 
 class Exports(WireModel):

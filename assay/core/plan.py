@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from assay.api import CollectionSpec, MetricScale, ProviderSpec
-from assay.api.jobs import JobBenchmark, JobRequest
+from assay.api.jobs import JobBenchmark, JobRequest, mlflow_name_problem
 from assay.core.catalogue import find_benchmark
 from assay.core.scoring import ScoreLayer, resolve_score_config
 from assay.errors import FieldError, InvalidRequest, NotFound
@@ -224,6 +224,19 @@ def build_plan(
                     f"provider {base.provider_id!r} has no runtime.k8s.image, so it cannot run on the cluster",
                 )
             )
+        if request.experiment is not None:
+            # Each parameter becomes the MLflow parameter ``parameters.<name>`` at export: refuse now what
+            # MLflow would refuse then.
+            for name in parameters:
+                problem = mlflow_name_problem(f"parameters.{name}")
+                if problem is not None:
+                    errors.append(
+                        FieldError(
+                            f"{path}.parameters.{name}",
+                            "mlflow_name_invalid",
+                            f"parameter {name!r} cannot be an MLflow parameter name: {problem}",
+                        )
+                    )
         item = PlannedBenchmark(
             index=index,
             provider_id=base.provider_id,
