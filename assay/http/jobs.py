@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from assay import triggers
+from assay.api.job_resource import Job, JobPage
 from assay.api.jobs import JobRequest, StatusEvent
 from assay.auth import Access, Permission
 from assay.core.compare import Tolerance, compare
@@ -145,7 +146,21 @@ def _job_response(record: EvaluationRecord, status_code: int) -> Response:
     return JSONResponse(job_document(record), status_code=status_code)
 
 
-@router.post("/jobs", status_code=202, responses={202: {"description": "The job was accepted"}})
+@router.post(
+    "",
+    status_code=202,
+    response_model=Job,
+    summary="Submit an evaluation job (the same as POST /api/v1/evaluations/jobs)",
+    responses={202: {"description": "The job was accepted"}},
+)
+@router.post(
+    "/jobs",
+    status_code=202,
+    response_model=Job,
+    responses={
+        202: {"description": "The job was accepted (a replay of an Idempotency-Key returns the first job)"}
+    },
+)
 async def submit_job(request: Request, who: CallerDep, spec: JobRequest) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key.strip()) <= 255:
@@ -178,8 +193,12 @@ async def submit_job(request: Request, who: CallerDep, spec: JobRequest) -> Resp
     return response
 
 
-@router.get("/jobs", dependencies=[Depends(strict_query(*_LIST_PARAMS))])
-async def list_jobs(request: Request, who: CallerDep) -> dict[str, Any]:
+@router.get(
+    "/jobs",
+    response_model=JobPage,
+    dependencies=[Depends(strict_query(*_LIST_PARAMS))],
+)
+async def list_jobs(request: Request, who: CallerDep) -> Response:
     page: Paging = paging(request, 50)
     query = EvaluationQuery(
         state=groups(request, "status"),
@@ -192,12 +211,15 @@ async def list_jobs(request: Request, who: CallerDep) -> dict[str, Any]:
         offset=page.offset,
     )
     records, total = await who.store.evaluations.list(query)
-    return {
-        **page_links(request, page, total),
-        "limit": page.limit,
-        "total_count": total,
-        "items": [job_document(r) for r in records],
-    }
+    # The documents as get_job renders them (response_model documents the page; tests check conformance).
+    return JSONResponse(
+        {
+            **page_links(request, page, total),
+            "limit": page.limit,
+            "total_count": total,
+            "items": [job_document(r) for r in records],
+        }
+    )
 
 
 class RenderedJobs:
@@ -229,7 +251,7 @@ def _rendered_jobs(request: Request) -> RenderedJobs:
     return cast(RenderedJobs, state.rendered_jobs)
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=Job)
 async def get_job(job_id: str, request: Request, who: CallerDep) -> Response:
     repo = who.store.evaluations
     key = (who.tenant.name, job_id)
@@ -360,7 +382,9 @@ async def cancel_job(job_id: str, request: Request, who: CallerDep) -> None:
     await jobs.cancel(lifecycle_of(request), who.tenant, job_id, hard_delete=False)
 
 
-@router.post("/jobs/{job_id}/retry", status_code=202, dependencies=[Depends(strict_query("only"))])
+@router.post(
+    "/jobs/{job_id}/retry", status_code=202, response_model=Job, dependencies=[Depends(strict_query("only"))]
+)
 async def retry_job(job_id: str, request: Request, who: CallerDep) -> Response:
     """Assay: run the failed (and cancelled) benchmarks of a finished job again, keeping completed results."""
     only = request.query_params.get("only", "failed")
