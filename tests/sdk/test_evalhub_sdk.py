@@ -12,14 +12,14 @@ import pytest
 import yaml
 from evalhub import SyncEvalHubClient  # type: ignore[import-untyped]
 
-from tests.conftest import LiveServer
+from tests.conftest import ADMIN_TOKEN, LiveServer
 from tests.http.test_collections import collection_body
 from tests.http.test_providers import provider_body
 
 
 @pytest.fixture()
 def sdk(live_hub: LiveServer) -> SyncEvalHubClient:
-    return SyncEvalHubClient(base_url=live_hub.url)
+    return SyncEvalHubClient(base_url=live_hub.url, auth_token=ADMIN_TOKEN)
 
 
 def test_health(sdk: SyncEvalHubClient) -> None:
@@ -62,15 +62,20 @@ def test_collections_crud(sdk: SyncEvalHubClient) -> None:
 
 
 def test_tenant_scoping_through_the_sdk(live_hub: LiveServer) -> None:
-    team_a = SyncEvalHubClient(base_url=live_hub.url, tenant="team-a")
-    team_b = SyncEvalHubClient(base_url=live_hub.url, tenant="team-b")
+    team_a = SyncEvalHubClient(base_url=live_hub.url, auth_token=ADMIN_TOKEN, tenant="team-a")
+    team_b = SyncEvalHubClient(base_url=live_hub.url, auth_token=ADMIN_TOKEN, tenant="team-b")
     pid = team_a.providers.create(provider_body()).resource.id
     assert pid in {p.resource.id for p in team_a.providers.list()}
     assert pid not in {p.resource.id for p in team_b.providers.list()}
 
 
 def _evalhub(live_hub: LiveServer, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EVALHUB_BASE_URL": live_hub.url, "EVALHUB_CONFIG": str(tmp_path / "evalhub.yaml")}
+    env = {
+        **os.environ,
+        "EVALHUB_BASE_URL": live_hub.url,
+        "EVALHUB_TOKEN": ADMIN_TOKEN,
+        "EVALHUB_CONFIG": str(tmp_path / "evalhub.yaml"),
+    }
     cli = Path(sys.executable).with_name("evalhub")
     return subprocess.run([str(cli), *args], env=env, capture_output=True, text=True, timeout=60, check=False)
 

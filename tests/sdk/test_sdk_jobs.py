@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 from evalhub import (  # type: ignore[import-untyped]
     BenchmarkConfig,
     JobSubmissionRequest,
@@ -13,21 +12,20 @@ from evalhub import (  # type: ignore[import-untyped]
     SyncEvalHubClient,
 )
 
-from tests.conftest import LiveServer, wait_for
+from tests.conftest import ADMIN_TOKEN, LiveServer, wait_for
 from tests.lifecycle.test_local_lifecycle import exact_match_provider
 from tests.sdk.test_evalhub_sdk import _evalhub
 
 
 def _with_provider(live_hub: LiveServer) -> None:
-    created = httpx.post(
-        f"{live_hub.url}/api/v1/evaluations/providers", json=exact_match_provider(), timeout=30
-    )
+    with live_hub.client() as http:
+        created = http.post("/api/v1/evaluations/providers", json=exact_match_provider())
     assert created.status_code == 201, created.text
 
 
 def test_sdk_submits_waits_and_reads_results(live_hub: LiveServer) -> None:
     _with_provider(live_hub)
-    sdk = SyncEvalHubClient(base_url=live_hub.url)
+    sdk = SyncEvalHubClient(base_url=live_hub.url, auth_token=ADMIN_TOKEN)
     request = JobSubmissionRequest(
         name="sdk-run",
         model=ModelConfig(url="http://127.0.0.1:9/v1", name="recorded-model"),
@@ -49,7 +47,7 @@ def test_sdk_submits_waits_and_reads_results(live_hub: LiveServer) -> None:
     first = done.results.benchmarks[0]
     assert set(first.metrics) >= {"exact_match", "f1", "exact_match_stderr"}
     # The raw document carries Assay's tests and composite (the SDK model ignores them).
-    raw = httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs/{job.resource.id}", timeout=30).json()
+    raw = live_hub.client().get(f"/api/v1/evaluations/jobs/{job.resource.id}").json()
     assert raw["results"]["test"]["evaluated"] is True
     assert raw["results"]["benchmarks"][0]["test"]["primary_score_metric"] == "exact_match"
     assert raw["plan"]["benchmarks"][0]["num_examples"] == 10
@@ -66,14 +64,11 @@ def test_cli_eval_run_wait_returns_when_the_job_finishes(live_hub: LiveServer, t
     base += ["--provider", "exact", "-b", "qa", "--wait", "--poll-interval", "0.2", "--timeout", "60"]
     ran = _evalhub(live_hub, tmp_path, *base, "--format", "json")
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    jobs = httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs", timeout=30).json()["items"]
+    jobs = live_hub.client().get("/api/v1/evaluations/jobs").json()["items"]
     assert [j["status"]["state"] for j in jobs] == ["completed"]
     assert jobs[0]["results"]["benchmarks"][0]["metrics"]["exact_match"] > 0
 
     failing = _evalhub(live_hub, tmp_path, *base, "-p", "fail=exception")
     assert failing.returncode == 1, failing.stdout + failing.stderr  # the CLI exits 1 on a failed job
-    states = [
-        j["status"]["state"]
-        for j in httpx.get(f"{live_hub.url}/api/v1/evaluations/jobs", timeout=30).json()["items"]
-    ]
+    states = [j["status"]["state"] for j in live_hub.client().get("/api/v1/evaluations/jobs").json()["items"]]
     assert states == ["failed", "completed"]
