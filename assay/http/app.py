@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from assay import __version__, ui
 from assay import triggers as trigger_steps
 from assay.auth import Access, build_access
-from assay.http import catalogue, deadletters, jobs, ops, triggers
+from assay.http import catalogue, deadletters, jobs, openapi, ops, triggers
 from assay.http.auth import AccessMiddleware
 from assay.http.errors import install_error_handlers
 from assay.http.middleware import RequestMiddleware
@@ -136,6 +136,7 @@ def create_app(
     app.include_router(ops.router)
     for router in routers:
         app.include_router(router)
+    openapi.describe(app)  # /openapi.json as the API behaves (assay/http/openapi.py)
     app.add_middleware(AccessMiddleware, access=access, settings=settings)
     if settings.cors_origins:  # none by default: a page on another origin cannot drive the API
         app.add_middleware(

@@ -82,7 +82,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         err = AssayError(str(exc.detail), message_code="http_error")
     err.status = exc.status_code
-    return error_response(request, err)
+    response = error_response(request, err)
+    for name, value in (exc.headers or {}).items():  # 405 keeps its Allow header (RFC 9110)
+        response.headers.setdefault(name, value)
+    return response
 
 
 async def _database_away(request: Request, exc: Exception) -> JSONResponse:
