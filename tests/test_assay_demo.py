@@ -73,3 +73,16 @@ def test_the_results_table_names_each_verdict() -> None:
     assert lines[2].split() == ["a", "p", "acc", "0.750", "±", "0.050", "0.5", "pass"]
     assert lines[3].split() == ["b", "p", "-", "-", "-", "metric_missing"]
     assert lines[-1] == "composite 0.375 (threshold 0.5, coverage 100%): FAIL"
+
+
+def test_without_the_demo_extra_the_demo_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a ModuleNotFoundError from deep inside: one line naming the extra, before anything starts."""
+    from assay.cli.demo import run_demo
+    from assay.settings import Settings
+
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)  # as if the demo extra were not installed
+    assert run_demo(Settings(data_dir=tmp_path / "data")) == 1
+    assert "pip install 'assay[demo]'" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()  # no PostgreSQL was started

