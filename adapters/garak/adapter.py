@@ -170,7 +170,7 @@ class GarakAdapter(FrameworkAdapter):
         ]
 
     def _api_key(self, member: JobSpec) -> str:
-        """The model's API key (contract §13.9), else ``OPENAICOMPATIBLE_API_KEY``, else a placeholder."""
+        """The model's API key (docs/compatibility.md), else ``OPENAICOMPATIBLE_API_KEY``, else a placeholder."""
         return (
             model_api_key(member, self.settings.mode)
             or os.environ.get("OPENAICOMPATIBLE_API_KEY")

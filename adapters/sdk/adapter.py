@@ -1,6 +1,6 @@
 """The adapter base class and the process entry point that runs one adapter and reports for it.
 
-``FrameworkAdapter`` mirrors eval-hub-sdk 1.0.6's (contract §13.1): it loads the job spec and an adapter
+``FrameworkAdapter`` mirrors eval-hub-sdk 1.0.6's (docs/compatibility.md): it loads the job spec and an adapter
 implements ``run_benchmark_job``. ``run_adapter`` is what eval-hub-sdk leaves to each adapter's ``main``:
 it sends ``running``/``initializing``, reports what the adapter returns, and makes sure every benchmark of
 the process ends with a terminal event: ``failed`` (``adapter_error``) when the adapter raises,

@@ -1,6 +1,6 @@
 """Delivery of an adapter's events to the hub (or its sidecar): ``DefaultCallbacks``.
 
-The bodies are exactly eval-hub-sdk 1.0.6's (contract §13.5, §13.6) plus Assay's additions: ``progress``,
+The bodies are exactly eval-hub-sdk 1.0.6's (docs/compatibility.md) plus Assay's additions: ``progress``,
 ``current_step``, ``total_steps`` and ``completed_steps`` on status events when set, and a numeric
 ``<metric>_stderr`` metric for each result that carries a ``stderr``. Unlike eval-hub-sdk, nothing is
 swallowed: transient failures (connection errors, timeouts, 408/425/429/5xx) are retried with exponential

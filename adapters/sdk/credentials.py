@@ -1,4 +1,4 @@
-"""The model's API key, found where contract §13.9 puts it (what eval-hub-sdk's ``resolve_model_credentials``
+"""The model's API key, found where EvalHub puts it (docs/compatibility.md) (what eval-hub-sdk's ``resolve_model_credentials``
 reads for ``api-key``).
 
 Local mode: the file ``api-key`` in the folder named by ``model.auth.secret_ref`` (``file:///<dir>``).

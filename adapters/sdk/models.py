@@ -1,6 +1,6 @@
 """The job spec an adapter reads and the status and results it reports, mirroring eval-hub-sdk 1.0.6.
 
-Names, fields and defaults follow ``evalhub.adapter.models`` (contract §13.2, §13.5, §13.6) so an adapter
+Names, fields and defaults follow ``evalhub.adapter.models`` (docs/compatibility.md) so an adapter
 can switch its import line. Assay's additions: ``JobSpec.group`` / ``JobSpec.members()`` (one process runs
 several benchmarks of a job), ``EvaluationResult.stderr``, and ``JobSpec.test_data_ref``.
 """
@@ -173,7 +173,7 @@ class GroupMember(BaseModel):
 
 
 class JobSpec(BaseModel):
-    """The job spec (``job.json``, contract §13.2); unknown keys are ignored."""
+    """The job spec (``job.json``, docs/compatibility.md); unknown keys are ignored."""
 
     id: str
     provider_id: str

@@ -1,4 +1,4 @@
-"""Pushing an adapter's result files as an OCI artifact (contract §18.1), as eval-hub-sdk does.
+"""Pushing an adapter's result files as an OCI artifact (docs/compatibility.md), as eval-hub-sdk does.
 
 The layout is built with ``olot`` and pushed with ``oras``; both are imported only when a push happens, so
 adapters that never export pay nothing. Where the push goes:

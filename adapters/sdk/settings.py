@@ -1,4 +1,4 @@
-"""The adapter process's configuration, read once from its environment (contract §13.3).
+"""The adapter process's configuration, read once from its environment (docs/compatibility.md).
 
 Field names follow eval-hub-sdk's ``AdapterSettings`` so adapters that read ``self.settings.mode`` or
 ``self.settings.oci_insecure`` keep working; Assay adds ``sidecar_url`` (``EVALHUB_SIDECAR_URL``, where

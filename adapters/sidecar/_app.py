@@ -1,4 +1,4 @@
-"""The sidecar's ASGI app: routes (contract §14.2, first match wins) and the lifecycle of its clients, cache
+"""The sidecar's ASGI app: routes (docs/compatibility.md, first match wins) and the lifecycle of its clients, cache
 and event buffer. Pod mode and local mode share this code; they differ in where a model route comes from
 and in the ``results_not_delivered`` report at shutdown (pod mode only).
 

@@ -1,4 +1,4 @@
-"""The sidecar's configuration: EvalHub's ``sidecar_config.json`` (contract §14.1) plus Assay's keys.
+"""The sidecar's configuration: EvalHub's ``sidecar_config.json`` (docs/compatibility.md) plus Assay's keys.
 
 Durations are Go-style strings as EvalHub writes them (``"300ms"``, ``"30s"``, ``"5m"``, ``"1h30m"``) or plain
 numbers of seconds. Unknown keys (``init_container``, ``otel``, future EvalHub keys) are accepted and ignored

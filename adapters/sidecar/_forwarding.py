@@ -62,7 +62,7 @@ def response_headers(upstream: httpx.Response, *, drop: Iterable[str] = ()) -> l
 
 
 def error_response(status: int, message_code: str, message: str) -> JSONResponse:
-    """EvalHub's error body (contract §3.1), so adapters and their logs see one shape."""
+    """EvalHub's error body (docs/compatibility.md), so adapters and their logs see one shape."""
     return JSONResponse({"message_code": message_code, "message": message, "trace": ""}, status_code=status)
 
 

@@ -194,7 +194,7 @@ class ModelProxy:
         return result
 
     def _resolve_ref(self, headers: dict[str, str], upstream: str) -> str:
-        """Swap ``Bearer <key>:ref`` for the secret in ``<auth_secret_mount_path>/<key>`` (contract §14.2);
+        """Swap ``Bearer <key>:ref`` for the secret in ``<auth_secret_mount_path>/<key>`` (docs/compatibility.md);
         a sibling ``<prefix>_url`` file overrides the upstream. Returns the upstream to use."""
         name = next((k for k in headers if k.lower() == "authorization"), None)
         match = _REF_TOKEN.match(headers[name]) if name is not None else None

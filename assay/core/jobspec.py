@@ -1,4 +1,4 @@
-"""The ``job.json`` an adapter reads (contract §13.2), built from a job's request and frozen plan."""
+"""The ``job.json`` an adapter reads (docs/compatibility.md), built from a job's request and frozen plan."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The evaluation card: one JSON document per finished evaluation, built from the job alone (no I/O), the
-same bytes uploaded to MLflow and pushed as an OCI artifact. Its layout extends EvalHub's (contract §17):
+same bytes uploaded to MLflow and pushed as an OCI artifact. Its layout extends EvalHub's (docs/compatibility.md):
 ``card_version``, ``metadata``, ``context`` (model, collection, frozen benchmarks), ``results``."""
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class _Outcome:
 
 
 def benchmark_tag(evaluation_id: str, provider_id: str, benchmark_id: str, index: int) -> str:
-    """eval-hub-sdk's default tag of a benchmark's artifact (contract §18.1)."""
+    """eval-hub-sdk's default tag of a benchmark's artifact (docs/compatibility.md)."""
     key = f"{evaluation_id}:{provider_id}:{benchmark_id}:{index}"
     return "evalhub-" + hashlib.sha256(key.encode()).hexdigest()
 

@@ -113,7 +113,7 @@ def job_document(record: EvaluationRecord) -> dict[str, Any]:
             "owner": record.owner,
             "created_at": _ts(record.created_at),
             "updated_at": _ts(record.updated_at),
-            # Contract §5.1: the experiment's id belongs to the resource too (the SDK reads it there).
+            # docs/compatibility.md: the experiment's id belongs to the resource too (the SDK reads it there).
             "mlflow_experiment_id": record.results.get("mlflow_experiment_id"),
         }
     )

@@ -1,5 +1,5 @@
 """What every adapter needs around its framework: each group member's callbacks, the run's results folder,
-and the model's API key where contract §13.9 puts it."""
+and the model's API key where EvalHub puts it (docs/compatibility.md)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Expanding a job request into its frozen plan, and the request rules checked before that.
 
-The EvalHub 1.0.2 defects these guard against are in anchor-lessons §1.5, §1.7, §1.9, §1.10 and §2.13:
+The EvalHub 1.0.2 defects these guard against are in docs/compatibility.md:
 override parameters leaking to every benchmark of a provider, override weight/score/threshold ignored,
-duplicated benchmarks sharing one configuration, and a job accepted for a provider that cannot run.
+duplicated benchmarks sharing one configuration. (A job for a provider that cannot run is accepted and
+failed at once, as in EvalHub.)
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def lm(benchmark: str, **fields: Any) -> dict[str, Any]:
 
 
 def test_override_parameters_reach_only_the_benchmark_they_name() -> None:
-    """EvalHub 1.0.2 leaked them into every benchmark of the same provider (anchor §1.10)."""
+    """EvalHub 1.0.2 leaked them into every benchmark of the same provider (docs/compatibility.md)."""
     coll = collection(lm("arc_easy", parameters={"batch": 8}), lm("mmlu", parameters={"batch": 4}))
     request = job(
         collection={"id": "gate", "benchmarks": [lm("arc_easy", parameters={"num_examples": 10, "seed": 1})]}
@@ -136,7 +137,7 @@ def test_num_examples_is_lifted_out_of_a_jobs_own_parameters() -> None:
 
 
 def test_override_weight_score_and_threshold_are_honoured() -> None:
-    """EvalHub 1.0.2 accepted and echoed them, then used the collection's (anchor §1.10)."""
+    """EvalHub 1.0.2 accepted and echoed them, then used the collection's (docs/compatibility.md)."""
     coll = collection(
         lm("arc_easy", weight=1, pass_criteria={"threshold": 0.4}),
         lm("mmlu", weight=2),
@@ -180,7 +181,7 @@ def test_a_collection_job_without_its_collection_is_not_found() -> None:
 
 
 def test_duplicated_benchmarks_in_a_collection_keep_their_own_configuration() -> None:
-    """EvalHub 1.0.2 matched on (id, provider_id), so the first entry's configuration won (anchor §1.7)."""
+    """EvalHub 1.0.2 matched on (id, provider_id), so the first entry's configuration won (docs/compatibility.md)."""
     coll = collection(
         lm("arc_easy", weight=1, parameters={"fewshot": 0}, pass_criteria={"threshold": 0.3}),
         lm("arc_easy", weight=3, parameters={"fewshot": 25}, primary_score={"metric": "acc_norm"}),
@@ -326,7 +327,7 @@ def test_a_metric_the_benchmark_does_not_report_is_refused() -> None:
 
 
 def test_an_entry_naming_the_providers_metric_inherits_its_threshold_and_scale() -> None:
-    """EvalHub 1.0.2 dropped the provider's threshold here, so the benchmark got no test (anchor §1.5)."""
+    """EvalHub 1.0.2 dropped the provider's threshold here, so the benchmark got no test (docs/compatibility.md)."""
     (arc,) = plan_of(job(benchmarks=[lm("arc_easy", primary_score={"metric": "acc"})])).benchmarks
     assert arc.score.model_dump() == {
         "metric": "acc",
@@ -352,7 +353,7 @@ def test_an_entry_with_only_a_threshold_keeps_the_providers_metric() -> None:
 
 
 def test_a_job_entry_inherits_the_providers_lower_is_better() -> None:
-    """EvalHub 1.0.2 ignored the provider's direction in the composite (anchor §1.4)."""
+    """EvalHub 1.0.2 ignored the provider's direction in the composite (docs/compatibility.md)."""
     (dan,) = plan_of(
         job(
             benchmarks=[
@@ -365,7 +366,7 @@ def test_a_job_entry_inherits_the_providers_lower_is_better() -> None:
 
 def test_a_collection_entry_naming_the_providers_metric_inherits_its_lower_is_better() -> None:
     """A collection entry that restates garak's attack_success_rate without a direction must keep the
-    provider's lower_is_better (anchor §1.4), as check_collection and a job's own entry already do."""
+    provider's lower_is_better (docs/compatibility.md), as check_collection and a job's own entry already do."""
     coll = collection(
         {"provider_id": "garak", "id": "dan", "primary_score": {"metric": "attack_success_rate"}}
     )
@@ -414,7 +415,7 @@ def test_a_job_without_a_collection_defaults_the_composite_threshold() -> None:
 
 
 def test_changing_the_collection_or_provider_runtime_afterwards_changes_nothing() -> None:
-    """EvalHub 1.0.2 re-read the collection live (anchor §1.9)."""
+    """EvalHub 1.0.2 re-read the collection live (docs/compatibility.md)."""
     provs = providers()
     coll = collection(
         lm("arc_easy", weight=2, parameters={"gen": {"temperature": 0}}, pass_criteria={"threshold": 0.4}),

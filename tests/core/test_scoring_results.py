@@ -1,7 +1,7 @@
 """Judging results: per-benchmark tests, normalised scores and the job's weighted composite.
 
-Includes the verified EvalHub 1.0.2 counter-examples of anchor-lessons §1.1 and §1.2 and the §8.5
-three-benchmark example, with the results Assay gives instead.
+Includes the verified EvalHub 1.0.2 counter-examples (weight 0 turned into 1, `1 - value` for a metric on
+[0, 100]) and a three-benchmark example, with the results Assay gives instead (docs/compatibility.md).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def test_the_ends_of_the_scale_are_worst_and_best(scale: MetricScale, lower: boo
 
 
 def test_value_40_lower_is_better_on_0_100_normalises_to_0_6() -> None:
-    """EvalHub 1.0.2 computed 1 - 40 = -39 here (anchor §1.2)."""
+    """EvalHub 1.0.2 computed 1 - 40 = -39 here (docs/compatibility.md)."""
     assert normalise(40, PERCENT, True) == pytest.approx(0.6, abs=1e-15)
 
 
@@ -143,7 +143,7 @@ def test_a_non_numeric_metric_fails_the_test_and_says_so(value: object) -> None:
 @settings(max_examples=50, deadline=None)
 @given(finite, st.none() | scales())
 def test_no_threshold_is_reported_not_silently_dropped(value: float, scale: MetricScale | None) -> None:
-    """EvalHub 1.0.2 emitted no test at all here (anchor §1.5)."""
+    """EvalHub 1.0.2 emitted no test at all here (docs/compatibility.md)."""
     test = benchmark_test("acc", False, scale, None, {"acc": value})
     assert test["evaluated"] is False
     assert test["reason"] == "no_threshold"
@@ -277,7 +277,7 @@ def test_the_composite_is_the_weighted_mean_of_normalised_scores(benchmarks, thr
 @settings(max_examples=150, deadline=None)
 @given(benchmark_sets(), one_benchmark(99), st.floats(0, 1), st.data())
 def test_a_weight_zero_benchmark_changes_nothing(benchmarks, extra, threshold, data) -> None:
-    """EvalHub 1.0.2 turned weight 0 into 1 (anchor §1.1): whatever its status or result, a benchmark
+    """EvalHub 1.0.2 turned weight 0 into 1 (docs/compatibility.md): whatever its status or result, a benchmark
     of weight 0 leaves the composite exactly as it was."""
     zero = ScoredBenchmark(index=99, weight=0.0, status=extra.status, test=extra.test, scale=extra.scale)
     at = data.draw(st.integers(0, len(benchmarks)))
@@ -410,7 +410,7 @@ def test_value_40_lower_is_better_on_a_percent_scale_scores_0_6() -> None:
 
 
 def test_the_three_benchmark_example_of_the_contract_stays_on_the_unit_scale() -> None:
-    """Contract §8.5: 1.0.2 returned score -19.4 for this job. In Assay the weight-0 benchmark is
+    """docs/compatibility.md: 1.0.2 returned score -19.4 for this job. In Assay the weight-0 benchmark is
     excluded, 40 on 0..100 lower-is-better is 0.6, and the benchmark without a threshold is still
     scored (its test says no_threshold)."""
     benchmarks = [

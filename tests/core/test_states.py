@@ -249,7 +249,7 @@ def test_cancel_run_finishes_any_unfinished_run(history, now) -> None:
 
 @pytest.mark.parametrize("before", NON_TERMINAL)
 def test_cancelled_from_an_adapter_is_accepted_as_final(before: str) -> None:
-    """EvalHub 1.0.2 answered 400 to a cancelled event (anchor §2.9)."""
+    """EvalHub 1.0.2 answered 400 to a cancelled event (docs/compatibility.md)."""
     run = fresh_run() if before == "pending" else apply_event(fresh_run(), event("running"), T0).run
     transition = apply_event(run, event("cancelled"), T0 + timedelta(minutes=1))
     assert transition.finished
@@ -380,7 +380,7 @@ def test_a_failed_job_message_names_each_failed_benchmark_and_its_error() -> Non
 
 
 def test_every_job_state_has_its_own_message_code() -> None:
-    """EvalHub 1.0.2 used evaluation_job_updated for every state (anchor §2.10)."""
+    """EvalHub 1.0.2 used evaluation_job_updated for every state (docs/compatibility.md)."""
     assert set(STATE_CODES) == set(get_args(JobState))
     assert len(set(STATE_CODES.values())) == len(STATE_CODES)
     assert "evaluation_job_updated" not in STATE_CODES.values()
@@ -425,7 +425,7 @@ def test_job_state_agrees_with_the_sdks_own_inference_once_every_run_is_finished
 @given(st.lists(st.sampled_from(STATUSES), min_size=1, max_size=8), st.booleans())
 def test_the_sdk_reads_assays_job_state_unchanged(statuses, cancelled) -> None:
     """Assay lists every benchmark (pending ones too), so ``evalhub eval run --wait`` never sees a job as
-    finished early (anchor §2.6). Intentional difference: a user's cancel makes the job ``cancelled`` even
+    finished early (docs/compatibility.md). Intentional difference: a user's cancel makes the job ``cancelled`` even
     when some benchmarks completed, where the SDK's own inference would have said ``partially_failed``;
     the SDK honours the terminal top-level state, so it reports ``cancelled`` too."""
     assay_state, _ = derive_state([run_in(s, i) for i, s in enumerate(statuses)], cancelled=cancelled)

@@ -258,7 +258,7 @@ def test_mlflow_and_registry_credentials_are_mounted_into_the_sidecar_only() -> 
     assert sidecar_mounts["oci-credentials"] == "/etc/evalhub/.docker"
     assert sidecar_mounts["mlflow-token"] == "/var/run/secrets/mlflow"
     assert sidecar_mounts["mlflow-ca"] == "/etc/evalhub/mlflow-ca"
-    assert sidecar_mounts["shared"] == adapter_mounts["shared"] == "/shared"  # contract §13.4
+    assert sidecar_mounts["shared"] == adapter_mounts["shared"] == "/shared"  # docs/compatibility.md
     assert not {"oci-credentials", "mlflow-token", "mlflow-ca", "hub-token"} & set(adapter_mounts)
 
     # The sidecar reads exactly these paths: its own config model accepts the file and points at the mounts.
