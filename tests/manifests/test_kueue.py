@@ -25,24 +25,28 @@ def test_every_kueue_object_uses_the_runtimes_api_version() -> None:
     assert KUEUE_VERSION == "v1beta2"  # docs/deployment.md says so
 
 
-def test_the_cluster_queue_references_existing_flavors_and_cohort_with_quota_for_each_resource() -> None:
+def test_the_cohort_and_tenant_queues_reference_existing_flavors_with_quota_for_each_resource() -> None:
     rendered = cluster_objects()
-    (queue,) = of_kind(rendered, "ClusterQueue", KUEUE_GROUP)
     flavors = {f["metadata"]["name"]: f for f in of_kind(rendered, "ResourceFlavor", KUEUE_GROUP)}
-    named(rendered, "Cohort", queue["spec"]["cohortName"], KUEUE_GROUP)
-    covered: list[str] = []
-    for group in queue["spec"]["resourceGroups"]:
-        covered += group["coveredResources"]
-        for flavor in group["flavors"]:
-            assert flavor["name"] in flavors
-            assert [r["name"] for r in flavor["resources"]] == group["coveredResources"]
-    assert len(covered) == len(set(covered)), "a resource is in two resource groups"
-    # What the runtime's pods request: cpu and memory always, nvidia.com/gpu by default for GPUs.
-    assert {"cpu", "memory", "nvidia.com/gpu"} <= set(covered)
-    gpu = next(g for g in queue["spec"]["resourceGroups"] if "nvidia.com/gpu" in g["coveredResources"])
-    for flavor in gpu["flavors"]:
-        spec = flavors[flavor["name"]]["spec"]
-        assert spec["nodeLabels"] and spec["tolerations"], "the GPU flavor places pods on GPU nodes"
+    (cohort,) = of_kind(rendered, "Cohort", KUEUE_GROUP)
+    assert not of_kind(rendered, "ClusterQueue", KUEUE_GROUP), "no ClusterQueue shared by all tenants"
+    (tenant_queue,) = of_kind(tenant_objects(), "ClusterQueue", KUEUE_GROUP)
+    assert tenant_queue["spec"]["cohortName"] == cohort["metadata"]["name"]
+    assert tenant_queue["spec"]["fairSharing"]["weight"]
+    for spec in (cohort["spec"], tenant_queue["spec"]):
+        covered: list[str] = []
+        for group in spec["resourceGroups"]:
+            covered += group["coveredResources"]
+            for flavor in group["flavors"]:
+                assert flavor["name"] in flavors
+                assert [r["name"] for r in flavor["resources"]] == group["coveredResources"]
+        assert len(covered) == len(set(covered)), "a resource is in two resource groups"
+        # What the runtime's pods request: cpu and memory always, nvidia.com/gpu by default for GPUs.
+        assert {"cpu", "memory", "nvidia.com/gpu"} <= set(covered)
+        gpu = next(g for g in spec["resourceGroups"] if "nvidia.com/gpu" in g["coveredResources"])
+        for flavor in gpu["flavors"]:
+            found = flavors[flavor["name"]]["spec"]
+            assert found["nodeLabels"] and found["tolerations"], "the GPU flavor places pods on GPU nodes"
 
 
 def test_priority_classes_are_the_ones_the_runtime_labels_jobs_with_in_order() -> None:
@@ -63,9 +67,11 @@ def test_a_tenant_gets_the_default_local_queue_in_a_namespace_the_cluster_queue_
     (local_queue,) = of_kind(rendered, "LocalQueue", KUEUE_GROUP)
     assert local_queue["metadata"]["name"] == DEFAULTS.k8s_local_queue
     assert local_queue["metadata"]["namespace"] == tenant
-    cluster_queue = named(cluster_objects(), "ClusterQueue", local_queue["spec"]["clusterQueue"], KUEUE_GROUP)
-    assert selects(cluster_queue["spec"]["namespaceSelector"], namespace["metadata"]["labels"])
-    assert not selects(cluster_queue["spec"]["namespaceSelector"], {"kubernetes.io/metadata.name": "default"})
+    cluster_queue = named(rendered, "ClusterQueue", local_queue["spec"]["clusterQueue"], KUEUE_GROUP)
+    # The API server labels every namespace with its name; the tenant's queue admits its namespace only.
+    labels = {**namespace["metadata"]["labels"], "kubernetes.io/metadata.name": tenant}
+    assert selects(cluster_queue["spec"]["namespaceSelector"], labels)
+    assert not selects(cluster_queue["spec"]["namespaceSelector"], {"kubernetes.io/metadata.name": "team-b"})
     for obj in rendered:
-        if obj["kind"] != "Namespace":
+        if obj["kind"] not in ("Namespace", "ClusterQueue"):
             assert obj["metadata"]["namespace"] == tenant

@@ -1,13 +1,43 @@
 """The Kubernetes runtime: each benchmark group a Kueue-queued ``batch/v1`` Job with the sidecar, and a watcher.
 
-Imported only by the functions that launch and watch (dispatch, sweep): never on the submit or callback path,
-which must not load the ``kubernetes`` client. ``objects`` (the Job and ConfigMap builders) and ``watch`` (the
-failure table) are pure; ``runtime`` does the I/O. See ``docs/cluster.md``.
+``objects`` (the Job, ConfigMap and Secret builders), ``watch`` (the failure table) and ``tenants`` (what a
+tenant namespace needs) are pure, and submit imports ``objects`` to refuse a job whose ConfigMap would be too
+large; ``runtime`` and ``onboarding`` do the I/O with the ``kubernetes`` client, and only the dispatch, sweep
+and tenants functions load them. Importing this package loads nothing of the client: the names below are
+resolved on first use. See ``docs/cluster.md``.
 """
 
-from assay.runtimes.kubernetes.objects import LaunchObjects, build_launch, job_name
-from assay.runtimes.kubernetes.runtime import KUEUE_VERSION, KubernetesRuntime, kubernetes_runtime
-from assay.runtimes.kubernetes.watch import FAILURE_CODES, NOTICE_CODES, WatchLimits, judge
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assay.runtimes.kubernetes.objects import LaunchObjects, build_launch, job_name
+    from assay.runtimes.kubernetes.runtime import KUEUE_VERSION, KubernetesRuntime, kubernetes_runtime
+    from assay.runtimes.kubernetes.watch import FAILURE_CODES, NOTICE_CODES, WatchLimits, judge
+
+_WHERE = {
+    "LaunchObjects": "objects",
+    "build_launch": "objects",
+    "job_name": "objects",
+    "KUEUE_VERSION": "runtime",
+    "KubernetesRuntime": "runtime",
+    "kubernetes_runtime": "runtime",
+    "FAILURE_CODES": "watch",
+    "NOTICE_CODES": "watch",
+    "WatchLimits": "watch",
+    "judge": "watch",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "FAILURE_CODES",

@@ -578,7 +578,40 @@ __all__ = [
     "launch_indices",
     "local_queue_for",
     "namespace_for",
+    "oversized_launch",
     "owned_by",
     "priority_class_for",
     "trigger_of",
 ]
+
+
+def oversized_launch(
+    *,
+    tenant: str,
+    request: Mapping[str, Any],
+    groups: Sequence[Sequence[PlannedBenchmark]],
+    settings: Settings,
+) -> tuple[str, int] | None:
+    """(the request field that weighs most, the ConfigMap's size) when a launch of these groups would build a
+    ConfigMap the API server refuses (over :data:`CONFIG_MAP_MAX_BYTES`); None when every one fits. Submit
+    calls this, so the job is refused (400) before it is accepted rather than failing at dispatch."""
+    placeholder = "00000000-0000-0000-0000-000000000000"
+    for group in groups:
+        objects = build_launch(
+            evaluation_id=placeholder,
+            tenant=tenant,
+            request=request,
+            runs=[(planned, 1) for planned in group],
+            settings=settings,
+            timeout_seconds=group[0].timeout_seconds or settings.benchmark_timeout_seconds,
+            launch_token="",
+        )
+        size = config_map_bytes(objects.config_map)
+        if size > CONFIG_MAP_MAX_BYTES:
+            weights = {
+                key: len(json.dumps(value)) for key, value in request.items() if key not in ("benchmarks",)
+            }
+            for planned in group:
+                weights[f"benchmarks[{planned.index}].parameters"] = len(json.dumps(planned.parameters))
+            return max(weights, key=lambda k: weights[k]), size
+    return None

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,7 +60,7 @@ _CREDENTIAL_SLACK_SECONDS = 3600.0
 _T = TypeVar("_T")
 
 
-def _client_configuration(settings: Settings) -> kubernetes.client.Configuration:
+def client_configuration(settings: Settings) -> kubernetes.client.Configuration:
     configuration = kubernetes.client.Configuration()
     if settings.k8s_api_url:
         configuration.host = settings.k8s_api_url.rstrip("/")
@@ -129,7 +129,7 @@ class KubernetesRuntime:
     ) -> None:
         self._settings = settings
         self._signer = signer
-        self._client = kubernetes.client.ApiClient(configuration or _client_configuration(settings))
+        self._client = kubernetes.client.ApiClient(configuration or client_configuration(settings))
         self._core = kubernetes.client.CoreV1Api(self._client)
         self._batch = kubernetes.client.BatchV1Api(self._client)
         self._custom = kubernetes.client.CustomObjectsApi(self._client)
@@ -194,15 +194,22 @@ class KubernetesRuntime:
             raise self._refused(objects, exc) from exc
         try:
             job = await self._create_job(objects)
-            for obj, create in (
-                (objects.config_map, self._core.create_namespaced_config_map),
-                (objects.token_secret, self._core.create_namespaced_secret),
-            ):
-                try:
-                    await self._call(create, objects.namespace, owned_by(obj, job), _preload_content=False)
-                except ApiException as exc:
-                    if exc.status != 409:  # 409: it exists, a redelivered dispatch
-                        raise
+            await self._created(
+                self._call(
+                    self._core.create_namespaced_config_map,
+                    objects.namespace,
+                    owned_by(objects.config_map, job),
+                    _preload_content=False,
+                )
+            )
+            await self._created(
+                self._call(
+                    self._core.create_namespaced_secret,
+                    objects.namespace,
+                    owned_by(objects.token_secret, job),
+                    _preload_content=False,
+                )
+            )
         except ApiException as exc:
             await self._abandon(objects)
             if exc.status == 403:
@@ -219,6 +226,15 @@ class KubernetesRuntime:
             evaluation.id,
             objects.local_queue,
         )
+
+    @staticmethod
+    async def _created(create: Awaitable[Any]) -> None:
+        """A create; 409 (it exists: a redelivered dispatch) is success."""
+        try:
+            await create
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
 
     @staticmethod
     def _refused(objects: LaunchObjects, exc: ApiException) -> LaunchRefused:
@@ -543,4 +559,4 @@ def kubernetes_runtime(settings: Settings, *, launches: bool = False) -> Kuberne
     return KubernetesRuntime(settings, signer)
 
 
-__all__ = ["KUEUE_GROUP", "KUEUE_VERSION", "KubernetesRuntime", "kubernetes_runtime"]
+__all__ = ["KUEUE_GROUP", "KUEUE_VERSION", "KubernetesRuntime", "client_configuration", "kubernetes_runtime"]
