@@ -21,7 +21,7 @@ from assay.core.events import (
     OutboxEvent,
 )
 from assay.core.events import evaluation_event as event
-from assay.core.plan import build_plan
+from assay.core.plan import Plan, build_plan, launch_groups
 from assay.core.states import (
     STATE_CODES,
     TERMINAL_JOB,
@@ -35,6 +35,7 @@ from assay.core.states import (
 from assay.errors import Conflict, FieldError, InvalidRequest, NotFound
 from assay.lifecycle.context import Lifecycle
 from assay.lifecycle.progress import record_transition
+from assay.runtimes.kubernetes.objects import CONFIG_MAP_MAX_BYTES, oversized_launch
 from assay.store import EvaluationRecord, RunRow
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ async def submit(
             message_code="too_many_benchmarks",
             errors=[FieldError("benchmarks", "too_many", f"at most {most} benchmarks per job")],
         )
+    if ctx.settings.runtime == "kubernetes":
+        _check_launch_size(ctx, tenant, request, plan)
     now = ctx.clock()
     evaluation_id = str(uuid.uuid4())
     runs = tuple(
@@ -126,6 +129,28 @@ async def submit(
         events = [accepted, *await _fail_unavailable(ctx, created)]
         await ctx.published(events)
     return created, is_new
+
+
+def _check_launch_size(ctx: Lifecycle, tenant: Tenant, request: JobRequest, plan: Plan) -> None:
+    """On Kubernetes each launch's job spec travels in a ConfigMap, which the API server refuses over 1 MiB:
+    refuse such a job now (400 naming the heaviest field), not at dispatch after the 202."""
+    groups = launch_groups(plan, [(p.index, 1) for p in plan.benchmarks])
+    found = oversized_launch(
+        tenant=tenant.name,
+        request=request.model_dump(mode="json", exclude_none=True),
+        groups=[[planned for planned, _ in runs] for runs in groups],
+        settings=ctx.settings,
+    )
+    if found is not None:
+        field, size = found
+        raise InvalidRequest(
+            f"The job spec would be {size} bytes on the cluster, more than the {CONFIG_MAP_MAX_BYTES} a Kubernetes "
+            f"ConfigMap may hold; {field} is the largest part of it",
+            message_code="job_spec_too_large",
+            errors=[
+                FieldError(field, "too_large", f"the job spec may be at most {CONFIG_MAP_MAX_BYTES} bytes")
+            ],
+        )
 
 
 def _check_egress(ctx: Lifecycle, request: JobRequest) -> None:
