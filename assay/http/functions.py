@@ -107,7 +107,7 @@ class CloudEventHost:
         except CloudEventError as exc:
             return JSONResponse({"message_code": "invalid_cloudevent", "message": str(exc)}, 400)
         await self(handler, event)
-        return Response(status_code=204)
+        return Response(status_code=200)  # what functions-framework answers for a handled CloudEvent
 
     async def __call__(self, handler: Handler, event: CloudEvent) -> None:
         try:

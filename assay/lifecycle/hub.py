@@ -147,17 +147,8 @@ async def start_local_hub(
         exporter=exporter,
     )
     jobs_root = settings.local_jobs_dir
-    sidecar = None
-    if settings.local_sidecar:
-        sidecar = LocalSidecar(
-            SidecarOptions(
-                jobs_root=jobs_root,
-                hub_url=settings.callback_base_url(),
-                cache_dir=settings.model_cache_dir or settings.data_dir / "model-cache",
-                max_concurrency=settings.model_max_concurrency,
-                work_dir=settings.data_dir / "sidecar",
-            )
-        )
+    sidecar = local_sidecar(settings)
+    if sidecar is not None:
         await sidecar.start()
     ctx.runtime = LocalRunner(ctx, jobs_root, signer=signer or launch_signer(settings), sidecar=sidecar)
     _subscribe(broker, ctx)
@@ -175,6 +166,21 @@ async def start_local_hub(
         asyncio.create_task(_every(settings.sweep_interval_seconds, hub._stop, sweep), name="assay-sweep")
     )
     return hub
+
+
+def local_sidecar(settings: Settings) -> LocalSidecar | None:
+    """The local runtime's sidecar (not started yet), or None when ``local_sidecar`` is off."""
+    if not settings.local_sidecar:
+        return None
+    return LocalSidecar(
+        SidecarOptions(
+            jobs_root=settings.local_jobs_dir,
+            hub_url=settings.callback_base_url(),
+            cache_dir=settings.model_cache_dir or settings.data_dir / "model-cache",
+            max_concurrency=settings.model_max_concurrency,
+            work_dir=settings.data_dir / "sidecar",
+        )
+    )
 
 
 RuntimeFactory = Callable[[Settings], Runtime | None]
@@ -207,9 +213,14 @@ def start_function(
     )
     ctx.runtime = runtime(settings) if runtime is not None else None
     ctx.exporter = exporter
+    sidecar = None
     if ctx.runtime is None and with_runtime:
-        ctx.runtime = LocalRunner(ctx, settings.data_dir / "jobs", signer=signer or launch_signer(settings))
-    return Hub(lifecycle=ctx, publisher=publisher, sink=sink)
+        # Adapters report through the sidecar, which adds each launch's credential (started at the first launch).
+        sidecar = local_sidecar(settings)
+        ctx.runtime = LocalRunner(
+            ctx, settings.local_jobs_dir, signer=signer or launch_signer(settings), sidecar=sidecar
+        )
+    return Hub(lifecycle=ctx, publisher=publisher, sink=sink, sidecar=sidecar)
 
 
 __all__ = ["Hub", "RuntimeFactory", "start_function", "start_local_hub"]

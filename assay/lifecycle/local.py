@@ -49,6 +49,7 @@ class LocalRunner:
         self._root = root
         self._signer = signer
         self._sidecar = sidecar
+        self._starting = asyncio.Lock()
         # Per queued launch, until its process starts: (provider, when it was queued, its timeout).
         self._queued: dict[RunKey, tuple[str, float, float]] = {}
         self._stop_by: float | None = None  # the shutdown's deadline, once it began
@@ -134,6 +135,10 @@ class LocalRunner:
         timeout = self._ctx.timeout_of(planned)
         callback_url = self._ctx.settings.callback_base_url()
         model_url: str | None = None
+        if self._sidecar is not None and not self._sidecar.url:
+            async with self._starting:  # a function's sidecar starts with its first launch
+                if not self._sidecar.url:
+                    await self._sidecar.start()
         if self._sidecar is not None:
             # Model traffic and events go through the sidecar: response cache, retries, accounting.
             callback_url = self._sidecar.url

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -61,12 +62,26 @@ def completed(score: float = 1.0, index: int = 0) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def running(client: TestClient) -> str:
-    """A job whose only benchmark is running (an adapter that only waits)."""
+def running(client: TestClient, database_url: str) -> str:
+    """A job whose only benchmark is running: an adapter that only waits, launched, and its launch's own
+    ``running`` event."""
     assert client.post(P, json=IDLE).status_code == 201
-    job_id = client.post(J, json=job()).json()["resource"]["id"]
-    wait_for(lambda: client.get(f"{J}/{job_id}").json()["status"]["state"] == "running", timeout=60)
-    return str(job_id)
+    job_id = str(client.post(J, json=job()).json()["resource"]["id"])
+
+    def launched() -> bool:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT runtime_ref FROM benchmark_runs").fetchone()
+        return row is not None and row[0] is not None
+
+    wait_for(launched, timeout=60)
+    event = completed()
+    event["benchmark_status_event"].update(status="running", metrics={})
+    assert (
+        client.post(f"{J}/{job_id}/events", json=event, headers=launch_headers(client, job_id)).status_code
+        == 204
+    )
+    assert client.get(f"{J}/{job_id}").json()["status"]["state"] == "running"
+    return job_id
 
 
 def test_headers_no_longer_choose_the_tenant_or_the_user(
@@ -114,7 +129,9 @@ def test_an_unauthenticated_completed_event_cannot_pass_a_running_job(
     client.delete(f"{J}/{running}")
 
 
-def test_an_event_of_an_earlier_attempt_is_ignored(client: TestClient, running: str) -> None:
+def test_an_event_of_an_earlier_attempt_is_ignored(
+    client: TestClient, running: str, database_url: str
+) -> None:
     """A stale `completed` from attempt 1 is not applied to attempt 2 (issue 21, item 2)."""
     url = f"{J}/{running}/events"
     failed = completed()
@@ -123,13 +140,17 @@ def test_an_event_of_an_earlier_attempt_is_ignored(client: TestClient, running: 
     assert client.post(url, json=failed, headers=launch_headers(client, running)).status_code == 204
     wait_for(lambda: client.get(f"{J}/{running}").json()["status"]["state"] == "failed", timeout=30)
     assert client.post(f"{J}/{running}/retry").status_code == 202
-    wait_for(lambda: client.get(f"{J}/{running}").json()["status"]["state"] == "running", timeout=60)
+
+    def relaunched() -> bool:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT dispatched_attempt FROM benchmark_runs").fetchone()
+        return row is not None and row[0] == 2
+
+    wait_for(relaunched, timeout=60)
     stale = launch_headers(client, running, runs=((0, 1),))
     assert client.post(url, json=completed(1.0), headers=stale).status_code == 204
     document = client.get(f"{J}/{running}").json()
-    assert (
-        document["status"]["state"] == "running"
-    )  # attempt 2 is still running: attempt 1's score is not its
+    assert document["status"]["state"] != "completed"  # attempt 2 runs: attempt 1's score is not its
     current = launch_headers(client, running, runs=((0, 2),))
     assert client.post(url, json=completed(0.25), headers=current).status_code == 204
     done = wait_for(
