@@ -302,6 +302,12 @@ class Settings(BaseSettings):
         description="Comma-separated registry hosts (`host:port`) reached over plain HTTP; every other "
         "registry over HTTPS.",
     )
+    oci_insecure: bool = Field(
+        False,
+        validation_alias=AliasChoices("OCI_INSECURE", "ASSAY_OCI_INSECURE"),
+        description="EvalHub's `OCI_INSECURE`: the hub's own OCI pushes reach every registry over plain HTTP "
+        "(a development registry); `ASSAY_OCI_INSECURE_REGISTRIES` names single hosts instead.",
+    )
     oci_ca_cert_path: Path | None = Field(
         None, description="CA bundle for HTTPS registries (default: the system's trust store)."
     )

@@ -83,8 +83,11 @@ class OciRegistry:
         self._tls_verify: bool | str = str(ca_cert_path) if ca_cert_path is not None else True
         self._timeout = timeout
 
+    def _plain_http(self, host: str) -> bool:
+        return host in self._insecure or "*" in self._insecure  # "*": every registry (OCI_INSECURE)
+
     def _scheme(self, host: str) -> str:
-        return "http" if host in self._insecure else "https"
+        return "http" if self._plain_http(host) else "https"
 
     def _client(self, host: str) -> Any:
         """An oras Registry for ``host``: Basic auth when the registry challenges with Basic (htpasswd),
@@ -102,7 +105,7 @@ class OciRegistry:
         if challenge.lower().startswith("basic"):
             backend = "basic"
         registry = oras.provider.Registry(
-            hostname=host, insecure=host in self._insecure, tls_verify=self._tls_verify, auth_backend=backend
+            hostname=host, insecure=self._plain_http(host), tls_verify=self._tls_verify, auth_backend=backend
         )
         unretried = oras.provider.Registry.do_request.__wrapped__
         registry.do_request = functools.partial(unretried, registry)

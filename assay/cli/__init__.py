@@ -8,11 +8,18 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
+from pydantic import AliasChoices
+
 from assay.cli.gate import add_parser as add_gate_parser
 from assay.settings import Settings
+
+# pgserver asks platformdirs for a runtime directory; without XDG_RUNTIME_DIR (a root shell, a container)
+# platformdirs warns at every start and falls back to /tmp/runtime-$UID, which serves as well.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -195,14 +202,32 @@ def configuration_reference() -> str:
         "| --- | --- | --- |",
     ]
     for name, field in Settings.model_fields.items():
-        env = "DATABASE_URL" if name == "database_url" else f"ASSAY_{name.upper()}"
+        alias = field.validation_alias
+        names = (
+            [str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else [f"ASSAY_{name.upper()}"]
+        )
         if field.default_factory is not None:
             default = "(see meaning)"
         elif field.default in (None, ()):
             default = "(unset)"
         else:
             default = f"`{field.default}`"
+        env = "` / `".join(names)
         lines.append(f"| `{env}` | {default} | {field.description} |")
+    lines += [
+        "",
+        "## Read by other programs",
+        "",
+        "| Variable | Read by | Meaning |",
+        "| --- | --- | --- |",
+        "| `ASSAY_ADAPTER_ENVS` | `assay-adapter`, the local runtime | Where the built-in adapters' environments "
+        "are built and cached (default `~/.cache/assay/adapter-envs`; docs/adapters.md). |",
+        "| `EVAL_HUB_CONFIG_DIR`, `PORT` | `assay-evalhub-server` | EvalHub's configuration directory when "
+        "`-configdir` is not given, and the port over `config.yaml`'s `service.port` (docs/compatibility.md). |",
+        "| `EVALHUB_TOKEN` | the `evalhub` CLI, `assay gate` | The bearer token a client sends. |",
+        "| `OCI_INSECURE` | adapters (eval-hub-sdk, `adapters/sdk`) | An adapter's own OCI push in local mode goes "
+        "over plain HTTP. |",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -153,7 +153,7 @@ class Exports:
             self._tracker = MlflowTracker(settings.mlflow_tracking_uri, settings.mlflow_ui_url)
         self._registry = registry or OciRegistry(
             auth_config_path=settings.oci_auth_config_path,
-            insecure_hosts=settings.oci_insecure_registries,
+            insecure_hosts=("*",) if settings.oci_insecure else settings.oci_insecure_registries,
             ca_cert_path=settings.oci_ca_cert_path,
             timeout=settings.oci_timeout_seconds,
         )
