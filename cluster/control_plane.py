@@ -13,7 +13,8 @@ script's own CA, the webhook configurations and CRD conversion webhooks rewritte
 kubelet and no scheduler: a Node is created and patched Ready with allocatable CPU and memory, and pods stay
 unscheduled until a test writes their status (``kubectl patch pod --subresource=status``).
 
-Inputs (environment): ``KUBE_APISERVER``, ``KUBE_CONTROLLER_MANAGER``, ``ETCD``, ``KUEUE`` (paths to binaries);
+Inputs (environment): ``KUBE_APISERVER``, ``KUBE_CONTROLLER_MANAGER``, ``ETCD``, ``KUEUE`` (paths to binaries;
+without ``KUEUE`` only Kueue's CRDs are installed, enough to check a deployment but nothing is admitted);
 Kueue's CRDs and webhook configurations from ``KUEUE_SRC`` (a Kueue source tree: ``config/components``) or
 ``KUEUE_MANIFESTS`` (a release's ``manifests.yaml``); ``KUBECTL`` (default ``kubectl``), ``OPENSSL``
 (default ``openssl``). Ports: ``ASSAY_CP_PORT_BASE`` (default 16440: apiserver +0, etcd +1/+2, Kueue
@@ -233,9 +234,8 @@ def _webhooked(objects: list[dict[str, Any]], ca_bundle: str) -> list[dict[str, 
 
 
 def up(state: Path) -> Path:
-    apiserver, kcm, etcd, kueue = (
-        _need(n) for n in ("KUBE_APISERVER", "KUBE_CONTROLLER_MANAGER", "ETCD", "KUEUE")
-    )
+    apiserver, kcm, etcd = (_need(n) for n in ("KUBE_APISERVER", "KUBE_CONTROLLER_MANAGER", "ETCD"))
+    kueue = _need("KUEUE") if ENV.get("KUEUE") else None  # without: Kueue's CRDs only, nothing admits
     kubectl = ENV.get("KUBECTL", "kubectl")
     base = int(ENV.get("ASSAY_CP_PORT_BASE", "16440"))
     api_port, etcd_port, peer_port = base, base + 1, base + 2
@@ -302,9 +302,15 @@ def up(state: Path) -> Path:
     objects = _webhooked(_kueue_objects(kubectl), ca_bundle)
     crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
     hooks = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
+    if kueue is None:
+        for crd in crds:
+            crd["spec"].pop("conversion", None)
     _run(*kc, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": crds}))  # fmt: skip
     for crd in crds:
         _run(*kc, "wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd['metadata']['name']}")
+    if kueue is None:
+        print("KUEUE is not set: Kueue's CRDs only, no Kueue runs (nothing is admitted)", file=sys.stderr)
+        return admin
     _run(*kc, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kueue-system"}}))  # fmt: skip
     kueue_dir = state / "kueue"
     (kueue_dir / "certs").mkdir(parents=True, exist_ok=True)
