@@ -194,3 +194,47 @@ def test_a_marked_secret_is_mounted(cluster: Cluster) -> None:
     volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
     assert volumes["model-auth"]["secret"]["secretName"] == "model-key"
     assert cluster.submit.get(f"/api/v1/evaluations/jobs/{job_id}", headers=TEAM).status_code == 200
+
+
+def test_a_job_spec_over_a_config_maps_limit_is_refused_at_submit(cluster: Cluster) -> None:
+    """Item 4: 400 naming the field, before the 202, not a failure at dispatch."""
+    body = {
+        "name": "too big",
+        "model": {"url": "http://vllm.models.svc:8000/v1", "name": "granite"},
+        "benchmarks": [{"id": "qa", "provider_id": "exact", "parameters": {"few_shot": "x" * (1024 * 1024)}}],
+    }
+    answer = cluster.submit.post("/api/v1/evaluations/jobs", json=body, headers=TEAM)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message_code"] == "job_spec_too_large"
+    assert answer.json()["errors"][0]["path"] == "benchmarks[0].parameters"
+    listed = cluster.submit.get("/api/v1/evaluations/jobs", headers=TEAM).json()
+    assert listed.get("items", []) == [] and cluster.api.created == []
+    # Just under the limit is accepted and dispatched.
+    body["benchmarks"][0]["parameters"] = {"few_shot": "x" * (900 * 1024)}  # type: ignore[index]
+    answer = cluster.submit.post("/api/v1/evaluations/jobs", json=body, headers=TEAM)
+    assert answer.status_code == 202, answer.text
+    assert cluster.wait_jobs(answer.json()["resource"]["id"])
+
+
+def test_the_hubs_service_ca_reaches_the_sidecar_only(start_cluster: Callable[..., Cluster]) -> None:
+    """Item 6: an HTTPS ASSAY_PUBLIC_URL the pod trusts through the service CA."""
+    cluster = start_cluster(ASSAY_K8S_HUB_CA_CONFIG_MAP="assay-service-ca")
+    cluster.queue()
+    cluster.add_provider()
+    (job,) = cluster.wait_jobs(cluster.submit_job())
+    pod = job["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "hub-ca")
+    assert volume["configMap"] == {
+        "name": "assay-service-ca",
+        "items": [{"key": "service-ca.crt", "path": "service-ca.crt"}],
+    }
+    mounts = {
+        c["name"]: {m["name"] for m in c["volumeMounts"]}
+        for c in [*pod["initContainers"], *pod["containers"]]
+    }
+    assert "hub-ca" in mounts["sidecar"] and "hub-ca" not in mounts["adapter"]
+    spec = wait_for(lambda: cluster.api.get("configmaps", TENANT, f"{job['metadata']['name']}-spec"))
+    import json
+
+    sidecar = json.loads(spec["data"]["sidecar_config.json"])
+    assert sidecar["eval_hub"]["ca_cert_path"] == "/etc/evalhub/hub-ca/service-ca.crt"
