@@ -16,6 +16,7 @@ lives only attaches: it neither restarts nor stops the server.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 _WATCH_SECONDS = 0.25
 _RESTART_BACKOFF = (0.25, 30.0)
-_STOP_STEP_SECONDS = 3.0
+_STOP_STEP_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,9 @@ class EmbeddedPostgres:
         self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)  # type: ignore[attr-defined]
         with contextlib.suppress(Exception):
             self._server.global_process_id_list.get_and_remove(os.getpid())
+        # Its exit hook only edits that list, under a lock every pgserver user of the machine shares: a busy
+        # neighbour would hold up this process's exit.
+        atexit.unregister(self._server._cleanup)
         if self.pid() is None:  # pgserver hands out its cached handle of a server stopped earlier
             self._server._postmaster_info = None
             self._server.ensure_postgres_running()
@@ -197,6 +201,10 @@ class EmbeddedPostgres:
             return
         with self._lock:
             step = max(0.5, timeout / 3)
+            pid = self.pid()
+            if pid is not None:  # a frozen server (SIGSTOP) cannot shut down
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGCONT)
             for mode in ("fast", "immediate"):
                 if self.pid() is None:
                     break
