@@ -179,6 +179,12 @@ class Settings(BaseSettings):
         "it) in each tenant namespace with the CA of an HTTPS `ASSAY_PUBLIC_URL`; mounted into the sidecar only. "
         "Tenant onboarding creates it, annotated for injection.",
     )
+    k8s_data_init_image: str | None = Field(
+        None,
+        description="Kubernetes runtime: the init container image that downloads a benchmark's `test_data_ref` from "
+        "S3, git or Hugging Face into `/test_data` (EvalHub's `eval-runtime-init`, configured by `TEST_DATA_*` "
+        "variables); unset, such benchmarks fail at dispatch with `test_data_unsupported`. A PVC needs none.",
+    )
     k8s_pod_start_grace_seconds: float = Field(
         120.0,
         ge=0,
