@@ -190,6 +190,8 @@ def plan_inspect(spec: JobSpec) -> InspectPlan:
     )
     if not isinstance(params.fail_on_error, bool) and params.fail_on_error < 0:
         raise ParameterError("parameters.fail_on_error must be true, false, a fraction or a count")
+    if params.epochs_reducer is not None and params.epochs is None:
+        raise ParameterError("parameters.epochs_reducer needs parameters.epochs")
     if params.tasks_dir is not None and not Path(params.tasks_dir).expanduser().is_dir():
         raise ParameterError(f"parameters.tasks_dir {params.tasks_dir!r} is not a directory")
     label = params.task or spec.benchmark_id
