@@ -21,13 +21,20 @@ def test_entry_with_metric_only_keeps_the_provider_threshold() -> None:
 
 
 def test_provider_settings_do_not_leak_onto_another_metric() -> None:
-    config = resolve_score_config([ScoreLayer(PrimaryScore(metric="f1")), PROVIDER])
+    provider = ScoreLayer(
+        PrimaryScore(metric="acc", lower_is_better=True, scale=MetricScale(min=0, max=100)),
+        PassCriteria(threshold=50),
+    )
+    config = resolve_score_config([ScoreLayer(PrimaryScore(metric="bleu")), provider])
     assert (config.metric, config.threshold, config.scale, config.lower_is_better) == (
-        "f1",
+        "bleu",
         None,
         None,
         False,
     )
+    # A well-known proportion gets the default [0, 1] (assay/core/scales.py), never the provider's scale.
+    f1 = resolve_score_config([ScoreLayer(PrimaryScore(metric="f1")), provider])
+    assert (f1.threshold, f1.scale, f1.lower_is_better) == (None, MetricScale(min=0, max=1), False)
 
 
 def test_provider_direction_is_used_unless_overridden() -> None:
