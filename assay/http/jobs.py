@@ -16,6 +16,7 @@ from assay import triggers
 from assay.api.job_resource import Job, JobPage
 from assay.api.jobs import JobRequest, StatusEvent
 from assay.auth import Access, Permission
+from assay.core.catalogue import unscaled_warning
 from assay.core.compare import Tolerance, compare
 from assay.core.gate import decide
 from assay.core.report import commit_status, junit_report, markdown_report
@@ -142,8 +143,17 @@ def job_document(record: EvaluationRecord) -> dict[str, Any]:
     }
 
 
-def _job_response(record: EvaluationRecord, status_code: int) -> Response:
-    return JSONResponse(job_document(record), status_code=status_code)
+def _job_response(record: EvaluationRecord, status_code: int, *, warn: bool = False) -> Response:
+    document = job_document(record)
+    if warn:
+        warnings = [
+            unscaled_warning(f"plan.benchmarks[{p.index}]", p.score.metric)
+            for p in record.plan.benchmarks
+            if p.weight > 0 and p.score.metric is not None and p.score.scale is None
+        ]
+        if warnings:  # accepted, but left out of the composite score (docs/lifecycle.md, "Scoring")
+            document["warnings"] = [{"path": w.path, "code": w.code, "message": w.message} for w in warnings]
+    return JSONResponse(document, status_code=status_code)
 
 
 @router.post(
@@ -186,7 +196,7 @@ async def submit_job(request: Request, who: CallerDep, spec: JobRequest) -> Resp
     record, created = await jobs.submit(
         lifecycle_of(request), who.tenant, who.user, spec, key.strip() if key else None
     )
-    response = _job_response(record, 202)
+    response = _job_response(record, 202, warn=True)
     response.headers["Location"] = f"{router.prefix}/jobs/{record.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"

@@ -53,12 +53,27 @@ def test_evalhubs_own_config_directory_loads_whole(make_client: Any) -> None:
         },
     )
     assert job.status_code == 202, job.text
+    assert "warnings" not in job.json()
     planned = job.json()["plan"]["benchmarks"][0]
     assert planned["primary_score"] == {
         "metric": "accuracy",
         "lower_is_better": False,
         "scale": {"min": 0.0, "max": 1.0},
     }
+
+
+def test_a_job_on_a_metric_without_a_scale_is_accepted_with_a_warning(make_client: Any) -> None:
+    client = make_client(config_dir=EVALHUB_CONFIG)
+    benchmark = {"id": "sweep", "provider_id": "guidellm", "primary_score": {"metric": "mean_ttft_ms"}}
+    job = client.post(
+        "/api/v1/evaluations/jobs",
+        json={"name": "x", "model": {"url": "http://127.0.0.1:9/v1", "name": "m"}, "benchmarks": [benchmark]},
+    )
+    assert job.status_code == 202, job.text
+    assert [(w["path"], w["code"]) for w in job.json()["warnings"]] == [
+        ("plan.benchmarks[0].primary_score.scale", "scale_unknown")
+    ]
+    assert "warnings" not in client.get(f"/api/v1/evaluations/jobs/{job.json()['resource']['id']}").json()
 
 
 def _cli_provider() -> dict[str, Any]:
