@@ -134,7 +134,8 @@ def live_group_members(pgid: int) -> list[int]:
 
 
 def test_job_spec_environment_and_clean_exit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ASSAY_TEST_INHERITED", "from-hub")
+    monkeypatch.setenv("LC_ASSAY_TEST", "from-hub")  # allow-listed (locale)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://hub-secret")  # the hub's secrets stay with the hub
     key = RunKey("eval-1", 0, 1)
     spec = {"id": "eval-1", "benchmarks": [{"id": "bench", "parameters": {"limit": 5}}]}
     command = "; ".join(
@@ -145,7 +146,8 @@ def test_job_spec_environment_and_clean_exit(tmp_path: Path, monkeypatch: pytest
             ("run", "ASSAY_RUN"),
             ("unbuffered", "PYTHONUNBUFFERED"),
             ("extra", "EXTRA"),
-            ("inherited", "ASSAY_TEST_INHERITED"),
+            ("inherited", "LC_ASSAY_TEST"),
+            ("secret", "DATABASE_URL"),
         ]
     )
     command += '; echo "cwd=$(pwd)"'
@@ -163,15 +165,16 @@ def test_job_spec_environment_and_clean_exit(tmp_path: Path, monkeypatch: pytest
         assert (exit_.reason, exit_.returncode, exit_.detail) == ("exited", 0, "")
         assert exit_.log_path == run_dir / "jobrun.log" == rt.log_path("eval-1", 0, "prov", "bench")
         lines = log_of(rt, key).splitlines()
-        assert lines[:6] == [
+        assert lines[:7] == [
             "mode=local",
             f"spec={job_path}",
             "run=eval-1/0/1",
             "unbuffered=1",
             "extra=x y",
             "inherited=from-hub",
+            "secret=",
         ]
-        assert Path(lines[6].removeprefix("cwd=")).resolve() == run_dir.resolve()
+        assert Path(lines[7].removeprefix("cwd=")).resolve() == run_dir.resolve()
         [(spawned_key, ref)] = recorder.spawns
         assert spawned_key == key
         assert re.fullmatch(rf"local:{rt.instance_id}:\d+", ref)
