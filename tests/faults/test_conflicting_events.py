@@ -10,11 +10,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 import psycopg
 
 from assay.core.states import BenchmarkRun, derive_state
-from tests.conftest import LiveServer, wait_for
+from tests.conftest import LiveServer, launch_headers, wait_for
 
 JOBS = 20
 BENCHMARKS = ("first", "second")
@@ -62,7 +61,7 @@ def events_for(job_id: str) -> list[tuple[str, dict[str, Any]]]:
 def test_conflicting_events_at_many_jobs_leave_state_a_function_of_runs(
     live_hub: LiveServer, database_url: str
 ) -> None:
-    hub = httpx.Client(base_url=live_hub.url, timeout=60)
+    hub = live_hub.client(timeout=60)
     assert hub.post("/api/v1/evaluations/providers", json=idle_provider()).status_code == 201
     body = {
         "name": "conflicts",
@@ -79,9 +78,13 @@ def test_conflicting_events_at_many_jobs_leave_state_a_function_of_runs(
 
     def send(item: tuple[str, dict[str, Any]]) -> int:
         job_id, status = item
-        with httpx.Client(base_url=live_hub.url, timeout=60) as client:
+        # Each event carries the credential of the launch that runs both benchmarks of its job.
+        credential = launch_headers(live_hub, job_id, runs=[(i, 1) for i in range(len(BENCHMARKS))])
+        with live_hub.client(timeout=60) as client:
             answer = client.post(
-                f"/api/v1/evaluations/jobs/{job_id}/events", json={"benchmark_status_event": status}
+                f"/api/v1/evaluations/jobs/{job_id}/events",
+                json={"benchmark_status_event": status},
+                headers=credential,
             )
         return answer.status_code
 
