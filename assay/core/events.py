@@ -47,9 +47,9 @@ KUBERNETES_RESOURCE_EVENTS = (
 ``resource.*`` types in the source's ``Resource`` mode (as deployed), ``ref.*`` in ``Reference`` mode."""
 
 MODEL_VERSION_CREATED = "dev.assay.registry.model_version.created.v1"
-"""a model registry (through a Knative Trigger) -> submit at ``POST /api/v1/events``: a new version."""
+"""a model registry (through a Knative Trigger) -> callback at ``POST /api/v1/events``: a new version."""
 MODEL_VERSION_UPDATED = "dev.assay.registry.model_version.updated.v1"
-"""a model registry -> submit at ``POST /api/v1/events``: a version's aliases, tags or stage changed."""
+"""a model registry -> callback at ``POST /api/v1/events``: a version's aliases, tags or stage changed."""
 REGISTRY_EVENTS = (MODEL_VERSION_CREATED, MODEL_VERSION_UPDATED)
 """External CloudEvents the submit function ingests over HTTP (evaluation policies decide what they start)."""
 

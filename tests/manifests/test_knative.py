@@ -72,7 +72,7 @@ def expected_routing() -> set[tuple[str, str]]:
     """(CloudEvent type, consuming function) as the code defines it."""
     pairs = {(kind, function) for kind, consumers in CATALOGUE.items() for function in consumers}
     pairs |= {(kind, "sweep") for kind in KUBERNETES_RESOURCE_EVENTS}
-    pairs |= {(kind, "submit") for kind in REGISTRY_EVENTS}
+    pairs |= {(kind, "callback") for kind in REGISTRY_EVENTS}  # the cluster-local ingress (issue 14)
     return pairs
 
 
@@ -95,12 +95,15 @@ def test_triggers_route_exactly_the_catalogue(overlay: str) -> None:
     assert set(routed) == expected_routing()
 
 
-def test_registry_events_go_to_submits_ingress_route_and_the_rest_to_the_function_root() -> None:
-    submit_routes = routes(SUBMIT)
+def test_registry_events_go_to_callbacks_ingress_route_and_the_rest_to_the_function_root() -> None:
+    # The registry ingress is on the cluster-local callback service, not the public submit one (issue 14).
+    callback_routes = routes(CALLBACK)
+    assert ("POST", "/api/v1/events") not in routes(SUBMIT)
     for trigger in of_kind(objects("base"), "Trigger", EVENTING):
         subscriber = trigger["spec"]["subscriber"]
-        if subscriber["ref"]["name"] == "submit":
-            assert ("POST", subscriber["uri"]) in submit_routes
+        if "uri" in subscriber:
+            assert subscriber["ref"]["name"] == "callback"
+            assert ("POST", subscriber["uri"]) in callback_routes
         else:
             assert "uri" not in subscriber  # functions-framework serves CloudEvents at /
 
@@ -122,11 +125,11 @@ def test_broker_delivery_is_explicit_and_dead_letters_go_to_the_recorder(overlay
     assert refers_to_service(sink, "callback")
     assert "callback" in services(overlay)
     assert ("POST", sink["uri"]) in routes(CALLBACK)
-    # The sink is no Trigger's subscriber: the failures that dead-letter events do not take it down too.
-    subscribers = {
-        t["spec"]["subscriber"]["ref"]["name"] for t in of_kind(objects(overlay), "Trigger", EVENTING)
-    }
-    assert "callback" not in subscribers
+    # The sink subscribes to nothing but the registry's events (its cluster-local ingress): the failures that
+    # dead-letter the lifecycle's events do not take it down too.
+    for trigger in of_kind(objects(overlay), "Trigger", EVENTING):
+        if trigger["spec"]["subscriber"]["ref"]["name"] == "callback":
+            assert trigger["spec"]["filter"]["attributes"]["type"] in REGISTRY_EVENTS
 
 
 def test_dev_uses_the_channel_based_broker_and_production_the_kafka_broker() -> None:
@@ -210,7 +213,10 @@ def test_each_service_runs_its_functions_documented_entry_point(function: str) -
         target = next(
             n for n in tree.body if isinstance(n, ast.AsyncFunctionDef) and n.name == options["--target"]
         )
-        assert any(isinstance(d, ast.Name) and d.id == "cloud_event" for d in target.decorator_list)
+        # The lifecycle's functions are HTTP functions that check the broker's identity, then read the
+        # CloudEvent (assay/http/functions.py); onboarding takes the CloudEvent as functions-framework gives it.
+        decorator = "cloud_event" if function == "tenants" else "http"
+        assert any(isinstance(d, ast.Name) and d.id == decorator for d in target.decorator_list)
 
 
 @overlays
@@ -454,7 +460,8 @@ def test_rbac_grants_exactly_the_kubernetes_calls_the_code_makes(function: str) 
     needed = function_permissions(function) if function in ("dispatch", "sweep") else set()
     granted = _granted_in_tenant(account["metadata"]["name"], account["metadata"]["namespace"])
     assert granted == needed, f"{function}: granted {sorted(granted)}, the code needs {sorted(needed)}"
-    if not needed:
+    reviews = function in ("submit", "callback")  # TokenReview + SubjectAccessReview of callers
+    if not needed and not reviews:
         assert spec.get("automountServiceAccountToken") is False
         assert account.get("automountServiceAccountToken") is False
 
@@ -492,6 +499,14 @@ def test_no_function_is_granted_anything_cluster_wide() -> None:
                 ("kueue.x-k8s.io", "clusterqueues", "list"),
             }
             assert [s["name"] for s in binding["subjects"]] == ["assay-tenants"]
+            continue
+        if binding["metadata"]["name"] == "assay-reviewer":
+            # Reviews of callers' tokens and access: create-only, no object read, for the two HTTP functions.
+            assert _rules(role) == {
+                ("authentication.k8s.io", "tokenreviews", "create"),
+                ("authorization.k8s.io", "subjectaccessreviews", "create"),
+            }
+            assert [s["name"] for s in binding["subjects"]] == ["assay-submit", "assay-callback"]
             continue
         # Only the ApiServerSource may list namespaces (its namespaceSelector); nothing else is cluster-wide.
         assert _rules(role) <= {("", "namespaces", verb) for verb in ("get", "list", "watch")}
