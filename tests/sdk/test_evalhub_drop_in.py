@@ -337,7 +337,11 @@ def test_the_server_command_line_takes_evalhubs_config_directory(tmp_path: Path,
             assert [c["resource"]["id"] for c in collections] == ["collection-1"]
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave a hub behind; the assertion below reports it
+            out, _ = proc.communicate(timeout=30)
     assert "NO AUTHENTICATION" in out
     assert proc.returncode == 0, out
 
