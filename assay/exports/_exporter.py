@@ -72,6 +72,15 @@ def _number(value: object) -> float | None:
     return None
 
 
+def _public_push_error(exc: Exception) -> str:
+    """A push failure as the tenant may see it: the registry's own HTTP answer when there was one, else one
+    sentence for every way a connection can fail."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return f"The registry answered HTTP {status}; the hub's log has the details"
+    return "The registry could not be reached or refused the push; the hub's log has the details"
+
+
 def summarize(rows: Sequence[ExportRow]) -> dict[str, Any]:
     """What the job's ``results`` show about its exports: ``exports`` (status, attempts, error and what was
     created, per export), the MLflow experiment, and ``results.oci`` in eval-hub-sdk 1.0.6's shape."""
@@ -216,6 +225,9 @@ class Exports:
             outcome = await asyncio.to_thread(self._run, record, row, remember)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:2000]
+            # The job's results show a registry the tenant named: what failed, not how the connection did
+            # (refused, timed out, TLS), which would let a tenant probe hosts and ports through the hub.
+            shown = error if row.name == MLFLOW else _public_push_error(exc)
             settings = self._settings
             gave_up = row.attempts >= settings.export_max_attempts
             delay = min(
@@ -234,7 +246,7 @@ class Exports:
             await repo.settle(
                 row,
                 status=status,
-                error=error,
+                error=shown,
                 next_attempt_at=ctx.clock() + timedelta(seconds=delay),
                 result={},
                 summarize=summarize,
