@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import launch_headers
 from tests.http.test_collections import collection_body
 from tests.http.test_providers import provider_body
 
@@ -153,9 +154,13 @@ def job_body(**overrides: object) -> dict[str, object]:
     return body
 
 
-def raw_post(client: TestClient, path: str, text: str) -> dict[str, object]:
+def raw_post(
+    client: TestClient, path: str, text: str, headers: dict[str, str] | None = None
+) -> dict[str, object]:
     """POST ``text`` as it is (json.dumps would refuse or rewrite the very values under test)."""
-    response = client.post(path, content=text.encode(), headers={"Content-Type": "application/json"})
+    response = client.post(
+        path, content=text.encode(), headers={"Content-Type": "application/json", **(headers or {})}
+    )
     assert response.status_code == 400, response.text
     return dict(response.json())
 
@@ -216,7 +221,7 @@ def test_a_nan_metric_from_an_adapter_is_stored_as_null_and_the_score_is_kept(cl
     answer = client.post(
         f"{J}/{job_id}/events",
         content=(event % (pid, benchmark, 0, metric)).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **launch_headers(client, job_id)},
     )
     assert answer.status_code == 204, answer.text
     job = client.get(f"{J}/{job_id}").json()
@@ -228,5 +233,5 @@ def test_a_nan_metric_from_an_adapter_is_stored_as_null_and_the_score_is_kept(cl
     # Outside metrics a status event follows the rule: refused, naming the field.
     status = {"provider_id": pid, "id": benchmark, "status": "running", "progress": 0.5}
     other = json.dumps({"benchmark_status_event": status}).replace("0.5", "NaN")
-    refused = raw_post(client, f"{J}/{job_id}/events", other)
+    refused = raw_post(client, f"{J}/{job_id}/events", other, launch_headers(client, job_id))
     assert error_paths(refused) == [("benchmark_status_event.progress", "not_finite")]
