@@ -34,3 +34,45 @@ def test_a_held_job_lock_and_a_long_statement_end_in_a_retryable_error(database_
             await database.close()
 
     asyncio.run(scenario())
+
+
+def test_while_the_database_is_down_it_is_known_down_and_then_back(database_url: str, pg_server: str) -> None:
+    """After a wait for a connection timed out, the database counts as down (requests then wait only the
+    short ``outage_wait``, and health says for how long); the first connection had again clears it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = conninfo_to_dict(database_url)["dbname"]
+
+    def allow(on: bool) -> None:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {"true" if on else "false"}')
+            if not on:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+                )
+
+    async def scenario() -> None:
+        database = await Database.open(database_url, timeout=1.0, outage_wait=0.2)
+        try:
+            assert database.down_for is None
+            allow(False)
+            try:
+                for _ in range(20):  # broken idle connections fail first; then the pool cannot get a new one
+                    with pytest.raises(psycopg.OperationalError):
+                        await database.ping()
+                    if database.down_for is not None:
+                        break
+                assert database.down_for is not None
+            finally:
+                allow(True)
+            for _ in range(200):
+                try:
+                    await database.ping()
+                    break
+                except psycopg.OperationalError:
+                    await asyncio.sleep(0.05)
+            assert database.down_for is None
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
