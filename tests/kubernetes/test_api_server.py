@@ -163,3 +163,75 @@ def test_pod_logs_with_tail_and_since(k8s_api: tuple[TestApiServer, str]) -> Non
     assert core.read_namespaced_pod_log("p", "team-a", container="adapter", tail_lines=1) == "b\n"
     assert core.read_namespaced_pod_log("p", "team-a", container="adapter", since_seconds=60) == "a\nb\n"
     client.close()
+
+
+def test_the_pod_log_reader_finds_the_latest_attempts_adapter_and_cuts_like_local_mode(
+    k8s_api: tuple[TestApiServer, str],
+) -> None:
+    """assay.runtimes.kubernetes.logs: what GET .../logs needs in a cluster (pods list, pods/log get)."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from assay.runtimes.kubernetes.logs import PodLogs
+    from assay.settings import Settings
+
+    api, url = k8s_api
+    api.add_namespace("team-a")
+    job = "00000000-0000-0000-0000-00000000000a"
+
+    def pod(name: str, attempt: int, indices: str) -> None:
+        labels = {"assay.dev/evaluation-id": job, "assay.dev/attempt": str(attempt)}
+        api.put(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": "team-a",
+                    "labels": labels,
+                    "annotations": {"assay.dev/benchmark-indices": indices},
+                },
+                "spec": {
+                    "initContainers": [{"name": "sidecar", "image": "s", "restartPolicy": "Always"}],
+                    "containers": [{"name": "adapter", "image": "a"}],
+                },
+            }
+        )
+
+    pod("first", 1, "0,1")
+    pod("retried", 2, "0,1")
+    pod("other", 1, "2")
+    now = datetime.now(UTC)
+    api.set_log("team-a", "first", "adapter", ["attempt one"])
+    api.set_log("team-a", "other", "adapter", ["benchmark two"])
+    api.set_log(
+        "team-a",
+        "retried",
+        "adapter",
+        [(now - timedelta(hours=1), "early"), (now, "late 1"), (now, "late 2")],
+    )
+    api.set_log("team-a", "retried", "sidecar", ["not the adapter's"])
+    reader = api.service_account_token("assay", "assay-submit")
+    api.grant(
+        {"kind": "ServiceAccount", "name": "assay-submit", "namespace": "assay"},
+        [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        ],
+        namespace="team-a",
+    )
+    configuration = kubernetes.client.Configuration(host=url)
+    configuration.api_key = {"authorization": f"Bearer {reader}"}
+    logs = PodLogs(Settings(database_url="postgresql://unused"), configuration)
+
+    async def read(**options: object) -> str | None:
+        return await logs.read("team-a", job, 1, timestamps=False, **options)  # type: ignore[arg-type]
+
+    assert asyncio.run(read()) == "early\nlate 1\nlate 2\n"  # the latest attempt's pod, the adapter only
+    assert asyncio.run(read(tail_lines=1)) == "late 2\n"
+    assert asyncio.run(read(since=now - timedelta(minutes=5))) == "late 1\nlate 2\n"
+    assert asyncio.run(logs.read("team-a", job, 5)) is None  # no pod runs benchmark 5
+    stamped = asyncio.run(logs.read("team-a", job, 2, tail_lines=1))
+    assert stamped is not None and stamped.endswith(" benchmark two\n")  # with the kubelet's RFC 3339 stamp
+    assert datetime.fromisoformat(stamped.split(" ")[0][:26] + "+00:00") <= datetime.now(UTC)
+    asyncio.run(logs.close())

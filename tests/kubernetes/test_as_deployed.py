@@ -37,6 +37,17 @@ def test_a_kubernetes_only_provider_is_accepted_by_submit_as_deployed(
     assert cluster.wait_jobs(job_id)
 
 
+def _submit_with(cluster: Cluster, benchmark: dict[str, object]) -> str:
+    body = {
+        "name": "x",
+        "model": {"url": "http://vllm.models.svc:8000/v1", "name": "granite"},
+        "benchmarks": [benchmark],
+    }
+    answer = cluster.submit.post("/api/v1/evaluations/jobs", json=body, headers=TEAM)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["resource"]["id"])
+
+
 def _failure(cluster: Cluster, job_id: str) -> dict[str, str]:
     failed = cluster.wait_state(job_id, "failed")
     return dict(failed["status"]["benchmarks"][0]["error_message"])
@@ -238,3 +249,53 @@ def test_the_hubs_service_ca_reaches_the_sidecar_only(start_cluster: Callable[..
 
     sidecar = json.loads(spec["data"]["sidecar_config.json"])
     assert sidecar["eval_hub"]["ca_cert_path"] == "/etc/evalhub/hub-ca/service-ca.crt"
+
+
+def test_test_data_on_a_pvc_is_mounted_read_only(cluster: Cluster) -> None:
+    """Item 6: test_data_ref on a PVC: no init container, /test_data read-only in the adapter."""
+    ref = {"pvc": {"claim_name": "qa-data", "sub_path": "v2"}}
+    job_id = _submit_with(cluster, {"id": "qa", "provider_id": "exact", "test_data_ref": ref})
+    (job,) = cluster.wait_jobs(job_id)
+    pod = job["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["initContainers"]] == ["sidecar"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "test-data")
+    assert volume["persistentVolumeClaim"] == {"claimName": "qa-data", "readOnly": True}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "test-data")
+    assert mount == {"name": "test-data", "mountPath": "/test_data", "readOnly": True, "subPath": "v2"}
+
+
+def test_test_data_from_s3_is_downloaded_by_the_init_container(start_cluster: Callable[..., Cluster]) -> None:
+    """Item 6: EvalHub's init container (contract §15.2): TEST_DATA_* variables, its credentials mounted into
+    it alone, the data in an emptyDir the adapter reads at /test_data; the Secret must be marked for Assay."""
+    cluster = start_cluster(ASSAY_K8S_DATA_INIT_IMAGE="quay.io/evalhub/eval-runtime-init:1.0.2")
+    cluster.queue()
+    cluster.add_provider()
+    cluster.credentials_secret("s3-creds")
+    ref = {"s3": {"bucket": "evals", "key": "qa/test.jsonl", "secret_ref": "s3-creds"}}
+    job_id = _submit_with(cluster, {"id": "qa", "provider_id": "exact", "test_data_ref": ref})
+    (job,) = cluster.wait_jobs(job_id)
+    assert cluster.api.rejected == []
+    pod = job["spec"]["template"]["spec"]
+    init, sidecar = pod["initContainers"]
+    assert (init["name"], sidecar["name"]) == (
+        "init",
+        "sidecar",
+    )  # the download ends before the sidecar starts
+    assert init["image"] == "quay.io/evalhub/eval-runtime-init:1.0.2"
+    assert {e["name"]: e["value"] for e in init["env"]} == {
+        "TEST_DATA_S3_BUCKET": "evals",
+        "TEST_DATA_S3_KEY": "qa/test.jsonl",
+    }
+    init_mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+    assert init_mounts == {"test-data": "/test_data", "test-data-credentials": "/var/run/secrets/test-data"}
+    adapter_mounts = {m["name"] for m in pod["containers"][0]["volumeMounts"]}
+    assert "test-data" in adapter_mounts and "test-data-credentials" not in adapter_mounts
+
+
+def test_test_data_needing_the_init_image_fails_clearly_without_one(cluster: Cluster) -> None:
+    ref = {"hf": {"repo_id": "org/qa"}}
+    job_id = _submit_with(cluster, {"id": "qa", "provider_id": "exact", "test_data_ref": ref})
+    error = _failure(cluster, job_id)
+    assert (
+        error["message_code"] == "test_data_unsupported" and "ASSAY_K8S_DATA_INIT_IMAGE" in error["message"]
+    )

@@ -52,6 +52,10 @@ SIDECAR = "sidecar"
 MODEL_SECRET_MOUNT = "/var/run/secrets/model"
 HUB_TOKEN_DIR = "/var/run/secrets/assay"
 HUB_CA_DIR = "/etc/evalhub/hub-ca"
+TEST_DATA_DIR = "/test_data"
+TEST_DATA_SECRET_DIR = "/var/run/secrets/test-data"
+INIT_METADATA_DIR = "/run/init-metadata"
+INIT = "init"
 HUB_CA_KEY = "service-ca.crt"  # the key OpenShift's service-CA operator injects into an annotated ConfigMap
 MLFLOW_TOKEN_DIR = "/var/run/secrets/mlflow"  # contract §15.3 (mlflow-token)
 MLFLOW_CA_DIR = "/etc/evalhub/mlflow-ca"
@@ -241,6 +245,75 @@ def _oci_connection(request: Mapping[str, Any]) -> tuple[str | None, str | None]
     return (str(host) if host else None, str(connection) if connection else None)
 
 
+class TestDataUnsupported(ValueError):
+    """The benchmark's test data needs the init container, and this hub has no image for it."""
+
+    __test__ = False
+
+
+def _test_data_wiring(
+    planned: PlannedBenchmark, settings: Settings
+) -> tuple[
+    list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], str | None
+]:
+    """(init containers, volumes, adapter mounts, sidecar mounts, the Secret it names) for ``test_data_ref``
+    (contract §15.2-15.3): a PVC mounted read-only at ``/test_data``; S3, git or Hugging Face downloaded
+    there by the init container (``ASSAY_K8S_DATA_INIT_IMAGE``) into an emptyDir."""
+    ref = planned.test_data_ref or {}
+    mount = {"name": "test-data", "mountPath": TEST_DATA_DIR, "readOnly": True}
+    pvc = ref.get("pvc")
+    if isinstance(pvc, Mapping):
+        claim = {"claimName": str(pvc["claim_name"]), "readOnly": True}
+        if pvc.get("sub_path"):
+            mount = {**mount, "subPath": str(pvc["sub_path"])}
+        return [], [{"name": "test-data", "persistentVolumeClaim": claim}], [mount], [], None
+    source = next((kind for kind in ("s3", "git", "hf") if isinstance(ref.get(kind), Mapping)), None)
+    if source is None:
+        return [], [], [], [], None
+    if not settings.k8s_data_init_image:
+        raise TestDataUnsupported(
+            f"benchmark {planned.id!r} takes its test data from {source}, which needs the test-data init "
+            "container, and this hub has no ASSAY_K8S_DATA_INIT_IMAGE"
+        )
+    found = ref[source]
+    names = {
+        "s3": {"TEST_DATA_S3_BUCKET": "bucket", "TEST_DATA_S3_KEY": "key"},
+        "git": {"TEST_DATA_GIT_URL": "url", "TEST_DATA_GIT_REF": "ref", "TEST_DATA_GIT_SUBPATH": "sub_path"},
+        "hf": {
+            "TEST_DATA_HF_REPO_ID": "repo_id",
+            "TEST_DATA_HF_REVISION": "revision",
+            "TEST_DATA_HF_SUBPATH": "sub_path",
+        },
+    }[source]
+    env = [{"name": name, "value": str(found[key])} for name, key in names.items() if found.get(key)]
+    volumes: list[dict[str, Any]] = [{"name": "test-data", "emptyDir": {}}]
+    init_mounts: list[dict[str, Any]] = [{"name": "test-data", "mountPath": TEST_DATA_DIR}]
+    sidecar_mounts: list[dict[str, Any]] = []
+    secret = str(found["secret_ref"]) if found.get("secret_ref") else None
+    if secret:
+        volumes.append({"name": "test-data-credentials", "secret": {"secretName": secret}})
+        init_mounts.append(
+            {"name": "test-data-credentials", "mountPath": TEST_DATA_SECRET_DIR, "readOnly": True}
+        )
+    if source == "git":  # the init container records the commit it fetched
+        volumes.append({"name": "init-metadata", "emptyDir": {}})
+        init_mounts.append({"name": "init-metadata", "mountPath": INIT_METADATA_DIR})
+        sidecar_mounts.append({"name": "init-metadata", "mountPath": INIT_METADATA_DIR, "readOnly": True})
+    init = {
+        "name": INIT,
+        "image": settings.k8s_data_init_image,
+        "imagePullPolicy": settings.k8s_image_pull_policy,
+        "env": env,
+        "volumeMounts": init_mounts,
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "500m", "memory": "512Mi"},
+        },
+        "securityContext": _security_context(),
+    }
+    return [init], volumes, [mount], sidecar_mounts, secret
+
+
 def _exports_wiring(
     request: Mapping[str, Any], settings: Settings, namespace: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -309,6 +382,9 @@ def build_launch(
     model = request.get("model") or {}
     secret_ref = (model.get("auth") or {}).get("secret_ref") if isinstance(model, Mapping) else None
     exports_config, exports_volumes, exports_mounts = _exports_wiring(request, settings, namespace)
+    init_containers, data_volumes, data_adapter_mounts, data_sidecar_mounts, data_secret = _test_data_wiring(
+        lead, settings
+    )
     sidecar_config: dict[str, Any] = {
         "base_url": SIDECAR_URL,
         "local_mode": False,
@@ -398,6 +474,7 @@ def build_launch(
         {"name": "shared", "mountPath": "/shared"},
         {"name": "hub-token", "mountPath": HUB_TOKEN_DIR, "readOnly": True},
         *exports_mounts,
+        *data_sidecar_mounts,
     ]
     volumes: list[dict[str, Any]] = [
         {"name": "job-spec", "configMap": {"name": config_name}},
@@ -422,6 +499,7 @@ def build_launch(
             "secret": {"secretName": token_name, "items": [{"key": "token", "path": "token"}]},
         },
         *exports_volumes,
+        *data_volumes,
     ]
     if settings.k8s_hub_ca_config_map:
         items = [{"key": HUB_CA_KEY, "path": HUB_CA_KEY}]
@@ -447,7 +525,7 @@ def build_launch(
             str(k8s.get("image_pull_policy")), settings.k8s_image_pull_policy
         ),
         "env": _adapter_env(lead, namespace),
-        "volumeMounts": adapter_mounts,
+        "volumeMounts": [*adapter_mounts, *data_adapter_mounts],
         "securityContext": _security_context(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -493,7 +571,8 @@ def build_launch(
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 30,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "initContainers": [sidecar],
+        # The test-data download first (it ends), then the native sidecar (it stays), as in EvalHub.
+        "initContainers": [*init_containers, sidecar],
         "containers": [adapter],
         "volumes": volumes,
     }
@@ -519,6 +598,8 @@ def build_launch(
     credentials = [("model.auth.secret_ref", str(secret_ref))] if secret_ref else []
     if connection:
         credentials.append(("exports.oci.k8s.connection", connection))
+    if data_secret:
+        credentials.append((f"benchmarks[{lead.index}].test_data_ref", data_secret))
     return LaunchObjects(
         namespace=namespace,
         name=name,
@@ -570,6 +651,7 @@ __all__ = [
     "SIDECAR",
     "SIDECAR_URL",
     "LaunchObjects",
+    "TestDataUnsupported",
     "build_launch",
     "config_map_bytes",
     "evaluation_of_name",
@@ -597,15 +679,19 @@ def oversized_launch(
     calls this, so the job is refused (400) before it is accepted rather than failing at dispatch."""
     placeholder = "00000000-0000-0000-0000-000000000000"
     for group in groups:
-        objects = build_launch(
-            evaluation_id=placeholder,
-            tenant=tenant,
-            request=request,
-            runs=[(planned, 1) for planned in group],
-            settings=settings,
-            timeout_seconds=group[0].timeout_seconds or settings.benchmark_timeout_seconds,
-            launch_token="",
-        )
+        try:
+            objects = build_launch(
+                evaluation_id=placeholder,
+                tenant=tenant,
+                request=request,
+                runs=[(planned, 1) for planned in group],
+                settings=settings,
+                timeout_seconds=group[0].timeout_seconds or settings.benchmark_timeout_seconds,
+                launch_token="",
+            )
+        except TestDataUnsupported:
+            continue  # dispatch refuses it with test_data_unsupported
+
         size = config_map_bytes(objects.config_map)
         if size > CONFIG_MAP_MAX_BYTES:
             weights = {

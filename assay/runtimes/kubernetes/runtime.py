@@ -30,6 +30,7 @@ from assay.runtimes.kubernetes.objects import (
     LABEL_INDEX,
     QUEUE_LABEL,
     LaunchObjects,
+    TestDataUnsupported,
     build_launch,
     evaluation_of_name,
     label_value,
@@ -41,6 +42,7 @@ from assay.runtimes.kubernetes.watch import (
     CREDENTIALS_SECRET_REFUSED,
     LOCAL_QUEUE_NOT_FOUND,
     TENANT_NOT_SET_UP,
+    TEST_DATA_UNSUPPORTED,
     WatchLimits,
     judge,
 )
@@ -168,15 +170,20 @@ class KubernetesRuntime:
             datetime.now(UTC),
             timeout + self._settings.k8s_admission_timeout_seconds + _CREDENTIAL_SLACK_SECONDS,
         )
-        objects = build_launch(
-            evaluation_id=evaluation.id,
-            tenant=evaluation.tenant,
-            request=evaluation.request,
-            runs=runs,
-            settings=self._settings,
-            timeout_seconds=timeout,
-            launch_token=token,
-        )
+        try:
+            objects = build_launch(
+                evaluation_id=evaluation.id,
+                tenant=evaluation.tenant,
+                request=evaluation.request,
+                runs=runs,
+                settings=self._settings,
+                timeout_seconds=timeout,
+                launch_token=token,
+            )
+        except TestDataUnsupported as exc:
+            raise LaunchRefused(
+                f"The benchmark cannot run here: {exc}", TEST_DATA_UNSUPPORTED, "NoInitImage"
+            ) from exc
         try:
             if not await self._queue_exists(objects.namespace, objects.local_queue):
                 raise LaunchRefused(

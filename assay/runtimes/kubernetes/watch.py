@@ -20,6 +20,7 @@ from assay.runtimes.observation import NOTICE_CODES, RunNote
 LOCAL_QUEUE_NOT_FOUND = "local_queue_not_found"
 TENANT_NOT_SET_UP = "tenant_not_set_up"
 CREDENTIALS_SECRET_REFUSED = "credentials_secret_refused"
+TEST_DATA_UNSUPPORTED = "test_data_unsupported"
 WORKLOAD_INADMISSIBLE = "workload_inadmissible"
 WORKLOAD_EXCEEDS_QUOTA = "workload_exceeds_quota"
 POD_START_FAILED = "pod_start_failed"
@@ -33,6 +34,7 @@ FAILURE_CODES = (
     LOCAL_QUEUE_NOT_FOUND,
     TENANT_NOT_SET_UP,
     CREDENTIALS_SECRET_REFUSED,
+    TEST_DATA_UNSUPPORTED,
     WORKLOAD_INADMISSIBLE,
     WORKLOAD_EXCEEDS_QUOTA,
     OOM_KILLED,
@@ -397,6 +399,7 @@ __all__ = [
     "POD_START_FAILED",
     "SIDECAR_CRASH_LOOPING",
     "TENANT_NOT_SET_UP",
+    "TEST_DATA_UNSUPPORTED",
     "UNSCHEDULABLE",
     "WORKLOAD_ADMITTED",
     "WORKLOAD_EVICTED",
