@@ -15,10 +15,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assay.auth import Access, NoRule, Permission, Principal, Rule, rule_of
+from assay.auth import Access, NoRule, Principal, Rule, rule_of
 from assay.core import Tenant
 from assay.core.credentials import is_launch_token
 from assay.errors import AssayError, Forbidden, InvalidIdentity, Unauthenticated, UnknownTenant
+from assay.functionhost.senders import bearer_of, verify_sender
 from assay.http.errors import error_response_for
 from assay.settings import Settings
 
@@ -28,28 +29,6 @@ audit = logging.getLogger("assay.audit")
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def bearer_of(headers: dict[str, str]) -> str | None:
-    raw = headers.get("authorization") or ""
-    scheme, _, token = raw.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
-
-
-async def verify_sender(access: Access, token: str | None, headers: dict[str, str]) -> Principal:
-    """The broker (an identity of ``ASSAY_EVENT_SENDERS``, reviewed with its audience), or an administrator
-    of the whole hub (who may replay events by hand); :class:`Unauthenticated` / :class:`Forbidden` else."""
-    if token is None:
-        raise Unauthenticated("Only the event broker may deliver here (a bearer token is required)")
-    senders = access.senders
-    if senders is not None and (sender := await senders.sender(token)) is not None:
-        return sender
-    principal = await access.guard.authenticate(token, headers)
-    if not await access.guard.authorize(principal, "*", Permission("deadletters", "create", cluster=True)):
-        raise Forbidden(f"{principal.subject!r} is not an event sender of this hub")
-    return principal
 
 
 class AccessMiddleware:

@@ -14,7 +14,7 @@ from functions_framework.aio import http
 from starlette.requests import Request
 from starlette.responses import Response
 
-from assay.http import CloudEventHost
+from assay.functionhost import CloudEventHost
 from assay.lifecycle import Runtime, handlers
 from assay.settings import Settings
 

@@ -2,7 +2,8 @@
 
 The process opens its pool on the first event and keeps it while Knative keeps the pod. Outcomes map
 to Knative's retry rules: 2xx done (also for duplicates), 503 retry (transient), 422 dead-letter
-without retries (poison). Never 404 or 409, which Knative would retry to exhaustion.
+without retries (poison). Never 404 or 409, which Knative would retry to exhaustion. Nothing here imports
+FastAPI or :mod:`assay.http`: an event function's cold start loads the lifecycle, not the REST app.
 
 :meth:`CloudEventHost.deliver` takes the HTTP request, so the sender is checked before the event is read:
 with ``ASSAY_EVENT_SENDERS`` set (the manifests set it), only the broker's OIDC identity or a hub
@@ -25,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from assay.auth import Access, build_access
 from assay.errors import Forbidden, RequestError, TemporaryError, Unauthenticated
 from assay.events import PoisonEvent
-from assay.http.auth import bearer_of, verify_sender
+from assay.functionhost.senders import bearer_of, verify_sender
 from assay.lifecycle import Exporter, Hub, Lifecycle, start_function
 from assay.lifecycle.hub import RuntimeFactory
 from assay.settings import Settings
@@ -134,4 +135,4 @@ class CloudEventHost:
             self._hub = None
 
 
-__all__ = ["CloudEventHost"]
+__all__ = ["CloudEventHost", "Handler"]
