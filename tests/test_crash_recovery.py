@@ -74,7 +74,7 @@ def test_sigkill_mid_run_then_restart_ends_every_job_terminal_and_explained(tmp_
 
         def first_running() -> bool:
             job: dict[str, Any] = client.get(f"{api}/jobs/{job_id}", timeout=10).json()
-            return job["status"]["benchmarks"][0].get("phase") == "running_evaluation"
+            return bool(job["status"]["benchmarks"][0].get("phase") == "running_evaluation")
 
         wait_for(first_running, timeout=60, interval=0.2)
         assert adapters_of(job_id), "the adapter should be running"

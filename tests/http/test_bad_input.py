@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -70,7 +71,7 @@ def test_huge_body_is_refused(make_client: Callable[..., TestClient]) -> None:
     assert response.status_code == 413
     assert response.json()["message_code"] == "request_body_too_large"
 
-    def chunks():  # no Content-Length: the limit applies while streaming too
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies while streaming too
         for _ in range(10):
             yield b" " * 1000
 
@@ -156,7 +157,7 @@ def job_body(**overrides: object) -> dict[str, object]:
 
 def raw_post(
     client: TestClient, path: str, text: str, headers: dict[str, str] | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """POST ``text`` as it is (json.dumps would refuse or rewrite the very values under test)."""
     response = client.post(
         path, content=text.encode(), headers={"Content-Type": "application/json", **(headers or {})}
@@ -165,8 +166,8 @@ def raw_post(
     return dict(response.json())
 
 
-def error_paths(body: dict[str, object]) -> list[tuple[str, str]]:
-    return [(e["path"], e["code"]) for e in body["errors"]]  # type: ignore[attr-defined, index]
+def error_paths(body: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["path"], e["code"]) for e in body["errors"]]
 
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400"])
