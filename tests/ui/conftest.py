@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import REPO, LiveServer, wait_for
 from tests.lifecycle.test_local_lifecycle import exact_match_provider
+from tests.tracking.conftest import mlflow_server, registry  # noqa: F401  (the export test's real servers)
 from tests.triggers.hub import answers
 from tests.triggers.senders import registry_cloudevent
 
@@ -157,16 +158,20 @@ class Hub:
         return dict(wait_for(terminal, timeout=120))
 
 
-@pytest.fixture()
-def hub(start_hub: Callable[..., LiveServer]) -> Iterator[Hub]:
-    server = start_hub(local_command_tenants=("default", OTHER))
+def bridge_sessions(server: LiveServer) -> LiveServer:
+    """Until the hub wires the dashboard's sessions into its authentication itself (assay/http/app.py), the
+    test hub does: the API then takes the session cookie as the bearer token it stands for."""
     access = getattr(server.app.state, "access", None)  # type: ignore[attr-defined]
     if access is not None and getattr(access, "session", None) is None:
-        # Until the hub wires the dashboard's sessions into its authentication itself (assay/http/app.py),
-        # the test hub does: the API then takes the session cookie as the bearer token it stands for.
         from assay.ui import SessionCookies
 
         access.session = SessionCookies(server.settings)  # type: ignore[attr-defined]
+    return server
+
+
+@pytest.fixture()
+def hub(start_hub: Callable[..., LiveServer]) -> Iterator[Hub]:
+    server = bridge_sessions(start_hub(local_command_tenants=("default", OTHER)))
     with server.client() as api:
         yield Hub(server, api)
 

@@ -13,12 +13,18 @@ from typing import Any
 import httpx
 import pytest
 
+from assay.exports import build_exporter
+from tests.conftest import LiveServer, wait_for
+from tests.lifecycle.test_local_lifecycle import exact_match_provider
+from tests.registry import DockerRegistry
+from tests.tracking.conftest import MlflowServer
 from tests.ui.conftest import (
     OTHER,
     Browser,
     Finished,
     Hub,
     accessibility_problems,
+    bridge_sessions,
     ready,
     save_screenshot,
     sign_in,
@@ -408,3 +414,56 @@ def test_sign_in_session_cookie_csrf_and_tenant_walls(
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_an_exported_evaluation_links_its_mlflow_runs_and_oci_artifacts(
+    start_hub: Callable[..., LiveServer],
+    mlflow_server: MlflowServer,
+    registry: DockerRegistry,
+    browser: Callable[[], Browser],
+    issue_token: Callable[..., dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    server = bridge_sessions(
+        start_hub(
+            exporter=build_exporter,
+            mlflow_tracking_uri=mlflow_server.url,
+            oci_auth_config_path=registry.docker_config(tmp_path / "docker-config.json"),
+            oci_insecure_registries=(registry.host,),
+        )
+    )
+    with server.client() as api:
+        hub = Hub(server, api)
+        hub.post("providers", exact_match_provider())
+        body = {
+            "name": "exported",
+            "model": {"url": "http://127.0.0.1:9/v1", "name": "exported-model"},
+            "benchmarks": [{"id": "qa", "provider_id": "exact"}],
+            "experiment": {"name": "dashboard"},
+            "exports": {"oci": {"coordinates": {"oci_host": registry.host, "oci_repository": "assay/ui"}}},
+        }
+        job_id = hub.post("jobs", body)["resource"]["id"]
+
+        def exported() -> dict[str, Any] | None:
+            job = hub.get(f"jobs/{job_id}")
+            exports = job["results"].get("exports") or {}
+            assert all(e["status"] != "abandoned" for e in exports.values()), exports
+            return job if exports and all(e["status"] == "done" for e in exports.values()) else None
+
+        job = wait_for(exported, timeout=180)
+    results = job["results"]
+    (benchmark,) = results["benchmarks"]
+    person = browser()
+    page = person.page()
+    sign_in(page, hub, token_of(issue_token("eve", {"default": "viewer"})))
+    ready(page, f"{server.url}/ui/evaluations/{job_id}")
+    run = page.get_by_role("link", name="MLflow run")
+    assert (
+        run.get_attribute("href") == f"{results['mlflow_experiment_url']}/runs/{benchmark['mlflow_run_id']}"
+    )
+    assert (
+        page.get_by_role("link", name="experiment").get_attribute("href") == results["mlflow_experiment_url"]
+    )
+    assert page.locator("#benchmarks code.oci").inner_text() == benchmark["artifacts"]["oci_reference"]
+    assert results["oci"]["evaluation_card"]["oci_reference"] in page.locator("#facts").inner_text()
+    assert person.errors == []
