@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import FIXTURES, LiveServer, wait_for
+from tests.conftest import FIXTURES, LiveServer, launch_headers, wait_for
 
 ADAPTER = FIXTURES / "adapters" / "exact_match" / "adapter.py"
 TERMINAL = {"completed", "failed", "cancelled", "partially_failed"}
@@ -58,7 +58,7 @@ def job_body(*benchmarks: dict[str, Any], **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture()
 def hub(live_hub: LiveServer) -> httpx.Client:
-    client = httpx.Client(base_url=live_hub.url, timeout=30)
+    client = live_hub.client(timeout=30)
     assert client.post("/api/v1/evaluations/providers", json=exact_match_provider()).status_code == 201
     return client
 
@@ -259,22 +259,33 @@ def test_idempotency_key_returns_the_same_job(hub: httpx.Client) -> None:
     assert hub.get("/api/v1/evaluations/jobs").json()["total_count"] == 1
 
 
-def test_late_and_foreign_events_are_acknowledged_or_refused_without_harm(hub: httpx.Client) -> None:
+def test_late_and_foreign_events_are_acknowledged_or_refused_without_harm(
+    hub: httpx.Client, live_hub: LiveServer
+) -> None:
     job = finished(hub, submit(hub, job_body())["resource"]["id"])
     job_id = job["resource"]["id"]
+    own = launch_headers(live_hub, job_id)  # the credential this job's launch had
     late = {"benchmark_status_event": {"provider_id": "exact", "id": "qa", "status": "running"}}
-    assert hub.post(f"/api/v1/evaluations/jobs/{job_id}/events", json=late).status_code == 204
+    assert hub.post(f"/api/v1/evaluations/jobs/{job_id}/events", json=late, headers=own).status_code == 204
     assert hub.get(f"/api/v1/evaluations/jobs/{job_id}").json() == job
     stray = {"benchmark_status_event": {"provider_id": "exact", "id": "nope", "status": "running"}}
     running = submit(hub, job_body({"id": "qa", "provider_id": "exact", "parameters": {"sleep_seconds": 30}}))
-    answer = hub.post(f"/api/v1/evaluations/jobs/{running['resource']['id']}/events", json=stray)
+    running_id = running["resource"]["id"]
+    answer = hub.post(
+        f"/api/v1/evaluations/jobs/{running_id}/events",
+        json=stray,
+        headers=launch_headers(live_hub, running_id),
+    )
     assert answer.status_code == 422 and answer.json()["message_code"] == "unknown_benchmark"
-    assert hub.post("/api/v1/evaluations/jobs/nope/events", json=late).status_code == 404
+    nope = launch_headers(live_hub, "nope")
+    assert hub.post("/api/v1/evaluations/jobs/nope/events", json=late, headers=nope).status_code == 404
     malformed = hub.post(
-        f"/api/v1/evaluations/jobs/{job_id}/events", json={"benchmark_status_event": {"id": "qa"}}
+        f"/api/v1/evaluations/jobs/{job_id}/events",
+        json={"benchmark_status_event": {"id": "qa"}},
+        headers=own,
     )
     assert malformed.status_code == 400
-    hub.delete(f"/api/v1/evaluations/jobs/{running['resource']['id']}")
+    hub.delete(f"/api/v1/evaluations/jobs/{running_id}")
 
 
 def test_list_filters_and_newest_first(hub: httpx.Client, make_client: Callable[..., Any]) -> None:
@@ -350,7 +361,7 @@ def test_compare_two_runs_of_the_same_benchmark(hub: httpx.Client) -> None:
 def test_an_eval_hub_sdk_adapter_runs_through_the_sidecar_unchanged(live_hub: LiveServer) -> None:
     """The third-party exact_match adapter (eval-hub-sdk, no Assay import) gets the sidecar as its callback
     URL and model URL (EvalHub's local-with-sidecar layout) and completes as if it talked to the hub."""
-    client = httpx.Client(base_url=live_hub.url, timeout=30)
+    client = live_hub.client(timeout=30)
     assert client.post("/api/v1/evaluations/providers", json=exact_match_provider()).status_code == 201
     job = finished(client, submit(client, job_body())["resource"]["id"])
     assert job["status"]["state"] == "completed"
