@@ -1,4 +1,11 @@
-"""The submit function's import path stays light (cold start matters under scale-to-zero)."""
+"""Every function's import path stays light (cold start matters under scale-to-zero).
+
+Each function module is imported in a fresh interpreter, as Knative's container would, and what it loaded is
+compared with what it may not load. The event functions (dispatch, aggregate, sweep, tenants) serve no REST
+API: FastAPI, uvicorn and the hub's routers stay out of them (``assay.functionhost``, ``docs/performance.md``).
+The lazily imported integrations (kubernetes, MLflow, OCI exports) load on the first event that needs them,
+never at import.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +14,74 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
+# Never at import in any function: integrations loaded on first use, and what only the local hub needs.
+_NEVER = frozenset({"mlflow", "kubernetes", "oras", "torch", "jsonpatch", "watchfiles", "pgserver"})
+# The REST app: the event functions host CloudEvents through functions-framework (starlette) alone.
+_REST = frozenset({"fastapi", "uvicorn"})
+_REST_MODULES = ("assay.http", "assay.ui", "assay.cli")
+# Loaded by the first event that exports or talks to a cluster, not by the cold start (the pure builders of
+# assay.runtimes.kubernetes.objects are on the submit path: they size a job's ConfigMap).
+_ON_FIRST_EVENT = (
+    "assay.exports",
+    "assay.runtimes.kubernetes.runtime",
+    "assay.runtimes.kubernetes.onboarding",
+)
 
-def test_submit_imports_no_heavy_integrations() -> None:
-    probe = (
-        "import sys, json, functions.submit.main; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'mlflow', 'kubernetes', 'oras', 'torch', 'jsonpatch', 'yaml', 'watchfiles', 'pgserver'})))"
-    )
-    env = {**os.environ, "DATABASE_URL": "postgresql://unused/unused"}
+# function -> (top-level packages it may not import, assay modules (and their submodules) it may not import)
+FORBIDDEN: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    "submit": (_NEVER, ("assay.cli", *_ON_FIRST_EVENT)),
+    "callback": (_NEVER, ("assay.cli", *_ON_FIRST_EVENT)),
+    "dispatch": (_NEVER | _REST, _REST_MODULES + _ON_FIRST_EVENT),
+    "aggregate": (_NEVER | _REST, _REST_MODULES + _ON_FIRST_EVENT),
+    "sweep": (_NEVER | _REST, _REST_MODULES + _ON_FIRST_EVENT),
+    # Onboarding has no database: neither the store nor psycopg.
+    "tenants": (
+        _NEVER | _REST | {"psycopg", "psycopg_pool"},
+        (*_REST_MODULES, *_ON_FIRST_EVENT, "assay.store", "assay.lifecycle"),
+    ),
+}
+
+_PROBE = (
+    "import importlib, json, sys; importlib.import_module(sys.argv[1]); "
+    "print(json.dumps(sorted(sys.modules)))"
+)
+
+
+def imported_by(function: str) -> set[str]:
+    """The modules a fresh interpreter holds after importing ``functions.<function>.main``."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgresql://unused/unused",  # never connected to at import
+        "ASSAY_AUTH_MODE": "token",  # cluster mode's default (kubernetes) needs a service account
+        "ASSAY_RUNTIME": "local",
+    }
     out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", _PROBE, f"functions.{function}.main"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("function", sorted(FORBIDDEN))
+def test_function_imports_only_what_it_serves(function: str) -> None:
+    modules = imported_by(function)
+    assert f"functions.{function}.main" in modules
+    packages, prefixes = FORBIDDEN[function]
+    assert sorted({m.split(".")[0] for m in modules} & packages) == []
+    assert sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes)) == []
+
+
+@pytest.mark.parametrize("function", ["dispatch", "aggregate", "sweep"])
+def test_event_functions_host_through_functionhost(function: str) -> None:
+    """The CloudEvent host the lifecycle's functions use is the FastAPI-free one (what the forbidden
+    packages above are measured against is really loaded: the lifecycle and starlette)."""
+    modules = imported_by(function)
+    assert {"assay.functionhost", "assay.lifecycle", "starlette.requests", "cloudevents.http"} <= modules

@@ -214,7 +214,7 @@ def test_each_service_runs_its_functions_documented_entry_point(function: str) -
             n for n in tree.body if isinstance(n, ast.AsyncFunctionDef) and n.name == options["--target"]
         )
         # The lifecycle's functions are HTTP functions that check the broker's identity, then read the
-        # CloudEvent (assay/http/functions.py); onboarding takes the CloudEvent as functions-framework gives it.
+        # CloudEvent (assay/functionhost/host.py); onboarding takes the CloudEvent as functions-framework gives it.
         decorator = "cloud_event" if function == "tenants" else "http"
         assert any(isinstance(d, ast.Name) and d.id == decorator for d in target.decorator_list)
 
