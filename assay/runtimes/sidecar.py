@@ -64,9 +64,14 @@ class LocalSidecar:
         self._process: subprocess.Popen[bytes] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
+        # One client for the hub's whole life (readiness probes, every run's drain): building one per call
+        # loaded the CA bundle into a fresh SSL context each time, the hub's largest cost per evaluation.
+        self._client: httpx.AsyncClient | None = None
         self.url = ""
 
     async def start(self) -> str:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=2.0)
         await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(), name="assay-sidecar")
         return self.url
@@ -95,24 +100,26 @@ class LocalSidecar:
                 start_new_session=True,
             )
         deadline = asyncio.get_running_loop().time() + _READY_SECONDS
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while True:
-                if self._process.poll() is not None:
-                    raise RuntimeError(
-                        f"the sidecar exited with {self._process.returncode}; see {work / 'sidecar.log'}"
-                    )
-                if port_file.is_file() and (text := port_file.read_text().strip()):
-                    url = f"http://127.0.0.1:{int(text)}"
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get(f"{url}/health")).status_code == 200:
-                            self.url = url
-                            return
-                if asyncio.get_running_loop().time() > deadline:
-                    self._kill()
-                    raise RuntimeError(
-                        f"the sidecar did not answer within {_READY_SECONDS:g}s; see {work / 'sidecar.log'}"
-                    )
-                await asyncio.sleep(_POLL_SECONDS)
+        client = self._client
+        if client is None:
+            raise RuntimeError("LocalSidecar.start() creates the client before the first spawn")
+        while True:
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"the sidecar exited with {self._process.returncode}; see {work / 'sidecar.log'}"
+                )
+            if port_file.is_file() and (text := port_file.read_text().strip()):
+                url = f"http://127.0.0.1:{int(text)}"
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/health")).status_code == 200:
+                        self.url = url
+                        return
+            if asyncio.get_running_loop().time() > deadline:
+                self._kill()
+                raise RuntimeError(
+                    f"the sidecar did not answer within {_READY_SECONDS:g}s; see {work / 'sidecar.log'}"
+                )
+            await asyncio.sleep(_POLL_SECONDS)
 
     async def _supervise(self) -> None:
         # Adapters already hold the sidecar's URL in their job.json: a restart reuses the same port.
@@ -144,16 +151,20 @@ class LocalSidecar:
         """Wait (up to ``timeout`` s) until the sidecar holds no buffered events of ``job_id``; returns how many
         are still buffered (-1 when the sidecar could not be asked)."""
         deadline = asyncio.get_running_loop().time() + timeout
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while True:
-                try:
-                    answer = await client.get(f"{self.url}/sidecar/v1/jobs/{job_id}/pending-events")
-                    pending = int(answer.json()["pending"])
-                except (httpx.HTTPError, ValueError, KeyError, TypeError):
-                    return -1
-                if pending == 0 or asyncio.get_running_loop().time() >= deadline:
-                    return pending
-                await asyncio.sleep(min(0.2, max(0.0, deadline - asyncio.get_running_loop().time())))
+        client = self._client
+        if client is None or client.is_closed:
+            return -1  # not started, or already closed
+        while True:
+            try:
+                answer = await client.get(f"{self.url}/sidecar/v1/jobs/{job_id}/pending-events")
+                pending = int(answer.json()["pending"])
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                return -1
+            except RuntimeError:  # the client was closed while we waited (the hub is closing)
+                return -1
+            if pending == 0 or asyncio.get_running_loop().time() >= deadline:
+                return pending
+            await asyncio.sleep(min(0.2, max(0.0, deadline - asyncio.get_running_loop().time())))
 
     async def close(self, grace_seconds: float = 10.0) -> None:
         """SIGTERM (the sidecar flushes what it buffered; the rest stays in its spool), then SIGKILL after
@@ -163,14 +174,18 @@ class LocalSidecar:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
         try:
-            await asyncio.wait_for(asyncio.to_thread(process.wait), grace_seconds)
-        except TimeoutError:
-            self._kill()
+            process = self._process
+            if process is None or process.poll() is not None:
+                return
+            process.terminate()
+            try:
+                await asyncio.wait_for(asyncio.to_thread(process.wait), grace_seconds)
+            except TimeoutError:
+                self._kill()
+        finally:
+            if self._client is not None:
+                await self._client.aclose()
 
 
 def _port_of(url: str) -> int:
