@@ -492,11 +492,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_auth_only_on_loopback(self) -> Settings:
-        if self.effective_auth_mode == "none" and self.host not in ("127.0.0.1", "::1", "localhost"):
-            raise ValueError(
-                f"auth_mode 'none' serves every caller as an administrator: it binds only a loopback address, "
-                f"not {self.host!r}"
+        mode = self.effective_auth_mode
+        if mode in ("none", "trusted-proxy") and self.host not in ("127.0.0.1", "::1", "localhost"):
+            why = (
+                "serves every caller as an administrator"
+                if mode == "none"
+                else "believes X-User from whoever connects, so only the proxy in front may"
             )
+            raise ValueError(f"auth_mode {mode!r} {why}: it binds only a loopback address, not {self.host!r}")
         return self
 
     @model_validator(mode="after")

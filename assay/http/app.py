@@ -22,6 +22,7 @@ from assay.lifecycle import Exporter, Hub, start_function, start_local_hub
 from assay.settings import Settings
 from assay.store import Database, default_config_dir, migrate, sync_system_catalogue, watch_system_catalogue
 from assay.telemetry import Metrics
+from assay.ui import SessionCookies
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ def create_app(
     database_url = settings.database_url
     metrics = Metrics()
     access = access or build_access(settings)
+    if access.session is None:  # the dashboard's signed-in people reach the API with their session cookie
+        access.session = SessionCookies(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -342,3 +342,28 @@ def test_readiness_does_not_echo_errors(client: TestClient) -> None:
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
     assert client.get("/metrics", headers={"Authorization": ""}).status_code == 401
     assert client.get("/docs", headers={"Authorization": ""}).status_code == 401
+
+
+def test_the_dashboards_session_reaches_the_api_with_csrf(client: TestClient) -> None:
+    from assay.ui import SessionCookies
+    from tests.conftest import ADMIN_TOKEN
+
+    no_bearer = {"Authorization": ""}
+    signed = client.post(
+        "/ui/sign-in",
+        data={"token": ADMIN_TOKEN, "tenant": "default", "next": "/ui"},
+        headers={**no_bearer, "Origin": "http://testserver"},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303, signed.text
+    assert "httponly" in signed.headers["set-cookie"].lower()
+    assert "samesite=strict" in signed.headers["set-cookie"].lower()
+    assert client.get(P, headers=no_bearer).status_code == 200  # the cookie stands for the token
+    assert client.post(P, json=IDLE, headers=no_bearer).status_code == 403  # no CSRF token: refused
+    cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    session = SessionCookies(client.app.state.settings).session({"cookie": cookie})  # type: ignore[attr-defined]
+    assert session is not None
+    created = client.post(P, json=IDLE, headers={**no_bearer, "X-CSRF-Token": session.csrf})
+    assert created.status_code == 201, created.text
+    client.cookies.clear()
+    assert client.get(P, headers=no_bearer).status_code == 401
