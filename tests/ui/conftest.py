@@ -158,20 +158,9 @@ class Hub:
         return dict(wait_for(terminal, timeout=120))
 
 
-def bridge_sessions(server: LiveServer) -> LiveServer:
-    """Until the hub wires the dashboard's sessions into its authentication itself (assay/http/app.py), the
-    test hub does: the API then takes the session cookie as the bearer token it stands for."""
-    access = getattr(server.app.state, "access", None)  # type: ignore[attr-defined]
-    if access is not None and getattr(access, "session", None) is None:
-        from assay.ui import SessionCookies
-
-        access.session = SessionCookies(server.settings)  # type: ignore[attr-defined]
-    return server
-
-
 @pytest.fixture()
 def hub(start_hub: Callable[..., LiveServer]) -> Iterator[Hub]:
-    server = bridge_sessions(start_hub(local_command_tenants=("default", OTHER)))
+    server = start_hub(local_command_tenants=("default", OTHER))
     with server.client() as api:
         yield Hub(server, api)
 

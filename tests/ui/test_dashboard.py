@@ -24,7 +24,6 @@ from tests.ui.conftest import (
     Finished,
     Hub,
     accessibility_problems,
-    bridge_sessions,
     ready,
     save_screenshot,
     sign_in,
@@ -424,13 +423,11 @@ def test_an_exported_evaluation_links_its_mlflow_runs_and_oci_artifacts(
     issue_token: Callable[..., dict[str, str]],
     tmp_path: Path,
 ) -> None:
-    server = bridge_sessions(
-        start_hub(
-            exporter=build_exporter,
-            mlflow_tracking_uri=mlflow_server.url,
-            oci_auth_config_path=registry.docker_config(tmp_path / "docker-config.json"),
-            oci_insecure_registries=(registry.host,),
-        )
+    server = start_hub(
+        exporter=build_exporter,
+        mlflow_tracking_uri=mlflow_server.url,
+        oci_auth_config_path=registry.docker_config(tmp_path / "docker-config.json"),
+        oci_insecure_registries=(registry.host,),
     )
     with server.client() as api:
         hub = Hub(server, api)
