@@ -255,11 +255,12 @@ class Watcher(threading.Thread):
         meta = obj["metadata"]
         plural = obj["kind"].lower() + "s"
         prefix = "/api/v1" if obj["apiVersion"] == "v1" else f"/apis/{obj['apiVersion']}"
+        scope = f"/namespaces/{meta['namespace']}" if meta.get("namespace") else ""
         event = CloudEvent(
             {
                 "type": kind,
                 "source": "https://kubernetes.default.svc",
-                "subject": f"{prefix}/namespaces/{meta['namespace']}/{plural}/{meta['name']}",
+                "subject": f"{prefix}{scope}/{plural}/{meta['name']}",
             },
             obj,
         )
@@ -400,7 +401,13 @@ class Deployment:
         for function in self.functions.values():
             wait_for(functools.partial(self._listening, function), timeout=120, interval=0.2)
         # The ApiServerSource, with its own ServiceAccount's token.
-        source = next(o for o in self.manifests if o["kind"] == "ApiServerSource")
+        # (Sources that post straight to a Service, like the tenants function's, are not played: the tier
+        # makes its tenant with kueue/components/tenant.)
+        source = next(
+            o
+            for o in self.manifests
+            if o["kind"] == "ApiServerSource" and o["spec"]["sink"]["ref"]["kind"] == "Broker"
+        )
         token = self.kube.token(source["spec"]["serviceAccountName"], SYSTEM_NAMESPACE)
         source_kube = Kube(self.kube.token_kubeconfig(token, self.work / "apiserversource.kubeconfig"))
         for resource in source["spec"]["resources"]:
