@@ -254,7 +254,7 @@ def model_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     configured = os.environ.get("ASSAY_TEST_CACHE")
     if configured:
         cache = Path(configured) / "models"
-    elif request.config.cache is not None:
+    elif getattr(request.config, "cache", None) is not None:
         cache = Path(request.config.cache.mkdir("assay-models"))
     else:  # the cache provider is disabled (-p no:cacheprovider): assemble once per session
         cache = tmp_path_factory.mktemp("assay-models")
