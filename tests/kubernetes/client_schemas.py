@@ -1,4 +1,4 @@
-"""Closed JSON schemas for the kinds ``../shared/k8s-schemas`` lacks, derived from the official ``kubernetes``
+"""Closed JSON schemas for the kinds ``tests/k8s-schemas`` lacks, derived from the official ``kubernetes``
 client's models (``V1NetworkPolicy``, ``V1TokenReview``, ``V1SubjectAccessReview``, ...).
 
 Each model lists its fields (``attribute_map``: the JSON names) and their types (``openapi_types``), which is

@@ -265,7 +265,7 @@ def test_test_data_on_a_pvc_is_mounted_read_only(cluster: Cluster) -> None:
 
 
 def test_test_data_from_s3_is_downloaded_by_the_init_container(start_cluster: Callable[..., Cluster]) -> None:
-    """Item 6: EvalHub's init container (contract §15.2): TEST_DATA_* variables, its credentials mounted into
+    """Item 6: EvalHub's init container (docs/compatibility.md): TEST_DATA_* variables, its credentials mounted into
     it alone, the data in an emptyDir the adapter reads at /test_data; the Secret must be marked for Assay."""
     cluster = start_cluster(ASSAY_K8S_DATA_INIT_IMAGE="quay.io/evalhub/eval-runtime-init:1.0.2")
     cluster.queue()

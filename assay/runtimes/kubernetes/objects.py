@@ -1,9 +1,9 @@
 """The Kubernetes objects of one launch, as plain dicts: a ``batch/v1`` Job queued by Kueue and its ConfigMap.
 
-Pure: no client, no I/O. The layout is EvalHub's (contract §13.4, §15): ``job.json`` at ``/meta/job.json``, the
+Pure: no client, no I/O. The layout is EvalHub's (docs/compatibility.md): ``job.json`` at ``/meta/job.json``, the
 sidecar as a native sidecar answering on ``localhost:8080``, the namespace file where eval-hub-sdk reads
 ``X-Tenant``, ``<key>:ref`` tokens for the adapter while the model credentials Secret is mounted in the
-sidecar only. What Assay adds (anchor-lessons 2.1, 2.3, 2.5, 9.7): ``suspend: true`` with the Kueue queue and
+sidecar only. What Assay adds (docs/compatibility.md): ``suspend: true`` with the Kueue queue and
 priority labels set by us, ``activeDeadlineSeconds``, deterministic names so a redelivered dispatch creates
 nothing twice, and labels that let the watcher find every object of an evaluation.
 """
@@ -28,7 +28,7 @@ SIDECAR_PORT = 8080
 SIDECAR_HOST = "127.0.0.1"
 """The sidecar binds loopback only: the adapter is in the same pod, nothing else may reach it."""
 SIDECAR_URL = f"http://localhost:{SIDECAR_PORT}"
-"""eval-hub-sdk hard-codes ``localhost:8080`` for OCI pushes in k8s mode (contract §14.1, §22.1 #11)."""
+"""eval-hub-sdk hard-codes ``localhost:8080`` for OCI pushes in k8s mode (docs/compatibility.md)."""
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT = "app.kubernetes.io/component"
@@ -57,7 +57,7 @@ TEST_DATA_SECRET_DIR = "/var/run/secrets/test-data"
 INIT_METADATA_DIR = "/run/init-metadata"
 INIT = "init"
 HUB_CA_KEY = "service-ca.crt"  # the key OpenShift's service-CA operator injects into an annotated ConfigMap
-MLFLOW_TOKEN_DIR = "/var/run/secrets/mlflow"  # contract §15.3 (mlflow-token)
+MLFLOW_TOKEN_DIR = "/var/run/secrets/mlflow"  # docs/compatibility.md (mlflow-token)
 MLFLOW_CA_DIR = "/etc/evalhub/mlflow-ca"
 OCI_CONFIG_DIR = "/etc/evalhub/.docker"  # the sidecar's default docker_config_path lies in it
 _REF_KEYS = ("api-key",)
@@ -257,7 +257,7 @@ def _test_data_wiring(
     list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], str | None
 ]:
     """(init containers, volumes, adapter mounts, sidecar mounts, the Secret it names) for ``test_data_ref``
-    (contract §15.2-15.3): a PVC mounted read-only at ``/test_data``; S3, git or Hugging Face downloaded
+    (docs/compatibility.md): a PVC mounted read-only at ``/test_data``; S3, git or Hugging Face downloaded
     there by the init container (``ASSAY_K8S_DATA_INIT_IMAGE``) into an emptyDir."""
     ref = planned.test_data_ref or {}
     mount = {"name": "test-data", "mountPath": TEST_DATA_DIR, "readOnly": True}
@@ -319,7 +319,7 @@ def _exports_wiring(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """The sidecar's ``mlflow`` and ``oci`` config sections, with the volumes and sidecar mounts they need.
 
-    Only the sidecar holds these credentials (contract §14): the adapter reaches MLflow and the registry
+    Only the sidecar holds these credentials (docs/compatibility.md): the adapter reaches MLflow and the registry
     through it, unauthenticated on loopback.
     """
     mlflow: dict[str, Any] = {"workspace": namespace}
@@ -432,7 +432,7 @@ def build_launch(
         "sidecar_config.json": json.dumps(sidecar_config, indent=2, sort_keys=True) + "\n",
     }
     if secret_ref:
-        # The adapter only ever holds "<key>:ref"; the sidecar swaps in the real secret (contract §13.9).
+        # The adapter only ever holds "<key>:ref"; the sidecar swaps in the real secret (docs/compatibility.md).
         data.update({key: f"{key}:ref" for key in _REF_KEYS})
     token_name = f"{name}-token"
     token_secret = {
@@ -583,7 +583,7 @@ def build_launch(
         "kind": "Job",
         "metadata": {"name": name, "namespace": namespace, "labels": job_labels, "annotations": annotations},
         "spec": {
-            # Created suspended with the queue label: Kueue admits it, never we (anchor-lessons 9.7).
+            # Created suspended with the queue label: Kueue admits it, never we (docs/compatibility.md).
             "suspend": True,
             "backoffLimit": 0,  # the hub decides retries, with fingerprints (POST .../retry)
             "completions": 1,
