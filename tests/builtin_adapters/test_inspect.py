@@ -173,11 +173,21 @@ def test_a_cancel_mid_run_stops_inspect_cleanly(
     assert job["status"]["benchmarks"][0]["status"] == "cancelled"
 
     # The adapter cancelled Inspect on SIGTERM, then the SDK reported the benchmark: Inspect had returned by then.
-    def wound_down() -> str:
-        text = client.get(f"/api/v1/evaluations/jobs/{job_id}/benchmarks/0/logs").text
-        return text if "reporting the unfinished benchmarks as cancelled" in text else ""
+    seen = [""]
 
-    text = wait_for(wound_down, timeout=120, interval=0.5)
+    def wound_down() -> bool:
+        seen[0] = client.get(f"/api/v1/evaluations/jobs/{job_id}/benchmarks/0/logs").text
+        return "reporting the unfinished benchmarks as cancelled" in seen[0]
+
+    try:
+        wait_for(wound_down, timeout=120, interval=0.5)
+    except AssertionError:
+        processes = subprocess.run(["ps", "-eo", "pid,pgid,stat,args"], capture_output=True, text=True).stdout
+        alive = "\n".join(line for line in processes.splitlines() if "adapters.inspect" in line)
+        raise AssertionError(
+            f"the adapter did not wind down; its processes:\n{alive}\nits log ends:\n{seen[0][-6000:]}"
+        ) from None
+    text = seen[0]
     assert "SIGTERM: cancelling the Inspect run" in text
     # Inspect stopped its samples and wrote its log as cancelled: the run was stopped, not killed.
     jobs_dir = server.settings.local_jobs_dir  # type: ignore[attr-defined]
