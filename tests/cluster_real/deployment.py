@@ -137,26 +137,25 @@ def render(kube: Kube, directory: Path) -> list[dict[str, Any]]:
 
 
 def tenant_objects(kube: Kube, tenant: str, work: Path) -> list[dict[str, Any]]:
-    """A tenant made as ``kueue/tenants/example`` makes team-a: the component, renamed."""
+    """A tenant made as ``kueue/tenants/example`` says: that directory copied, every ``team-a`` changed."""
+    example = REPO / "kueue" / "tenants" / "example"
     overlay = work / f"tenant-{tenant}"
-    overlay.mkdir(parents=True, exist_ok=True)
-    component = os.path.relpath(REPO / "kueue" / "components" / "tenant", overlay)
-    (overlay / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "namespace": tenant,
-                "labels": [
-                    {
-                        "pairs": {"assay.dev/tenant": tenant, "app.kubernetes.io/part-of": "assay"},
-                        "includeSelectors": False,
-                    }
-                ],
-                "components": [component],
-            }
-        )
-    )
+    for source in example.rglob("*.yaml"):
+        target = overlay / source.relative_to(example)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(source.read_text().replace("team-a", tenant))
+    # Its relative references (to ../../components/tenant) must still resolve from the copy.
+    for kustomization in overlay.rglob("kustomization.yaml"):
+        original = example / kustomization.relative_to(overlay)
+        document = yaml.safe_load(kustomization.read_text())
+        for key in ("resources", "components"):
+            document[key] = [
+                ref
+                if (kustomization.parent / ref).exists()
+                else os.path.relpath((original.parent / ref).resolve(), kustomization.parent)
+                for ref in document.get(key, [])
+            ]
+        kustomization.write_text(yaml.safe_dump(document))
     return render(kube, overlay)
 
 

@@ -125,7 +125,8 @@ def test_cancel_removes_everything(tier: Tier) -> None:
 
 
 def test_preemption_requeues_and_readmits(tier: Tier) -> None:
-    """kueue/base: a CI gate preempts a sweep's backfill within the ClusterQueue (32 CPUs)."""
+    """kueue/tenants/example: a CI gate preempts a sweep's backfill within the tenant's ClusterQueue (4 CPUs of its
+    own + 32 to borrow from the cohort: two 20-CPU runs do not both fit)."""
     big = {"cpu": {"request": "20", "limit": "20"}}
     low_id = tier.submit(
         [{"id": "qa", "provider_id": "exact", "hardware_config": big}], custom={"trigger": "sweep"}
@@ -167,7 +168,7 @@ def test_missing_local_queue_fails_at_dispatch_and_creates_nothing(tier: Tier) -
 
 
 def test_a_request_over_the_cluster_queue_fails_fast(tier: Tier) -> None:
-    job_id = tier.submit(hardware_config={"cpu": {"request": "40", "limit": "40"}})  # > 32 + 0 to borrow
+    job_id = tier.submit(hardware_config={"cpu": {"request": "40", "limit": "40"}})  # > 4 + 32 to borrow
     error = _runtime_failure(tier.wait_failed(job_id), "workload_exceeds_quota")
     assert "40" in error["message"]
     wait_for(lambda: tier.leftovers(job_id) == {}, timeout=120, interval=0.5)

@@ -12,7 +12,7 @@ from tests.cluster_real.deployment import Deployment
 from tests.conftest import wait_for
 
 IMAGE = "ghcr.io/assay-evals/adapter-exact:0.1.0"
-WAIT = 180.0  # seconds: a loaded machine, a real controller loop, Kueue's scheduling cycle
+WAIT = 120.0  # seconds: a loaded machine, a real controller loop, Kueue's scheduling cycle
 EVALUATION = "assay.dev/evaluation-id"
 
 
