@@ -117,6 +117,10 @@ class AccessMiddleware:
             state["principal"] = self._launch(token, scope)
             return
         if rule.kind == "sender":
+            if self.access.senders is None and self.settings.mode == "cluster" and token is None:
+                # No sender identity configured (Knative's OIDC is off): the broker sends no token, and the
+                # dead-letter sink must still record what it gives up on. NetworkPolicies guard the service.
+                return
             state["principal"] = await self._sender_or_admin(token, headers)
             return
         if rule.kind == "ingress":

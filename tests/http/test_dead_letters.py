@@ -242,3 +242,26 @@ def test_listing_needs_a_tenant_and_known_parameters(callback: Callable[[], Test
     answer = client.get("/api/v1/dead-letters", headers={"X-Tenant": "team-a"}, params={"limit": "0"})
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["path"] == "limit"
+
+
+def test_who_may_deliver_dead_letters(
+    callback: Callable[[], TestClient], make_client: Callable[..., TestClient], issue_token: Any
+) -> None:
+    """In a cluster without sender identity the broker's plain delivery is recorded (only admins read it);
+    on the local hub, which has no broker, only an administrator may post one."""
+    headers, body = to_binary(dead_lettered())
+    cluster = callback()
+    assert (
+        cluster.post(
+            "/api/v1/dead-letters", headers={**headers, "Authorization": ""}, content=body
+        ).status_code
+        == 201
+    )
+    local = make_client()
+    assert (
+        local.post("/api/v1/dead-letters", headers={**headers, "Authorization": ""}, content=body).status_code
+        == 401
+    )
+    editor = issue_token("ed", {"team-a": "editor"})
+    assert local.post("/api/v1/dead-letters", headers={**headers, **editor}, content=body).status_code == 403
+    assert local.post("/api/v1/dead-letters", headers=headers, content=body).status_code == 200  # already there
