@@ -53,7 +53,7 @@ def test_success_admitted_unsuspended_completed(tier: Tier) -> None:
     assert labels["kueue.x-k8s.io/queue-name"] == "assay"
     assert labels["kueue.x-k8s.io/priority-class"] == "assay-interactive"
     workload = tier.wait_admitted(job)
-    assert workload["status"]["admission"]["clusterQueue"] == "assay"
+    assert workload["status"]["admission"]["clusterQueue"] == f"assay-{tier.tenant}"  # kueue/tenants/example
     assert workload["spec"].get("priority") == 500  # kueue/base/priority-classes.yaml
     job = tier.wait_job_where(job, lambda j: j["spec"].get("suspend") is False)
     assert job["status"].get("startTime")  # the Job controller started it on resume
@@ -125,16 +125,18 @@ def test_cancel_removes_everything(tier: Tier) -> None:
 
 
 def test_preemption_requeues_and_readmits(tier: Tier) -> None:
-    """kueue/tenants/example: a CI gate preempts a sweep's backfill within the tenant's ClusterQueue (4 CPUs of its
-    own + 32 to borrow from the cohort: two 20-CPU runs do not both fit)."""
-    big = {"cpu": {"request": "20", "limit": "20"}}
+    """kueue/tenants/example: a CI gate preempts a sweep's backfill within the tenant's ClusterQueue. Kueue
+    preempts within a ClusterQueue only for a workload that then fits its nominal quota (4 CPUs), so the
+    backfill borrows most of the cohort (33.5 of 4 + 32) and the gate asks for 3: together they do not fit."""
+    backfill = {"cpu": {"request": "33.5", "limit": "33.5"}}
+    gate = {"cpu": {"request": "3", "limit": "3"}}
     low_id = tier.submit(
-        [{"id": "qa", "provider_id": "exact", "hardware_config": big}], custom={"trigger": "sweep"}
+        [{"id": "qa", "provider_id": "exact", "hardware_config": backfill}], custom={"trigger": "sweep"}
     )
     (low,) = tier.wait_job(low_id)
     tier.wait_admitted(low)
     high_id = tier.submit(
-        [{"id": "qa", "provider_id": "exact", "hardware_config": big}], custom={"trigger": "ci"}
+        [{"id": "qa", "provider_id": "exact", "hardware_config": gate}], custom={"trigger": "ci"}
     )
     (high,) = tier.wait_job(high_id)
     tier.wait_admitted(high)
