@@ -479,8 +479,14 @@ class LocalRuntime:
 
     async def _terminate(self, pgid: int, waiter: asyncio.Task[int]) -> None:
         _signal_group(pgid, signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._grace
         await asyncio.wait({waiter}, timeout=self._grace)
-        if not waiter.done():
+        # The leader (``sh -c``) exits at once on SIGTERM while the adapter it started is still reporting its
+        # cancel: the whole group gets the rest of the grace, not just the leader.
+        while _group_alive(pgid) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if not waiter.done() or _group_alive(pgid):
             _signal_group(pgid, signal.SIGKILL)
 
     def _child_env(self, run: _Run) -> dict[str, str]:
@@ -682,6 +688,16 @@ def _parse_ref(runtime_ref: str) -> tuple[str, int] | None:
     if not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) < 0:
         return None
     return parts[1], int(parts[2])
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:

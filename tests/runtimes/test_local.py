@@ -682,3 +682,33 @@ def test_kill_orphan_without_a_pid_finds_the_run_by_its_marker(tmp_path: Path) -
         if marked.poll() is None:
             os.killpg(marked.pid, 9)
         marked.wait(timeout=5)
+
+
+def test_a_stopped_adapter_behind_a_shell_gets_its_grace(tmp_path: Path) -> None:
+    """``sh -c`` dies at once on SIGTERM; the adapter it started still has the grace to report its cancel."""
+
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = runtime(tmp_path, recorder, grace=5.0)
+        key = RunKey("e", 0, 1)
+        script = (
+            "import signal, sys, time, pathlib\n"
+            "def bye(*_):\n"
+            "    time.sleep(0.5)\n"
+            "    pathlib.Path('reported').write_text('cancelled')\n"
+            "    sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, bye)\n"
+            "pathlib.Path('ready').write_text('1')\n"
+            "time.sleep(60)\n"
+        )
+        (tmp_path / "adapter.py").write_text(script)
+        # Not exec'd: the shell is the group leader and the adapter its child, as for most providers.
+        job_path = await rt.launch(
+            launch_of(key, f"{shlex.quote(sys.executable)} {tmp_path / 'adapter.py'}; true")
+        )
+        work = job_path.parent.parent
+        await until(lambda: (work / "ready").exists())
+        await rt.stop("e")
+        assert (work / "reported").read_text() == "cancelled"
+
+    drive(scenario(), timeout=30)
