@@ -336,6 +336,7 @@ class Deployment:
     watchers: list[Watcher] = field(default_factory=list)
     applied_warnings: list[str] = field(default_factory=list)
     tenants: list[str] = field(default_factory=list)
+    cluster_scoped: list[tuple[str, str]] = field(default_factory=list)
     manifests: list[dict[str, Any]] = field(default_factory=list)
 
     # -- set up -----------------------------------------------------------------------------------------
@@ -354,8 +355,17 @@ class Deployment:
         self.applied_warnings.append(self.kube.apply(render(self.kube, REPO / "kueue")))
 
     def add_tenant(self, tenant: str) -> None:
-        self.applied_warnings.append(self.kube.apply(tenant_objects(self.kube, tenant, self.work)))
+        objects = tenant_objects(self.kube, tenant, self.work)
+        self.applied_warnings.append(self.kube.apply(objects))
         self.tenants.append(tenant)
+        # Cluster-scoped (the tenant's ClusterQueue): not removed with the namespace.
+        self.cluster_scoped += [
+            (o["kind"].lower() + "s." + o["apiVersion"].split("/")[0], o["metadata"]["name"])
+            for o in objects
+            if "/" in o["apiVersion"]
+            and o["kind"] not in ("Namespace",)
+            and not o["metadata"].get("namespace")
+        ]
 
     def start(self, watch_tenant: str) -> None:
         triggers = [o for o in self.manifests if o["kind"] == "Trigger"]
@@ -443,6 +453,8 @@ class Deployment:
             self.broker_server.__exit__(None, None, None)
         for tenant in self.tenants:
             self.kube.run("delete", "namespace", tenant, "--wait=false", "--ignore-not-found", check=False)
+        for resource, name in self.cluster_scoped:
+            self.kube.run("delete", resource, name, "--wait=false", "--ignore-not-found", check=False)
 
     # -- use --------------------------------------------------------------------------------------------
 

@@ -126,10 +126,14 @@ def test_cancel_removes_everything(tier: Tier) -> None:
 
 def test_preemption_requeues_and_readmits(tier: Tier) -> None:
     """kueue/tenants/example: a CI gate preempts a sweep's backfill within the tenant's ClusterQueue. Kueue
-    preempts within a ClusterQueue only for a workload that then fits its nominal quota (4 CPUs), so the
-    backfill borrows most of the cohort (33.5 of 4 + 32) and the gate asks for 3: together they do not fit."""
-    backfill = {"cpu": {"request": "33.5", "limit": "33.5"}}
-    gate = {"cpu": {"request": "3", "limit": "3"}}
+    preempts within a ClusterQueue only for a workload that then fits its nominal quota, so the backfill takes
+    all the cohort but 2.4 CPUs, and the gate asks for a little less than the tenant's nominal quota."""
+    sidecar = 0.1  # the sidecar's CPU request (docs/cluster.md), counted by Kueue with the adapter's
+    gate_cpus = min(3.0, tier.nominal_cpus() - 2 * sidecar)
+    # What the backfill leaves free: 0.6 CPUs short of what the gate needs.
+    backfill_cpus = tier.cohort_cpus() - sidecar - (gate_cpus + sidecar - 0.6)
+    backfill = {"cpu": {"request": f"{backfill_cpus:g}", "limit": f"{backfill_cpus:g}"}}
+    gate = {"cpu": {"request": f"{gate_cpus:g}", "limit": f"{gate_cpus:g}"}}
     low_id = tier.submit(
         [{"id": "qa", "provider_id": "exact", "hardware_config": backfill}], custom={"trigger": "sweep"}
     )

@@ -4,6 +4,7 @@ the pod outcomes a kubelet would write (there may be none: on a bare control pla
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,11 @@ def provider() -> dict[str, Any]:
             {"id": b, "name": b, "category": "qa", "metrics": ["exact_match"]} for b in ("qa", "qa_f1")
         ],
     }
+
+
+def cpus(quantity: str | int | float) -> float:
+    text = str(quantity)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
 
 
 def now() -> str:
@@ -190,6 +196,37 @@ class Tier:
 
     def wait_admitted(self, job: dict[str, Any]) -> dict[str, Any]:
         return self.wait_workload(job, lambda w: is_true(w, "Admitted"))
+
+    def cohort_cpus(self) -> float:
+        """All the CPUs the tenant's ClusterQueue may use: the cohort's own and every queue's of the cohort."""
+        queue = self.kube.run("get", "clusterqueue", f"assay-{self.tenant}", "-o", "json").stdout
+        cohort_name = json.loads(queue)["spec"]["cohortName"]
+        cohort = json.loads(self.kube.run("get", "cohort", cohort_name, "-o", "json").stdout)
+        queues = json.loads(self.kube.run("get", "clusterqueues", "-o", "json").stdout)["items"]
+        groups = [
+            g
+            for q in queues
+            if q["spec"].get("cohortName") == cohort_name
+            for g in q["spec"]["resourceGroups"]
+        ]
+        groups += cohort["spec"].get("resourceGroups", [])
+        return sum(
+            cpus(r["nominalQuota"])
+            for g in groups
+            for f in g["flavors"]
+            for r in f["resources"]
+            if r["name"] == "cpu"
+        )
+
+    def nominal_cpus(self) -> float:
+        queue = json.loads(self.kube.run("get", "clusterqueue", f"assay-{self.tenant}", "-o", "json").stdout)
+        return sum(
+            cpus(r["nominalQuota"])
+            for g in queue["spec"]["resourceGroups"]
+            for f in g["flavors"]
+            for r in f["resources"]
+            if r["name"] == "cpu"
+        )
 
     def current(self, job: dict[str, Any]) -> dict[str, Any] | None:
         return self.kube.get("jobs", self.tenant, job["metadata"]["name"])
