@@ -20,7 +20,8 @@ Kueue's CRDs and webhook configurations from ``KUEUE_SRC`` (a Kueue source tree:
 (default ``openssl``). Ports: ``ASSAY_CP_PORT_BASE`` (default 16440: apiserver +0, etcd +1/+2, Kueue
 webhooks 9443 as its configuration says). Only loopback addresses are used. Nothing here is downloaded.
 
-Kueue notes: an unpatched Kueue reads its metrics certificate from ``/etc/kueue/metrics/certs``; this script
+Build notes: give kube-apiserver a version (``-ldflags "-X k8s.io/component-base/version.gitVersion=v1.36.2"``
+and gitMajor/gitMinor): Kueue exits when the server's version does not parse. An unpatched Kueue reads its metrics certificate from ``/etc/kueue/metrics/certs``; this script
 writes one to ``STATE_DIR/kueue/metrics`` and sets ``KUEUE_METRICS_CERT_DIR`` (honoured by a build that reads
 it), so for an unpatched build link that directory there. ``VisibilityOnDemand`` is turned off (it wants its own
 serving certificate).
