@@ -367,3 +367,28 @@ def test_the_dashboards_session_reaches_the_api_with_csrf(client: TestClient) ->
     assert created.status_code == 201, created.text
     client.cookies.clear()
     assert client.get(P, headers=no_bearer).status_code == 401
+
+
+def test_logs_are_read_under_one_cap(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(max_log_bytes=4096)
+    chatty = {
+        **IDLE,
+        "id": "chatty",
+        "runtime": {
+            "local": {
+                "command": f"{sys.executable} -c \"print('x' * 100 + chr(10)) or [print(i, 'y' * 200) for i in range(2000)]\""
+            }
+        },
+    }
+    assert client.post(P, json=chatty).status_code == 201
+    job_id = client.post(J, json=job(benchmarks=[{"id": "wait", "provider_id": "chatty"}] * 2)).json()[
+        "resource"
+    ]["id"]
+    wait_for(
+        lambda: client.get(f"{J}/{job_id}").json()["status"]["state"] in ("failed", "completed"), timeout=90
+    )
+    logs = client.get(f"{J}/{job_id}/logs", params={"tail_lines": -1})
+    assert logs.status_code == 200
+    assert logs.headers.get("x-log-truncated") == "true"
+    assert len(logs.content) < 4096 + 1024  # two benchmarks' shares of the cap, plus their section headers
+    assert "1999 " in logs.text  # the tail is what is kept
