@@ -18,7 +18,7 @@ from assay.auth._cache import TtlCache
 from assay.auth._model import ALL_TENANTS, Permission, Principal, Role, role_allows
 from assay.errors import Unauthenticated
 
-__all__ = ["NoAuth", "OidcGuard", "RoleFile", "TokenGuard", "TrustedProxy"]
+__all__ = ["NoAuth", "OidcGuard", "RoleFile", "TokenGuard", "TrustedProxy", "token_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ _ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
 _RANK = {role: rank for rank, role in enumerate(_ROLES)}
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """How a bearer token is stored and cached: its SHA-256, never the token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -65,7 +66,7 @@ class TokenGuard:
 
     def __init__(self, token_file: Path | None, local_token: str | None = None) -> None:
         self._file = _Reloading(token_file)
-        self._local = _digest(local_token) if local_token else None
+        self._local = token_digest(local_token) if local_token else None
         self._table: dict[str, Principal] = {}
         self._source: Any = object()
         self._refresh()  # a broken file fails the start, not the first request
@@ -102,7 +103,7 @@ class TokenGuard:
     async def authenticate(self, token: str | None, headers: Mapping[str, str]) -> Principal:
         if not token:
             raise Unauthenticated("A bearer token is required (Authorization: Bearer <token>)")
-        digest = _digest(token)
+        digest = token_digest(token)
         if self._local is not None and hmac.compare_digest(digest, self._local):
             return Principal(subject="local-admin", roles={ALL_TENANTS: "admin"})
         try:
@@ -196,7 +197,7 @@ class OidcGuard:
     async def authenticate(self, token: str | None, headers: Mapping[str, str]) -> Principal:
         if not token:
             raise Unauthenticated("A bearer token is required (Authorization: Bearer <token>)")
-        digest = _digest(token)
+        digest = token_digest(token)
         cached = self._verified.get(digest)
         if cached is not None:
             return cached

@@ -5,7 +5,6 @@ so the ``kubernetes`` client stays out of every other process."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
@@ -15,6 +14,7 @@ import kubernetes.client
 import kubernetes.config
 
 from assay.auth._cache import TtlCache
+from assay.auth._guards import token_digest
 from assay.auth._model import Permission, Principal
 from assay.errors import TemporaryError, Unauthenticated
 from assay.settings import Settings
@@ -45,7 +45,7 @@ class _Reviews:
         self._decisions: TtlCache[tuple[Any, ...], bool] = TtlCache(cache_seconds)
 
     async def review_token(self, token: str, audience: str | None) -> Principal | None:
-        key = (hashlib.sha256(token.encode("utf-8")).hexdigest(), audience)
+        key = (token_digest(token), audience)
         if (cached := self._tokens.get(key)) is not None:
             return cached
         spec: dict[str, Any] = {"token": token}

@@ -24,7 +24,7 @@ ALL_TENANTS = "*"
 ROLE_VERBS: Mapping[Role, frozenset[str]] = {
     "viewer": frozenset({"get", "list"}),
     "editor": frozenset({"get", "list", "create", "update", "patch", "delete"}),
-    "admin": frozenset({"get", "list", "create", "update", "patch", "delete", "*"}),
+    "admin": frozenset({"get", "list", "create", "update", "patch", "delete"}),
 }
 # Resources only an admin may touch whatever the verb: the broker's dead letters (other systems' events), the
 # hub's metrics, and job priorities (the Kueue queue all tenants share).

@@ -23,7 +23,7 @@ from datetime import datetime
 
 from assay.errors import Unauthenticated
 
-__all__ = ["LaunchClaims", "LaunchSigner", "is_launch_token"]
+__all__ = ["LaunchClaims", "LaunchSigner", "b64url", "is_launch_token", "unb64url"]
 
 _PREFIX = "assay-launch.v1."
 
@@ -46,11 +46,12 @@ def is_launch_token(token: str) -> bool:
     return token.startswith(_PREFIX)
 
 
-def _b64(raw: bytes) -> str:
+def b64url(raw: bytes) -> str:
+    """Unpadded base64url, as tokens carry it."""
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
+def unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -63,7 +64,7 @@ class LaunchSigner:
         self._key = key
 
     def _sign(self, body: str) -> str:
-        return _b64(hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest())
+        return b64url(hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest())
 
     def issue(
         self,
@@ -79,7 +80,7 @@ class LaunchSigner:
             "r": sorted([int(index), int(attempt)] for index, attempt in runs),
             "x": int(now.timestamp() + lifetime_seconds),
         }
-        body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+        body = b64url(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode("utf-8"))
         return f"{_PREFIX}{body}.{self._sign(body)}"
 
     def verify(self, token: str, now: datetime) -> LaunchClaims:
@@ -92,7 +93,7 @@ class LaunchSigner:
         ):
             raise Unauthenticated("The launch credential is not valid")
         try:
-            raw = json.loads(_unb64(body))
+            raw = json.loads(unb64url(body))
             claims = LaunchClaims(
                 tenant=str(raw["t"]),
                 evaluation_id=str(raw["e"]),

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assay.auth import Access, NoRule, Principal, Rule, rule_of
+from assay.auth import ALL_TENANTS, Access, NoRule, Principal, Rule, rule_of
 from assay.core import Tenant
 from assay.core.credentials import is_launch_token
 from assay.errors import AssayError, Forbidden, InvalidIdentity, Unauthenticated, UnknownTenant
@@ -85,11 +85,10 @@ class AccessMiddleware:
             return
         path = scope["path"]
         rule = self._rule(method, path)
-        outcome: dict[str, Any] = {"rule": rule.kind}
         try:
             await self._check(rule, headers, state, scope, method)
         except AssayError as exc:
-            self._audit(state, method, path, rule, exc.status, headers)
+            self._audit(state, method, path, rule, exc.status)
             await self._refuse(scope, receive, send, exc)
             return
         status = 500
@@ -104,7 +103,7 @@ class AccessMiddleware:
             await self.app(scope, receive, watched)
         finally:
             if method not in _SAFE_METHODS or status in (401, 403):
-                self._audit(state, method, path, rule, status, headers, outcome)
+                self._audit(state, method, path, rule, status)
 
     async def _check(
         self, rule: Rule, headers: dict[str, str], state: dict[str, Any], scope: Scope, method: str
@@ -121,7 +120,7 @@ class AccessMiddleware:
                 # No sender identity configured (Knative's OIDC is off): the broker sends no token, and the
                 # dead-letter sink must still record what it gives up on. NetworkPolicies guard the service.
                 return
-            state["principal"] = await self._sender_or_admin(token, headers)
+            state["principal"] = await verify_sender(self.access, token, headers)
             return
         if rule.kind == "ingress":
             # The route checks the HMAC signature or this principal against the tenant the event names.
@@ -141,17 +140,13 @@ class AccessMiddleware:
         if rule.kind == "authenticated" or rule.permission is None:
             return
         if rule.permission.cluster:  # hub-wide (metrics): no tenant to name
-            if not await guard.authorize(principal, "*", rule.permission):
-                raise Forbidden(
-                    f"{principal.subject!r} may not {rule.permission.verb} {rule.permission.resource}"
-                )
-            return
-        tenant = self._tenant(headers)
-        state["tenant"] = tenant
+            tenant, where = ALL_TENANTS, ""
+        else:
+            tenant = state["tenant"] = self._tenant(headers)
+            where = f" in tenant {tenant!r}"
         if not await guard.authorize(principal, tenant, rule.permission):
-            where = "this hub" if rule.permission.cluster else f"tenant {tenant!r}"
             raise Forbidden(
-                f"{principal.subject!r} may not {rule.permission.verb} {rule.permission.resource} in {where}"
+                f"{principal.subject!r} may not {rule.permission.verb} {rule.permission.resource}{where}"
             )
 
     def _tenant(self, headers: dict[str, str]) -> str:
@@ -177,9 +172,6 @@ class AccessMiddleware:
             raise Forbidden("The launch credential is for another evaluation job")
         return Principal(subject=f"launch:{claims.evaluation_id}", kind="launch", launch=claims)
 
-    async def _sender_or_admin(self, token: str | None, headers: dict[str, str]) -> Principal:
-        return await verify_sender(self.access, token, headers)
-
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: AssayError) -> None:
         await error_response_for(exc, str(scope.get("state", {}).get("request_id", "")))(scope, receive, send)
 
@@ -190,8 +182,6 @@ class AccessMiddleware:
         path: str,
         rule: Rule,
         status: int,
-        headers: dict[str, str],
-        outcome: dict[str, Any] | None = None,
     ) -> None:
         principal: Principal | None = state.get("principal")
         permission = rule.permission

@@ -14,7 +14,6 @@ authenticates the token itself on every request, so a revoked token stops workin
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -29,6 +28,7 @@ from typing import cast
 
 from starlette.requests import HTTPConnection, cookie_parser
 
+from assay.core.credentials import b64url, unb64url
 from assay.settings import Settings
 
 __all__ = [
@@ -60,21 +60,13 @@ class Session:
     expires_at: int
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _mac(key: bytes, payload: str) -> str:
-    return _b64(hmac.new(key, f"assay-ui-session:{payload}".encode("ascii"), hashlib.sha256).digest())
+    return b64url(hmac.new(key, f"assay-ui-session:{payload}".encode("ascii"), hashlib.sha256).digest())
 
 
 def encode_session(session: Session, key: bytes) -> str:
     claims = {"tok": session.token, "ten": session.tenant, "csrf": session.csrf, "exp": session.expires_at}
-    payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+    payload = b64url(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode("utf-8"))
     return f"{_PREFIX}{payload}.{_mac(key, payload)}"
 
 
@@ -86,7 +78,7 @@ def decode_session(cookie: str, key: bytes, now: float) -> Session | None:
     if not payload or not mac or not hmac.compare_digest(mac, _mac(key, payload)):
         return None
     try:
-        claims = json.loads(_unb64(payload))
+        claims = json.loads(unb64url(payload))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
     if not isinstance(claims, dict):
