@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from adapters.retry import Backoff, retry_after_seconds
+
 # numpy comes with MTEB in the adapter's environment (the hub's type checker does not have it).
 np: Any = importlib.import_module("numpy")
 
@@ -30,6 +32,8 @@ OFFLINE_ENV = {
     "DO_NOT_TRACK": "1",
 }
 _RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+# A server's Retry-After is honoured up to this long; otherwise 0.5 s doubling to 8 s, jittered.
+_RETRY_AFTER_CAP_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class _Embedder:
         headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
         self._client = httpx.Client(base_url=endpoint.base_url, headers=headers, timeout=endpoint.timeout)
         self._on_texts = on_texts
+        self._backoff = Backoff(initial=0.5, maximum=8.0)
         self.requests = 0
         self.prompt_tokens = 0
 
@@ -77,8 +82,8 @@ class _Embedder:
             body["input_type"] = input_type
         if self.endpoint.dimensions is not None:
             body["dimensions"] = self.endpoint.dimensions
-        delay = 0.5
         for attempt in range(self.endpoint.max_retries + 1):
+            retry_after: float | None = None
             try:
                 response = self._client.post("/embeddings", json=body)
             except httpx.TransportError as exc:
@@ -94,8 +99,10 @@ class _Embedder:
                         f"embeddings endpoint {self.endpoint.base_url}/embeddings answered "
                         f"{response.status_code}: {response.text[:500]}"
                     )
-            time.sleep(delay)
-            delay = min(delay * 2, 8.0)
+                retry_after = retry_after_seconds(
+                    response.headers.get("Retry-After"), cap=_RETRY_AFTER_CAP_SECONDS
+                )
+            time.sleep(self._backoff.delay(attempt + 1, retry_after=retry_after))
         payload = response.json()
         data = sorted(payload.get("data", []), key=lambda item: item.get("index", 0))
         if len(data) != len(texts):

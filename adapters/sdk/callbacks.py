@@ -11,9 +11,7 @@ backoff and jitter, honouring ``Retry-After``, for a bounded time; a permanent r
 from __future__ import annotations
 
 import copy
-import email.utils
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from adapters.retry import Backoff, retry_after_seconds
 from adapters.sdk._environment import capture_environment_card
 from adapters.sdk.errors import CallbackRejected, CallbackUndelivered
 from adapters.sdk.models import (
@@ -58,25 +57,7 @@ _CA_BUNDLES = (
     Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"),
 )
 _ATTEMPT_TIMEOUT_SECONDS = 10.0
-_FIRST_BACKOFF_SECONDS = 0.2
-_MAX_BACKOFF_SECONDS = 30.0
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _server_message(response: httpx.Response) -> str:
@@ -108,7 +89,7 @@ class _EventChannel:
         self._auth_token_path = auth_token_path
         self._namespace_path = namespace_path
         self._client = httpx.Client(verify=verify, transport=transport, timeout=_ATTEMPT_TIMEOUT_SECONDS)
-        self._random = random.Random()
+        self._backoff = Backoff(initial=0.2, maximum=30.0)
         self._lock = threading.Lock()
         self._terminal: set[int] = set()
 
@@ -147,7 +128,7 @@ class _EventChannel:
                 )
             except httpx.TransportError as exc:
                 last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                wait = None
+                retry_after: float | None = None
             else:
                 status = response.status_code
                 if 200 <= status < 300:
@@ -163,10 +144,8 @@ class _EventChannel:
                         server_message=message,
                     )
                 last_error = f"HTTP {status}: {message}"
-                wait = _retry_after_seconds(response.headers.get("Retry-After"))
-            if wait is None:
-                ceiling = min(_MAX_BACKOFF_SECONDS, _FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1))
-                wait = self._random.uniform(ceiling / 2, ceiling)
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            wait = self._backoff.delay(attempt, retry_after=retry_after)
             if time.monotonic() + wait > deadline:
                 elapsed = time.monotonic() - started
                 raise CallbackUndelivered(

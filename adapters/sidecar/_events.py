@@ -19,7 +19,6 @@ import itertools
 import json
 import logging
 import os
-import random
 import time
 import uuid
 from collections import deque
@@ -29,6 +28,7 @@ from pathlib import Path
 import httpx
 from starlette.responses import JSONResponse, Response
 
+from adapters.retry import Backoff
 from adapters.sidecar._config import EvalHubSettings
 from adapters.sidecar._forwarding import TokenFile
 
@@ -105,6 +105,8 @@ class EventForwarder:
 
     def __init__(self, settings: EvalHubSettings, client: httpx.AsyncClient, token: TokenFile) -> None:
         self._settings = settings
+        # Jitter: the sidecars of many pods do not retry in step.
+        self._backoff = Backoff(initial=settings.retry_initial, maximum=settings.retry_max)
         self._client = client
         self._token = token
         self._queues: dict[str, deque[_Event]] = {}
@@ -239,10 +241,9 @@ class EventForwarder:
         self._workers.pop(job_id, None)
 
     async def _back_off(self, failures: int, job_id: str, detail: str) -> None:
-        ceiling = min(self._settings.retry_max, self._settings.retry_initial * 2 ** (failures - 1))
-        if self._flushing.is_set():
-            ceiling = min(ceiling, _FLUSH_RETRY_SECONDS)
-        delay = random.uniform(ceiling / 2, ceiling)  # jitter: sidecars of many pods do not retry in step
+        delay = self._backoff.delay(
+            failures, at_most=_FLUSH_RETRY_SECONDS if self._flushing.is_set() else None
+        )
         logger.warning(
             "delivering events of job %s failed (%s); retry %d in %.2fs", job_id, detail, failures, delay
         )

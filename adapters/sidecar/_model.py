@@ -11,17 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
+from adapters.retry import Backoff, retry_after_seconds
 from adapters.sidecar._accounting import Accounting, Usage, usage_from_body, usage_from_sse_line
 from adapters.sidecar._cache import CachedResponse, ResponseCache, cache_key
 from adapters.sidecar._config import ModelSettings
@@ -60,6 +58,7 @@ class ModelProxy:
         self._accounting = accounting
         self._cache = cache
         self._caps: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._backoff = Backoff(initial=settings.retry_initial, maximum=settings.retry_max)
 
     def _cap(self, route: ModelRoute) -> asyncio.Semaphore:
         key = (route.job_id, route.launch_index)
@@ -137,15 +136,13 @@ class ModelProxy:
             else:
                 if answer.status_code not in _RETRY_STATUSES or attempt >= self._settings.max_retries:
                     break
-                delay = _retry_after(answer.headers.get("retry-after"))
+                delay = retry_after_seconds(answer.headers.get("retry-after"), cap=_RETRY_AFTER_CAP_SECONDS)
                 detail = f"status {answer.status_code}"
                 await answer.aclose()
                 cap.release()
             attempt += 1
             usage.retries += 1
-            if delay is None:
-                ceiling = min(self._settings.retry_max, self._settings.retry_initial * 2 ** (attempt - 1))
-                delay = random.uniform(ceiling / 2, ceiling)
+            delay = self._backoff.delay(attempt, retry_after=delay)
             logger.info(
                 "model call %s %s failed (%s); retry %d in %.2fs", request.method, url, detail, attempt, delay
             )
@@ -232,24 +229,6 @@ def _asks_for_stream(body: bytes) -> bool:
     except (ValueError, UnicodeDecodeError):
         return False
     return isinstance(parsed, dict) and parsed.get("stream") is True
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), capped."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), _RETRY_AFTER_CAP_SECONDS)
 
 
 async def _counting_stream(answer: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
