@@ -126,6 +126,7 @@ def build_plan(
     """
     errors: list[FieldError] = []
     entries: list[tuple[str, JobBenchmark, JobBenchmark | None]] = []  # (path, base entry, override)
+    missing: list[str] = []  # providers the job's own benchmark list names that do not exist
     if request.collection is not None:
         if collection is None:
             raise NotFound(f"Collection {request.collection.id!r} does not exist")
@@ -155,23 +156,19 @@ def build_plan(
         assert request.benchmarks is not None  # the request model guarantees one of the two
         entries = [(f"benchmarks[{i}]", b, None) for i, b in enumerate(request.benchmarks)]
         missing = sorted({b.provider_id for b in request.benchmarks if b.provider_id not in providers})
-        if missing:
-            raise NotFound(
-                f"Provider(s) {', '.join(map(repr, missing))} do not exist",
-                errors=[
-                    FieldError(
-                        f"benchmarks[{i}].provider_id",
-                        "resource_not_found",
-                        f"provider {b.provider_id!r} does not exist",
-                    )
-                    for i, b in enumerate(request.benchmarks)
-                    if b.provider_id in missing
-                ],
-            )
 
     planned: list[PlannedBenchmark] = []
     model = request.model.model_dump(mode="json")
     for index, (path, base, override) in enumerate(entries):
+        if base.provider_id in missing:
+            errors.append(
+                FieldError(
+                    f"{path}.provider_id",
+                    "resource_not_found",
+                    f"provider {base.provider_id!r} does not exist",
+                )
+            )
+            continue
         benchmark = find_benchmark(providers, base.provider_id, base.id, path)
         if isinstance(benchmark, FieldError):
             errors.append(benchmark)
@@ -272,6 +269,9 @@ def build_plan(
                 "model.url is required unless every benchmark uses pre_recorded_data test data",
             )
         )
+    if missing and all(e.code == "resource_not_found" for e in errors):
+        # Only providers that do not exist: 404, as in EvalHub. With other errors, one 400 lists them all.
+        raise NotFound(f"Provider(s) {', '.join(map(repr, missing))} do not exist", errors=errors)
     if errors:
         codes = {e.code for e in errors}
         single = next(iter(codes)) if len(codes) == 1 else None

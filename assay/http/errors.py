@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,9 +16,49 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assay.api import ErrorBody, ErrorDetail
 from assay.core import field_errors, summarise
-from assay.errors import AssayError, InvalidJSON, InvalidQuery, InvalidRequest, TemporaryError
+from assay.errors import AssayError, FieldError, InvalidJSON, InvalidQuery, InvalidRequest, TemporaryError
 
 log = logging.getLogger(__name__)
+
+ReferenceCheck = Callable[[Request, dict[str, Any]], Awaitable[list[FieldError]]]
+"""The errors a body's references (ids of providers, collections, benchmarks) would get, given the body with
+its unknown fields removed."""
+
+_REFERENCE_CHECKS: dict[Callable[..., Any], ReferenceCheck] = {}
+
+
+def checks_references(check: ReferenceCheck) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a route whose body names other resources: when the body is refused only for unknown fields, the
+    answer also lists the references ``check`` finds broken, so one response names every invalid field
+    (a typo'd field name and a wrong benchmark id are fixed in one round trip). Apply below ``@router.*``."""
+
+    def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        _REFERENCE_CHECKS[endpoint] = check
+        return endpoint
+
+    return register
+
+
+async def _reference_errors(request: Request, body: object, raw: list[dict[str, Any]]) -> list[FieldError]:
+    route = request.scope.get("route")
+    check = _REFERENCE_CHECKS.get(getattr(route, "endpoint", None))  # type: ignore[arg-type]
+    if check is None or not isinstance(body, dict) or any(e.get("type") != "extra_forbidden" for e in raw):
+        return []
+    return await check(request, _without(body, [tuple(e["loc"])[1:] for e in raw]))
+
+
+def _without(body: dict[str, Any], paths: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """A copy of ``body`` without the members at ``paths`` (pydantic locations: keys and list indices)."""
+    import copy
+
+    cleaned = copy.deepcopy(body)
+    for path in paths:
+        node: Any = cleaned
+        for part in path[:-1]:
+            node = node[part] if isinstance(node, (dict, list)) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return cleaned
 
 
 def request_id(request: Request) -> str:
@@ -62,6 +104,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     body_errors = [e for e in raw if tuple(e.get("loc", ()))[:1] == ("body",)]
     if body_errors:
         errors = field_errors(body_errors, strip=1)
+        errors += await _reference_errors(request, getattr(exc, "body", None), body_errors)
         return error_response(request, InvalidRequest(summarise(errors), errors=errors))
     errors = field_errors(raw, strip=1)
     return error_response(

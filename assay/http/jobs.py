@@ -11,6 +11,7 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import ValidationError
 
 from assay import triggers
 from assay.api.job_resource import Job, JobPage
@@ -21,7 +22,7 @@ from assay.core.compare import Tolerance, compare
 from assay.core.gate import decide
 from assay.core.report import commit_status, junit_report, markdown_report
 from assay.core.states import job_progress
-from assay.errors import FieldError, Forbidden, InvalidQuery, InvalidRequest, NotFound
+from assay.errors import AssayError, FieldError, Forbidden, InvalidQuery, InvalidRequest, NotFound
 from assay.http.context import (
     Caller,
     Paging,
@@ -35,6 +36,7 @@ from assay.http.context import (
     settings_of,
     strict_query,
 )
+from assay.http.errors import checks_references
 from assay.lifecycle import Hub, Lifecycle, jobs, progress
 from assay.runtimes import read_log_bounded
 from assay.store import EvaluationQuery, EvaluationRecord
@@ -156,6 +158,21 @@ def _job_response(record: EvaluationRecord, status_code: int, *, warn: bool = Fa
     return JSONResponse(document, status_code=status_code)
 
 
+async def _reference_errors(request: Request, body: dict[str, Any]) -> list[FieldError]:
+    """What submitting ``body`` would answer about its providers, benchmarks and collection (see
+    :func:`checks_references`)."""
+    try:
+        spec = JobRequest.model_validate(body)
+    except ValidationError:
+        return []  # the body has more wrong than unknown fields: those are listed already
+    who = await caller(request)
+    try:
+        await jobs.plan_job(lifecycle_of(request), who.tenant, spec)
+    except AssayError as exc:
+        return list(exc.errors) or [FieldError("$", exc.message_code, exc.message)]
+    return []
+
+
 @router.post(
     "",
     status_code=202,
@@ -171,6 +188,7 @@ def _job_response(record: EvaluationRecord, status_code: int, *, warn: bool = Fa
         202: {"description": "The job was accepted (a replay of an Idempotency-Key returns the first job)"}
     },
 )
+@checks_references(_reference_errors)
 async def submit_job(request: Request, who: CallerDep, spec: JobRequest) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key.strip()) <= 255:

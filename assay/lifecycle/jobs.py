@@ -56,6 +56,45 @@ async def submit(
     Returns the job and whether it was created now (False: an earlier request with the same
     ``Idempotency-Key``). Nothing after the commit can fail the request: publishing is best effort.
     """
+    plan = await plan_job(ctx, tenant, request)
+    store = ctx.database.scoped(tenant)
+    now = ctx.clock()
+    evaluation_id = str(uuid.uuid4())
+    runs = tuple(
+        RunRow(run=BenchmarkRun(index=p.index, provider_id=p.provider_id, benchmark_id=p.id))
+        for p in plan.benchmarks
+    )
+    record = EvaluationRecord(
+        id=evaluation_id,
+        tenant=tenant.name,
+        owner=owner,
+        name=request.name,
+        request=request.model_dump(mode="json", exclude_none=True),
+        plan=plan,
+        state="pending",
+        message=Message("Evaluation job created", STATE_CODES["pending"]).as_dict(),
+        results={},
+        cancelled=False,
+        created_at=now,
+        updated_at=now,
+        started_at=None,
+        completed_at=None,
+        runs=runs,
+    )
+    accepted = event(EVALUATION_ACCEPTED, tenant.name, "submit", evaluation_id)
+    created, is_new = await store.evaluations.create(
+        record, idempotency_key=idempotency_key, request_hash=request_hash(request), events=[accepted]
+    )
+    if is_new:
+        events = [accepted, *await _fail_unavailable(ctx, created)]
+        await ctx.published(events)
+    return created, is_new
+
+
+async def plan_job(ctx: Lifecycle, tenant: Tenant, request: JobRequest) -> Plan:
+    """The frozen plan of ``request`` as ``tenant`` sees the catalogue, or the error naming every reference
+    and limit it breaks. Reads only: :func:`submit` commits the plan, and the HTTP layer asks it again for a
+    body that also has unknown fields, so that one answer lists every invalid field."""
     if request.experiment is not None and not ctx.settings.mlflow_tracking_uri:
         raise InvalidRequest(
             "experiment needs MLflow, and this hub has no MLflow tracking server configured",
@@ -98,37 +137,7 @@ async def submit(
         )
     if ctx.settings.runtime == "kubernetes":
         _check_launch_size(ctx, tenant, request, plan)
-    now = ctx.clock()
-    evaluation_id = str(uuid.uuid4())
-    runs = tuple(
-        RunRow(run=BenchmarkRun(index=p.index, provider_id=p.provider_id, benchmark_id=p.id))
-        for p in plan.benchmarks
-    )
-    record = EvaluationRecord(
-        id=evaluation_id,
-        tenant=tenant.name,
-        owner=owner,
-        name=request.name,
-        request=request.model_dump(mode="json", exclude_none=True),
-        plan=plan,
-        state="pending",
-        message=Message("Evaluation job created", STATE_CODES["pending"]).as_dict(),
-        results={},
-        cancelled=False,
-        created_at=now,
-        updated_at=now,
-        started_at=None,
-        completed_at=None,
-        runs=runs,
-    )
-    accepted = event(EVALUATION_ACCEPTED, tenant.name, "submit", evaluation_id)
-    created, is_new = await store.evaluations.create(
-        record, idempotency_key=idempotency_key, request_hash=request_hash(request), events=[accepted]
-    )
-    if is_new:
-        events = [accepted, *await _fail_unavailable(ctx, created)]
-        await ctx.published(events)
-    return created, is_new
+    return plan
 
 
 def _check_launch_size(ctx: Lifecycle, tenant: Tenant, request: JobRequest, plan: Plan) -> None:

@@ -236,3 +236,33 @@ def test_a_nan_metric_from_an_adapter_is_stored_as_null_and_the_score_is_kept(cl
     other = json.dumps({"benchmark_status_event": status}).replace("0.5", "NaN")
     refused = raw_post(client, f"{J}/{job_id}/events", other, launch_headers(client, job_id))
     assert error_paths(refused) == [("benchmark_status_event.progress", "not_finite")]
+
+
+def test_an_unknown_field_and_a_wrong_reference_are_named_in_one_answer(client: TestClient) -> None:
+    """README: every invalid field in one answer, including references the body's typo would have hidden."""
+    body = job_body(
+        benchmarks=[
+            {"id": "bench_a", "provider_id": "demo", "wieght": 2},
+            {"id": "no_such_benchmark", "provider_id": "demo"},
+            {"id": "bench_a", "provider_id": "no_such_provider"},
+        ],
+        tagz=["x"],
+    )
+    response = client.post(J, json=body)
+    assert response.status_code == 400, response.text
+    paths = [e["path"] for e in response.json()["errors"]]
+    assert paths[:2] == ["benchmarks[0].wieght", "tagz"] or paths[:2] == ["tagz", "benchmarks[0].wieght"]
+    assert {"benchmarks[1].id", "benchmarks[2].provider_id"} <= set(paths[2:]), paths
+    assert client.get(J).json()["total_count"] == 0
+    # the same body without the typos is refused for the references alone, as before
+    body.pop("tagz")
+    body["benchmarks"][0].pop("wieght")  # type: ignore[index]
+    alone = client.post(J, json=body)
+    assert alone.status_code in (400, 404)
+    assert {e["path"] for e in alone.json()["errors"]} == set(paths[2:])
+
+
+def test_unknown_fields_alone_get_no_reference_errors(client: TestClient) -> None:
+    response = client.post(J, json=job_body(tagz=["x"]))
+    assert response.status_code == 400
+    assert [e["path"] for e in response.json()["errors"]] == ["tagz"]
