@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from adapters.sdk import ParameterError, validate_parameters
+from adapters.sdk import ParameterError, openai_base_url, validate_parameters
 
 __all__ = ["QUICK_PROBES", "GarakParameters", "GarakRun", "ParameterError", "plan_run"]
 
@@ -73,14 +73,6 @@ class GarakRun(BaseModel):
         return self.report_dir / f"{REPORT_PREFIX}.hitlog.jsonl"
 
 
-def normalise_uri(url: str) -> str:
-    """garak's OpenAI client wants the base URL that ends in ``/v1``."""
-    base = url.strip().rstrip("/")
-    if not base:
-        raise ParameterError("model.url: garak needs the endpoint's URL, got an empty one")
-    return base if base.endswith("/v1") else f"{base}/v1"
-
-
 def selection(probes: list[str]) -> str:
     """garak's unified ``--spec`` from probe names: ``dan`` and ``dan.DanInTheWild`` become
     ``probes.dan`` and ``probes.dan.DanInTheWild``; ``tag:``/``tier:``/``-`` selectors pass through."""
@@ -114,7 +106,7 @@ def plan_run(
     if not probes:
         raise ParameterError("probes: the list is empty")
     generations = params.generations or (_QUICK_GENERATIONS if quick else _GARAK_DEFAULT_GENERATIONS)
-    generator: dict[str, Any] = {"uri": normalise_uri(model_url), "api_key": api_key}
+    generator: dict[str, Any] = {"uri": openai_base_url(model_url, framework="garak"), "api_key": api_key}
     if params.max_tokens is not None:
         generator["max_tokens"] = params.max_tokens
     if params.temperature is not None:

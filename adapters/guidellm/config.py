@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapters.sdk import ParameterError, validate_parameters
+from adapters.sdk import ParameterError, openai_base_url, validate_parameters
 
 __all__ = [
     "BUNDLED_PROMPTS",
@@ -83,13 +83,8 @@ class GuideLLMRun(BaseModel):
 
 
 def normalise_target(url: str) -> str:
-    """GuideLLM appends ``/v1/...`` itself: strip a trailing ``/v1`` (and slashes) from the model URL."""
-    target = url.strip().rstrip("/")
-    if not target:
-        raise ParameterError("model.url: GuideLLM needs the endpoint's URL, got an empty one")
-    if target.endswith("/v1"):
-        target = target[: -len("/v1")]
-    return target
+    """GuideLLM appends ``/v1/...`` itself: the OpenAI-compatible base URL without its ``/v1``."""
+    return openai_base_url(url, framework="GuideLLM").removesuffix("/v1")
 
 
 def _synthetic(prompt_tokens: int, output_tokens: int) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.sdk import JobSpec, ParameterError, validate_parameters
+from adapters.sdk import JobSpec, ParameterError, openai_base_url, validate_parameters
 
 __all__ = [
     "SHIPPED_TASKS",
@@ -24,7 +24,6 @@ __all__ = [
     "InspectPlan",
     "ParameterError",
     "ShippedTask",
-    "base_url",
     "plan_inspect",
     "resolve_task",
 ]
@@ -130,21 +129,6 @@ class InspectPlan(BaseModel):
     primary_metric: str | None
 
 
-def base_url(model_url: str) -> str:
-    """The OpenAI-compatible base URL (ending in ``/v1``) for a model URL given with or without ``/v1``, a trailing
-    slash, or an endpoint path."""
-    url = model_url.strip().rstrip("/")
-    if not url:
-        raise ParameterError("model.url is empty: Inspect needs an OpenAI-compatible endpoint")
-    if not url.startswith(("http://", "https://")):
-        raise ParameterError(f"model.url {model_url!r} is not an http(s) URL")
-    for suffix in ("/chat/completions", "/completions"):
-        if url.endswith(suffix):
-            url = url.removesuffix(suffix)
-            break
-    return url if url.endswith("/v1") else url + "/v1"
-
-
 def resolve_task(name: str, tasks_dir: str | None) -> tuple[str, ShippedTask | None]:
     """What Inspect is given for the task ``name``, and the shipped task it is (if it is one)."""
     if name in SHIPPED_TASKS:
@@ -207,7 +191,7 @@ def plan_inspect(spec: JobSpec) -> InspectPlan:
         task=task,
         task_label=label,
         task_args=dict(params.task_args),
-        base_url=base_url(spec.model.url),
+        base_url=openai_base_url(spec.model.url, framework="Inspect"),
         model=f"openai-api/{SERVICE}/{spec.model.name}",
         epochs=params.epochs,
         epochs_reducer=_reducers(params.epochs_reducer),

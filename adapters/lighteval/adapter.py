@@ -55,6 +55,7 @@ from adapters.sdk import (
     float_parameter,
     int_parameter,
     model_api_key,
+    openai_base_url,
     package_version,
 )
 
@@ -62,7 +63,6 @@ __all__ = [
     "LightEvalAdapter",
     "LightEvalParameters",
     "metrics_for_tasks",
-    "normalise_base_url",
     "task_specs",
 ]
 
@@ -134,14 +134,6 @@ def task_specs(tasks: object, num_fewshot: int) -> tuple[str, ...]:
         else:
             raise ValueError(f"parameter tasks: {name!r} is not 'name' or 'name|num_fewshot'")
     return tuple(dict.fromkeys(specs))
-
-
-def normalise_base_url(url: str) -> str:
-    """The OpenAI-compatible base URL ending in ``/v1`` (litellm appends ``/chat/completions``)."""
-    base = url.strip().rstrip("/")
-    if not base:
-        raise ValueError("model.url is empty: LightEval needs an OpenAI-compatible endpoint")
-    return base if base.endswith("/v1") else f"{base}/v1"
 
 
 def _result_keys(spec: str, results: dict[str, dict[str, float]]) -> list[str]:
@@ -244,7 +236,7 @@ class LightEvalAdapter(FrameworkAdapter):
     def run_benchmark_job(self, config: JobSpec, callbacks: JobCallbacks) -> list[JobResults]:
         members = config.members()
         plans = [(member, LightEvalParameters.from_spec(member)) for member in members]
-        base_url = normalise_base_url(config.model.url)
+        base_url = openai_base_url(config.model.url, framework="LightEval")
         # litellm's OpenAI client refuses an empty key; local servers ignore it.
         api_key = model_api_key(config, self.settings.mode) or "EMPTY"
         results_root = self.results_dir()

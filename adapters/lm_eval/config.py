@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.sdk import JobSpec, ParameterError, validate_parameters
+from adapters.sdk import JobSpec, ParameterError, openai_base_url, validate_parameters
 
 __all__ = [
     "BUNDLED_TASKS",
@@ -90,17 +90,7 @@ class HarnessPlan(BaseModel):
 def endpoint_url(model_url: str, *, chat: bool) -> str:
     """The full completions (or chat completions) URL for an OpenAI-compatible base URL given with or
     without ``/v1``, a trailing slash, or an endpoint path."""
-    url = model_url.strip().rstrip("/")
-    if not url:
-        raise ParameterError("model.url is empty: lm-eval needs an OpenAI-compatible endpoint")
-    if not url.startswith(("http://", "https://")):
-        raise ParameterError(f"model.url {model_url!r} is not an http(s) URL")
-    for suffix in ("/chat/completions", "/completions"):
-        if url.endswith(suffix):
-            url = url.removesuffix(suffix)
-            break
-    if not url.endswith("/v1"):
-        url += "/v1"
+    url = openai_base_url(model_url, framework="lm-eval")
     return url + ("/chat/completions" if chat else "/completions")
 
 

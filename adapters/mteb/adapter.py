@@ -51,10 +51,11 @@ from adapters.sdk import (
     float_parameter,
     int_parameter,
     model_api_key,
+    openai_base_url,
     package_version,
 )
 
-__all__ = ["MTEBAdapter", "MTEBParameters", "metrics_from_scores", "normalise_base_url", "task_names"]
+__all__ = ["MTEBAdapter", "MTEBParameters", "metrics_from_scores", "task_names"]
 
 _PROGRESS_INTERVAL_SECONDS = 1.0
 # Keys of an MTEB scores entry that describe it rather than measure anything.
@@ -112,16 +113,6 @@ def task_names(tasks: object) -> tuple[str, ...]:
     if not names or not all(names):
         raise ValueError(f"parameter tasks has an empty task name: {tasks!r}")
     return tuple(dict.fromkeys(names))
-
-
-def normalise_base_url(url: str) -> str:
-    """The OpenAI-compatible base URL ending in ``/v1`` (the encoder posts to ``<base>/embeddings``)."""
-    base = url.strip().rstrip("/")
-    if not base:
-        raise ValueError(
-            "model.url is empty: the MTEB adapter needs an OpenAI-compatible embeddings endpoint"
-        )
-    return base if base.endswith("/v1") else f"{base}/v1"
 
 
 def metrics_from_scores(
@@ -246,7 +237,7 @@ class MTEBAdapter(FrameworkAdapter):
     def run_benchmark_job(self, config: JobSpec, callbacks: JobCallbacks) -> list[JobResults]:
         members = config.members()
         plans = [(member, MTEBParameters.from_spec(member)) for member in members]
-        base_url = normalise_base_url(config.model.url)
+        base_url = openai_base_url(config.model.url, framework="the MTEB adapter")
         api_key = model_api_key(config, self.settings.mode)
         results_root = self.results_dir()
 

@@ -12,6 +12,7 @@ from adapters.sdk._environment import package_version
 from adapters.sdk.adapter import EXIT_CANCELLED, FrameworkAdapter, run_adapter
 from adapters.sdk.callbacks import DefaultCallbacks, callbacks_for_member
 from adapters.sdk.credentials import MODEL_SECRETS_DIR, model_api_key
+from adapters.sdk.endpoints import openai_base_url
 from adapters.sdk.errors import (
     AdapterSDKError,
     CallbackError,
@@ -82,6 +83,7 @@ __all__ = [
     "float_parameter",
     "int_parameter",
     "model_api_key",
+    "openai_base_url",
     "package_version",
     "run_adapter",
     "validate_parameters",

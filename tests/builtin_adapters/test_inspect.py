@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from adapters.envs import ensure_env
-from adapters.inspect.config import TASKS_DIR, ParameterError, base_url, plan_inspect, resolve_task
+from adapters.inspect.config import TASKS_DIR, ParameterError, plan_inspect, resolve_task
 from adapters.inspect.progress import ProgressReporter, SampleCounter
 from adapters.inspect.results import metric_results
 from adapters.inspect.runner import ENCODING_FILES, ensure_tiktoken_cache
@@ -354,18 +354,6 @@ def test_tasks_are_found_as_shipped_files_registry_names_or_files(tmp_path: Path
         resolve_task("other.py", str(tmp_path))
     for shipped in ("assay_qa", "assay_graded", "assay_tools"):
         assert (TASKS_DIR / f"{shipped}.py").is_file()
-
-
-@pytest.mark.parametrize(
-    ("given", "expected"),
-    [
-        ("http://h:8/v1", "http://h:8/v1"),
-        ("http://h:8/", "http://h:8/v1"),
-        ("http://h:8/model/j/0/v1/chat/completions", "http://h:8/model/j/0/v1"),
-    ],
-)
-def test_the_base_url_is_normalised(given: str, expected: str) -> None:
-    assert base_url(given) == expected
 
 
 def test_every_scorer_metric_is_reported_with_stderr() -> None:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from adapters.envs import ensure_env
-from adapters.lighteval.adapter import metrics_for_tasks, normalise_base_url, task_specs
+from adapters.lighteval.adapter import metrics_for_tasks, task_specs
 from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
 
@@ -162,14 +162,6 @@ def test_task_specs_carry_the_few_shot_count() -> None:
         task_specs("a||", 0)
     with pytest.raises(ValueError, match="tasks"):
         task_specs(3, 0)
-
-
-def test_model_url_is_normalised_to_a_v1_base() -> None:
-    assert normalise_base_url("http://h:1") == "http://h:1/v1"
-    assert normalise_base_url("http://h:1/v1/") == "http://h:1/v1"
-    assert normalise_base_url("http://h:1/model/job-1/v1") == "http://h:1/model/job-1/v1"
-    with pytest.raises(ValueError, match=r"model\.url"):
-        normalise_base_url("")
 
 
 def test_a_superset_is_reported_as_the_mean_of_its_subtasks() -> None:

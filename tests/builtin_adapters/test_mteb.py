@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from adapters.envs import ensure_env
-from adapters.mteb.adapter import metrics_from_scores, normalise_base_url, task_names
+from adapters.mteb.adapter import metrics_from_scores, task_names
 from assay.demo.embedding_server import EmbeddingServer, EmbeddingServerError
 from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
@@ -156,5 +156,3 @@ def test_parameters_are_checked_by_name() -> None:
     assert task_names("AssaySTS, AssayRetrieval") == ("AssaySTS", "AssayRetrieval")
     with pytest.raises(ValueError, match="tasks"):
         task_names(["AssaySTS", ""])
-    assert normalise_base_url("http://h:1/") == "http://h:1/v1"
-    assert normalise_base_url("http://h:1/model/j/v1") == "http://h:1/model/j/v1"
