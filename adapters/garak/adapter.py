@@ -23,7 +23,6 @@ from typing import Any
 from adapters.garak.config import GarakRun, plan_run
 from adapters.garak.report import metrics_from_entries
 from adapters.sdk import (
-    EvaluationResult,
     FrameworkAdapter,
     JobCallbacks,
     JobPhase,
@@ -34,6 +33,7 @@ from adapters.sdk import (
     MessageInfo,
     callbacks_for_member,
     model_api_key,
+    results_from_metrics,
 )
 
 __all__ = ["GarakAdapter", "GarakFailed"]
@@ -252,15 +252,7 @@ class GarakAdapter(FrameworkAdapter):
             benchmark_id=member.benchmark_id,
             benchmark_index=member.benchmark_index,
             model_name=member.model.name,
-            results=[
-                EvaluationResult(
-                    metric_name=m.name,
-                    metric_value=m.value,
-                    num_samples=m.num_samples,
-                    confidence_interval=m.confidence_interval,
-                )
-                for m in metrics
-            ],
+            results=results_from_metrics(metrics),
             num_examples_evaluated=int(next(m.value for m in metrics if m.name == "attempts")),
             duration_seconds=time.monotonic() - started,
             completed_at=datetime.now(UTC),

@@ -15,21 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.sdk import Metric
+
 __all__ = ["Metric", "ReportError", "metrics_from_entries"]
 
 
 class ReportError(ValueError):
     """The report lacks what the adapter needs (no eval entry: nothing was scored)."""
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One reported value; ``confidence_interval`` where garak computed one."""
-
-    name: str
-    value: float
-    num_samples: int | None = None
-    confidence_interval: tuple[float, float] | None = None
 
 
 @dataclass
@@ -74,7 +66,9 @@ def metrics_from_entries(entries: Iterable[dict[str, Any]]) -> tuple[list[Metric
         rate = tally.hits / tally.evaluated if tally.evaluated else 0.0
         # An interval is only meaningful for the probe's rate when the probe had a single detector.
         interval = tally.interval if tally.evals == 1 else None
-        metrics.append(Metric(f"attack_success_rate.{probe}", rate, tally.evaluated, interval))
+        metrics.append(
+            Metric(f"attack_success_rate.{probe}", rate, tally.evaluated, confidence_interval=interval)
+        )
     metrics += [
         Metric("attack_successes", float(hits)),
         Metric("evaluations", float(evaluated)),

@@ -19,7 +19,6 @@ from typing import Any
 from adapters.guidellm.config import GuideLLMRun, plan_run
 from adapters.guidellm.report import metrics_from_report
 from adapters.sdk import (
-    EvaluationResult,
     FrameworkAdapter,
     JobCallbacks,
     JobPhase,
@@ -28,6 +27,7 @@ from adapters.sdk import (
     JobStatus,
     JobStatusUpdate,
     callbacks_for_member,
+    results_from_metrics,
 )
 
 __all__ = ["GuideLLMAdapter"]
@@ -243,16 +243,7 @@ class GuideLLMAdapter(FrameworkAdapter):
             benchmark_id=member.benchmark_id,
             benchmark_index=member.benchmark_index,
             model_name=member.model.name,
-            results=[
-                EvaluationResult(
-                    metric_name=m.name,
-                    metric_value=m.value,
-                    num_samples=m.num_samples,
-                    stderr=m.stderr,
-                    confidence_interval=m.confidence_interval,
-                )
-                for m in metrics
-            ],
+            results=results_from_metrics(metrics),
             num_examples_evaluated=int(summary["requests_total"]),
             duration_seconds=time.monotonic() - started,
             completed_at=datetime.now(UTC),

@@ -10,8 +10,9 @@ with the highest request rate, the best sustained load the server handled; every
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
+
+from adapters.sdk import Metric
 
 __all__ = ["LATENCY_METRICS", "THROUGHPUT_METRICS", "Metric", "ReportError", "metrics_from_report"]
 
@@ -35,18 +36,6 @@ THROUGHPUT_METRICS: tuple[str, ...] = tuple(_RATES)
 
 class ReportError(ValueError):
     """The report lacks what the adapter needs (no benchmark run, no successful request)."""
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One reported value; ``stderr`` and ``confidence_interval`` only for means of a sample."""
-
-    name: str
-    value: float
-    num_samples: int | None = None
-    stderr: float | None = None
-    confidence_interval: tuple[float, float] | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def _successful(metrics: dict[str, Any], key: str) -> dict[str, Any]:
@@ -132,7 +121,9 @@ def metrics_from_report(report: dict[str, Any]) -> tuple[list[Metric], dict[str,
             value = _statistic(distribution, stat) * factor
             if stat == "mean":
                 stderr, interval = _mean_uncertainty(distribution, factor)
-                out.append(Metric(f"{prefix}_{stat}", value, count, stderr, interval))
+                out.append(
+                    Metric(f"{prefix}_{stat}", value, count, stderr=stderr, confidence_interval=interval)
+                )
             else:
                 out.append(Metric(f"{prefix}_{stat}", value, count))
     for name, key in (

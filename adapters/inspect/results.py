@@ -18,25 +18,17 @@ Pure: no Inspect import; it reads ``EvalResults.model_dump()``.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.sdk import EvaluationResult
+from adapters.sdk import EvaluationResult, finite_number
 
 __all__ = ["MEAN_METRICS", "SAMPLES_ERRORED", "metric_results"]
 
 MEAN_METRICS = ("accuracy", "mean")
 SAMPLES_ERRORED = "samples_errored"
 _STDERR = "stderr"
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def _value(metric: Any) -> Any:
@@ -67,7 +59,7 @@ def metric_results(results: Mapping[str, Any], *, samples_errored: int = 0) -> l
         metrics = entry.get("metrics") or {}
         if not isinstance(metrics, Mapping):
             continue
-        stderr = _number(_value(metrics.get(_STDERR)))
+        stderr = finite_number(_value(metrics.get(_STDERR)))
         has_mean = any(name in metrics for name in MEAN_METRICS)
         scored = entry.get("scored_samples")
         metadata = {
@@ -83,7 +75,7 @@ def metric_results(results: Mapping[str, Any], *, samples_errored: int = 0) -> l
             else:
                 pairs = [(f"{prefix}{name}", value)]
             for metric_name, raw in pairs:
-                number = _number(raw)
+                number = finite_number(raw)
                 if number is None:
                     continue  # a list-valued or NaN metric (no samples scored) has no score to report
                 reported.append(

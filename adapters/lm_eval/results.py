@@ -10,12 +10,11 @@ in alphabetical order. The filter reported is named in each metric's metadata. P
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from adapters.lm_eval.config import MemberPlan, ParameterError
-from adapters.sdk import EvaluationResult
+from adapters.sdk import EvaluationResult, finite_number
 
 __all__ = ["FILTER_PREFERENCE", "choose_filter", "evaluated_examples", "member_metrics"]
 
@@ -45,13 +44,6 @@ def choose_filter(available: set[str], requested: str | None, task: str) -> str:
     return sorted(available)[0]
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None  # lm-eval writes "N/A" for a stderr it could not compute
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
 def member_metrics(raw: Mapping[str, Any], plan: MemberPlan) -> tuple[list[EvaluationResult], str]:
     """The metrics of ``plan``'s task (or group) and the filter they come from."""
     table = raw.get("results", {}).get(plan.task)
@@ -75,10 +67,10 @@ def member_metrics(raw: Mapping[str, Any], plan: MemberPlan) -> tuple[list[Evalu
     for (metric, filter_name), value in sorted(values.items()):
         if filter_name != chosen or metric.endswith(_STDERR):
             continue
-        number = _number(value)
+        number = finite_number(value)
         if number is None:
             continue  # a non-numeric or NaN value (e.g. a metric over zero samples) has no score to report
-        stderr = _number(values.get((metric + _STDERR, chosen)))
+        stderr = finite_number(values.get((metric + _STDERR, chosen)))
         results.append(
             EvaluationResult(
                 metric_name=metric,

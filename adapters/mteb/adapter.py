@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import math
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -48,6 +47,7 @@ from adapters.sdk import (
     JobStatus,
     JobStatusUpdate,
     callbacks_for_member,
+    finite_number,
     float_parameter,
     int_parameter,
     model_api_key,
@@ -131,15 +131,14 @@ def metrics_from_scores(
         for metric, value in values.items():
             if metric in _NOT_METRICS or metric.startswith(_DIAGNOSTIC_PREFIXES):
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                continue
-            if not math.isfinite(float(value)):
+            number = finite_number(value)
+            if number is None:
                 continue
             name = metric if single else f"{task}.{metric}"
             out.append(
                 EvaluationResult(
                     metric_name=name,
-                    metric_value=float(value),
+                    metric_value=number,
                     num_samples=num_samples,
                     metadata={"task": task},
                 )

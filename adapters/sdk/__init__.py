@@ -9,7 +9,7 @@ running several benchmarks of a job). Start with :class:`FrameworkAdapter` and :
 from __future__ import annotations
 
 from adapters.sdk._environment import package_version
-from adapters.sdk.adapter import EXIT_CANCELLED, FrameworkAdapter, run_adapter
+from adapters.sdk.adapter import EXIT_CANCELLED, FrameworkAdapter, configure_logging, run_adapter
 from adapters.sdk.callbacks import DefaultCallbacks, callbacks_for_member
 from adapters.sdk.credentials import MODEL_SECRETS_DIR, model_api_key
 from adapters.sdk.endpoints import openai_base_url
@@ -44,6 +44,7 @@ from adapters.sdk.models import (
     ResultType,
 )
 from adapters.sdk.parameters import float_parameter, int_parameter, validate_parameters
+from adapters.sdk.results import Metric, finite_number, results_from_metrics
 from adapters.sdk.settings import AdapterSettings, EvalHubMode
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "JobStatusUpdate",
     "MessageInfo",
     "MessageOrigin",
+    "Metric",
     "MetricSchema",
     "ModelAuth",
     "ModelConfig",
@@ -80,11 +82,14 @@ __all__ = [
     "PrimaryScore",
     "ResultType",
     "callbacks_for_member",
+    "configure_logging",
+    "finite_number",
     "float_parameter",
     "int_parameter",
     "model_api_key",
     "openai_base_url",
     "package_version",
+    "results_from_metrics",
     "run_adapter",
     "validate_parameters",
 ]
