@@ -7,16 +7,12 @@ from a background thread, so a slow callback never holds up the evaluation. Pure
 
 from __future__ import annotations
 
-import logging
 import threading
 
 from adapters.sdk import JobCallbacks, JobPhase, JobStatus, JobStatusUpdate
+from adapters.sdk.progress import DEFAULT_INTERVAL_SECONDS, PeriodicReporter
 
 __all__ = ["DEFAULT_INTERVAL_SECONDS", "ProgressReporter", "SampleCounter"]
-
-logger = logging.getLogger("adapters.inspect")
-
-DEFAULT_INTERVAL_SECONDS = 2.0
 
 
 class SampleCounter:
@@ -44,42 +40,17 @@ class SampleCounter:
             return done, self._total, self._errored
 
 
-class ProgressReporter:
+class ProgressReporter(PeriodicReporter):
     """Sends the counter's state whenever it changed, every ``interval`` seconds, until stopped. A delivery failure
     stops the reporting and is raised by :meth:`stop`, never dropped."""
 
     def __init__(
         self, counter: SampleCounter, callbacks: JobCallbacks, interval: float = DEFAULT_INTERVAL_SECONDS
     ) -> None:
+        super().__init__(name="inspect-progress", interval=interval)
         self._counter = counter
         self._callbacks = callbacks
-        self._interval = interval
         self._sent: tuple[int, int] | None = None
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="inspect-progress", daemon=True)
-
-    def start(self) -> ProgressReporter:
-        self._thread.start()
-        return self
-
-    def stop(self, *, flush: bool = True) -> None:
-        """Stop the thread, send the last counts (when ``flush``), and raise the first delivery failure."""
-        self._stop.set()
-        self._thread.join()
-        if flush and self._error is None:
-            self.flush()
-        if self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.flush()
-            except Exception as exc:
-                logger.error("progress reporting stopped: %s", exc)
-                self._error = exc
-                return
 
     def flush(self) -> None:
         done, total, errored = self._counter.snapshot()

@@ -1,9 +1,7 @@
 """Entry point: ``python -m adapters.lighteval`` runs the job spec at ``EVALHUB_JOB_SPEC_PATH`` (or the default)."""
 
-import logging
-
 from adapters.lighteval.adapter import LightEvalAdapter
-from adapters.sdk import run_adapter
+from adapters.sdk import configure_logging, run_adapter
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+configure_logging()
 raise SystemExit(run_adapter(LightEvalAdapter()))

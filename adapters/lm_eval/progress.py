@@ -9,19 +9,15 @@ out from a background thread so that a slow callback never holds up the model re
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from adapters.sdk import JobCallbacks, JobPhase, JobStatus, JobStatusUpdate
+from adapters.sdk.progress import DEFAULT_INTERVAL_SECONDS, PeriodicReporter
 
 __all__ = ["DEFAULT_INTERVAL_SECONDS", "ProgressReporter", "RequestCounter"]
-
-logger = logging.getLogger("adapters.lm_eval")
-
-DEFAULT_INTERVAL_SECONDS = 2.0
 
 
 def _prompt_key(message: Any) -> str:
@@ -64,7 +60,7 @@ class RequestCounter:
             return {task: (min(self._done[task], total), total) for task, total in self._total.items()}
 
 
-class ProgressReporter:
+class ProgressReporter(PeriodicReporter):
     """Sends ``running/running_evaluation`` with ``progress`` and step counts for each benchmark whose counts
     changed, at most every ``interval`` seconds, until stopped.
 
@@ -80,36 +76,11 @@ class ProgressReporter:
         callbacks: Mapping[int, JobCallbacks],
         interval: float = DEFAULT_INTERVAL_SECONDS,
     ) -> None:
+        super().__init__(name="lm-eval-progress", interval=interval)
         self._counter = counter
         self._routes = dict(routes)
         self._callbacks = dict(callbacks)
-        self._interval = interval
         self._sent: dict[int, tuple[int, int]] = {}
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="lm-eval-progress", daemon=True)
-
-    def start(self) -> ProgressReporter:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop the thread, send the last counts, and raise the first delivery failure if there was one."""
-        self._stop.set()
-        self._thread.join()
-        if self._error is None:
-            self.flush()
-        if self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.flush()
-            except Exception as exc:
-                logger.error("progress reporting stopped: %s", exc)
-                self._error = exc
-                return
 
     def per_benchmark(self) -> dict[int, tuple[int, int]]:
         """``{benchmark_index: (answered, announced)}`` summed over each benchmark's tasks."""

@@ -34,7 +34,7 @@ from adapters.sdk.models import (
 )
 from adapters.sdk.settings import AdapterSettings, EvalHubMode
 
-__all__ = ["EXIT_CANCELLED", "FrameworkAdapter", "run_adapter"]
+__all__ = ["EXIT_CANCELLED", "FrameworkAdapter", "configure_logging", "run_adapter"]
 
 logger = logging.getLogger("adapters.sdk")
 
@@ -203,6 +203,14 @@ def _report_outcome(outcome: object, members: list[JobSpec], callbacks: DefaultC
             logger.info("results of %s were already reported by the adapter", member.benchmark_id)
             continue
         callbacks.for_benchmark(member).report_results(results)
+
+
+def configure_logging(*quiet: str) -> None:
+    """For an adapter's ``__main__``: INFO and above on stderr with a timestamp and the logger's name; the
+    ``quiet`` loggers (e.g. an HTTP client that logs one line per model request) from WARNING only."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_adapter(adapter: FrameworkAdapter, callbacks: DefaultCallbacks | None = None) -> int:
