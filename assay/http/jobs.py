@@ -22,7 +22,15 @@ from assay.core.compare import Tolerance, compare
 from assay.core.gate import decide
 from assay.core.report import commit_status, junit_report, markdown_report
 from assay.core.states import job_progress
-from assay.errors import AssayError, FieldError, Forbidden, InvalidQuery, InvalidRequest, NotFound
+from assay.errors import (
+    AssayError,
+    FieldError,
+    Forbidden,
+    InvalidQuery,
+    InvalidRequest,
+    NotFound,
+    TemporaryError,
+)
 from assay.http.context import (
     Caller,
     Paging,
@@ -470,11 +478,71 @@ def _benchmark_log(
     return read_log_bounded(path, tail_lines=tail, since=since, timestamps=stamps, max_bytes=max_bytes)
 
 
-def _log_response(text: str, truncated: bool) -> PlainTextResponse:
+def _log_response(text: str, truncated: bool, unavailable: str | None = None) -> PlainTextResponse:
     response = PlainTextResponse(text, media_type="text/plain; charset=utf-8")
     if truncated:
         response.headers["X-Log-Truncated"] = "true"
+    if unavailable:  # why a section is empty: no pod (yet, or any more), or the adapter has not started
+        response.headers["X-Log-Unavailable"] = unavailable.encode("ascii", "replace").decode()[:512]
     return response
+
+
+def _in_cluster(request: Request) -> bool:
+    return settings_of(request).runtime == "kubernetes"
+
+
+async def _cluster_logs(
+    request: Request, record: EvaluationRecord, indices: list[int], options: LogOptions, max_bytes: int
+) -> list[tuple[str, bool, str | None]]:
+    """(text, truncated, why empty) per benchmark in ``indices``: the adapter container's log of the latest
+    attempt's pod, read through the Kubernetes API (docs/cluster.md, "Logs")."""
+    # The kubernetes client loads with the first logs request of a cluster's submit function, never at its
+    # cold start (tests/test_cold_start_path.py, the import-linter contract in pyproject.toml).
+    from assay.runtimes.kubernetes import logs as pod_logs
+
+    state = request.app.state
+    reader: pod_logs.PodLogs | None = getattr(state, "pod_logs", None)
+    if reader is None:
+        try:
+            reader = await asyncio.to_thread(pod_logs.PodLogs, settings_of(request))
+        except Exception as exc:  # no in-cluster ServiceAccount, an unreadable kubeconfig
+            log.warning("cannot configure the Kubernetes client for pod logs", exc_info=True)
+            raise TemporaryError(
+                f"The hub cannot reach the Kubernetes API to read pod logs ({type(exc).__name__}); "
+                "see the submit function's log",
+                message_code="pod_logs_unavailable",
+            ) from None
+        state.pod_logs = reader
+    tail, since, stamps = options
+    try:
+        found = await reader.read_many(
+            record.tenant,
+            record.id,
+            indices,
+            tail_lines=tail,
+            since=since,
+            timestamps=stamps,
+            max_bytes=max_bytes,
+        )
+    except pod_logs.PodLogsForbidden as exc:
+        raise Forbidden(str(exc), message_code="pod_logs_forbidden") from None
+    except pod_logs.PodLogsUnavailable as exc:
+        raise TemporaryError(str(exc), message_code="pod_logs_unavailable") from None
+    return [(f.text, f.truncated, f.missing) for f in found]
+
+
+def _section(record: EvaluationRecord, index: int, container: str, text: str) -> str:
+    row = record.runs[index].run
+    section = f"=== pod={record.id}-{index} container={container} benchmark_id={row.benchmark_id} ===\n{text}"
+    return section if section.endswith("\n") else section + "\n"
+
+
+def _unavailable(record: EvaluationRecord, missing: dict[int, str]) -> str | None:
+    if not missing:
+        return None
+    if len(missing) == 1 and len(record.runs) == 1:
+        return next(iter(missing.values()))
+    return "; ".join(f"benchmark {index}: {why}" for index, why in sorted(missing.items()))
 
 
 @router.get("/jobs/{job_id}/logs", dependencies=[Depends(strict_query(*_LOG_PARAMS))])
@@ -483,17 +551,21 @@ async def job_logs(job_id: str, request: Request, who: CallerDep) -> PlainTextRe
     options = _log_options(request)
     # One response holds at most max_log_bytes: each benchmark gets an equal share of it.
     share = max(1024, settings_of(request).max_log_bytes // max(1, len(record.runs)))
+    indices = [row.run.index for row in record.runs]
+    if _in_cluster(request):
+        found = await _cluster_logs(request, record, indices, options, share)
+        text = "".join(_section(record, i, "adapter", t) for i, (t, _, _) in zip(indices, found, strict=True))
+        missing = {i: why for i, (_, _, why) in zip(indices, found, strict=True) if why}
+        return _log_response(text, any(cut for _, cut, _ in found), _unavailable(record, missing))
 
     def read() -> tuple[str, bool]:
         sections = []
         truncated = False
-        for row in record.runs:
-            text, cut = _benchmark_log(request, record, row.run.index, options, share)
+        for index in indices:
+            text, cut = _benchmark_log(request, record, index, options, share)
             truncated = truncated or cut
-            sections.append(
-                f"=== pod={record.id}-{row.run.index} container=local benchmark_id={row.run.benchmark_id} ===\n{text}"
-            )
-        return "".join(s if s.endswith("\n") else s + "\n" for s in sections), truncated
+            sections.append(_section(record, index, "local", text))
+        return "".join(sections), truncated
 
     return _log_response(*await asyncio.to_thread(read))
 
@@ -509,6 +581,9 @@ async def benchmark_logs(
     if record.run(index) is None:
         raise NotFound(f"Job {job_id} has no benchmark at index {benchmark_index[:20]!r}")
     options, most = _log_options(request), settings_of(request).max_log_bytes
+    if _in_cluster(request):
+        ((text, truncated, missing),) = await _cluster_logs(request, record, [index], options, most)
+        return _log_response(text, truncated, missing)
     return _log_response(*await asyncio.to_thread(_benchmark_log, request, record, index, options, most))
 
 

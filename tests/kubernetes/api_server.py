@@ -2,7 +2,9 @@
 
 A real HTTP server on loopback (Starlette under uvicorn, in a thread) that the real ``kubernetes`` client talks
 to. It stores objects in memory and implements create / get / list (label selectors: ``=``, ``!=``, ``in``,
-``notin``, exists) / replace (PUT) / delete for the kinds in :data:`RESOURCES`, pod logs, and the
+``notin``, exists; field selectors: ``path=value``, ``path!=value`` on any field, as the API server allows on
+a kind's selectable fields such as an Event's ``involvedObject.name`` and ``reason``) / replace (PUT) /
+delete for the kinds in :data:`RESOURCES`, pod logs, and the
 ``TokenReview`` and ``SubjectAccessReview`` create endpoints, with the API server's answers as ``Status``
 objects: 201, 401 ``Unauthorized``, 403 ``Forbidden``, 404 ``NotFound``, 409 ``AlreadyExists`` / ``Conflict``,
 422 ``Invalid``. uid / creationTimestamp / resourceVersion are filled in, and a garbage collector deletes
@@ -31,7 +33,9 @@ The helper API for tests (the "controllers" and the identity provider):
   (``system:masters``), :meth:`grant` (a Role or ClusterRole with ``rules`` bound to a user, group or
   ServiceAccount), :meth:`add_namespace`.
 - :meth:`set_log`: a container's log lines, served by ``GET .../pods/<name>/log`` with ``tailLines``,
-  ``sinceTime``, ``sinceSeconds``, ``timestamps`` and ``limitBytes`` as the kubelet does.
+  ``sinceTime``, ``sinceSeconds``, ``timestamps`` and ``limitBytes`` as the kubelet does; a container whose
+  status says it is waiting is 400 ``container "x" in pod "y" is waiting to start: <reason>``, as on a
+  cluster.
 
 No watch endpoint: the runtime never opens a watch (the watcher is driven by ApiServerSource events and the
 sweep).
@@ -77,6 +81,7 @@ class Kind:
 RESOURCES: dict[str, Kind] = {
     "configmaps": Kind("", "v1", "ConfigMap"),
     "pods": Kind("", "v1", "Pod"),
+    "events": Kind("", "v1", "Event"),
     "secrets": Kind("", "v1", "Secret"),
     "serviceaccounts": Kind("", "v1", "ServiceAccount"),
     "namespaces": Kind("", "v1", "Namespace", namespaced=False),
@@ -143,6 +148,23 @@ def _split_selector(selector: str) -> Iterator[str]:
             yield selector[start:i]
             start = i + 1
     yield selector[start:]
+
+
+def fields_match(selector: str | None, obj: Mapping[str, Any]) -> bool:
+    """A field selector (``involvedObject.name=x,reason=FailedMount``, ``=``, ``==`` and ``!=``) against ``obj``."""
+    if not selector:
+        return True
+    for part in selector.split(","):
+        found = re.fullmatch(r"\s*([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*?)\s*", part)
+        if found is None:
+            raise ValueError(f"invalid field selector: {part!r}")
+        value: Any = obj
+        for key in found[1].split("."):
+            value = value.get(key) if isinstance(value, Mapping) else None
+        equal = ("" if value is None else str(value)) == found[3]
+        if equal != (found[2] != "!="):
+            return False
+    return True
 
 
 def matches(selector: str | None, labels: Mapping[str, str]) -> bool:
@@ -433,7 +455,11 @@ class TestApiServer:
             return copy.deepcopy(found) if found is not None else None
 
     def list(
-        self, plural: str, namespace: str | None = None, selector: str | None = None
+        self,
+        plural: str,
+        namespace: str | None = None,
+        selector: str | None = None,
+        fields: str | None = None,
     ) -> list[dict[str, Any]]:
         with self._lock:
             return [
@@ -442,6 +468,7 @@ class TestApiServer:
                 if kind == plural
                 and (namespace is None or ns == namespace)
                 and matches(selector, obj["metadata"].get("labels") or {})
+                and fields_match(fields, obj)
             ]
 
     def delete(self, plural: str, namespace: str, name: str) -> None:
@@ -535,7 +562,10 @@ class TestApiServer:
         if request.method == "GET":
             try:
                 items = self.list(
-                    plural, namespace if kind.namespaced else None, request.query_params.get("labelSelector")
+                    plural,
+                    namespace if kind.namespaced else None,
+                    request.query_params.get("labelSelector"),
+                    request.query_params.get("fieldSelector"),
                 )
             except ValueError as exc:
                 return _status(400, "BadRequest", str(exc))
@@ -648,6 +678,17 @@ class TestApiServer:
             container = spec["containers"][0]["name"]
         if container not in containers:
             return _status(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        status = pod.get("status") or {}
+        for known in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+            # The kubelet serves a restarting container's last run; one that never ran has no log yet.
+            waiting = (known.get("state") or {}).get("waiting")
+            ran = (known.get("lastState") or {}).get("terminated")
+            if known.get("name") == container and waiting is not None and not ran:
+                return _status(
+                    400,
+                    "BadRequest",
+                    f'container "{container}" in pod "{name}" is waiting to start: {waiting.get("reason", "")}',
+                )
         with self._lock:
             lines = list(self._logs.get((namespace, name, container), _Log()).lines)
         since: datetime | None = None

@@ -5,8 +5,8 @@ delivers every event three times.
 One source: each function's environment is read from the rendered ``knative/overlays/dev`` (the
 ``assay-settings`` ConfigMap, the Service's own ``env``, Secret values from the rendered Secrets); the tests
 add only what a cluster provides otherwise (the database, ``K_SINK`` from the SinkBinding, the API server
-address) and their own timing knobs. Dispatch and sweep reach the API server with their own
-ServiceAccounts' tokens, authorised by the ClusterRoles of ``knative/`` and the tenant's RoleBindings of
+address) and their own timing knobs. Dispatch, sweep and submit (pod logs) reach the API server with their
+own ServiceAccounts' tokens, authorised by the ClusterRoles of ``knative/`` and the tenant's RoleBindings of
 ``kueue/tenants/example``, so a call the manifests do not allow is 403 here as on a cluster.
 
 Tests play Kueue, the Job controller and the kubelet by writing objects and status into the API server, then
@@ -335,6 +335,8 @@ class Cluster:
                         "name": name,
                         "namespace": TENANT,
                         "labels": labels,
+                        # The Job controller copies the template's annotations too (a group's indices).
+                        "annotations": template["metadata"].get("annotations") or {},
                         "ownerReferences": [_owner(job)],
                     },
                     "spec": template["spec"],
@@ -450,7 +452,7 @@ def start_cluster(
 
         def settings(service: str) -> Settings:
             extra = dict(provided)
-            if service in ("dispatch", "sweep"):
+            if service in ("dispatch", "sweep", "submit"):  # submit: pod logs (GET .../logs)
                 token = api.service_account_token(FUNCTIONS_NAMESPACE, f"assay-{service}")
                 path = kubeconfig(tmp_path / f"kubeconfig-{service}-{broker_port}", api_url, token)
                 extra["ASSAY_K8S_KUBECONFIG"] = str(path)

@@ -224,14 +224,70 @@ def test_the_pod_log_reader_finds_the_latest_attempts_adapter_and_cuts_like_loca
     configuration.api_key = {"authorization": f"Bearer {reader}"}
     logs = PodLogs(Settings(database_url="postgresql://unused"), configuration)
 
-    async def read(**options: object) -> str | None:
-        return await logs.read("team-a", job, 1, timestamps=False, **options)  # type: ignore[arg-type]
+    async def read(**options: object) -> str:
+        found = await logs.read("team-a", job, 1, timestamps=False, **options)  # type: ignore[arg-type]
+        assert found.pod == "retried" and found.missing is None
+        return found.text
 
     assert asyncio.run(read()) == "early\nlate 1\nlate 2\n"  # the latest attempt's pod, the adapter only
     assert asyncio.run(read(tail_lines=1)) == "late 2\n"
     assert asyncio.run(read(since=now - timedelta(minutes=5))) == "late 1\nlate 2\n"
-    assert asyncio.run(logs.read("team-a", job, 5)) is None  # no pod runs benchmark 5
-    stamped = asyncio.run(logs.read("team-a", job, 2, tail_lines=1))
-    assert stamped is not None and stamped.endswith(" benchmark two\n")  # with the kubelet's RFC 3339 stamp
+    missing = asyncio.run(logs.read("team-a", job, 5))  # no pod runs benchmark 5
+    assert missing.pod is None and missing.text == "" and missing.missing is not None
+    stamped = asyncio.run(logs.read("team-a", job, 2, tail_lines=1)).text
+    assert stamped.endswith(" benchmark two\n")  # with the kubelet's RFC 3339 stamp
     assert datetime.fromisoformat(stamped.split(" ")[0][:26] + "+00:00") <= datetime.now(UTC)
     asyncio.run(logs.close())
+
+
+def test_a_container_that_never_ran_has_no_log_yet_and_events_filter_by_field(
+    k8s_api: tuple[TestApiServer, str],
+) -> None:
+    """What a cluster answers for a log of a container still waiting (400), and a field selector on Events."""
+    api, url = k8s_api
+    api.add_namespace("team-a")
+    api.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "team-a"},
+            "spec": {"containers": [{"name": "adapter", "image": "x"}]},
+        }
+    )
+    waiting = {"name": "adapter", "image": "x", "imageID": "", "ready": False, "restartCount": 0}
+    api.set_status(
+        "pods",
+        "team-a",
+        "p",
+        {
+            "phase": "Pending",
+            "containerStatuses": [{**waiting, "state": {"waiting": {"reason": "PodInitializing"}}}],
+        },
+    )
+    client = _client(url, api.admin_token)
+    core = kubernetes.client.CoreV1Api(client)
+    with pytest.raises(ApiException) as refused:
+        core.read_namespaced_pod_log("p", "team-a", container="adapter")
+    assert refused.value.status == 400
+    message = json.loads(refused.value.body)["message"]
+    assert message == 'container "adapter" in pod "p" is waiting to start: PodInitializing'
+    for name, reason in (("e1", "FailedMount"), ("e2", "Scheduled")):
+        api.put(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": name, "namespace": "team-a"},
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": "team-a"},
+                "reason": reason,
+                "message": reason,
+            }
+        )
+    found = core.list_namespaced_event(
+        "team-a", field_selector="involvedObject.kind=Pod,reason=FailedMount", _preload_content=False
+    )
+    assert [e["metadata"]["name"] for e in json.loads(found.data)["items"]] == ["e1"]
+    others = core.list_namespaced_event(
+        "team-a", field_selector="reason!=FailedMount", _preload_content=False
+    )
+    assert [e["metadata"]["name"] for e in json.loads(others.data)["items"]] == ["e2"]
+    client.close()

@@ -103,7 +103,7 @@ def _versions(api: TestApiServer) -> dict[tuple[str, str], tuple[str, str]]:
 
 
 EXPECTED = {
-    "rolebindings": ["assay-apiserversource", "assay-dispatch", "assay-sweep"],
+    "rolebindings": ["assay-apiserversource", "assay-dispatch", "assay-submit", "assay-sweep"],
     "localqueues": ["assay"],
     "networkpolicies": ["assay-default-deny", "assay-evaluation-egress"],
     "configmaps": [],

@@ -297,3 +297,19 @@ def test_a_job_ttl_shorter_than_the_result_grace_is_refused() -> None:
         ).k8s_ttl_seconds_after_finished
         == 60
     )
+
+
+def test_the_log_byte_cap_keeps_the_last_whole_lines_of_a_stream() -> None:
+    from assay.runtimes.kubernetes.logs import tail_bytes
+
+    lines = [f"{n:03d} {'y' * 10}\n".encode() for n in range(50)]  # 15 bytes each
+    chunks = [b"".join(lines[i : i + 7]) for i in range(0, 50, 7)]  # chunks cut across lines too
+    split = [c[j : j + 11] for c in chunks for j in range(0, len(c), 11)]
+    assert tail_bytes(split, None) == (b"".join(lines), False)
+    assert tail_bytes(split, 10_000) == (b"".join(lines), False)
+    kept, cut = tail_bytes(split, 100)
+    assert cut and kept == b"".join(lines[-6:])  # 6 whole lines (90 bytes), not a torn seventh
+    kept, cut = tail_bytes(split, 90)
+    assert cut and kept == b"".join(lines[-6:])  # the cut falls on a line boundary
+    kept, cut = tail_bytes([b"x" * 50 + b"\n"], 10)
+    assert cut and kept == b"x" * 9 + b"\n"  # a single line over the cap: cut from its start

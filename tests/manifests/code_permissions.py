@@ -4,7 +4,9 @@
 ``self._custom`` (the official client's BatchV1Api, CoreV1Api and CustomObjectsApi); each method's calls,
 followed through the methods it calls, give ``(api group, resource, verb)`` triples. The functions' entry
 modules name the lifecycle handler they host, and the handlers (``assay/lifecycle/handlers.py``, followed
-through the module's helpers) name the runtime methods they call.
+through the module's helpers) name the runtime methods they call. The submit function's logs routes
+(``assay/http/jobs.py``) use the pod-log reader (``PodLogs`` of ``assay/runtimes/kubernetes/logs.py``): all
+of its calls are submit's.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import re
 from tests.manifests.rendering import REPO
 
 RUNTIME = REPO / "assay" / "runtimes" / "kubernetes" / "runtime.py"
+LOGS = REPO / "assay" / "runtimes" / "kubernetes" / "logs.py"
 HANDLERS = REPO / "assay" / "lifecycle" / "handlers.py"
+ROUTES = REPO / "assay" / "http" / "jobs.py"
 
 Permission = tuple[str, str, str]  # (api group, resource, verb)
 
@@ -52,9 +56,11 @@ def _permissions_in_call(call: ast.Call) -> set[Permission]:
             continue
         client, name = operation
         match = _OPERATION.fullmatch(name)
-        assert match, f"unknown client operation {name} in {RUNTIME.name}"
+        assert match, f"unknown client operation {name}"
         verb = _VERBS[match[1] if match[1] != "replace" else "patch"]
-        if match[2] == "custom_object":
+        if match[2] == "pod_log":  # a subresource
+            found.add(("", "pods/log", verb))
+        elif match[2] == "custom_object":
             # The plural is the first string among the arguments after the operation (group, version come first).
             plural = next(
                 a.value
@@ -67,10 +73,11 @@ def _permissions_in_call(call: ast.Call) -> set[Permission]:
     return found
 
 
-def runtime_permissions() -> dict[str, set[Permission]]:
-    """For each method of KubernetesRuntime: the API permissions it needs, its callees' included."""
-    tree = ast.parse(RUNTIME.read_text())
-    runtime = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "KubernetesRuntime")
+def runtime_permissions(path: str = "", cls: str = "KubernetesRuntime") -> dict[str, set[Permission]]:
+    """For each method of ``cls`` (in ``path``, default the runtime): the API permissions it needs, its
+    callees' included."""
+    tree = ast.parse((REPO / path if path else RUNTIME).read_text())
+    runtime = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
     methods = {n.name: n for n in runtime.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     direct: dict[str, set[Permission]] = {}
     calls: dict[str, set[str]] = {}
@@ -136,7 +143,15 @@ def runtime_methods_used(function: str, methods: set[str]) -> set[str]:
     return used
 
 
+def log_reader_permissions() -> set[Permission]:
+    """What the pod-log reader needs, all methods together."""
+    return set().union(*runtime_permissions(str(LOGS.relative_to(REPO)), "PodLogs").values())
+
+
 def function_permissions(function: str) -> set[Permission]:
+    if function == "submit":
+        # The logs routes read pod logs in a cluster (the one Kubernetes use of the submit function).
+        return log_reader_permissions() if "PodLogs" in ROUTES.read_text() else set()
     per_method = runtime_permissions()
     public = {name for name, needs in per_method.items() if needs and not name.startswith("_")}
     return set().union(*(per_method[m] for m in runtime_methods_used(function, public)))

@@ -457,7 +457,7 @@ def test_rbac_grants_exactly_the_kubernetes_calls_the_code_makes(function: str) 
     service = services("base")[function]
     spec = service["spec"]["template"]["spec"]
     account = named(objects("base"), "ServiceAccount", spec["serviceAccountName"], "v1")
-    needed = function_permissions(function) if function in ("dispatch", "sweep") else set()
+    needed = function_permissions(function) if function in ("dispatch", "sweep", "submit") else set()
     granted = _granted_in_tenant(account["metadata"]["name"], account["metadata"]["namespace"])
     assert granted == needed, f"{function}: granted {sorted(granted)}, the code needs {sorted(needed)}"
     reviews = function in ("submit", "callback")  # TokenReview + SubjectAccessReview of callers
@@ -472,6 +472,8 @@ def test_the_rbac_check_would_notice_a_missing_verb() -> None:
     # Dispatch reads a Secret a job names (its labels) and creates the launch's credential; sweep reads none.
     assert ("", "secrets", "get") in needed and ("", "secrets", "create") in needed
     assert ("", "secrets", "get") not in function_permissions("sweep")
+    # Submit reads pod logs in a cluster: it finds the pod and reads its log, and may do nothing else.
+    assert function_permissions("submit") == {("", "pods", "list"), ("", "pods/log", "get")}
 
 
 def test_no_function_is_granted_anything_cluster_wide() -> None:

@@ -4,7 +4,8 @@ A namespace becomes a tenant's when it carries Assay's tenant label (``assay.dev
 (``evalhub.trustyai.opendatahub.io/tenant``); the tenant's name is the namespace read back through
 ``ASSAY_K8S_NAMESPACE_TEMPLATE``. It then gets, all labelled ``assay.dev/onboarded-tenant: <tenant>``:
 
-- RoleBindings of the functions' ClusterRoles (dispatch, sweep, the ApiServerSource) in the namespace;
+- RoleBindings of the functions' ClusterRoles (dispatch, sweep, submit's pod logs, the ApiServerSource) in the
+  namespace;
 - its own Kueue ClusterQueue ``assay-<tenant>`` (nominal quota ``ASSAY_K8S_TENANT_QUOTA``, borrowing from
   the cohort ``ASSAY_K8S_COHORT`` under fair sharing) and the LocalQueue ``ASSAY_K8S_LOCAL_QUEUE`` on it;
 - NetworkPolicies: nothing may connect to the evaluation pods (the sidecar listens on loopback), and they
@@ -24,7 +25,7 @@ from assay.settings import Settings
 TENANT_LABELS = ("assay.dev/tenant", "evalhub.trustyai.opendatahub.io/tenant")
 """A namespace with either label is a tenant's (Assay's own, and the one EvalHub's operator sets)."""
 LABEL_ONBOARDED = "assay.dev/onboarded-tenant"
-FUNCTION_ROLES = ("assay-dispatch", "assay-sweep", "assay-apiserversource")
+FUNCTION_ROLES = ("assay-dispatch", "assay-sweep", "assay-submit", "assay-apiserversource")
 CPU_FLAVOR = "assay-cpu"
 GPU_FLAVOR = "assay-gpu"
 _GPU = "nvidia.com/gpu"
