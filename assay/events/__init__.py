@@ -1,6 +1,6 @@
 """Delivering outbox events: to the in-process broker (local hub) or to the Knative broker (``K_SINK``)."""
 
-from assay.events.broker import Handler, LocalBroker, PoisonEvent, to_cloudevent
+from assay.events.broker import Handler, LocalBroker, to_cloudevent
 from assay.events.publisher import HttpSink, Publisher
 
-__all__ = ["Handler", "HttpSink", "LocalBroker", "PoisonEvent", "Publisher", "to_cloudevent"]
+__all__ = ["Handler", "HttpSink", "LocalBroker", "Publisher", "to_cloudevent"]

@@ -12,15 +12,11 @@ from collections.abc import Awaitable, Callable
 from cloudevents.http import CloudEvent
 
 from assay.core.events import OutboxEvent
+from assay.errors import Unprocessable
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[CloudEvent], Awaitable[None]]
-
-
-class PoisonEvent(Exception):
-    """An event that can never be applied (malformed, unknown evaluation). Knative: answer 422, which
-    goes to the dead-letter sink without burning retries."""
 
 
 def to_cloudevent(event: OutboxEvent) -> CloudEvent:
@@ -43,7 +39,7 @@ class LocalBroker:
         for name, handler in self._subscribers.get(event.type, []):
             try:
                 await handler(cloudevent)
-            except PoisonEvent as exc:
+            except Unprocessable as exc:  # can never apply: dead-lettered, as Knative does with a 422
                 log.error(
                     "dead-lettered event %s (%s) for %s: %s",
                     event.id,
@@ -54,4 +50,4 @@ class LocalBroker:
                 )
 
 
-__all__ = ["Handler", "LocalBroker", "PoisonEvent", "to_cloudevent"]
+__all__ = ["Handler", "LocalBroker", "to_cloudevent"]

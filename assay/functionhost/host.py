@@ -25,12 +25,10 @@ from starlette.responses import JSONResponse, Response
 
 from assay.auth import Access, build_access
 from assay.errors import Forbidden, RequestError, TemporaryError, Unauthenticated
-from assay.events import PoisonEvent
 from assay.functionhost.senders import bearer_of, verify_sender
-from assay.lifecycle import Exporter, Hub, Lifecycle, start_function
+from assay.lifecycle import Exporter, Hub, Lifecycle, open_hub
 from assay.lifecycle.hub import RuntimeFactory
 from assay.settings import Settings
-from assay.store import Database, migrate
 from assay.telemetry import configure_logging
 from assay.triggers import sweep_steps
 
@@ -66,21 +64,14 @@ class CloudEventHost:
                 configure_logging(settings.log_format, settings.log_level)
                 if not settings.database_url:
                     raise TemporaryError("DATABASE_URL is not set")
-                await migrate(settings.database_url)
-                database = await Database.open(
-                    settings.database_url,
-                    min_size=settings.db_pool_min,
-                    max_size=settings.db_pool_max,
-                    timeout=settings.db_connect_timeout,
-                )
-                self._hub = start_function(
+                self._hub = await open_hub(
                     settings,
-                    database,
+                    "function",
+                    sweep_steps=sweep_steps(settings),
                     with_runtime=self._with_runtime,
                     runtime=self._runtime,
                     exporter=self._exporter(settings) if self._exporter is not None else None,
                 )
-                self._hub.lifecycle.sweep_steps = sweep_steps(settings)
             return self._hub
 
     def _access_for(self, settings: Settings) -> Access:
@@ -114,13 +105,13 @@ class CloudEventHost:
         try:
             hub = await self.hub()
             await handler(hub.lifecycle, event)
-        except PoisonEvent as exc:
-            log.error("poison event %s (%s): %s", event["id"], event["type"], exc)
-            raise HTTPException(422, detail=str(exc)) from exc
         except TemporaryError as exc:
             log.warning("event %s will be retried: %s", event["id"], exc.message)
             raise HTTPException(503, detail=exc.message, headers={"Retry-After": "5"}) from exc
-        except RequestError as exc:
+        except (
+            RequestError
+        ) as exc:  # can never apply (malformed, unknown evaluation): dead-letter, no retries
+            log.error("poison event %s (%s): %s", event["id"], event["type"], exc.message)
             raise HTTPException(422, detail=exc.message) from exc
         except Exception as exc:
             log.exception("handling event %s (%s) failed", event["id"], event["type"])
@@ -131,7 +122,6 @@ class CloudEventHost:
     async def close(self) -> None:
         if self._hub is not None:
             await self._hub.close()
-            await self._hub.lifecycle.database.close()
             self._hub = None
 
 

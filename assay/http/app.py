@@ -18,9 +18,9 @@ from assay.http import catalogue, deadletters, jobs, openapi, ops, triggers
 from assay.http.auth import AccessMiddleware
 from assay.http.errors import install_error_handlers
 from assay.http.middleware import RequestMiddleware
-from assay.lifecycle import Exporter, Hub, start_function, start_local_hub
+from assay.lifecycle import Exporter, open_hub
 from assay.settings import Settings
-from assay.store import Database, default_config_dir, migrate, sync_system_catalogue, watch_system_catalogue
+from assay.store import Database, default_config_dir, sync_system_catalogue, watch_system_catalogue
 from assay.telemetry import Metrics
 from assay.ui import SessionCookies
 
@@ -67,7 +67,6 @@ def create_app(
     kind = lifecycle or ("local" if settings.mode == "local" else "function")
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (assay up starts an embedded server)")
-    database_url = settings.database_url
     metrics = Metrics()
     access = access or build_access(settings)
     if access.session is None:  # the dashboard's signed-in people reach the API with their session cookie
@@ -75,21 +74,14 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await migrate(database_url)
-        database = await Database.open(
-            database_url,
-            min_size=settings.db_pool_min,
-            max_size=settings.db_pool_max,
-            timeout=settings.db_connect_timeout,
-            outage_wait=settings.db_outage_wait_seconds,
-            statement_timeout=settings.db_statement_timeout_seconds,
-            lock_timeout=settings.db_lock_timeout_seconds,
-        )
-        app.state.database = database
-        metrics.watch_pool(database.pool.get_stats)
         stop = asyncio.Event()
         watcher: asyncio.Task[None] | None = None
-        if load_catalogue:
+
+        async def load(database: Database) -> None:
+            nonlocal watcher
+            app.state.database = database
+            if not load_catalogue:
+                return
             root = settings.config_dir or default_config_dir()
             await sync_system_catalogue(database.system_catalogue, root)
 
@@ -101,30 +93,25 @@ def create_app(
                 watcher = asyncio.create_task(
                     watch_system_catalogue(database.system_catalogue, root, stop, then=sync_policies)
                 )
-        hub: Hub = (
-            await start_local_hub(settings, database, metrics, exporter=exporter, signer=access.signer)
-            if kind == "local"
-            else start_function(
-                settings,
-                database,
-                with_runtime=False,
-                metrics=metrics,
-                exporter=exporter,
-                signer=access.signer,
-            )
+
+        hub = await open_hub(
+            settings,
+            kind,
+            prepare=load,
+            sweep_steps=trigger_steps.sweep_steps(settings),
+            metrics=metrics,
+            exporter=exporter,
+            signer=access.signer,
         )
-        # Set before the first await: the local hub's first sweep has not run yet.
-        hub.lifecycle.sweep_steps = trigger_steps.sweep_steps(settings)
         app.state.hub = hub
         try:
             yield
         finally:
-            await hub.close()
-            stop.set()
+            stop.set()  # the catalogue watcher first: it writes through the pool the hub closes
             if watcher is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(watcher, timeout=5)
-            await database.close()
+            await hub.close()
 
     app = FastAPI(
         title="Assay",

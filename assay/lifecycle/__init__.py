@@ -2,16 +2,18 @@
 and runtimes. The functions and the HTTP routes are thin shells over this package."""
 
 from assay.lifecycle import handlers, jobs, progress
-from assay.lifecycle.context import Exporter, Lifecycle, Runtime
-from assay.lifecycle.hub import Hub, start_function, start_local_hub
+from assay.lifecycle.context import Exporter, Lifecycle, Runtime, SweepStep
+from assay.lifecycle.hub import Hub, open_hub, start_function, start_local_hub
 
 __all__ = [
     "Exporter",
     "Hub",
     "Lifecycle",
     "Runtime",
+    "SweepStep",
     "handlers",
     "jobs",
+    "open_hub",
     "progress",
     "start_function",
     "start_local_hub",

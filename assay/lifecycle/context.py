@@ -90,7 +90,7 @@ class Lifecycle:
     """Deliver one event to the broker (the sweep republishes through this)."""
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     metrics: Metrics | None = None
-    sweep_steps: Sequence[Callable[[Lifecycle], Awaitable[dict[str, int]]]] = ()
+    sweep_steps: Sequence[SweepStep] = ()
     """More the sweep does on every periodic tick, from layers above (the triggers' registry poll)."""
     exporter: Exporter | None = None
     """Exports finished evaluations (MLflow, OCI); injected by processes allowed the heavy clients."""
@@ -112,4 +112,7 @@ class Lifecycle:
             )
 
 
-__all__ = ["Exporter", "Lifecycle", "Runtime"]
+SweepStep = Callable[[Lifecycle], Awaitable[dict[str, int]]]
+"""One more thing the periodic sweep does, from a layer above the lifecycle (the triggers' registry poll)."""
+
+__all__ = ["Exporter", "Lifecycle", "Runtime", "SweepStep"]

@@ -2,7 +2,7 @@
 
 The same coroutines run in a Knative function (functions-framework) and in the local hub's
 in-process broker. Each is idempotent on the event's ``(source, id)``; a handler raises
-:class:`PoisonEvent` for an event that can never apply and :class:`TemporaryError` (or lets a
+:class:`~assay.errors.Unprocessable` (422) for an event that can never apply and :class:`TemporaryError` (or lets a
 database error escape) when a retry may succeed.
 """
 
@@ -30,8 +30,7 @@ from assay.core.events import (
 from assay.core.events import evaluation_event as event
 from assay.core.plan import PlannedBenchmark, launch_groups
 from assay.core.states import TERMINAL_JOB, fail_run
-from assay.errors import NotFound, TemporaryError
-from assay.events import PoisonEvent
+from assay.errors import NotFound, TemporaryError, Unprocessable
 from assay.lifecycle.context import Lifecycle
 from assay.lifecycle.progress import record_transition, settle
 from assay.runtimes.observation import NOTICE_CODES, LaunchRefused, RunObservation
@@ -45,7 +44,7 @@ _reapers: set[asyncio.Task[None]] = set()
 def _payload(ce: CloudEvent) -> tuple[str, dict[str, Any]]:
     data = ce.data
     if not isinstance(data, dict) or not isinstance(data.get("evaluation_id"), str):
-        raise PoisonEvent(f"event {ce['id']} ({ce['type']}) carries no evaluation_id")
+        raise Unprocessable(f"event {ce['id']} ({ce['type']}) carries no evaluation_id")
     return data["evaluation_id"], data
 
 
@@ -86,7 +85,7 @@ async def dispatch(ctx: Lifecycle, ce: CloudEvent) -> None:
         elif kind == BENCHMARK_FINISHED:
             _reap_later(ctx, ce)
         else:
-            raise PoisonEvent(f"dispatch does not handle {kind!r}")
+            raise Unprocessable(f"dispatch does not handle {kind!r}")
 
 
 async def _retried_since_cancel(ctx: Lifecycle, evaluation_id: str) -> dict[int, int] | None:
@@ -208,7 +207,7 @@ async def aggregate(ctx: Lifecycle, ce: CloudEvent) -> None:
                 await ctx.exporter.export(ctx, evaluation_id)
             return
         if ce["type"] != BENCHMARK_FINISHED:
-            raise PoisonEvent(f"aggregate does not handle {ce['type']!r}")
+            raise Unprocessable(f"aggregate does not handle {ce['type']!r}")
         evaluation_id, _ = _payload(ce)
         # Not durable: the settled state is derived from the (durable) runs, and the sweep settles again.
         locked = ctx.database.evaluations.locked

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from cloudevents.http import CloudEvent
 
@@ -16,11 +17,11 @@ from assay.core.credentials import LaunchSigner
 from assay.core.events import CATALOGUE, OutboxEvent
 from assay.events import HttpSink, LocalBroker, Publisher
 from assay.lifecycle import handlers
-from assay.lifecycle.context import Exporter, Lifecycle, Runtime
+from assay.lifecycle.context import Exporter, Lifecycle, Runtime, SweepStep
 from assay.lifecycle.local import LocalRunner
 from assay.runtimes.sidecar import LocalSidecar, SidecarOptions
 from assay.settings import Settings
-from assay.store import Database
+from assay.store import Database, migrate
 from assay.telemetry import Metrics
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class Hub:
     publisher: Publisher
     sink: HttpSink | None = None
     sidecar: LocalSidecar | None = None
+    owns_database: bool = False
+    """Set by :func:`open_hub`: :meth:`close` closes the pool last."""
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -82,6 +85,8 @@ class Hub:
         if self.sidecar is not None:
             # Its undelivered events are on disk: a short flush, then it goes.
             await self.sidecar.close(grace_seconds=max(1.0, min(5.0, left())))
+        if self.owns_database:
+            await self.lifecycle.database.close()
 
 
 async def _every(seconds: float, stop: asyncio.Event, step: Callable[[], Awaitable[object]]) -> None:
@@ -123,6 +128,7 @@ async def start_local_hub(
     *,
     exporter: Exporter | None = None,
     signer: LaunchSigner | None = None,
+    sweep_steps: Sequence[SweepStep] = (),
 ) -> Hub:
     """Everything in one process: in-process broker, event delivery and retries, local runtime, periodic sweep;
     ``exporter`` (from a caller allowed mlflow and oras) exports finished jobs.
@@ -145,6 +151,7 @@ async def start_local_hub(
         deliver=broker.deliver,
         metrics=metrics,
         exporter=exporter,
+        sweep_steps=sweep_steps,
     )
     jobs_root = settings.local_jobs_dir
     sidecar = local_sidecar(settings)
@@ -196,6 +203,7 @@ def start_function(
     runtime: RuntimeFactory | None = None,
     exporter: Exporter | None = None,
     signer: LaunchSigner | None = None,
+    sweep_steps: Sequence[SweepStep] = (),
 ) -> Hub:
     """One Knative function: events go to ``K_SINK`` right after commit; the sweep retries the rest.
 
@@ -209,10 +217,16 @@ def start_function(
         await publisher.flush([e.id for e in events])
 
     ctx = Lifecycle(
-        settings=settings, database=database, runtime=None, publish=publish, deliver=deliver, metrics=metrics
+        settings=settings,
+        database=database,
+        runtime=None,
+        publish=publish,
+        deliver=deliver,
+        metrics=metrics,
+        exporter=exporter,
+        sweep_steps=sweep_steps,
     )
     ctx.runtime = runtime(settings) if runtime is not None else None
-    ctx.exporter = exporter
     sidecar = None
     if ctx.runtime is None and with_runtime:
         # Adapters report through the sidecar, which adds each launch's credential (started at the first launch).
@@ -223,4 +237,59 @@ def start_function(
     return Hub(lifecycle=ctx, publisher=publisher, sink=sink, sidecar=sidecar)
 
 
-__all__ = ["Hub", "RuntimeFactory", "start_function", "start_local_hub"]
+async def open_hub(
+    settings: Settings,
+    kind: Literal["local", "function"],
+    *,
+    prepare: Callable[[Database], Awaitable[None]] | None = None,
+    sweep_steps: Sequence[SweepStep] = (),
+    with_runtime: bool = False,
+    runtime: RuntimeFactory | None = None,
+    metrics: Metrics | None = None,
+    exporter: Exporter | None = None,
+    signer: LaunchSigner | None = None,
+) -> Hub:
+    """The one way a process starts Assay (the local hub, the submit/callback services, the event functions):
+    migrate the schema, open the pool with every database setting, run ``prepare`` (the catalogue's sync),
+    then start the lifecycle of ``kind`` (:func:`start_local_hub` or :func:`start_function`, whose other
+    arguments these are). The hub owns the pool: :meth:`Hub.close` closes it last."""
+    if not settings.database_url:
+        raise ValueError("open_hub needs settings.database_url (assay up starts an embedded server)")
+    await migrate(settings.database_url)
+    database = await Database.open(
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        timeout=settings.db_connect_timeout,
+        outage_wait=settings.db_outage_wait_seconds,
+        statement_timeout=settings.db_statement_timeout_seconds,
+        lock_timeout=settings.db_lock_timeout_seconds,
+    )
+    try:
+        if metrics is not None:
+            metrics.watch_pool(database.pool.get_stats)
+        if prepare is not None:
+            await prepare(database)
+        if kind == "local":
+            hub = await start_local_hub(
+                settings, database, metrics, exporter=exporter, signer=signer, sweep_steps=sweep_steps
+            )
+        else:
+            hub = start_function(
+                settings,
+                database,
+                with_runtime=with_runtime,
+                runtime=runtime,
+                metrics=metrics,
+                exporter=exporter,
+                signer=signer,
+                sweep_steps=sweep_steps,
+            )
+    except BaseException:
+        await database.close()
+        raise
+    hub.owns_database = True
+    return hub
+
+
+__all__ = ["Hub", "RuntimeFactory", "open_hub", "start_function", "start_local_hub"]

@@ -2,9 +2,7 @@
 webhooks, the Kubeflow Model Registry poll) and CI forges (GitHub, GitLab webhooks), exactly once per
 (policy, version); and the baseline each evaluation is gated against. See ``docs/triggers.md``."""
 
-from collections.abc import Awaitable, Callable
-
-from assay.lifecycle import Lifecycle
+from assay.lifecycle import SweepStep
 from assay.settings import Settings
 from assay.triggers.baseline import GatePlan, GateRequest, plan_gate, record_baseline
 from assay.triggers.ingress import (
@@ -22,8 +20,6 @@ from assay.triggers.secrets import WebhookSecrets
 from assay.triggers.service import Outcome, ingest, retry_unsettled_claims
 from assay.triggers.signatures import BadSignature, verify_github, verify_gitlab, verify_mlflow
 from assay.triggers.versions import ModelVersionEvent, version_order
-
-SweepStep = Callable[[Lifecycle], Awaitable[dict[str, int]]]
 
 
 def sweep_steps(settings: Settings) -> list[SweepStep]:
