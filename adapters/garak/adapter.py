@@ -35,6 +35,7 @@ from adapters.sdk import (
     model_api_key,
     results_from_metrics,
 )
+from adapters.sdk.progress import steps_done
 
 __all__ = ["GarakAdapter", "GarakFailed"]
 
@@ -136,16 +137,7 @@ class _Progress:
         self._last = (done, outputs)
         total = len(self.queue)
         current = self.queue[done] if done < total else "scoring"
-        self._callbacks.report_status(
-            JobStatusUpdate(
-                status=JobStatus.RUNNING,
-                phase=JobPhase.RUNNING_EVALUATION,
-                progress=round(min(1.0, done / total), 4),
-                current_step=f"{current} ({outputs} prompts answered)",
-                total_steps=total,
-                completed_steps=min(done, total),
-            )
-        )
+        self._callbacks.report_status(steps_done(done, total, f"{current} ({outputs} prompts answered)"))
 
     def finish(self) -> None:
         self.poll()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import threading
 
-from adapters.sdk import JobCallbacks, JobPhase, JobStatus, JobStatusUpdate
-from adapters.sdk.progress import DEFAULT_INTERVAL_SECONDS, PeriodicReporter
+from adapters.sdk import JobCallbacks
+from adapters.sdk.progress import DEFAULT_INTERVAL_SECONDS, PeriodicReporter, steps_done
 
 __all__ = ["DEFAULT_INTERVAL_SECONDS", "ProgressReporter", "SampleCounter"]
 
@@ -57,14 +57,5 @@ class ProgressReporter(PeriodicReporter):
         if total == 0 or self._sent == (done, total):
             return
         step = f"{done}/{total} samples done" + (f" ({errored} with errors)" if errored else "")
-        self._callbacks.report_status(
-            JobStatusUpdate(
-                status=JobStatus.RUNNING,
-                phase=JobPhase.RUNNING_EVALUATION,
-                progress=round(done / total, 4),
-                completed_steps=done,
-                total_steps=total,
-                current_step=step,
-            )
-        )
+        self._callbacks.report_status(steps_done(done, total, step))
         self._sent = (done, total)

@@ -14,8 +14,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from adapters.sdk import JobCallbacks, JobPhase, JobStatus, JobStatusUpdate
-from adapters.sdk.progress import DEFAULT_INTERVAL_SECONDS, PeriodicReporter
+from adapters.sdk import JobCallbacks
+from adapters.sdk.progress import DEFAULT_INTERVAL_SECONDS, PeriodicReporter, steps_done
 
 __all__ = ["DEFAULT_INTERVAL_SECONDS", "ProgressReporter", "RequestCounter"]
 
@@ -99,13 +99,6 @@ class ProgressReporter(PeriodicReporter):
             if total == 0 or self._sent.get(index) == (done, total):
                 continue
             self._callbacks[index].report_status(
-                JobStatusUpdate(
-                    status=JobStatus.RUNNING,
-                    phase=JobPhase.RUNNING_EVALUATION,
-                    progress=round(done / total, 4),
-                    completed_steps=done,
-                    total_steps=total,
-                    current_step=f"{done}/{total} model requests answered",
-                )
+                steps_done(done, total, f"{done}/{total} model requests answered")
             )
             self._sent[index] = (done, total)

@@ -8,9 +8,25 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Self
 
-__all__ = ["DEFAULT_INTERVAL_SECONDS", "PeriodicReporter"]
+from adapters.sdk.models import JobPhase, JobStatus, JobStatusUpdate
+
+__all__ = ["DEFAULT_INTERVAL_SECONDS", "PeriodicReporter", "steps_done"]
 
 DEFAULT_INTERVAL_SECONDS = 2.0
+
+
+def steps_done(done: int, total: int, step: str) -> JobStatusUpdate:
+    """``running/running_evaluation`` with ``done`` (at most ``total``) of ``total`` steps, their fraction to four
+    decimals as ``progress``, and ``step`` as ``current_step``; ``total`` must be positive."""
+    done = min(done, total)
+    return JobStatusUpdate(
+        status=JobStatus.RUNNING,
+        phase=JobPhase.RUNNING_EVALUATION,
+        progress=round(done / total, 4),
+        completed_steps=done,
+        total_steps=total,
+        current_step=step,
+    )
 
 
 class PeriodicReporter(ABC):
