@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +18,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
 import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -29,6 +26,10 @@ from psycopg.conninfo import make_conninfo
 from assay.http import create_app
 from assay.settings import Settings
 from assay.store import EmbeddedPostgres
+from tests.support.net import free_port
+from tests.support.recorders import EventRecorder, recording
+from tests.support.servers import ThreadedServer
+from tests.support.waiting import wait_for as wait_for  # still imported from here by tests not moved yet
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
@@ -167,35 +168,13 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LiveServer:
+class LiveServer(ThreadedServer):
     """A real uvicorn server on loopback, in a thread, for clients that speak HTTP (eval-hub-sdk)."""
 
     def __init__(self, app: FastAPI, port: int | None = None, headers: dict[str, str] | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(app, port)
         self.headers = dict(ADMIN if headers is None else headers)
         """What a client of this server sends: an administrator's token."""
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the live server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
     def client(self, timeout: float = 30.0, headers: dict[str, str] | None = None) -> httpx.Client:
         """An HTTP client of this server carrying the administrator's token (or ``headers``)."""
@@ -230,16 +209,11 @@ def live_hub(start_hub: Callable[..., LiveServer]) -> LiveServer:
     return start_hub()
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
-        time.sleep(interval)
+@pytest.fixture()
+def recorder() -> Iterator[EventRecorder]:
+    """The hub's events endpoint as a recording stand-in on loopback (``tests.support.recorders``)."""
+    with recording() as events:
+        yield events
 
 
 @pytest.fixture(scope="session")

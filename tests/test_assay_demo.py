@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assay.cli.demo import format_results
-from tests.conftest import free_port
+from tests.support.net import free_port
 
 # Real frameworks on 2 shared cores: minutes, not seconds, when the machine is busy.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

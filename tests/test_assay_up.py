@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.http.test_collections import collection_body
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_for
 from tests.lifecycle.test_local_lifecycle import TERMINAL, exact_match_provider, job_body
+from tests.support.net import free_port
+from tests.support.waiting import wait_for
 from tests.test_assay_up import start_hub
 
 pytestmark = pytest.mark.slow

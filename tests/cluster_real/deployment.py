@@ -44,7 +44,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.conftest import REPO, LiveServer, free_port, wait_for
+from tests.conftest import REPO, LiveServer
+from tests.support.net import free_port
+from tests.support.waiting import wait_for
 
 KNATIVE_KINDS = ("serving.knative.dev", "eventing.knative.dev", "sources.knative.dev")
 REDELIVERIES = 2

@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.cluster_real.deployment import Deployment
 from tests.cluster_real.tier import Tier, condition, is_true, terminated
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 RAW_CLIENT_TEXT = ("HTTP response headers", "Audit-Id", "X-Kubernetes-Pf", "Reason: ", '"kind":"Status"')
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.cluster_real.deployment import Deployment
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 IMAGE = "ghcr.io/assay-evals/adapter-exact:0.1.0"
 WAIT = 120.0  # seconds: a loaded machine, a real controller loop, Kueue's scheduling cycle

@@ -11,9 +11,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from assay.api.job_resource import Job, JobPage
-from tests.conftest import LiveServer, wait_for
+from tests.conftest import LiveServer
 from tests.contract.test_snapshots import CLOUDEVENTS
 from tests.lifecycle.test_local_lifecycle import exact_match_provider, job_body
+from tests.support.waiting import wait_for
 
 TERMINAL = ("completed", "failed", "partially_failed", "cancelled")
 

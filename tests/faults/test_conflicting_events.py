@@ -13,7 +13,8 @@ from typing import Any
 import psycopg
 
 from assay.core.states import BenchmarkRun, derive_state
-from tests.conftest import LiveServer, launch_headers, wait_for
+from tests.conftest import LiveServer, launch_headers
+from tests.support.waiting import wait_for
 
 JOBS = 20
 BENCHMARKS = ("first", "second")

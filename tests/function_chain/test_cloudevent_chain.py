@@ -29,8 +29,10 @@ from starlette.routing import Route
 
 from assay.core.events import BENCHMARK_FINISHED, EVALUATION_ACCEPTED, EVALUATION_FINISHED
 from assay.settings import Settings
-from tests.conftest import ADMIN, REPO, LiveServer, free_port, wait_for
+from tests.conftest import ADMIN, REPO, LiveServer
 from tests.lifecycle.test_local_lifecycle import exact_match_provider
+from tests.support.net import free_port
+from tests.support.waiting import wait_for
 
 TEAM = {"X-Tenant": "team-a"}
 REDELIVERIES = 3

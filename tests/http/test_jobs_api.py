@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 
 from assay.http import SUBMIT, create_app
 from assay.settings import Settings
-from tests.conftest import ADMIN, free_port, launch_headers, wait_for
+from tests.conftest import ADMIN, launch_headers
+from tests.support.net import free_port
+from tests.support.waiting import wait_for
 
 MODEL = {"url": "http://127.0.0.1:9/v1", "name": "m"}
 

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import FIXTURES, LiveServer, launch_headers, wait_for
+from tests.conftest import FIXTURES, LiveServer, launch_headers
+from tests.support.waiting import wait_for
 
 ADAPTER = FIXTURES / "adapters" / "exact_match" / "adapter.py"
 TERMINAL = {"completed", "failed", "cancelled", "partially_failed"}

@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 
 from assay.runtimes.local import adapter_environment
 from assay.telemetry import Metrics
-from tests.conftest import LiveServer, launch_headers, wait_for
+from tests.conftest import LiveServer, launch_headers
+from tests.support.waiting import wait_for
 
 J = "/api/v1/evaluations/jobs"
 P = "/api/v1/evaluations/providers"

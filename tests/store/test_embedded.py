@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 
 from assay.store import EmbeddedPostgres
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 
 def answers(url: str) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from assay.store import default_config_dir, load_catalogue_dir
 from tests.conftest import FIXTURES, REPO
+from tests.support.waiting import wait_for
 
 
 def test_shipped_catalogue_is_valid_and_complete() -> None:
@@ -49,13 +49,6 @@ def test_a_broken_file_is_skipped_and_named(tmp_path: Path) -> None:
         "garbage.yaml",
     ]
     assert any("bogus: unknown field" in p for p in loaded.problems)
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def test_hub_reloads_when_files_change(make_client: Callable[..., TestClient], tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.registry import DockerRegistry
+from tests.support.net import free_port
 
 _READY_SECONDS = 120.0  # 12-18 s on an idle machine; the test machine is often busy
 

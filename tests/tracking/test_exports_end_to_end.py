@@ -24,10 +24,11 @@ from assay.exports import CARD_MEDIA_TYPE, build_exporter, card_bytes
 from assay.lifecycle import handlers, start_function
 from assay.settings import Settings
 from assay.store import Database
-from tests.conftest import FIXTURES, LiveServer, wait_for
+from tests.conftest import FIXTURES, LiveServer
 from tests.lifecycle.test_group_launch import grouped_provider
 from tests.lifecycle.test_local_lifecycle import exact_match_provider, finished, job_body, submit
 from tests.registry import DockerRegistry
+from tests.support.waiting import wait_for
 from tests.tracking.conftest import MlflowServer
 
 REPOSITORY = "assay/evaluations"

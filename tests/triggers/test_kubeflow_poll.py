@@ -12,7 +12,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
-from tests.conftest import LiveServer, wait_for
+from tests.conftest import LiveServer
+from tests.support.waiting import wait_for
 from tests.triggers.hub import answers, start
 from tests.triggers.senders import job_count
 

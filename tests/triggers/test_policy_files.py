@@ -14,8 +14,9 @@ import yaml
 from assay.core.events import MODEL_VERSION_CREATED
 from assay.store import Database
 from assay.triggers import sync_policy_files
-from tests.conftest import FIXTURES, LiveServer, wait_for
+from tests.conftest import FIXTURES, LiveServer
 from tests.lifecycle.test_local_lifecycle import exact_match_provider
+from tests.support.waiting import wait_for
 from tests.triggers.hub import answers, policy
 from tests.triggers.senders import SECRETS, registry_cloudevent
 

@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from assay.exports import build_exporter
-from tests.conftest import LiveServer, wait_for
+from tests.conftest import LiveServer
 from tests.lifecycle.test_local_lifecycle import exact_match_provider
 from tests.registry import DockerRegistry
+from tests.support.waiting import wait_for
 from tests.tracking.conftest import MlflowServer
 from tests.ui.conftest import (
     OTHER,
