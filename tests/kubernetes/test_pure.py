@@ -313,3 +313,37 @@ def test_the_log_byte_cap_keeps_the_last_whole_lines_of_a_stream() -> None:
     assert cut and kept == b"".join(lines[-6:])  # the cut falls on a line boundary
     kept, cut = tail_bytes([b"x" * 50 + b"\n"], 10)
     assert cut and kept == b"x" * 9 + b"\n"  # a single line over the cap: cut from its start
+
+
+def test_judge_fails_a_failed_mount_only_for_a_pod_that_never_started_past_the_grace() -> None:
+    from assay.runtimes.kubernetes.watch import waiting_for_volumes
+
+    def pod(age: float, state: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "metadata": {"name": "p", "uid": "u1", "creationTimestamp": _at(age)},
+            "status": {"phase": "Pending", "containerStatuses": [{"name": "adapter", "state": state}]},
+        }
+
+    creating = {"waiting": {"reason": "ContainerCreating"}}
+    mount = {
+        "reason": "FailedMount",
+        "message": 'MountVolume.SetUp failed for volume "model" : secret "key" not found',
+        "involvedObject": {"kind": "Pod", "name": "p", "uid": "u1"},
+    }
+
+    def verdict(pods: list[dict[str, Any]], events: list[dict[str, Any]]) -> str | None:
+        found = judge(
+            _job(), None, pods, local_queue="q", queue_exists=True, now=NOW, limits=LIMITS, events=events
+        )
+        return found.failure.message_code if found.failure is not None else None
+
+    stuck = pod(121, creating)
+    assert waiting_for_volumes([stuck], NOW, LIMITS) == ["p"]
+    assert verdict([stuck], [mount]) == "pod_volume_mount_failed"
+    assert verdict([stuck], []) is None  # nothing says why: left to the deadline
+    assert waiting_for_volumes([pod(119, creating)], NOW, LIMITS) == []  # within the grace
+    assert verdict([pod(119, creating)], [mount]) is None
+    another = {**mount, "involvedObject": {"kind": "Pod", "name": "p", "uid": "an-earlier-p"}}
+    assert verdict([stuck], [another]) is None
+    started = pod(121, {"running": {"startedAt": _at(5)}})  # a mount that failed once, then worked
+    assert waiting_for_volumes([started], NOW, LIMITS) == [] and verdict([started], [mount]) is None

@@ -324,3 +324,86 @@ def test_an_oom_kill_after_the_result_left_does_not_discard_it(cluster: Cluster)
     cluster.report(job_id, 0, "completed", metrics={"exact_match": 0.7})
     done = cluster.wait_state(job_id, "completed")
     assert done["status"]["benchmarks"][0]["status"] == "completed"
+
+
+def _failed_mount(
+    cluster: Cluster, pod: dict[str, Any], name: str = "mount-1", *, uid: str | None = None
+) -> None:
+    """The kubelet's Event for a volume it cannot set up (what ``kubectl describe pod`` shows)."""
+    involved = {"kind": "Pod", "name": pod["metadata"]["name"], "namespace": TENANT, "apiVersion": "v1"}
+    involved["uid"] = uid or pod["metadata"]["uid"]
+    cluster.api.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": TENANT},
+            "involvedObject": involved,
+            "reason": "FailedMount",
+            "type": "Warning",
+            "count": 4,
+            "message": 'MountVolume.SetUp failed for volume "hub-ca" : configmap "assay-hub-ca" not found',
+            "source": {"component": "kubelet", "host": "node-1"},
+        }
+    )
+
+
+def _creating(cluster: Cluster, job: dict[str, Any], age: float) -> dict[str, Any]:
+    """The pod as the kubelet leaves it while a volume cannot mount: Pending, nothing started."""
+    waiting = {"waiting": {"reason": "PodInitializing"}}
+    sidecar = {
+        "name": "sidecar",
+        "image": "s",
+        "imageID": "",
+        "ready": False,
+        "restartCount": 0,
+        "state": waiting,
+    }
+    pod = cluster.pod(
+        job,
+        {
+            "phase": "Pending",
+            "initContainerStatuses": [sidecar],
+            **adapter_pod_status("Pending", {"waiting": {"reason": "PodInitializing"}}),
+        },
+    )
+    cluster.api.update("pods", TENANT, pod["metadata"]["name"], creationTimestamp=ago(age))
+    return cluster.api.get("pods", TENANT, pod["metadata"]["name"]) or {}
+
+
+def test_a_volume_that_cannot_mount_fails_fast_after_the_start_grace(
+    start_cluster: Callable[..., Cluster],
+) -> None:
+    """Not at activeDeadlineSeconds hours later (deadline_exceeded), but once the pod has waited
+    ASSAY_K8S_POD_START_GRACE_SECONDS with a FailedMount Event: only Events say why it is stuck."""
+    cluster = start_cluster(ASSAY_K8S_POD_START_GRACE_SECONDS="120")
+    cluster.queue()
+    cluster.add_provider()
+    job_id = cluster.submit_job()
+    job = _launched(cluster, job_id)
+    cluster.workload(job, condition("QuotaReserved"), condition("Admitted"), admitted=True)
+    pod = _creating(cluster, job, age=30)
+    _failed_mount(cluster, pod)
+    _failed_mount(cluster, pod, "someone-else", uid="an-earlier-pod-of-the-same-name")
+    cluster.tick()
+    assert cluster.benchmark(job_id)["status"] == "pending"  # within the grace: the kubelet keeps retrying
+
+    pod = _creating(cluster, job, age=300)
+    cluster.changed(pod)
+    entry = _failed(cluster, job_id, "pod_volume_mount_failed")
+    assert entry["error_message"]["reason"] == "FailedMount"
+    assert 'configmap "assay-hub-ca" not found' in entry["error_message"]["message"]
+    assert "120 s" in entry["error_message"]["message"]
+    wait_for(lambda: cluster.jobs(job_id) == [])  # it holds no quota
+    assert cluster.api.forbidden == []  # the sweep may list Events (knative/base/rbac.yaml)
+
+
+def test_a_pod_stuck_without_a_failed_mount_is_left_to_the_other_rows(cluster: Cluster) -> None:
+    """No FailedMount Event (e.g. a slow image pull not yet reported): nothing to say yet."""
+    job_id = cluster.submit_job()
+    job = _launched(cluster, job_id)
+    cluster.workload(job, condition("QuotaReserved"), condition("Admitted"), admitted=True)
+    pod = _creating(cluster, job, age=3600)
+    cluster.changed(pod)
+    entry = cluster.benchmark(job_id)
+    assert entry["status"] == "pending"
+    assert entry["warning_message"]["message_code"] == "workload_admitted"

@@ -40,11 +40,13 @@ from assay.runtimes.kubernetes.objects import (
 )
 from assay.runtimes.kubernetes.watch import (
     CREDENTIALS_SECRET_REFUSED,
+    FAILED_MOUNT,
     LOCAL_QUEUE_NOT_FOUND,
     TENANT_NOT_SET_UP,
     TEST_DATA_UNSUPPORTED,
     WatchLimits,
     judge,
+    waiting_for_volumes,
 )
 from assay.runtimes.observation import LaunchRefused, RunObservation
 from assay.settings import Settings
@@ -461,14 +463,16 @@ class KubernetesRuntime:
                 queues[queue] = (
                     None if _admitted(workload) else await self._queue_exists_now(namespace, queue)
                 )
+            mine = [p for p in pods if job is not None and _pod_of(p, job)]
             verdict = judge(
                 job,
                 workload,
-                [p for p in pods if job is not None and _pod_of(p, job)],
+                mine,
                 local_queue=queue,
                 queue_exists=queues.get(queue),
                 now=now,
                 limits=self._limits,
+                events=await self._mount_events(namespace, waiting_for_volumes(mine, now, self._limits)),
             )
             ref = f"{REF_PREFIX}{namespace}/{job['metadata']['name']}" if job is not None else None
             deadline = None
@@ -504,6 +508,20 @@ class KubernetesRuntime:
         )
         items: list[dict[str, Any]] = _body(response)["items"]
         return items
+
+    async def _mount_events(self, namespace: str, pods: Sequence[str]) -> list[dict[str, Any]]:
+        """The ``FailedMount`` Events of ``pods`` (pods that have not started in the grace: a rare case, so a
+        call each; none otherwise)."""
+        found: list[dict[str, Any]] = []
+        for pod in pods:
+            response = await self._call(
+                self._core.list_namespaced_event,
+                namespace,
+                field_selector=f"involvedObject.kind=Pod,involvedObject.name={pod},reason={FAILED_MOUNT}",
+                _preload_content=False,
+            )
+            found.extend(_body(response)["items"])
+        return found
 
     async def _workloads_of(self, namespace: str, jobs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Kueue's Workload of each Job, by the Job's uid: Kueue labels it ``kueue.x-k8s.io/job-uid`` and the

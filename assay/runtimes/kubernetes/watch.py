@@ -24,6 +24,7 @@ TEST_DATA_UNSUPPORTED = "test_data_unsupported"
 WORKLOAD_INADMISSIBLE = "workload_inadmissible"
 WORKLOAD_EXCEEDS_QUOTA = "workload_exceeds_quota"
 POD_START_FAILED = "pod_start_failed"
+POD_VOLUME_MOUNT_FAILED = "pod_volume_mount_failed"
 SIDECAR_CRASH_LOOPING = "sidecar_crash_looping"
 OOM_KILLED = "oom_killed"
 IMAGE_PULL_FAILED = "image_pull_failed"
@@ -40,6 +41,7 @@ FAILURE_CODES = (
     OOM_KILLED,
     IMAGE_PULL_FAILED,
     POD_START_FAILED,
+    POD_VOLUME_MOUNT_FAILED,
     SIDECAR_CRASH_LOOPING,
     UNSCHEDULABLE,
     DEADLINE_EXCEEDED,
@@ -57,6 +59,9 @@ these are :data:`~assay.runtimes.observation.NOTICE_CODES`."""
 _PULL_WAITING = frozenset({"ImagePullBackOff", "ErrImagePull"})
 _PULL_HOPELESS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
 _START_FAILED = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
+FAILED_MOUNT = "FailedMount"
+"""The kubelet's Event reason when a pod's volume cannot be set up (a missing Secret or ConfigMap): the pod
+stays ``Pending`` with its containers ``ContainerCreating``, and only Events say why."""
 _OVER_CAPACITY = "> maximum capacity"
 """How Kueue says a request can never fit (``insufficient quota for cpu in flavor x, request > maximum capacity
 (40 > 32)``): more than the ClusterQueue's nominal quota plus all it may borrow. Waiting cannot help."""
@@ -156,7 +161,59 @@ def _live(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     ]
 
 
-def _pod_trouble(pods: Sequence[Mapping[str, Any]], now: datetime, limits: WatchLimits) -> RunNote | None:
+def _never_started(pod: Mapping[str, Any]) -> bool:
+    """A pending pod none of whose containers has run yet (all waiting, or no status at all)."""
+    if (pod.get("status") or {}).get("phase", "Pending") != "Pending":
+        return False
+    for status in _container_statuses(pod):
+        state = status.get("state") or {}
+        if (
+            state.get("running")
+            or state.get("terminated")
+            or (status.get("lastState") or {}).get("terminated")
+        ):
+            return False
+    return True
+
+
+def waiting_for_volumes(pods: Sequence[Mapping[str, Any]], now: datetime, limits: WatchLimits) -> list[str]:
+    """Names of the live pods that have waited ``pod_start_grace`` without any container starting: the ones
+    whose ``FailedMount`` Events the runtime looks up (only then: Events cost a call)."""
+    out = []
+    for pod in _live(pods):
+        metadata = pod.get("metadata") or {}
+        created = parse_time(metadata.get("creationTimestamp")) or now
+        if _never_started(pod) and now - created >= timedelta(seconds=limits.pod_start_grace):
+            out.append(str(metadata.get("name") or ""))
+    return out
+
+
+def _mount_failure(
+    pod: Mapping[str, Any], events: Sequence[Mapping[str, Any]], limits: WatchLimits
+) -> RunNote | None:
+    metadata = pod.get("metadata") or {}
+    for event in reversed(events):  # the newest last, as the API lists them
+        involved = event.get("involvedObject") or {}
+        if event.get("reason") != FAILED_MOUNT or involved.get("name") != metadata.get("name"):
+            continue
+        if involved.get("uid") and metadata.get("uid") and involved["uid"] != metadata["uid"]:
+            continue  # an earlier pod of the same name
+        return RunNote(
+            f"The benchmark's pod cannot mount its volumes ({_explained(FAILED_MOUNT, event.get('message'))}); a "
+            f"Secret or ConfigMap it needs may be missing. It waited {limits.pod_start_grace:g} s",
+            POD_VOLUME_MOUNT_FAILED,
+            FAILED_MOUNT,
+        )
+    return None
+
+
+def _pod_trouble(
+    pods: Sequence[Mapping[str, Any]],
+    now: datetime,
+    limits: WatchLimits,
+    events: Sequence[Mapping[str, Any]] = (),
+) -> RunNote | None:
+    stuck = set(waiting_for_volumes(pods, now, limits)) if events else set()
     for pod in _live(pods):
         created = parse_time((pod.get("metadata") or {}).get("creationTimestamp")) or now
         for status in _container_statuses(pod):
@@ -186,6 +243,10 @@ def _pod_trouble(pods: Sequence[Mapping[str, Any]], now: datetime, limits: Watch
                     SIDECAR_CRASH_LOOPING,
                     "CrashLoopBackOff",
                 )
+        if (pod.get("metadata") or {}).get("name") in stuck:
+            mount = _mount_failure(pod, events, limits)
+            if mount is not None:
+                return mount
         scheduled = _conditions(pod).get("PodScheduled")
         if (
             scheduled is not None
@@ -212,9 +273,11 @@ def judge(
     queue_exists: bool | None,
     now: datetime,
     limits: WatchLimits,
+    events: Sequence[Mapping[str, Any]] = (),
 ) -> Verdict:
     """What became of a launch whose run has reported no terminal status. ``queue_exists`` is None when the
-    LocalQueue was not looked up (the Workload is admitted, so it did exist)."""
+    LocalQueue was not looked up (the Workload is admitted, so it did exist). ``events``: the ``FailedMount``
+    Events of the pods :func:`waiting_for_volumes` named (the runtime lists them only for those)."""
     if job is None:
         return Verdict(
             failure=RunNote(
@@ -268,7 +331,7 @@ def judge(
                 str(ended.get("reason") or ended.get("type")),
             )
         )
-    trouble = _pod_trouble(pods, now, limits)
+    trouble = _pod_trouble(pods, now, limits, events)
     if trouble is not None:
         return Verdict(failure=trouble)
     return _queue_verdict(workload, metadata, local_queue, queue_exists, now, limits)
@@ -397,6 +460,7 @@ __all__ = [
     "OOM_KILLED",
     "POD_LOST_WITHOUT_RESULT",
     "POD_START_FAILED",
+    "POD_VOLUME_MOUNT_FAILED",
     "SIDECAR_CRASH_LOOPING",
     "TENANT_NOT_SET_UP",
     "TEST_DATA_UNSUPPORTED",
@@ -410,4 +474,5 @@ __all__ = [
     "WatchLimits",
     "judge",
     "parse_time",
+    "waiting_for_volumes",
 ]
