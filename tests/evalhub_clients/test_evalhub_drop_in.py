@@ -23,9 +23,11 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import FIXTURES, LiveServer, free_port, wait_for
+from tests.conftest import FIXTURES, LiveServer
 from tests.lifecycle.test_local_lifecycle import ADAPTER
-from tests.sdk.test_evalhub_sdk import _evalhub, _json_in
+from tests.evalhub_clients.test_evalhub_sdk import _evalhub, _json_in
+from tests.support.net import free_port
+from tests.support.waiting import wait_for
 
 EVALHUB_CONFIG = FIXTURES / "evalhub-config"
 BIN = Path(sys.executable).parent

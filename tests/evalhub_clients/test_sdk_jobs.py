@@ -12,9 +12,10 @@ from evalhub import (  # type: ignore[import-untyped]
     SyncEvalHubClient,
 )
 
-from tests.conftest import ADMIN_TOKEN, LiveServer, wait_for
+from tests.conftest import ADMIN_TOKEN, LiveServer
 from tests.lifecycle.test_local_lifecycle import exact_match_provider
-from tests.sdk.test_evalhub_sdk import _evalhub
+from tests.evalhub_clients.test_evalhub_sdk import _evalhub
+from tests.support.waiting import wait_for
 
 
 def _with_provider(live_hub: LiveServer) -> None:

@@ -4,11 +4,9 @@ loopback, fails loudly with its log when it cannot start, and never outlives the
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +14,12 @@ import httpx
 import pytest
 
 from assay.demo import ModelServer, ModelServerError, ensure_model_file
+from tests.support.net import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_gone(pid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"process {pid} still running after {timeout} s")
-        time.sleep(0.1)
 
 
 def _alive(pid: int) -> bool:
@@ -166,4 +152,4 @@ def test_the_server_exits_when_the_process_that_started_it_dies(model_server: An
     )
     assert result.returncode == 9, result.stderr
     child = int(result.stdout.strip())
-    wait_until_gone(child, timeout=30)
+    wait_for(lambda: not _alive(child), f"process {child} to exit", timeout=30, interval=0.1)
