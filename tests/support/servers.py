@@ -4,11 +4,12 @@ answer at the socket level (drop a connection, speak a registry's protocol)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import uvicorn
 
@@ -17,6 +18,7 @@ from tests.support.waiting import wait_for
 
 START_SECONDS = 20.0
 STOP_SECONDS = 20.0
+T = TypeVar("T")
 
 
 class ThreadedServer:
@@ -48,6 +50,11 @@ class ThreadedServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=STOP_SECONDS)
+
+    def on_loop(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run ``coroutine`` on the server's event loop, where its app's pools and tasks live; its result."""
+        loop = self.server.servers[0].get_loop()
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
 
     def __enter__(self) -> Self:
         return self.start()

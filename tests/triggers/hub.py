@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import LiveServer, wait_for
+from tests.conftest import LiveServer
 from tests.lifecycle.test_local_lifecycle import exact_match_provider
+from tests.support.waiting import wait_for
 from tests.triggers.senders import SECRETS
 
 TERMINAL = {"completed", "failed", "cancelled", "partially_failed"}
@@ -54,3 +57,16 @@ def finished(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[st
         return job if job["status"]["state"] in TERMINAL and "test" in job.get("results", {}) else None
 
     return dict(wait_for(terminal, timeout=timeout))
+
+
+def sweep_claims_later(server: LiveServer, seconds: float = 3600.0) -> list[dict[str, int]]:
+    """Drive the triggers' sweep steps once, on the hub's loop, as the sweep would run them ``seconds`` from now
+    (every claim past its retry threshold); the counts of each step. No waiting for the periodic sweep."""
+    lifecycle = server.app.state.hub.lifecycle  # type: ignore[attr-defined]
+    now = lifecycle.clock
+    later = dataclasses.replace(lifecycle, clock=lambda: now() + timedelta(seconds=seconds))
+
+    async def sweep() -> list[dict[str, int]]:
+        return [await step(later) for step in later.sweep_steps]
+
+    return server.on_loop(sweep())

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from assay.core.events import MODEL_VERSION_CREATED
-from tests.conftest import LiveServer, wait_for
+from tests.conftest import LiveServer
 from tests.lifecycle.test_local_lifecycle import exact_match_provider
-from tests.triggers.hub import answers, finished, policy, start
+from tests.support.waiting import wait_for
+from tests.triggers.hub import answers, finished, policy, start, sweep_claims_later
 from tests.triggers.senders import job_count, registry_cloudevent
 
 
@@ -90,7 +90,7 @@ def test_five_deliveries_out_of_order_make_one_evaluation_per_version_with_the_r
 def test_a_refused_submission_is_retried_by_the_sweep_and_still_makes_one_evaluation(
     start_hub: Callable[..., LiveServer], tmp_path: Path
 ) -> None:
-    _, hub = start(start_hub, sweep_interval_seconds=0.3, dispatch_stale_seconds=1.0)
+    server, hub = start(start_hub, sweep_interval_seconds=0.3, dispatch_stale_seconds=1.0)
     assert hub.post("/api/v1/evaluations/policies", json=policy(["cloudevents"])).status_code == 201
     assert hub.delete("/api/v1/evaluations/providers/exact").status_code == 204  # the policy's job can't run
 
@@ -100,6 +100,9 @@ def test_a_refused_submission_is_retried_by_the_sweep_and_still_makes_one_evalua
     )
     assert refused.status_code == 200, refused.text
     assert refused.json()["skipped"][0]["reason"] == "job_refused"
+    assert job_count(hub) == 0
+    # A sweep past the retry threshold tries the claim again, and is refused again while the job can't run.
+    assert sweep_claims_later(server) == [{"policy_claims_started": 0, "policy_claims_refused": 1}]
     assert job_count(hub) == 0
 
     # Nothing is redelivered: the sweep submits the claimed version once its job can run again.
@@ -114,5 +117,6 @@ def test_a_refused_submission_is_retried_by_the_sweep_and_still_makes_one_evalua
     )
     assert [e["job_id"] for e in again.json()["evaluations"]] == [job["resource"]["id"]]
     assert again.json()["evaluations"][0]["created"] is False
-    time.sleep(1.5)  # past the retry threshold and several sweeps
+    # However late the sweep looks again (driven here, past the retry threshold), the claim has its job.
+    assert sweep_claims_later(server) == [{"policy_claims_started": 0, "policy_claims_refused": 0}]
     assert job_count(hub) == 1
