@@ -9,11 +9,9 @@ from email.utils import format_datetime
 
 import pytest
 from event_recorder import Recorder
+from test_delivery import RUNNING, callbacks_for
 
 from adapters.retry import Backoff, retry_after_seconds
-from adapters.sdk import AdapterSettings, DefaultCallbacks, JobPhase, JobSpec, JobStatus, JobStatusUpdate
-
-RUNNING = JobStatusUpdate(status=JobStatus.RUNNING, phase=JobPhase.LOADING_DATA)
 
 
 @pytest.mark.parametrize(
@@ -71,22 +69,6 @@ def test_the_servers_word_wins_and_at_most_bounds_the_backoff() -> None:
     assert all(0.1 <= backoff.delay(6, at_most=0.2) <= 0.2 for _ in range(50))
 
 
-def _callbacks(url: str) -> DefaultCallbacks:
-    spec = JobSpec.model_validate(
-        {
-            "id": "job-r",
-            "provider_id": "p",
-            "benchmark_id": "b",
-            "benchmark_index": 0,
-            "model": {"name": "m"},
-            "parameters": {},
-            "callback_url": url,
-        }
-    )
-    settings = AdapterSettings.from_env({"ASSAY_CALLBACK_RETRY_SECONDS": "20"})
-    return DefaultCallbacks(spec, settings=settings)
-
-
 def _waits(caplog: pytest.LogCaptureFixture) -> list[float]:
     """The waits the SDK chose before each retry, as it logged them."""
     return [
@@ -101,7 +83,7 @@ def test_a_429_with_retry_after_is_retried_after_the_servers_wait(
 ) -> None:
     recorder.plan((429, {"Retry-After": "0.4"}), (503, {"Retry-After": "0.3"}))
     with caplog.at_level(logging.WARNING, logger="adapters.sdk"):
-        _callbacks(recorder.url).report_status(RUNNING)
+        callbacks_for(recorder.url).report_status(RUNNING)
     assert [r.answer for r in recorder.requests] == [429, 503, 200]
     # Without the header the first two waits would be jittered within 0.1-0.2 s and 0.2-0.4 s.
     assert _waits(caplog) == [0.4, 0.3]
@@ -112,7 +94,7 @@ def test_without_retry_after_the_backoff_is_jittered(
 ) -> None:
     recorder.plan(429, (503, {"Retry-After": "a while"}))
     with caplog.at_level(logging.WARNING, logger="adapters.sdk"):
-        _callbacks(recorder.url).report_status(RUNNING)
+        callbacks_for(recorder.url).report_status(RUNNING)
     assert [r.answer for r in recorder.requests] == [429, 503, 200]
     first, second = _waits(caplog)
     assert 0.1 <= first <= 0.2
