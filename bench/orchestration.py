@@ -24,7 +24,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,10 @@ import httpx
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support.net import free_port  # noqa: E402
+
 ADAPTERS = {
     # The SDK adapter: what users run, but ~1 s of Python imports per evaluation swamps the hubs.
     "sdk": REPO / "bench" / "adapters" / "trivial.py",
@@ -77,12 +80,6 @@ class HubRun:
     hub_cpu: float = 0.0  # CPU seconds of the hub and its database server during the timed run
     machine_cpu: float = 0.0  # CPU seconds of the whole machine during the timed run (adapters included)
     database_cpu: float = 0.0  # the part of hub_cpu spent by a separate database server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def provider(scale: bool, adapter: Path) -> dict[str, Any]:

@@ -37,10 +37,11 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from orchestration import Hub, free_port
+from orchestration import Hub
 
 from adapters.envs import ensure_env
 from assay.demo import ModelServer
+from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED_TASKS = REPO / "adapters" / "lm_eval" / "tasks"

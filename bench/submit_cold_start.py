@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import hashlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,12 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from assay.settings import Settings  # noqa: E402
 from assay.store import Database, EmbeddedPostgres, default_config_dir, migrate, sync_system_catalogue  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.net import free_port  # noqa: E402
 
 
 async def prepare(url: str) -> None:
