@@ -110,6 +110,10 @@ def _override_for(overrides: list[JobBenchmark], provider_id: str, benchmark_id:
     return next((o for o in overrides if o.provider_id == provider_id and o.id == benchmark_id), None)
 
 
+Entry = tuple[str, JobBenchmark, JobBenchmark | None]
+"""(path in the request, the benchmark entry, the job's override of a collection member)."""
+
+
 def build_plan(
     request: JobRequest,
     *,
@@ -124,39 +128,10 @@ def build_plan(
     caller sees; a missing one is a 404 for a job's own benchmark list (as in EvalHub) and a 400 for a
     collection that references it.
     """
-    errors: list[FieldError] = []
-    entries: list[tuple[str, JobBenchmark, JobBenchmark | None]] = []  # (path, base entry, override)
-    missing: list[str] = []  # providers the job's own benchmark list names that do not exist
-    if request.collection is not None:
-        if collection is None:
-            raise NotFound(f"Collection {request.collection.id!r} does not exist")
-        members = {(b.provider_id, b.id) for b in collection.benchmarks}
-        for i, given in enumerate(request.collection.benchmarks):
-            if (given.provider_id, given.id) not in members:
-                errors.append(
-                    FieldError(
-                        f"collection.benchmarks[{i}]",
-                        "resource_does_not_exist",
-                        f"benchmark ({given.provider_id!r}, {given.id!r}) is not in collection "
-                        f"{request.collection.id!r}",
-                    )
-                )
-        for i, ref in enumerate(collection.benchmarks):
-            base = JobBenchmark.model_validate(
-                ref.model_dump(exclude_none=True, exclude={"url"}) | {"weight": ref.weight}
-            )
-            entries.append(
-                (
-                    f"collection.benchmarks[{i}]",
-                    base,
-                    _override_for(request.collection.benchmarks, ref.provider_id, ref.id),
-                )
-            )
-    else:
-        assert request.benchmarks is not None  # the request model guarantees one of the two
-        entries = [(f"benchmarks[{i}]", b, None) for i, b in enumerate(request.benchmarks)]
-        missing = sorted({b.provider_id for b in request.benchmarks if b.provider_id not in providers})
-
+    entries, errors = _entries(request, collection)
+    missing: list[str] = []
+    if request.collection is None:
+        missing = sorted({base.provider_id for _, base, _ in entries if base.provider_id not in providers})
     planned: list[PlannedBenchmark] = []
     model = request.model.model_dump(mode="json")
     for index, (path, base, override) in enumerate(entries):
@@ -169,106 +144,10 @@ def build_plan(
                 )
             )
             continue
-        benchmark = find_benchmark(providers, base.provider_id, base.id, path)
-        if isinstance(benchmark, FieldError):
-            errors.append(benchmark)
-            continue
-        provider = providers[base.provider_id]
-        layers = [ScoreLayer(base.primary_score, base.pass_criteria)]
-        if override is not None:
-            layers.insert(0, ScoreLayer(override.primary_score, override.pass_criteria))
-        layers.append(ScoreLayer(benchmark.primary_score, benchmark.pass_criteria))
-        config = resolve_score_config(layers)
-        if config.metric is not None and benchmark.metrics and config.metric not in benchmark.metrics:
-            errors.append(
-                FieldError(
-                    f"{path}.primary_score.metric",
-                    "metric_not_reported",
-                    f"metric {config.metric!r} is not one of {base.id!r}'s metrics {benchmark.metrics}",
-                )
-            )
-        # Deep copies: the plan must not share anything with the request or the catalogue objects.
-        parameters = copy.deepcopy(base.parameters)
-        if override is not None:
-            parameters.update(copy.deepcopy(override.parameters))
-        num_examples = parameters.pop("num_examples", None)
-        weight = base.weight if base.weight is not None else 1.0
-        if override is not None and override.weight is not None:
-            weight = override.weight
-        test_data = override.test_data_ref if override and override.test_data_ref else base.test_data_ref
-        hardware = override.hardware_config if override and override.hardware_config else base.hardware_config
-        hardware = hardware or request.hardware_config
-        timeout = override.timeout_seconds if override and override.timeout_seconds else base.timeout_seconds
-        how = provider.runtime
-        frozen_runtime = FrozenRuntime(
-            local_command=how.local.command if how and how.local else None,
-            local_env={e.name: e.value for e in how.local.env} if how and how.local else {},
-            k8s=how.k8s.model_dump(mode="json", exclude_none=True) if how and how.k8s else None,
-            group=bool(how and how.group_benchmarks),
-        )
-        unavailable = None
-        if runtime == "local" and frozen_runtime.local_command is None:
-            # EvalHub accepts the job (202) and fails it at once; its clients and tests expect that.
-            unavailable = (
-                f"Local runtime is not enabled for provider {base.provider_id!r}: it has no "
-                "runtime.local.command, so the local hub cannot run it"
-            )
-        if runtime == "kubernetes" and not (frozen_runtime.k8s or {}).get("image"):
-            errors.append(
-                FieldError(
-                    f"{path}.provider_id",
-                    "k8s_runtime_not_enabled",
-                    f"provider {base.provider_id!r} has no runtime.k8s.image, so it cannot run on the cluster",
-                )
-            )
-        if request.experiment is not None:
-            # Each parameter becomes the MLflow parameter ``parameters.<name>`` at export: refuse now what
-            # MLflow would refuse then.
-            for name in parameters:
-                problem = mlflow_name_problem(f"parameters.{name}")
-                if problem is not None:
-                    errors.append(
-                        FieldError(
-                            f"{path}.parameters.{name}",
-                            "mlflow_name_invalid",
-                            f"parameter {name!r} cannot be an MLflow parameter name: {problem}",
-                        )
-                    )
-        item = PlannedBenchmark(
-            index=index,
-            provider_id=base.provider_id,
-            id=base.id,
-            weight=weight,
-            parameters=parameters,
-            num_examples=num_examples,
-            test_data_ref=test_data.model_dump(mode="json", exclude_none=True) if test_data else None,
-            hardware_config=hardware.model_dump(mode="json", exclude_none=True) if hardware else None,
-            timeout_seconds=timeout,
-            score=FrozenScore(
-                metric=config.metric,
-                lower_is_better=config.lower_is_better,
-                scale=config.scale.model_copy(deep=True) if config.scale else None,
-                threshold=config.threshold,
-            ),
-            runtime=frozen_runtime,
-            unavailable=unavailable,
-        )
-        planned.append(item.model_copy(update={"fingerprint": _fingerprint(model, item)}))
-
-    if planned and all(p.weight == 0 for p in planned) and not errors:
-        errors.append(
-            FieldError("benchmarks", "all_weights_zero", "at least one benchmark needs a weight above 0")
-        )
-    if not request.model.url and not all(
-        (p.test_data_ref or {}).get("type") == "pre_recorded_data" for p in planned
-    ):
-        errors.append(
-            FieldError(
-                "model.url",
-                "model_url_required",
-                "model.url is required unless every benchmark uses pre_recorded_data test data",
-            )
-        )
+        item = _plan_benchmark(index, path, base, override, request, providers, runtime, errors)
+        if item is not None:
+            planned.append(item.model_copy(update={"fingerprint": _fingerprint(model, item)}))
+    errors += _job_errors(request, planned, errors)
     if missing and all(e.code == "resource_not_found" for e in errors):
         # Only providers that do not exist: 404, as in EvalHub. With other errors, one 400 lists them all.
         raise NotFound(f"Provider(s) {', '.join(map(repr, missing))} do not exist", errors=errors)
@@ -280,7 +159,6 @@ def build_plan(
         raise InvalidRequest(
             f"The evaluation job is invalid: {listed}", message_code=message_code, errors=errors
         )
-
     if request.pass_criteria is not None:
         threshold, source = request.pass_criteria.threshold, "job"
     elif collection is not None and collection.pass_criteria is not None:
@@ -294,6 +172,169 @@ def build_plan(
         collection_id=request.collection.id if request.collection else None,
         collection_updated_at=collection_updated_at,
     )
+
+
+def _entries(request: JobRequest, collection: CollectionSpec | None) -> tuple[list[Entry], list[FieldError]]:
+    """The benchmarks to plan: the job's own list, or its collection's members with the job's overrides
+    (an override naming a benchmark the collection does not have is an error)."""
+    if request.collection is None:
+        assert request.benchmarks is not None  # the request model guarantees one of the two
+        return [(f"benchmarks[{i}]", b, None) for i, b in enumerate(request.benchmarks)], []
+    if collection is None:
+        raise NotFound(f"Collection {request.collection.id!r} does not exist")
+    errors: list[FieldError] = []
+    members = {(b.provider_id, b.id) for b in collection.benchmarks}
+    for i, given in enumerate(request.collection.benchmarks):
+        if (given.provider_id, given.id) not in members:
+            errors.append(
+                FieldError(
+                    f"collection.benchmarks[{i}]",
+                    "resource_does_not_exist",
+                    f"benchmark ({given.provider_id!r}, {given.id!r}) is not in collection "
+                    f"{request.collection.id!r}",
+                )
+            )
+    entries: list[Entry] = []
+    for i, ref in enumerate(collection.benchmarks):
+        base = JobBenchmark.model_validate(
+            ref.model_dump(exclude_none=True, exclude={"url"}) | {"weight": ref.weight}
+        )
+        override = _override_for(request.collection.benchmarks, ref.provider_id, ref.id)
+        entries.append((f"collection.benchmarks[{i}]", base, override))
+    return entries, errors
+
+
+def _plan_benchmark(
+    index: int,
+    path: str,
+    base: JobBenchmark,
+    override: JobBenchmark | None,
+    request: JobRequest,
+    providers: Mapping[str, ProviderSpec],
+    runtime: Literal["local", "kubernetes"],
+    errors: list[FieldError],
+) -> PlannedBenchmark | None:
+    """One benchmark with every setting resolved (override -> entry -> provider), without its fingerprint;
+    None when the benchmark does not exist. What is wrong with it is appended to ``errors``."""
+    benchmark = find_benchmark(providers, base.provider_id, base.id, path)
+    if isinstance(benchmark, FieldError):
+        errors.append(benchmark)
+        return None
+    layers = [ScoreLayer(base.primary_score, base.pass_criteria)]
+    if override is not None:
+        layers.insert(0, ScoreLayer(override.primary_score, override.pass_criteria))
+    layers.append(ScoreLayer(benchmark.primary_score, benchmark.pass_criteria))
+    config = resolve_score_config(layers)
+    if config.metric is not None and benchmark.metrics and config.metric not in benchmark.metrics:
+        errors.append(
+            FieldError(
+                f"{path}.primary_score.metric",
+                "metric_not_reported",
+                f"metric {config.metric!r} is not one of {base.id!r}'s metrics {benchmark.metrics}",
+            )
+        )
+    # Deep copies: the plan must not share anything with the request or the catalogue objects.
+    parameters = copy.deepcopy(base.parameters)
+    if override is not None:
+        parameters.update(copy.deepcopy(override.parameters))
+    num_examples = parameters.pop("num_examples", None)
+    weight = base.weight if base.weight is not None else 1.0
+    if override is not None and override.weight is not None:
+        weight = override.weight
+    test_data = override.test_data_ref if override and override.test_data_ref else base.test_data_ref
+    hardware = override.hardware_config if override and override.hardware_config else base.hardware_config
+    hardware = hardware or request.hardware_config
+    timeout = override.timeout_seconds if override and override.timeout_seconds else base.timeout_seconds
+    frozen_runtime, unavailable = _frozen_runtime(providers[base.provider_id], base.provider_id, runtime)
+    if runtime == "kubernetes" and not (frozen_runtime.k8s or {}).get("image"):
+        errors.append(
+            FieldError(
+                f"{path}.provider_id",
+                "k8s_runtime_not_enabled",
+                f"provider {base.provider_id!r} has no runtime.k8s.image, so it cannot run on the cluster",
+            )
+        )
+    if request.experiment is not None:
+        errors += _mlflow_parameter_errors(path, parameters)
+    return PlannedBenchmark(
+        index=index,
+        provider_id=base.provider_id,
+        id=base.id,
+        weight=weight,
+        parameters=parameters,
+        num_examples=num_examples,
+        test_data_ref=test_data.model_dump(mode="json", exclude_none=True) if test_data else None,
+        hardware_config=hardware.model_dump(mode="json", exclude_none=True) if hardware else None,
+        timeout_seconds=timeout,
+        score=FrozenScore(
+            metric=config.metric,
+            lower_is_better=config.lower_is_better,
+            scale=config.scale.model_copy(deep=True) if config.scale else None,
+            threshold=config.threshold,
+        ),
+        runtime=frozen_runtime,
+        unavailable=unavailable,
+    )
+
+
+def _frozen_runtime(
+    provider: ProviderSpec, provider_id: str, runtime: Literal["local", "kubernetes"]
+) -> tuple[FrozenRuntime, str | None]:
+    """The provider's runtime as the plan keeps it, and why this hub cannot run it locally (if it cannot)."""
+    how = provider.runtime
+    frozen = FrozenRuntime(
+        local_command=how.local.command if how and how.local else None,
+        local_env={e.name: e.value for e in how.local.env} if how and how.local else {},
+        k8s=how.k8s.model_dump(mode="json", exclude_none=True) if how and how.k8s else None,
+        group=bool(how and how.group_benchmarks),
+    )
+    unavailable = None
+    if runtime == "local" and frozen.local_command is None:
+        # EvalHub accepts the job (202) and fails it at once; its clients and tests expect that.
+        unavailable = (
+            f"Local runtime is not enabled for provider {provider_id!r}: it has no "
+            "runtime.local.command, so the local hub cannot run it"
+        )
+    return frozen, unavailable
+
+
+def _mlflow_parameter_errors(path: str, parameters: Mapping[str, Any]) -> list[FieldError]:
+    """Each parameter becomes the MLflow parameter ``parameters.<name>`` at export: refuse now what MLflow
+    would refuse then."""
+    errors: list[FieldError] = []
+    for name in parameters:
+        problem = mlflow_name_problem(f"parameters.{name}")
+        if problem is not None:
+            errors.append(
+                FieldError(
+                    f"{path}.parameters.{name}",
+                    "mlflow_name_invalid",
+                    f"parameter {name!r} cannot be an MLflow parameter name: {problem}",
+                )
+            )
+    return errors
+
+
+def _job_errors(
+    request: JobRequest, planned: Sequence[PlannedBenchmark], errors: Sequence[FieldError]
+) -> list[FieldError]:
+    """What is wrong with the job as a whole (checked after its benchmarks; ``errors`` found so far)."""
+    found: list[FieldError] = []
+    if planned and all(p.weight == 0 for p in planned) and not errors:
+        found.append(
+            FieldError("benchmarks", "all_weights_zero", "at least one benchmark needs a weight above 0")
+        )
+    if not request.model.url and not all(
+        (p.test_data_ref or {}).get("type") == "pre_recorded_data" for p in planned
+    ):
+        found.append(
+            FieldError(
+                "model.url",
+                "model_url_required",
+                "model.url is required unless every benchmark uses pre_recorded_data test data",
+            )
+        )
+    return found
 
 
 def launch_groups(plan: Plan, due: Sequence[tuple[int, int]]) -> list[list[tuple[PlannedBenchmark, int]]]:
