@@ -140,6 +140,13 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Kubernetes runtime: LocalQueue per `hardware_config.hardware_profile_name` (JSON object).",
     )
+    k8s_hardware_profiles_namespace: str | None = Field(
+        None,
+        description="Kubernetes runtime: the namespace of OpenDataHub's HardwareProfiles "
+        "(`infrastructure.opendatahub.io/v1`, e.g. `opendatahub` or `redhat-ods-applications`): dispatch reads "
+        "the profile a job's `hardware_config.hardware_profile_name` names there (resources, queue, node "
+        "placement). Unset: profiles map to queues through `ASSAY_K8S_HARDWARE_PROFILE_QUEUES` only.",
+    )
     k8s_priority_classes: dict[str, str] = Field(
         default_factory=lambda: {
             "ci": "assay-ci-gate",
