@@ -31,6 +31,7 @@ from assay.artifacts import (
 from assay.core.states import TERMINAL_JOB
 from assay.errors import NotFound
 from assay.exports._card import CARD_FILE, CARD_MEDIA_TYPE, card_bytes, evaluation_card
+from assay.exports._mlflow_runs import number, run_layout
 from assay.lifecycle import Lifecycle
 from assay.settings import Settings
 from assay.store import EvaluationRecord
@@ -44,7 +45,6 @@ OCI_CARD = "oci_card"
 OCI_BENCHMARK = "oci_benchmark_"
 RESULTS_ARTIFACT_TYPE = "application/vnd.eval-hub.github.io"  # what eval-hub-sdk adapters push (§18.1)
 LEASE_SECONDS = 600.0  # longer than any export takes; a crashed exporter's claim expires after it
-_RUN_STATUS = {"completed": "FINISHED", "cancelled": "KILLED"}  # anything else: FAILED
 
 
 @dataclass(slots=True)
@@ -62,14 +62,6 @@ def benchmark_tag(evaluation_id: str, provider_id: str, benchmark_id: str, index
 
 def card_tag(evaluation_id: str) -> str:
     return "evalhub-card-" + hashlib.sha256(evaluation_id.encode()).hexdigest()
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    return None
 
 
 def _public_push_error(exc: Exception) -> str:
@@ -296,7 +288,7 @@ class Exports:
         }
         if record.completed_at is not None:
             annotations["org.opencontainers.image.created"] = row.card["metadata"]["completed_at"]
-        if _number(test.get("score")) is not None:
+        if number(test.get("score")) is not None:
             annotations[ANNOTATION_SCORE] = repr(float(test["score"]))
         annotations.update(coordinates.get("annotations") or {})  # the user's annotations win
         pushed = self._registry.push(
@@ -350,7 +342,7 @@ class Exports:
             ANNOTATION_BENCHMARK_ID: run.benchmark_id,
             ANNOTATION_PROVIDER_ID: run.provider_id,
         }
-        score = _number((run.result.get("test") or {}).get("primary_score"))
+        score = number((run.result.get("test") or {}).get("primary_score"))
         if score is not None:
             annotations[ANNOTATION_SCORE] = repr(score)
         annotations.update(coordinates.get("annotations") or {})
@@ -381,142 +373,68 @@ class Exports:
     def _mlflow(
         self, record: EvaluationRecord, row: ExportRow, remember: Callable[[Mapping[str, Any]], None]
     ) -> _Outcome:
+        """The job's parent run and a child run per benchmark (laid out by :func:`run_layout`), reusing the
+        run ids ``row`` remembers from an interrupted attempt, so a retry never logs a run twice."""
         tracker = self._tracker
         assert tracker is not None  # planned only with a tracker
-        experiment = record.request["experiment"]
-        # Scoped per tenant: two tenants naming the same experiment never share it.
-        experiment_name = f"{record.tenant}/{experiment['name']}"
-        experiment_tags = {str(t["key"]): str(t.get("value", "")) for t in experiment.get("tags", [])}
-        experiment_tags.update(
-            {"context": "eval-hub", "assay.tenant": record.tenant, "assay.experiment": experiment["name"]}
-        )
+        layout = run_layout(record)
         experiment_id = tracker.experiment(
-            experiment_name, experiment_tags, experiment.get("artifact_location")
+            layout.experiment_name, layout.experiment_tags, layout.artifact_location
         )
         known = {
             "experiment_id": experiment_id,
-            "experiment_name": experiment_name,
+            "experiment_name": layout.experiment_name,
             "experiment_url": tracker.experiment_url(experiment_id),
             "experiment_api_url": f"{tracker.public_tracking_uri}/api/2.0/mlflow/experiments/get?experiment_id={experiment_id}",
         }
         remember(known)
         card = row.card
         completed_ms = int((record.completed_at or record.updated_at).timestamp() * 1000)
-        identity = {"assay.evaluation_id": record.id}
         parent = tracker.run(
             experiment_id,
             row.result.get("parent_run_id"),
             name=record.name,
-            tags={**identity, "assay.role": "evaluation"},
+            tags={**layout.identity, "assay.role": "evaluation"},
         )
         remember({"parent_run_id": parent})
-        model = record.request.get("model", {})
-        plan = record.plan
-        common_tags = {
-            **identity,
-            "context": "eval-hub",
-            "evaluation_job_id": record.id,
-            "evaluation_job_name": record.name,
-            "assay.tenant": record.tenant,
-            "assay.version": __version__,
-            "model.name": str(model.get("name", "")),
-            "model.url": str(model.get("url", "")),
-        }
-        if plan.collection_id:
-            common_tags["collection.id"] = plan.collection_id
-            common_tags["collection.version"] = plan.collection_updated_at or ""
-        test = record.results.get("test") or {}
-        parent_metrics: dict[str, float] = {}
-        for key in ("score", "coverage", "stderr", "pass"):
-            value = _number(test.get(key))
-            if value is not None:
-                parent_metrics[f"composite_{key}"] = value
         children: dict[str, str] = dict(row.result.get("child_runs") or {})
         benchmark_results: dict[int, dict[str, Any]] = {}
-        for run_row in record.runs:
-            run = run_row.run
-            planned = plan.benchmarks[run.index]
+        for spec in layout.children:
             child = tracker.run(
                 experiment_id,
-                children.get(str(run.index)),
-                name=f"{run.provider_id}/{run.benchmark_id}",
-                tags={**identity, "assay.role": "benchmark", "assay.benchmark_index": str(run.index)},
+                children.get(str(spec.index)),
+                name=spec.name,
+                tags={**layout.identity, "assay.role": "benchmark", "assay.benchmark_index": str(spec.index)},
                 parent_run_id=parent,
             )
-            children[str(run.index)] = child
+            children[str(spec.index)] = child
             remember({"child_runs": dict(children)})
-            metrics = {
-                name: number
-                for name, value in (run.result.get("metrics") or {}).items()
-                if (number := _number(value)) is not None
-            }
-            run_test = run.result.get("test") or {}
-            for key in ("primary_score", "normalised_score", "stderr", "pass"):
-                value = _number(run_test.get(key))
-                if value is not None:
-                    metrics[f"test.{key}"] = value
-            # On the parent too, under names that are the same for every job of these benchmarks: the
-            # experiment's run table compares evaluations benchmark by benchmark.
-            label = f"{run.provider_id}/{run.benchmark_id}" + (
-                f"/{run.index}"
-                if sum(b.provider_id == run.provider_id and b.id == run.benchmark_id for b in plan.benchmarks)
-                > 1
-                else ""
-            )
-            if "test.normalised_score" in metrics:
-                parent_metrics[f"score/{label}"] = metrics["test.normalised_score"]
-            params: dict[str, Any] = {
-                "benchmark": run.benchmark_id,
-                "provider": run.provider_id,
-                "benchmark_index": run.index,
-                "fingerprint": planned.fingerprint,
-                "weight": planned.weight,
-            }
-            if planned.num_examples is not None:
-                params["num_examples"] = planned.num_examples
-            if planned.score.metric:
-                params["primary_metric"] = planned.score.metric
-            params.update({f"parameters.{k}": v for k, v in planned.parameters.items()})
-            tags = {
-                **common_tags,
-                "status": run.status,
-                "provider": run.provider_id,
-                "benchmark": run.benchmark_id,
-            }
-            adapter_run = run.result.get("adapter_mlflow_run_id") or run.result.get("mlflow_run_id")
-            if adapter_run and adapter_run != child:
-                tags["assay.adapter_run_id"] = str(adapter_run)
-                benchmark_results[run.index] = {"mlflow_run_id": child, "adapter_mlflow_run_id": adapter_run}
-            else:
-                benchmark_results[run.index] = {"mlflow_run_id": child}
-            tracker.log(child, params=params, metrics=metrics, tags=tags, timestamp_ms=completed_ms)
-            for path in _unique_names(adapter_files(self._settings, record, run.index)):
+            tags = dict(spec.tags)
+            benchmark_results[spec.index] = {"mlflow_run_id": child}
+            if spec.adapter_run_id and spec.adapter_run_id != child:
+                tags["assay.adapter_run_id"] = spec.adapter_run_id
+                benchmark_results[spec.index]["adapter_mlflow_run_id"] = spec.adapter_run_id
+            tracker.log(child, params=spec.params, metrics=spec.metrics, tags=tags, timestamp_ms=completed_ms)
+            for path in _unique_names(adapter_files(self._settings, record, spec.index)):
                 tracker.log_file(child, path, ADAPTER_FILES)
             tracker.log_json(
                 child,
                 "benchmark-result.json",
                 {
-                    "benchmark": card["context"]["benchmarks"][run.index],
-                    "result": card["results"]["benchmarks"][run.index],
+                    "benchmark": card["context"]["benchmarks"][spec.index],
+                    "result": card["results"]["benchmarks"][spec.index],
                 },
             )
-            tracker.finish(child, _RUN_STATUS.get(run.status, "FAILED"))
-        parent_params = {
-            "benchmarks": len(plan.benchmarks),
-            "composite_threshold": plan.composite_threshold,
-            "model_name": model.get("name", ""),
-        }
-        if plan.collection_id:
-            parent_params["collection_id"] = plan.collection_id
+            tracker.finish(child, spec.status)
         tracker.log(
             parent,
-            params=parent_params,
-            metrics=parent_metrics,
-            tags={**common_tags, "state": record.state},
+            params=layout.parent_params,
+            metrics=layout.parent_metrics,
+            tags=layout.parent_tags,
             timestamp_ms=completed_ms,
         )
         tracker.log_json(parent, CARD_FILE, card)
-        tracker.finish(parent, _RUN_STATUS.get(record.state, "FAILED"))
+        tracker.finish(parent, layout.parent_status)
         return _Outcome(
             result={
                 **known,
