@@ -37,32 +37,7 @@ def evaluation_card(record: EvaluationRecord, *, assay_version: str) -> dict[str
     plan = record.plan
     request = record.request
     model = request.get("model", {})
-    planned_entries = [p.document() for p in plan.benchmarks]
-    result_entries = []
-    usage: dict[str, float] = {}
-    for row in record.runs:
-        run = row.run
-        result = {k: v for k, v in run.result.items() if k not in _NOT_CARD}
-        for key, value in (result.get("usage") or {}).items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                usage[key] = usage.get(key, 0) + value
-        result_entries.append(
-            _without_none(
-                {
-                    "id": run.benchmark_id,
-                    "provider_id": run.provider_id,
-                    "benchmark_index": run.index,
-                    "status": run.status,
-                    "attempt": run.attempt,
-                    "error_message": run.error_message,
-                    "started_at": _ts(run.started_at),
-                    "completed_at": _ts(run.completed_at),
-                    "duration_seconds": _seconds(run.started_at, run.completed_at),
-                    "fingerprint": plan.benchmarks[run.index].fingerprint,
-                    **result,
-                }
-            )
-        )
+    result_entries, usage = _benchmark_results(record)
     fingerprints = sorted(p.fingerprint for p in plan.benchmarks)
     return {
         "card_version": CARD_VERSION,
@@ -97,7 +72,7 @@ def evaluation_card(record: EvaluationRecord, *, assay_version: str) -> dict[str
                 )
                 if plan.collection_id
                 else None,
-                "benchmarks": planned_entries,
+                "benchmarks": [p.document() for p in plan.benchmarks],
                 "pass_criteria": {
                     "threshold": plan.composite_threshold,
                     "source": plan.composite_threshold_source,
@@ -114,6 +89,36 @@ def evaluation_card(record: EvaluationRecord, *, assay_version: str) -> dict[str
             }
         ),
     }
+
+
+def _benchmark_results(record: EvaluationRecord) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Each benchmark's outcome as the card records it, and the usage (tokens, requests) summed over all."""
+    entries = []
+    usage: dict[str, float] = {}
+    for row in record.runs:
+        run = row.run
+        result = {k: v for k, v in run.result.items() if k not in _NOT_CARD}
+        for key, value in (result.get("usage") or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                usage[key] = usage.get(key, 0) + value
+        entries.append(
+            _without_none(
+                {
+                    "id": run.benchmark_id,
+                    "provider_id": run.provider_id,
+                    "benchmark_index": run.index,
+                    "status": run.status,
+                    "attempt": run.attempt,
+                    "error_message": run.error_message,
+                    "started_at": _ts(run.started_at),
+                    "completed_at": _ts(run.completed_at),
+                    "duration_seconds": _seconds(run.started_at, run.completed_at),
+                    "fingerprint": record.plan.benchmarks[run.index].fingerprint,
+                    **result,
+                }
+            )
+        )
+    return entries, usage
 
 
 def card_bytes(card: dict[str, Any]) -> bytes:

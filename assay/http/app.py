@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Literal
 
 from fastapi import APIRouter, FastAPI
@@ -47,30 +47,17 @@ HUB: Sequence[APIRouter] = (
 )
 
 
-def create_app(
+def _lifespan(
     settings: Settings,
-    routers: Sequence[APIRouter] = HUB,
+    kind: Literal["local", "function"],
     *,
-    load_catalogue: bool = True,
-    lifecycle: Literal["local", "function"] | None = None,
-    exporter: Exporter | None = None,
-    access: Access | None = None,
-) -> FastAPI:
-    """An app serving ``routers`` plus the operations surface over the database in ``settings``.
-
-    On start it migrates the schema, starts the lifecycle (``local``: the whole hub in this process
-    with its in-process broker, runtime and sweep; ``function``: one Knative function that publishes
-    to ``K_SINK``; default by ``settings.mode``) and, with ``load_catalogue``, loads the system
-    catalogue and watches its files. On stop it stops the runtime, then closes the pool. ``exporter``
-    (built by a caller allowed mlflow and oras: ``assay up``, tests) exports finished jobs.
-    """
-    kind = lifecycle or ("local" if settings.mode == "local" else "function")
-    if not settings.database_url:
-        raise ValueError("create_app needs settings.database_url (assay up starts an embedded server)")
-    metrics = Metrics()
-    access = access or build_access(settings)
-    if access.session is None:  # the dashboard's signed-in people reach the API with their session cookie
-        access.session = SessionCookies(settings)
+    load_catalogue: bool,
+    metrics: Metrics,
+    exporter: Exporter | None,
+    access: Access,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Start: the hub (:func:`~assay.lifecycle.open_hub`), after loading the system catalogue and policies
+    and watching their files when ``load_catalogue``. Stop: the watcher, then the hub and its pool."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +100,37 @@ def create_app(
                     await asyncio.wait_for(watcher, timeout=5)
             await hub.close()
 
+    return lifespan
+
+
+def create_app(
+    settings: Settings,
+    routers: Sequence[APIRouter] = HUB,
+    *,
+    load_catalogue: bool = True,
+    lifecycle: Literal["local", "function"] | None = None,
+    exporter: Exporter | None = None,
+    access: Access | None = None,
+) -> FastAPI:
+    """An app serving ``routers`` plus the operations surface over the database in ``settings``.
+
+    On start it migrates the schema, starts the lifecycle (``local``: the whole hub in this process
+    with its in-process broker, runtime and sweep; ``function``: one Knative function that publishes
+    to ``K_SINK``; default by ``settings.mode``) and, with ``load_catalogue``, loads the system
+    catalogue and watches its files. On stop it stops the runtime, then closes the pool. ``exporter``
+    (built by a caller allowed mlflow and oras: ``assay up``, tests) exports finished jobs.
+    """
+    kind = lifecycle or ("local" if settings.mode == "local" else "function")
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url (assay up starts an embedded server)")
+    metrics = Metrics()
+    access = access or build_access(settings)
+    if access.session is None:  # the dashboard's signed-in people reach the API with their session cookie
+        access.session = SessionCookies(settings)
+
+    lifespan = _lifespan(
+        settings, kind, load_catalogue=load_catalogue, metrics=metrics, exporter=exporter, access=access
+    )
     app = FastAPI(
         title="Assay",
         version=__version__,
