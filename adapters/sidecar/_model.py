@@ -76,17 +76,17 @@ class ModelProxy:
         return usage
 
     async def handle(self, request: Request, route: ModelRoute, path_and_query: str) -> Response:
+        """One model call: the credential reference resolved, the cache asked, the upstream called with
+        retries under the route's concurrency cap, the answer streamed back or read, counted and cached."""
         usage = self._usage(request, route)
         usage.requests += 1
         headers = request_headers(request, drop={BENCHMARK_INDEX_HEADER.lower(), "content-length"})
-        upstream = route.upstream
         try:
-            upstream = self._resolve_ref(headers, upstream)
+            upstream = self._resolve_ref(headers, route.upstream)
         except _RefError as exc:
             usage.errors += 1
             return error_response(400, "invalid_model_credentials", str(exc))
         body = await request.body()
-
         streaming = _asks_for_stream(body)
         cacheable = self._cache is not None and request.method == "POST" and not streaming
         look_up = cacheable and "no-cache" not in request.headers.get("cache-control", "").lower()
@@ -97,21 +97,70 @@ class ModelProxy:
             path_and_query=path_and_query,
             body=body,
         )
-        if look_up and self._cache is not None:
-            hit = await self._cache.get(key)
-            if hit is not None:
-                usage.cache_hits += 1
-                usage.add_tokens(usage_from_body(hit.body), cached=True)
-                return Response(
-                    hit.body,
-                    status_code=hit.status,
-                    headers={"content-type": hit.content_type, CACHE_HEADER: "hit"},
-                )
+        if look_up and (hit := await self._cached(key, usage)) is not None:
+            return hit
         cache_state = "miss" if look_up else "bypass"
-
         cap = self._cap(route)
+        sent = await self._send(request, route, cap, upstream + path_and_query, headers, body, usage)
+        if isinstance(sent, Response):
+            return sent
+        # From here the cap is held until the answer has been read or streamed.
+        answer = sent
+        if not 200 <= answer.status_code < 300:
+            usage.errors += 1
+        if streaming or answer.headers.get("content-type", "").startswith("text/event-stream"):
+            return _stream(answer, cap, usage, cache_state)
+        try:
+            content = await answer.aread()
+        except httpx.HTTPError as exc:
+            usage.errors += 1
+            return error_response(
+                502,
+                "model_unreachable",
+                f"{request.method} {answer.request.url}: reading the answer: {exc!r}",
+            )
+        finally:
+            await answer.aclose()
+            cap.release()
+        usage.add_tokens(usage_from_body(content), cached=False)
+        content_type = answer.headers.get("content-type", "application/json")
+        if cacheable and answer.status_code == 200 and self._cache is not None:
+            await self._cache.put(key, CachedResponse(200, content_type, content))
+        # aread() decoded the body, so the upstream's encoding and length no longer apply.
+        passed = response_headers(answer, drop=("content-length", "content-encoding"))
+        result = Response(content, status_code=answer.status_code)
+        result.raw_headers = [
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in passed),
+            (b"content-length", str(len(content)).encode()),
+            (CACHE_HEADER.lower().encode(), cache_state.encode()),
+        ]
+        return result
+
+    async def _cached(self, key: str, usage: Usage) -> Response | None:
+        """The cached answer to this call, counted as a hit, if there is one."""
+        assert self._cache is not None
+        hit = await self._cache.get(key)
+        if hit is None:
+            return None
+        usage.cache_hits += 1
+        usage.add_tokens(usage_from_body(hit.body), cached=True)
+        return Response(
+            hit.body, status_code=hit.status, headers={"content-type": hit.content_type, CACHE_HEADER: "hit"}
+        )
+
+    async def _send(
+        self,
+        request: Request,
+        route: ModelRoute,
+        cap: asyncio.Semaphore,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        usage: Usage,
+    ) -> httpx.Response | Response:
+        """The upstream's answer (streamed, with ``cap`` held), retried on connection errors and on
+        429/5xx with backoff and the upstream's ``Retry-After``; or the error response to give the adapter."""
         timeout = httpx.Timeout(route.timeout, connect=min(10.0, route.timeout))
-        url = upstream + path_and_query
         attempt = 0
         while True:
             await cap.acquire()
@@ -135,7 +184,7 @@ class ModelProxy:
                 return error_response(status, "model_unreachable", f"{request.method} {url}: {exc!r}")
             else:
                 if answer.status_code not in _RETRY_STATUSES or attempt >= self._settings.max_retries:
-                    break
+                    return answer
                 delay = retry_after_seconds(answer.headers.get("retry-after"), cap=_RETRY_AFTER_CAP_SECONDS)
                 detail = f"status {answer.status_code}"
                 await answer.aclose()
@@ -147,48 +196,6 @@ class ModelProxy:
                 "model call %s %s failed (%s); retry %d in %.2fs", request.method, url, detail, attempt, delay
             )
             await asyncio.sleep(delay)
-
-        # From here the cap is held until the answer has been read or streamed.
-        if not 200 <= answer.status_code < 300:
-            usage.errors += 1
-        if streaming or answer.headers.get("content-type", "").startswith("text/event-stream"):
-
-            async def release() -> None:
-                cap.release()
-
-            response = stream_back(
-                answer,
-                on_done=release,
-                chunks=_counting_stream(answer, usage),
-                rewrite_headers=lambda hs: [
-                    *((k, v) for k, v in hs if k.lower() not in ("content-length", "content-encoding")),
-                    (CACHE_HEADER, cache_state),
-                ],
-            )
-            return response
-        try:
-            content = await answer.aread()
-        except httpx.HTTPError as exc:
-            usage.errors += 1
-            return error_response(
-                502, "model_unreachable", f"{request.method} {url}: reading the answer: {exc!r}"
-            )
-        finally:
-            await answer.aclose()
-            cap.release()
-        usage.add_tokens(usage_from_body(content), cached=False)
-        content_type = answer.headers.get("content-type", "application/json")
-        if cacheable and answer.status_code == 200 and self._cache is not None:
-            await self._cache.put(key, CachedResponse(200, content_type, content))
-        # aread() decoded the body, so the upstream's encoding and length no longer apply.
-        passed = response_headers(answer, drop=("content-length", "content-encoding"))
-        result = Response(content, status_code=answer.status_code)
-        result.raw_headers = [
-            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in passed),
-            (b"content-length", str(len(content)).encode()),
-            (CACHE_HEADER.lower().encode(), cache_state.encode()),
-        ]
-        return result
 
     def _resolve_ref(self, headers: dict[str, str], upstream: str) -> str:
         """Swap ``Bearer <key>:ref`` for the secret in ``<auth_secret_mount_path>/<key>`` (docs/compatibility.md);
@@ -212,6 +219,23 @@ class ModelProxy:
         prefix = key.rsplit("_", 1)[0] if "_" in key else None
         override = _read_secret(mount / f"{prefix}_url") if prefix else None
         return override.rstrip("/") if override else upstream
+
+
+def _stream(answer: httpx.Response, cap: asyncio.Semaphore, usage: Usage, cache_state: str) -> Response:
+    """Stream the answer back as it comes (tokens counted from its events); the cap is released at its end."""
+
+    async def release() -> None:
+        cap.release()
+
+    return stream_back(
+        answer,
+        on_done=release,
+        chunks=_counting_stream(answer, usage),
+        rewrite_headers=lambda hs: [
+            *((k, v) for k, v in hs if k.lower() not in ("content-length", "content-encoding")),
+            (CACHE_HEADER, cache_state),
+        ],
+    )
 
 
 def _read_secret(path: Path) -> str | None:
