@@ -97,6 +97,7 @@ RESOURCES: dict[str, Kind] = {
     "cohorts": Kind("kueue.x-k8s.io", "v1beta2", "Cohort", namespaced=False),
     "resourceflavors": Kind("kueue.x-k8s.io", "v1beta2", "ResourceFlavor", namespaced=False),
     "workloadpriorityclasses": Kind("kueue.x-k8s.io", "v1beta2", "WorkloadPriorityClass", namespaced=False),
+    "hardwareprofiles": Kind("infrastructure.opendatahub.io", "v1", "HardwareProfile"),
 }
 MAX_DATA_BYTES = 1024 * 1024
 MAX_BODY_BYTES = 3 * 1024 * 1024

@@ -347,3 +347,38 @@ def test_judge_fails_a_failed_mount_only_for_a_pod_that_never_started_past_the_g
     assert verdict([stuck], [another]) is None
     started = pod(121, {"running": {"startedAt": _at(5)}})  # a mount that failed once, then worked
     assert waiting_for_volumes([started], NOW, LIMITS) == [] and verdict([started], [mount]) is None
+
+
+def test_a_hardware_profile_is_read_as_evalhub_reads_it_and_refused_when_unusable() -> None:
+    from assay.runtimes.kubernetes.objects import HardwareProfileRefused, read_hardware_profile
+
+    def profile(spec: dict[str, Any], **annotations: str) -> dict[str, Any]:
+        return {"metadata": {"name": "p", "annotations": annotations}, "spec": spec}
+
+    cpu = {"identifier": "cpu", "resourceType": "CPU", "defaultCount": 2, "maxCount": "3500m"}
+    found = read_hardware_profile(
+        profile({"identifiers": [cpu, {"identifier": "amd.com/gpu", "defaultCount": 2}]})
+    )
+    assert found.requests == {"cpu": "2", "amd.com/gpu": "2"} and found.limits == {
+        "cpu": "3500m",
+        "amd.com/gpu": "2",
+    }
+    assert found.queue is None and found.node_selector is None and not found.tolerations
+    no_gpu = read_hardware_profile(
+        profile({"identifiers": [{"identifier": "nvidia.com/gpu", "defaultCount": 0}]})
+    )
+    assert no_gpu.requests == {} and no_gpu.limits == {}
+
+    def refused(obj: dict[str, Any]) -> str:
+        with pytest.raises(HardwareProfileRefused) as caught:
+            read_hardware_profile(obj)
+        return f"{caught.value.code}: {caught.value.message}"
+
+    assert refused(profile({}, **{"opendatahub.io/disabled": "true"})).startswith("hardware_profile_disabled")
+    assert refused(profile({"enabled": False})).startswith("hardware_profile_disabled")  # the v1alpha1 field
+    assert "localQueueName is missing" in refused(profile({"scheduling": {"type": "Queue", "kueue": {}}}))
+    assert "not a whole count" in refused(
+        profile({"identifiers": [{"identifier": "nvidia.com/gpu", "defaultCount": "1.5"}]})
+    )
+    assert "is not a quantity" in refused(profile({"identifiers": [{**cpu, "defaultCount": "two"}]}))
+    assert refused(profile({"scheduling": {"type": "Anywhere"}})).startswith("hardware_profile_invalid")

@@ -24,6 +24,10 @@ ROUTES = REPO / "assay" / "http" / "jobs.py"
 Permission = tuple[str, str, str]  # (api group, resource, verb)
 
 _CLIENTS = {"_batch": "batch", "_core": "", "_custom": "kueue.x-k8s.io"}
+# Custom objects name their group first: the constant the code passes, else Kueue's.
+_GROUPS = {"KUEUE_GROUP": "kueue.x-k8s.io", "HARDWARE_PROFILE_GROUP": "infrastructure.opendatahub.io"}
+HARDWARE_PROFILES = "infrastructure.opendatahub.io"
+"""Read in ASSAY_K8S_HARDWARE_PROFILES_NAMESPACE, not in tenant namespaces (knative/hardware-profiles)."""
 _VERBS = {
     "create": "create",
     "read": "get",
@@ -67,7 +71,11 @@ def _permissions_in_call(call: ast.Call) -> set[Permission]:
                 for a in call.args[position:]
                 if isinstance(a, ast.Constant) and isinstance(a.value, str)
             )
-            found.add((_CLIENTS[client], plural, verb))
+            first = call.args[position] if len(call.args) > position else None
+            group = (
+                _GROUPS.get(first.id, _CLIENTS[client]) if isinstance(first, ast.Name) else _CLIENTS[client]
+            )
+            found.add((group, plural, verb))
         else:
             found.add((_CLIENTS[client], match[2].replace("_", "") + "s", verb))
     return found

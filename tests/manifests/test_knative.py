@@ -19,7 +19,7 @@ from assay.http.ops import router as ops_router
 from assay.runtimes.kubernetes.objects import LABEL_MANAGED_BY, MANAGER
 from assay.runtimes.kubernetes.runtime import KUEUE_GROUP, KUEUE_VERSION
 from assay.settings import Settings
-from tests.manifests.code_permissions import function_permissions
+from tests.manifests.code_permissions import HARDWARE_PROFILES, function_permissions
 from tests.manifests.rendering import KNATIVE, KUEUE, REPO, Obj, named, of_kind, render, selects
 
 FUNCTIONS = ("submit", "callback", "dispatch", "aggregate", "sweep")
@@ -459,7 +459,8 @@ def test_rbac_grants_exactly_the_kubernetes_calls_the_code_makes(function: str) 
     account = named(objects("base"), "ServiceAccount", spec["serviceAccountName"], "v1")
     needed = function_permissions(function) if function in ("dispatch", "sweep", "submit") else set()
     granted = _granted_in_tenant(account["metadata"]["name"], account["metadata"]["namespace"])
-    assert granted == needed, f"{function}: granted {sorted(granted)}, the code needs {sorted(needed)}"
+    in_tenant = {p for p in needed if p[0] != HARDWARE_PROFILES}  # those are read where the profiles live
+    assert granted == in_tenant, f"{function}: granted {sorted(granted)}, the code needs {sorted(in_tenant)}"
     reviews = function in ("submit", "callback")  # TokenReview + SubjectAccessReview of callers
     if not needed and not reviews:
         assert spec.get("automountServiceAccountToken") is False
@@ -513,3 +514,18 @@ def test_no_function_is_granted_anything_cluster_wide() -> None:
         # Only the ApiServerSource may list namespaces (its namespaceSelector); nothing else is cluster-wide.
         assert _rules(role) <= {("", "namespaces", verb) for verb in ("get", "list", "watch")}
         assert [s["name"] for s in binding["subjects"]] == ["assay-apiserversource"]
+
+
+def test_dispatch_may_read_hardware_profiles_only_where_they_live() -> None:
+    """knative/hardware-profiles binds exactly what the code reads of HardwareProfiles, for dispatch alone, in
+    the profiles' namespace (ASSAY_K8S_HARDWARE_PROFILES_NAMESPACE); nothing in a tenant namespace."""
+    needed = {p for p in function_permissions("dispatch") if p[0] == HARDWARE_PROFILES}
+    assert needed == {(HARDWARE_PROFILES, "hardwareprofiles", "get")}
+    for other in ("sweep", "submit"):
+        assert not {p for p in function_permissions(other) if p[0] == HARDWARE_PROFILES}
+    (binding,) = of_kind(render(KNATIVE / "hardware-profiles"), "RoleBinding")
+    assert binding["metadata"]["namespace"] == "opendatahub"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "assay-dispatch", "namespace": "assay"}]
+    role = named(objects("base"), "ClusterRole", binding["roleRef"]["name"])
+    assert _rules(role) == needed
+    assert not {r for r in _granted_in_tenant("assay-dispatch", "assay") if r[0] == HARDWARE_PROFILES}

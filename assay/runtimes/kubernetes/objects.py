@@ -124,9 +124,123 @@ def label_value(text: str) -> str:
     return cleaned.strip("-_.")
 
 
-def local_queue_for(planned: PlannedBenchmark, request: Mapping[str, Any], settings: Settings) -> str:
-    """The benchmark's queue (its own ``hardware_config``, else the job's), a hardware profile's queue, the
-    job's top-level ``queue``, else the tenant default. EvalHub's order, with the default made explicit."""
+HARDWARE_PROFILE_GROUP = "infrastructure.opendatahub.io"
+HARDWARE_PROFILE_VERSION = "v1"
+HARDWARE_PROFILE_DISABLED = "opendatahub.io/disabled"
+"""The annotation by which OpenDataHub marks a HardwareProfile disabled (``"true"``)."""
+HARDWARE_PROFILE_NOT_FOUND = "hardware_profile_not_found"
+HARDWARE_PROFILE_DISABLED_CODE = "hardware_profile_disabled"
+HARDWARE_PROFILE_INVALID = "hardware_profile_invalid"
+_QUANTITY = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i?|[numk])?")
+
+
+class HardwareProfileRefused(ValueError):
+    """A HardwareProfile a benchmark names cannot be used: ``code`` is EvalHub's (``hardware_profile_*``)."""
+
+    def __init__(self, message: str, code: str, reason: str) -> None:
+        super().__init__(message)
+        self.message, self.code, self.reason = message, code, reason
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareProfile:
+    """What an OpenDataHub ``HardwareProfile`` (``infrastructure.opendatahub.io/v1``) gives the adapter:
+    requests and limits from its identifiers, and either a Kueue queue (``scheduling.type: Queue``) or node
+    placement (``Node``)."""
+
+    name: str
+    requests: Mapping[str, str]
+    limits: Mapping[str, str]
+    queue: str | None = None
+    priority_class: str | None = None
+    node_selector: Mapping[str, str] | None = None
+    tolerations: Sequence[Mapping[str, Any]] = ()
+
+
+def read_hardware_profile(obj: Mapping[str, Any]) -> HardwareProfile:
+    """The HardwareProfile object as the API server returns it, read as EvalHub does (docs/cluster.md): a
+    CPU or Memory identifier's ``defaultCount`` is the request and its ``maxCount`` the limit; any other
+    identifier (an Accelerator such as ``nvidia.com/gpu``) is an extended resource whose ``defaultCount`` is
+    both. Raises :class:`HardwareProfileRefused` when it is disabled or cannot be read."""
+    metadata = obj.get("metadata") or {}
+    name = str(metadata.get("name") or "")
+    annotations = metadata.get("annotations") or {}
+    spec = obj.get("spec") or {}
+    if str(annotations.get(HARDWARE_PROFILE_DISABLED, "")).lower() == "true" or spec.get("enabled") is False:
+        raise HardwareProfileRefused(
+            f"HardwareProfile {name!r} is disabled ({HARDWARE_PROFILE_DISABLED}); pick an enabled profile",
+            HARDWARE_PROFILE_DISABLED_CODE,
+            "Disabled",
+        )
+
+    def invalid(what: str) -> HardwareProfileRefused:
+        return HardwareProfileRefused(
+            f"HardwareProfile {name!r} cannot be used: {what}", HARDWARE_PROFILE_INVALID, "Invalid"
+        )
+
+    def quantity(value: object, where: str) -> str:
+        text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+        if not _QUANTITY.fullmatch(text):
+            raise invalid(f"{where} {value!r} is not a quantity")
+        return text
+
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    identifiers = spec.get("identifiers") or []
+    if not isinstance(identifiers, list):
+        raise invalid("spec.identifiers is not a list")
+    for i, item in enumerate(identifiers):
+        where = f"spec.identifiers[{i}]"
+        resource = item.get("identifier") if isinstance(item, Mapping) else None
+        if not isinstance(resource, str) or not resource:
+            raise invalid(f"{where}.identifier is missing")
+        default = quantity(item.get("defaultCount"), f"{where}.defaultCount")
+        if item.get("resourceType") in ("CPU", "Memory"):
+            requests[resource] = default
+            if item.get("maxCount") is not None:
+                limits[resource] = quantity(item["maxCount"], f"{where}.maxCount")
+        else:  # an extended resource (an accelerator): a whole count, request equal to limit
+            if not default.isdigit():
+                raise invalid(f"{where}.defaultCount {default!r} is not a whole count of {resource}")
+            if int(default) > 0:
+                requests[resource] = limits[resource] = default
+    scheduling = spec.get("scheduling") or {}
+    kind = scheduling.get("type") if isinstance(scheduling, Mapping) else None
+    if kind == "Queue":
+        kueue = scheduling.get("kueue") or {}
+        queue = kueue.get("localQueueName") if isinstance(kueue, Mapping) else None
+        if not isinstance(queue, str) or not queue:
+            raise invalid("scheduling.type is Queue but scheduling.kueue.localQueueName is missing")
+        return HardwareProfile(name, requests, limits, queue, str(kueue.get("priorityClass") or "") or None)
+    if kind == "Node":
+        node = scheduling.get("node") or {}
+        selector = node.get("nodeSelector") or {} if isinstance(node, Mapping) else {}
+        tolerations = node.get("tolerations") or [] if isinstance(node, Mapping) else []
+        if not isinstance(selector, Mapping) or not isinstance(tolerations, list):
+            raise invalid("scheduling.node has no valid nodeSelector or tolerations")
+        return HardwareProfile(
+            name,
+            requests,
+            limits,
+            node_selector={str(k): str(v) for k, v in selector.items()} or None,
+            tolerations=[dict(t) for t in tolerations if isinstance(t, Mapping)],
+        )
+    if kind is not None:
+        raise invalid(f"scheduling.type {kind!r} is neither Queue nor Node")
+    return HardwareProfile(name, requests, limits)
+
+
+def local_queue_for(
+    planned: PlannedBenchmark,
+    request: Mapping[str, Any],
+    settings: Settings,
+    profile: HardwareProfile | None = None,
+) -> str:
+    """A queue-backed HardwareProfile's queue, the benchmark's queue (its own ``hardware_config``, else the
+    job's), a hardware profile's queue from ``ASSAY_K8S_HARDWARE_PROFILE_QUEUES``, the job's top-level
+    ``queue``, else the tenant default. EvalHub's order, with the default made explicit."""
+    if profile is not None and profile.queue:
+        return profile.queue
     hardware = planned.hardware_config or {}
     queue = hardware.get("queue")
     if isinstance(queue, Mapping) and queue.get("name"):
@@ -152,9 +266,12 @@ def priority_class_for(request: Mapping[str, Any], settings: Settings) -> str | 
     return settings.k8s_priority_classes.get(trigger_of(request))
 
 
-def _resources(planned: PlannedBenchmark) -> dict[str, dict[str, str]]:
-    """The adapter's requests and limits: the provider's ``runtime.k8s``, with the job's ``hardware_config``
-    winning where it says something. A GPU request equals its limit (extended resources must)."""
+def _resources(
+    planned: PlannedBenchmark, profile: HardwareProfile | None = None
+) -> dict[str, dict[str, str]]:
+    """The adapter's requests and limits: the provider's ``runtime.k8s``, then the HardwareProfile's, then the
+    job's ``hardware_config``, each winning where it says something (EvalHub's order). A GPU request equals
+    its limit (extended resources must)."""
     k8s = planned.runtime.k8s or {}
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
@@ -163,6 +280,9 @@ def _resources(planned: PlannedBenchmark) -> dict[str, dict[str, str]]:
             requests[resource] = str(k8s[f"{resource}_request"])
         if k8s.get(f"{resource}_limit"):
             limits[resource] = str(k8s[f"{resource}_limit"])
+    if profile is not None:
+        requests.update(profile.requests)
+        limits.update(profile.limits)
     hardware = planned.hardware_config or {}
     for resource in ("cpu", "memory"):
         pair = hardware.get(resource)
@@ -359,17 +479,22 @@ def build_launch(
     settings: Settings,
     timeout_seconds: float,
     launch_token: str,
+    profile: HardwareProfile | None = None,
 ) -> LaunchObjects:
     """The Job, ConfigMap and credential Secret that run ``runs`` (one benchmark, or a provider's group led by
-    the first). ``launch_token``: the launch's credential (``assay.core.credentials``), for the sidecar only."""
+    the first). ``launch_token``: the launch's credential (``assay.core.credentials``), for the sidecar only.
+    ``profile``: the HardwareProfile the lead's ``hardware_config.hardware_profile_name`` names, as read
+    (resources, queue and priority, node placement)."""
     (lead, attempt), *others = runs
     namespace = namespace_for(settings, tenant)
     name = job_name(evaluation_id, lead.index, attempt)
     image = (lead.runtime.k8s or {}).get("image")
     if not image:
         raise ValueError(f"provider {lead.provider_id!r} has no runtime.k8s.image")
-    queue = local_queue_for(lead, request, settings)
-    priority = priority_class_for(request, settings)
+    queue = local_queue_for(lead, request, settings, profile)
+    priority = (profile.priority_class if profile is not None else None) or priority_class_for(
+        request, settings
+    )
     real_model_url, adapter_model_url = _model_urls(request)
     spec = job_spec(
         evaluation_id,
@@ -531,7 +656,7 @@ def build_launch(
     }
     if k8s.get("entrypoint"):
         adapter["command"] = [str(part) for part in k8s["entrypoint"]]
-    resources = _resources(lead)
+    resources = _resources(lead, profile)
     if resources:
         adapter["resources"] = resources
     sidecar = {
@@ -578,6 +703,10 @@ def build_launch(
     }
     if settings.k8s_service_account:
         pod_spec["serviceAccountName"] = settings.k8s_service_account
+    if profile is not None and profile.node_selector:
+        pod_spec["nodeSelector"] = dict(profile.node_selector)
+    if profile is not None and profile.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in profile.tolerations]
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -642,6 +771,12 @@ def launch_indices(job: Mapping[str, Any]) -> tuple[int, ...]:
 __all__ = [
     "ADAPTER",
     "CONFIG_MAP_MAX_BYTES",
+    "HARDWARE_PROFILE_DISABLED",
+    "HARDWARE_PROFILE_DISABLED_CODE",
+    "HARDWARE_PROFILE_GROUP",
+    "HARDWARE_PROFILE_INVALID",
+    "HARDWARE_PROFILE_NOT_FOUND",
+    "HARDWARE_PROFILE_VERSION",
     "LABEL_ATTEMPT",
     "LABEL_CREDENTIALS",
     "LABEL_EVALUATION",
@@ -650,6 +785,8 @@ __all__ = [
     "QUEUE_LABEL",
     "SIDECAR",
     "SIDECAR_URL",
+    "HardwareProfile",
+    "HardwareProfileRefused",
     "LaunchObjects",
     "TestDataUnsupported",
     "build_launch",
@@ -663,6 +800,7 @@ __all__ = [
     "oversized_launch",
     "owned_by",
     "priority_class_for",
+    "read_hardware_profile",
     "trigger_of",
 ]
 

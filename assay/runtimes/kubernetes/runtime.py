@@ -24,11 +24,16 @@ from kubernetes.client.exceptions import ApiException
 from assay.core.credentials import LaunchSigner
 from assay.core.plan import PlannedBenchmark
 from assay.runtimes.kubernetes.objects import (
+    HARDWARE_PROFILE_GROUP,
+    HARDWARE_PROFILE_NOT_FOUND,
+    HARDWARE_PROFILE_VERSION,
     LABEL_ATTEMPT,
     LABEL_CREDENTIALS,
     LABEL_EVALUATION,
     LABEL_INDEX,
     QUEUE_LABEL,
+    HardwareProfile,
+    HardwareProfileRefused,
     LaunchObjects,
     TestDataUnsupported,
     build_launch,
@@ -37,6 +42,7 @@ from assay.runtimes.kubernetes.objects import (
     launch_indices,
     namespace_for,
     owned_by,
+    read_hardware_profile,
 )
 from assay.runtimes.kubernetes.watch import (
     CREDENTIALS_SECRET_REFUSED,
@@ -172,6 +178,7 @@ class KubernetesRuntime:
             datetime.now(UTC),
             timeout + self._settings.k8s_admission_timeout_seconds + _CREDENTIAL_SLACK_SECONDS,
         )
+        profile = await self._hardware_profile(lead)
         try:
             objects = build_launch(
                 evaluation_id=evaluation.id,
@@ -181,6 +188,7 @@ class KubernetesRuntime:
                 settings=self._settings,
                 timeout_seconds=timeout,
                 launch_token=token,
+                profile=profile,
             )
         except TestDataUnsupported as exc:
             raise LaunchRefused(
@@ -235,6 +243,49 @@ class KubernetesRuntime:
             evaluation.id,
             objects.local_queue,
         )
+
+    async def _hardware_profile(self, planned: PlannedBenchmark) -> HardwareProfile | None:
+        """The HardwareProfile the benchmark's ``hardware_config.hardware_profile_name`` names, read from
+        ``ASSAY_K8S_HARDWARE_PROFILES_NAMESPACE`` (None without a name or that setting). Missing, disabled or
+        unreadable: the launch is refused with EvalHub's ``hardware_profile_*`` code."""
+        name = (planned.hardware_config or {}).get("hardware_profile_name")
+        namespace = self._settings.k8s_hardware_profiles_namespace
+        if not name or not namespace:
+            return None
+        try:
+            found: Any = await self._call(
+                self._custom.get_namespaced_custom_object,
+                HARDWARE_PROFILE_GROUP,
+                HARDWARE_PROFILE_VERSION,
+                namespace,
+                "hardwareprofiles",
+                str(name),
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise LaunchRefused(
+                    f"hardware_config.hardware_profile_name names the HardwareProfile {name!r}, which does not "
+                    f"exist in namespace {namespace!r}",
+                    HARDWARE_PROFILE_NOT_FOUND,
+                    "NotFound",
+                ) from exc
+            said, reason = _api_said(exc)
+            log.warning("cannot read HardwareProfile %s/%s: %s", namespace, name, exc)
+            hint = (
+                f"; the dispatch function's ServiceAccount needs 'get' on hardwareprofiles."
+                f"{HARDWARE_PROFILE_GROUP} in namespace {namespace!r} (knative/hardware-profiles)"
+                if exc.status == 403
+                else ""
+            )
+            raise LaunchRefused(
+                f"The HardwareProfile {name!r} could not be read: {said}{hint}",
+                "hardware_profile_fetch_failed",
+                reason,
+            ) from exc
+        try:
+            return read_hardware_profile(found)
+        except HardwareProfileRefused as exc:
+            raise LaunchRefused(exc.message, exc.code, exc.reason) from exc
 
     @staticmethod
     async def _created(create: Awaitable[Any]) -> None:

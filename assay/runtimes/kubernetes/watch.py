@@ -31,6 +31,13 @@ IMAGE_PULL_FAILED = "image_pull_failed"
 UNSCHEDULABLE = "unschedulable"
 DEADLINE_EXCEEDED = "deadline_exceeded"
 POD_LOST_WITHOUT_RESULT = "pod_lost_without_result"
+HARDWARE_PROFILE_CODES = (
+    "hardware_profile_not_found",
+    "hardware_profile_disabled",
+    "hardware_profile_invalid",
+    "hardware_profile_fetch_failed",
+)
+"""EvalHub's codes for a HardwareProfile that cannot be used; Assay decides them at dispatch."""
 FAILURE_CODES = (
     LOCAL_QUEUE_NOT_FOUND,
     TENANT_NOT_SET_UP,
@@ -46,6 +53,7 @@ FAILURE_CODES = (
     UNSCHEDULABLE,
     DEADLINE_EXCEEDED,
     POD_LOST_WITHOUT_RESULT,
+    *HARDWARE_PROFILE_CODES,
 )
 """The failures the Kubernetes runtime decides (at dispatch, or the watcher), each its own ``message_code``
 (origin ``runtime``)."""
@@ -454,6 +462,7 @@ __all__ = [
     "CREDENTIALS_SECRET_REFUSED",
     "DEADLINE_EXCEEDED",
     "FAILURE_CODES",
+    "HARDWARE_PROFILE_CODES",
     "IMAGE_PULL_FAILED",
     "LOCAL_QUEUE_NOT_FOUND",
     "NOTICE_CODES",
