@@ -7,7 +7,6 @@ timestamped log per benchmark, enforces timeouts and reports every launch's end 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -20,9 +19,19 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
-from assay.runtimes.logs import format_timestamp
+from assay.runtimes._output import LineWriter, copy_output
+from assay.runtimes._processes import (
+    MARKER_VARIABLE,
+    carries_marker,
+    exit_status,
+    group_alive,
+    marked_anywhere,
+    marked_group,
+    signal_all,
+    signal_group,
+)
 
 __all__ = [
     "LOG_FILE_NAME",
@@ -42,9 +51,6 @@ ExitReason = Literal["exited", "timeout", "stopped", "shutdown", "spawn_failed"]
 LOG_FILE_NAME = "jobrun.log"
 _SHELL = "/bin/sh"
 _REF_SCHEME = "local"
-_MARKER_VARIABLE = "ASSAY_RUN"
-_MAX_LINE_BYTES = 64 * 1024
-_READ_CHUNK = 64 * 1024
 # After the process and its group are gone only an escaped daemon can hold the pipe open; don't wait on it.
 _DRAIN_SECONDS = 2.0
 _ORPHAN_POLL_SECONDS = 0.05
@@ -268,17 +274,17 @@ class LocalRuntime:
         marker = _marker(key)
 
         def marked() -> set[int]:
-            return _marked_group(pid, marker) if pid != _UNKNOWN_PID else _marked_anywhere(marker)
+            return marked_group(pid, marker) if pid != _UNKNOWN_PID else marked_anywhere(marker)
 
-        if not marked() if pid == _UNKNOWN_PID else not _carries_marker(pid, marker):
+        if not marked() if pid == _UNKNOWN_PID else not carries_marker(pid, marker):
             return False
         logger.info("killing orphan %s of %s", runtime_ref, key)
-        _signal_all(marked(), signal.SIGTERM)
+        signal_all(marked(), signal.SIGTERM)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._grace
         while marked() and loop.time() < deadline:
             await asyncio.sleep(_ORPHAN_POLL_SECONDS)
-        _signal_all(marked(), signal.SIGKILL)
+        signal_all(marked(), signal.SIGKILL)
         return True
 
     def hold(self) -> None:
@@ -402,7 +408,7 @@ class LocalRuntime:
                 reason = "stopped"
             else:
                 with run.log_path.open("ab") as log:
-                    writer = _LineWriter(log)
+                    writer = LineWriter(log)
                     if launch.key.attempt > 1 or os.fstat(log.fileno()).st_size > 0:
                         writer.write_line(f"=== attempt {launch.key.attempt} ===")
                     reason, returncode, detail = await self._supervise(run, writer)
@@ -419,7 +425,7 @@ class LocalRuntime:
             self._pump()
         await self._report(run, reason, returncode, detail)
 
-    async def _supervise(self, run: _Run, writer: _LineWriter) -> tuple[ExitReason, int | None, str]:
+    async def _supervise(self, run: _Run, writer: LineWriter) -> tuple[ExitReason, int | None, str]:
         launch = run.launch
         read_fd, write_fd = os.pipe()
         try:
@@ -444,8 +450,8 @@ class LocalRuntime:
         pid = process.pid  # also the process group id: the child leads a new session
         loop = asyncio.get_running_loop()
         deadline = loop.time() + launch.timeout_seconds
-        reader = asyncio.create_task(_copy_output(read_fd, writer))
-        waiter = asyncio.create_task(_exit_status(process))
+        reader = asyncio.create_task(copy_output(read_fd, writer))
+        waiter = asyncio.create_task(exit_status(process))
         reason: ExitReason = "exited"
         try:
             stopper = asyncio.create_task(run.stop_requested.wait())
@@ -462,12 +468,12 @@ class LocalRuntime:
             returncode = await waiter
         except BaseException:
             # Cancelled (the loop is going away without close()): leave no process behind.
-            _signal_group(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)
             reader.cancel()
             waiter.cancel()
             raise
         # Leftovers in the group would outlive the run they belong to and keep the log pipe open.
-        _signal_group(pid, signal.SIGKILL)
+        signal_group(pid, signal.SIGKILL)
         await asyncio.wait({reader}, timeout=_DRAIN_SECONDS)
         if not reader.done():
             logger.warning("output of %s still open after it exited; no longer reading it", launch.key)
@@ -478,16 +484,16 @@ class LocalRuntime:
         return reason, returncode, ""
 
     async def _terminate(self, pgid: int, waiter: asyncio.Task[int]) -> None:
-        _signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._grace
         await asyncio.wait({waiter}, timeout=self._grace)
         # The leader (``sh -c``) exits at once on SIGTERM while the adapter it started is still reporting its
         # cancel: the whole group gets the rest of the grace, not just the leader.
-        while _group_alive(pgid) and loop.time() < deadline:
+        while group_alive(pgid) and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        if not waiter.done() or _group_alive(pgid):
-            _signal_group(pgid, signal.SIGKILL)
+        if not waiter.done() or group_alive(pgid):
+            signal_group(pgid, signal.SIGKILL)
 
     def _child_env(self, run: _Run) -> dict[str, str]:
         # Children get an allow-listed part of the hub's environment (PATH, HOME, locale, offline switches),
@@ -501,7 +507,7 @@ class LocalRuntime:
                 "EVALHUB_MODE": "local",
                 "EVALHUB_JOB_SPEC_PATH": str(run.job_path),
                 "PYTHONUNBUFFERED": "1",
-                _MARKER_VARIABLE: ",".join(_marker(k) for k in run.launch.keys),
+                MARKER_VARIABLE: ",".join(_marker(k) for k in run.launch.keys),
             }
         )
         return env
@@ -563,96 +569,6 @@ def adapter_environment(hub: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in hub.items() if k in _INHERITED or k.startswith(_INHERITED_PREFIXES)}
 
 
-async def _exit_status(process: subprocess.Popen[bytes]) -> int:
-    """Wait for ``process`` without blocking the loop: a pidfd becomes readable when it exits
-    (Linux 5.3+); elsewhere a worker thread waits."""
-    loop = asyncio.get_running_loop()
-    try:
-        pidfd = os.pidfd_open(process.pid)
-    except (AttributeError, OSError):
-        return await loop.run_in_executor(None, process.wait)
-    try:
-        exited: asyncio.Future[None] = loop.create_future()
-
-        def readable() -> None:
-            if not exited.done():
-                exited.set_result(None)
-
-        loop.add_reader(pidfd, readable)
-        try:
-            await exited
-        finally:
-            loop.remove_reader(pidfd)
-        return process.wait()
-    finally:
-        os.close(pidfd)
-
-
-class _LineWriter:
-    """Appends output to the log one timestamped line at a time, capping lines at ``_MAX_LINE_BYTES``."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
-        self._partial = bytearray()
-        self._dropped = 0
-
-    def feed(self, data: bytes) -> None:
-        start = 0
-        while (end := data.find(b"\n", start)) >= 0:
-            self._take(data[start:end])
-            self._emit()
-            start = end + 1
-        self._take(data[start:])
-        self.flush()
-
-    def finish(self) -> None:
-        """Write a last line that had no newline."""
-        if self._file.closed:  # the run was torn down while its output was still being read
-            return
-        if self._partial or self._dropped:
-            self._emit()
-        self.flush()
-
-    def write_line(self, text: str) -> None:
-        self._file.write(f"{format_timestamp()} {text}\n".encode())
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def _take(self, piece: bytes) -> None:
-        room = max(0, _MAX_LINE_BYTES - len(self._partial))
-        self._partial += piece[:room]
-        self._dropped += max(0, len(piece) - room)
-
-    def _emit(self) -> None:
-        raw = bytes(self._partial)
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        text = raw.decode("utf-8", errors="replace")
-        if self._dropped:
-            text += f" [line truncated: {self._dropped} more bytes]"
-        self.write_line(text)
-        self._partial.clear()
-        self._dropped = 0
-
-
-async def _copy_output(read_fd: int, writer: _LineWriter) -> None:
-    loop = asyncio.get_running_loop()
-    pipe = os.fdopen(read_fd, "rb", buffering=0)
-    try:
-        stream = asyncio.StreamReader(limit=_READ_CHUNK)
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream), pipe)
-    except BaseException:
-        pipe.close()
-        raise
-    try:
-        while chunk := await stream.read(_READ_CHUNK):
-            writer.feed(chunk)
-    finally:
-        transport.close()
-        writer.finish()
-
-
 def _check_component(name: str, value: str) -> None:
     if not value or value == "." or "/" in value or ".." in value or "\0" in value:
         raise ValueError(f"{name} {value!r} cannot be used as a path component")
@@ -688,77 +604,3 @@ def _parse_ref(runtime_ref: str) -> tuple[str, int] | None:
     if not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) < 0:
         return None
     return parts[1], int(parts[2])
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
-def _carries_marker(pid: int, marker: str) -> bool:
-    """Does the process carry the run marker of ``marker``'s benchmark attempt (alone or in a group)?"""
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    prefix = f"{_MARKER_VARIABLE}=".encode()
-    return any(
-        marker in entry[len(prefix) :].decode(errors="replace").split(",")
-        for entry in environ
-        if entry.startswith(prefix)
-    )
-
-
-def _process_group(pid: int) -> int | None:
-    """The process group of a live (not zombie) process, from ``/proc/<pid>/stat``."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    # The command name may hold spaces and parentheses; the fields after its last ")" are fixed.
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    if len(fields) < 3 or fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[2])
-
-
-def _marked_group(pid: int, marker: str) -> set[int]:
-    """``pid`` and the members of its process group that carry ``marker``, alive."""
-    found = {pid} if _process_group(pid) is not None and _carries_marker(pid, marker) else set()
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if entry.isdigit() and _process_group(int(entry)) == pid and _carries_marker(int(entry), marker):
-            found.add(int(entry))
-    return found
-
-
-def _marked_anywhere(marker: str) -> set[int]:
-    """Every live process that carries ``marker``, whatever its group."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return set()
-    return {
-        int(entry)
-        for entry in entries
-        if entry.isdigit() and _process_group(int(entry)) is not None and _carries_marker(int(entry), marker)
-    }
-
-
-def _signal_all(pids: set[int], signum: signal.Signals) -> None:
-    for member in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(member, signum)
