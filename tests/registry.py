@@ -9,22 +9,16 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import IO
 
 import httpx
 import pytest
 
+from tests.support.net import free_port
+from tests.support.waiting import wait_for_server
+
 USER, PASSWORD = "assay", "s3cret"
-
-
-def _port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class DockerRegistry:
@@ -42,7 +36,7 @@ class DockerRegistry:
         root.mkdir(parents=True, exist_ok=True)
         users = subprocess.run([htpasswd, "-Bbn", USER, PASSWORD], check=True, capture_output=True, text=True)
         (root / "htpasswd").write_text(users.stdout)
-        self.port = _port()
+        self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.config = root / "config.yml"
         self.config.write_text(
@@ -60,17 +54,15 @@ class DockerRegistry:
         self._process = subprocess.Popen(
             [self._binary, "serve", str(self.config)], stdout=self._log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2) as client:
-            while True:
-                try:
-                    if client.get(f"http://{self.host}/v2/").status_code == 401:
-                        return self
-                except httpx.TransportError:
-                    pass
-                if self._process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"docker-registry did not start; see {self.root / 'registry.log'}")
-                time.sleep(0.05)
+            wait_for_server(
+                self._process,
+                lambda: client.get(f"http://{self.host}/v2/").status_code == 401,
+                f"docker-registry (its log: {self.root / 'registry.log'})",
+                timeout=timeout,
+                interval=0.05,
+            )
+        return self
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

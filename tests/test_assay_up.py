@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 
 from tests.http.test_collections import collection_body
 from tests.support.net import free_port
+from tests.support.waiting import wait_for_server
 
 pytestmark = pytest.mark.slow
 
@@ -38,16 +38,13 @@ def start_hub(
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )
-    deadline = time.monotonic() + 60
-    while True:
-        assert hub.poll() is None, hub.stderr.read().decode() if hub.stderr else "the hub exited"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).json()["status"] == "healthy":
-                return hub
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "hub did not answer health in time"
-        time.sleep(0.2)
+    wait_for_server(
+        hub,
+        lambda: httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).json()["status"] == "healthy",
+        "the hub's health",
+        timeout=60,
+    )
+    return hub
 
 
 def stop_hub(hub: subprocess.Popen[bytes]) -> None:

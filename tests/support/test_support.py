@@ -1,7 +1,10 @@
 """The shared helpers themselves: the recorder answers as planned and as the hub does, a threaded server
-serves and stops, and a wait names what it waited for."""
+serves and stops, and a wait names what it waited for (and what a server that died said)."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -12,7 +15,7 @@ from starlette.routing import Route
 from tests.support.net import free_port
 from tests.support.recorders import DROP, recording
 from tests.support.servers import ThreadedServer
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, wait_for_server
 
 EVENT = {"benchmark_status_event": {"benchmark_index": 0, "status": "running"}}
 
@@ -61,3 +64,12 @@ def test_a_wait_returns_the_value_or_names_what_it_waited_for() -> None:
     assert wait_for(lambda: next(values), interval=0) == "ready"
     with pytest.raises(AssertionError, match=r"waiting for the answer \(last value False\)"):
         wait_for(lambda: False, "the answer", timeout=0.05, interval=0.01)
+
+
+def test_a_server_that_exits_before_answering_fails_its_wait_with_what_it_said() -> None:
+    said = "import sys; sys.exit('no port for me')"
+    process = subprocess.Popen([sys.executable, "-c", said], stderr=subprocess.PIPE)
+    with pytest.raises(
+        AssertionError, match="the server exited with status 1 before it answered: no port for me"
+    ):
+        wait_for_server(process, lambda: False, "the server", timeout=30)

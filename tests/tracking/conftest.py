@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from tests.registry import DockerRegistry
 from tests.support.net import free_port
+from tests.support.waiting import wait_for_server
 
 _READY_SECONDS = 120.0  # 12-18 s on an idle machine; the test machine is often busy
 
@@ -49,17 +49,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + _READY_SECONDS
         with httpx.Client(timeout=2) as client:
-            while True:
-                try:
-                    if client.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the MLflow server did not start; see {log_path}")
-                time.sleep(0.2)
+            wait_for_server(
+                process,
+                lambda: client.get(f"{url}/health").status_code == 200,
+                f"the MLflow server (its log: {log_path})",
+                timeout=_READY_SECONDS,
+            )
         yield MlflowServer(url, log_path)
     finally:
         # The server runs uvicorn workers in its session: stop them all.
