@@ -39,7 +39,7 @@ from assay.runtimes.kubernetes.objects import (
     launch_indices,
     namespace_for,
 )
-from assay.runtimes.kubernetes.runtime import client_configuration
+from assay.runtimes.kubernetes.runtime import api_said, client_configuration
 from assay.settings import Settings
 
 _CHUNK = 64 * 1024
@@ -68,22 +68,9 @@ class PodLog:
     missing: str | None = None
 
 
-def _said(exc: ApiException) -> str:
-    """The API server's ``Status`` message (never the client's text, which carries headers and the raw body)."""
-    message = ""
-    try:
-        status = json.loads(exc.body or "{}")
-    except (TypeError, ValueError):
-        status = {}
-    if isinstance(status, dict):
-        message = str(status.get("message") or "")
-    reason = str(status.get("reason") if isinstance(status, dict) and status.get("reason") else exc.reason)
-    return f"{exc.status} {reason}" + (f": {message[:300]}" if message else "")
-
-
 def _forbidden(exc: ApiException, right: str, namespace: str) -> PodLogsForbidden:
     return PodLogsForbidden(
-        f"The hub may not read pod logs in namespace {namespace!r}: the Kubernetes API answered {_said(exc)}. "
+        f"The hub may not read pod logs in namespace {namespace!r}: {api_said(exc)[0]}. "
         f"The submit function's ServiceAccount needs {right} there (the ClusterRole assay-submit, bound in the "
         "namespace by the RoleBinding assay-submit that tenant onboarding creates)"
     )
@@ -142,7 +129,7 @@ class PodLogs:
                 raise _forbidden(exc, "'list' on 'pods'", namespace) from None
             if exc.status == 404:  # the namespace is gone: so are the pods
                 return []
-            raise PodLogsUnavailable(f"The Kubernetes API answered {_said(exc)}") from None
+            raise PodLogsUnavailable(f"The hub cannot read pod logs: {api_said(exc)[0]}") from None
         items: list[dict[str, Any]] = json.loads(response.data)["items"]
         return items
 
@@ -238,8 +225,8 @@ class PodLogs:
             if exc.status == 404:  # deleted between the list and the read
                 return PodLog(pod, missing=NO_POD)
             if exc.status == 400:  # "container "adapter" in pod "x" is waiting to start: ContainerCreating"
-                return PodLog(pod, missing=f"the adapter container has not started yet ({_said(exc)})")
-            raise PodLogsUnavailable(f"The Kubernetes API answered {_said(exc)}") from None
+                return PodLog(pod, missing=f"the adapter container has not started yet ({api_said(exc)[0]})")
+            raise PodLogsUnavailable(f"The hub cannot read pod logs: {api_said(exc)[0]}") from None
         text = data.decode("utf-8", "replace")
         if text and not text.endswith("\n"):
             text += "\n"

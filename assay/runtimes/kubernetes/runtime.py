@@ -97,7 +97,7 @@ def _body(response: Any) -> dict[str, Any]:
     return data
 
 
-def _api_said(exc: ApiException) -> tuple[str, str]:
+def api_said(exc: ApiException) -> tuple[str, str]:
     """(a clean sentence, the reason) from the API server's ``Status``: never the client's text, which
     carries HTTP headers (Audit-Id, flow-schema UIDs) and the raw body."""
     reason, message = str(exc.reason or "Error"), ""
@@ -269,7 +269,7 @@ class KubernetesRuntime:
                     HARDWARE_PROFILE_NOT_FOUND,
                     "NotFound",
                 ) from exc
-            said, reason = _api_said(exc)
+            said, reason = api_said(exc)
             log.warning("cannot read HardwareProfile %s/%s: %s", namespace, name, exc)
             hint = (
                 f"; the dispatch function's ServiceAccount needs 'get' on hardwareprofiles."
@@ -299,7 +299,7 @@ class KubernetesRuntime:
     @staticmethod
     def _refused(objects: LaunchObjects, exc: ApiException) -> LaunchRefused:
         """An API error as the run's failure: logged in full, shown as one clean sentence."""
-        said, reason = _api_said(exc)
+        said, reason = api_said(exc)
         log.warning("the Kubernetes API refused launch %s/%s: %s", objects.namespace, objects.name, exc)
         return LaunchRefused(
             f"The runtime could not start the benchmark: {said}", "runtime_start_failed", reason
@@ -635,4 +635,11 @@ def kubernetes_runtime(settings: Settings, *, launches: bool = False) -> Kuberne
     return KubernetesRuntime(settings, signer)
 
 
-__all__ = ["KUEUE_GROUP", "KUEUE_VERSION", "KubernetesRuntime", "client_configuration", "kubernetes_runtime"]
+__all__ = [
+    "KUEUE_GROUP",
+    "KUEUE_VERSION",
+    "KubernetesRuntime",
+    "api_said",
+    "client_configuration",
+    "kubernetes_runtime",
+]
