@@ -9,7 +9,6 @@ is involved; the adapter runs under the local runtime inside the dispatch functi
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -107,10 +106,9 @@ def chain(
     ):
         yield submit, broker, [dispatch_host, aggregate_host]
         # The function hosts opened their pools in the broker's event loop: close them there.
-        loop = broker_server.server.servers[0].get_loop() if broker_server.server.servers else None
-        for host in (dispatch_host, aggregate_host):
-            if loop is not None:
-                asyncio.run_coroutine_threadsafe(host.close(), loop).result(timeout=30)
+        if broker_server.server.servers:
+            for host in (dispatch_host, aggregate_host):
+                broker_server.on_loop(host.close())
 
 
 def test_one_evaluation_travels_the_chain_and_redelivery_changes_nothing(
