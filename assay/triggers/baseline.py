@@ -12,7 +12,7 @@ from assay.core import Tenant
 from assay.core.compare import Tolerance
 from assay.core.gate import GateRules
 from assay.store import Database
-from assay.store.policies import PolicyEvaluation, TriggerRepository
+from assay.store.trigger_claims import PolicyEvaluation, TriggerRepository
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import httpx
 from assay.core import Tenant
 from assay.lifecycle import Lifecycle
 from assay.settings import KubeflowRegistry
-from assay.store.policies import TriggerRepository, VersionKey
+from assay.store.trigger_claims import TriggerRepository, VersionKey
 from assay.triggers.service import ingest
 from assay.triggers.versions import ModelVersionEvent
 

@@ -19,7 +19,7 @@ from assay.api.policies import PLACEHOLDER, PolicySpec, placeholder_problem, tem
 from assay.core.plan import build_plan
 from assay.core.validation import parse_model
 from assay.errors import FieldError, InvalidRequest, NotFound
-from assay.store.policies import SeenVersion
+from assay.store.trigger_claims import SeenVersion
 from assay.triggers.versions import ModelVersionEvent
 
 

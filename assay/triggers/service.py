@@ -22,13 +22,8 @@ from assay.core import Tenant
 from assay.core.validation import parse_model
 from assay.errors import RequestError
 from assay.lifecycle import Lifecycle, jobs
-from assay.store.policies import (
-    PolicyEvaluation,
-    PolicyRepository,
-    TriggerRepository,
-    VersionKey,
-    unsettled_claims,
-)
+from assay.store.policies import PolicyRepository
+from assay.store.trigger_claims import PolicyEvaluation, TriggerRepository, VersionKey, unsettled_claims
 from assay.triggers.ingress import Ignored
 from assay.triggers.matching import Unresolvable, VersionFacts, job_request, mismatch
 from assay.triggers.versions import ModelVersionEvent
