@@ -195,8 +195,9 @@ class Settings(BaseSettings):
     k8s_pod_start_grace_seconds: float = Field(
         120.0,
         ge=0,
-        description="Kubernetes runtime: how long a container may fail to start (`CreateContainerConfigError`: a "
-        "missing Secret or ConfigMap key; a crash-looping sidecar) before the benchmark fails.",
+        description="Kubernetes runtime: how long a pod may fail to start (`CreateContainerConfigError`: a "
+        "missing Secret or ConfigMap key; a crash-looping sidecar; a volume that cannot mount, `FailedMount`) "
+        "before the benchmark fails.",
     )
     k8s_functions_namespace: str = Field(
         "assay",
