@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from assay.core.jobspec import job_spec
@@ -371,12 +371,26 @@ class TestDataUnsupported(ValueError):
     __test__ = False
 
 
-def _test_data_wiring(
-    planned: PlannedBenchmark, settings: Settings
-) -> tuple[
-    list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], str | None
-]:
-    """(init containers, volumes, adapter mounts, sidecar mounts, the Secret it names) for ``test_data_ref``
+class _DataWiring(NamedTuple):
+    """What a benchmark's ``test_data_ref`` adds to its pod."""
+
+    init_containers: list[dict[str, Any]]
+    volumes: list[dict[str, Any]]
+    adapter_mounts: list[dict[str, Any]]
+    sidecar_mounts: list[dict[str, Any]]
+    secret: str | None
+
+
+class _ExportsWiring(NamedTuple):
+    """What the job's exports add to the sidecar: its config sections, volumes and mounts."""
+
+    config: dict[str, Any]
+    volumes: list[dict[str, Any]]
+    mounts: list[dict[str, Any]]
+
+
+def _test_data_wiring(planned: PlannedBenchmark, settings: Settings) -> _DataWiring:
+    """What ``test_data_ref`` adds to the pod
     (docs/compatibility.md): a PVC mounted read-only at ``/test_data``; S3, git or Hugging Face downloaded
     there by the init container (``ASSAY_K8S_DATA_INIT_IMAGE``) into an emptyDir."""
     ref = planned.test_data_ref or {}
@@ -386,10 +400,10 @@ def _test_data_wiring(
         claim = {"claimName": str(pvc["claim_name"]), "readOnly": True}
         if pvc.get("sub_path"):
             mount = {**mount, "subPath": str(pvc["sub_path"])}
-        return [], [{"name": "test-data", "persistentVolumeClaim": claim}], [mount], [], None
+        return _DataWiring([], [{"name": "test-data", "persistentVolumeClaim": claim}], [mount], [], None)
     source = next((kind for kind in ("s3", "git", "hf") if isinstance(ref.get(kind), Mapping)), None)
     if source is None:
-        return [], [], [], [], None
+        return _DataWiring([], [], [], [], None)
     if not settings.k8s_data_init_image:
         raise TestDataUnsupported(
             f"benchmark {planned.id!r} takes its test data from {source}, which needs the test-data init "
@@ -431,12 +445,10 @@ def _test_data_wiring(
         },
         "securityContext": _security_context(),
     }
-    return [init], volumes, [mount], sidecar_mounts, secret
+    return _DataWiring([init], volumes, [mount], sidecar_mounts, secret)
 
 
-def _exports_wiring(
-    request: Mapping[str, Any], settings: Settings, namespace: str
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+def _exports_wiring(request: Mapping[str, Any], settings: Settings, namespace: str) -> _ExportsWiring:
     """The sidecar's ``mlflow`` and ``oci`` config sections, with the volumes and sidecar mounts they need.
 
     Only the sidecar holds these credentials (docs/compatibility.md): the adapter reaches MLflow and the registry
@@ -467,7 +479,7 @@ def _exports_wiring(
         items = [{"key": ".dockerconfigjson", "path": "config.json"}]
         volumes.append({"name": "oci-credentials", "secret": {"secretName": connection, "items": items}})
         mounts.append({"name": "oci-credentials", "mountPath": OCI_CONFIG_DIR, "readOnly": True})
-    return sections, volumes, mounts
+    return _ExportsWiring(sections, volumes, mounts)
 
 
 def build_launch(
@@ -506,11 +518,106 @@ def build_launch(
     )
     model = request.get("model") or {}
     secret_ref = (model.get("auth") or {}).get("secret_ref") if isinstance(model, Mapping) else None
-    exports_config, exports_volumes, exports_mounts = _exports_wiring(request, settings, namespace)
-    init_containers, data_volumes, data_adapter_mounts, data_sidecar_mounts, data_secret = _test_data_wiring(
-        lead, settings
+    exports = _exports_wiring(request, settings, namespace)
+    test_data = _test_data_wiring(lead, settings)
+    sidecar_config = _sidecar_config(
+        request, settings, exports.config, real_model_url, timeout_seconds, has_secret=bool(secret_ref)
     )
-    sidecar_config: dict[str, Any] = {
+    indices = tuple(p.index for p, _ in runs)
+    labels, annotations = _labels(evaluation_id, tenant, runs)
+    config_name = f"{name}-spec"
+    data = {
+        "job.json": json.dumps(spec, indent=2, sort_keys=True) + "\n",
+        "sidecar_config.json": json.dumps(sidecar_config, indent=2, sort_keys=True) + "\n",
+    }
+    if secret_ref:
+        # The adapter only ever holds "<key>:ref"; the sidecar swaps in the real secret (docs/compatibility.md).
+        data.update({key: f"{key}:ref" for key in _REF_KEYS})
+    token_name = f"{name}-token"
+    metadata = {"namespace": namespace, "labels": labels, "annotations": annotations}
+    token_secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": token_name, **metadata},
+        "type": "Opaque",
+        "data": {"token": base64.b64encode(launch_token.encode("ascii")).decode("ascii")},
+    }
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": config_name, **metadata},
+        "data": data,
+    }
+    volumes, adapter_mounts, sidecar_mounts = _volumes(
+        config_name, token_name, settings, str(secret_ref) if secret_ref else None, exports, test_data
+    )
+    adapter = _adapter_container(lead, str(image), namespace, settings, adapter_mounts, profile)
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        # The adapter gets no API token; the sidecar gets its own projected one to call the hub with.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 30,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        # The test-data download first (it ends), then the native sidecar (it stays), as in EvalHub.
+        "initContainers": [*test_data.init_containers, _sidecar_container(settings, sidecar_mounts)],
+        "containers": [adapter],
+        "volumes": volumes,
+    }
+    if settings.k8s_service_account:
+        pod_spec["serviceAccountName"] = settings.k8s_service_account
+    if profile is not None and profile.node_selector:
+        pod_spec["nodeSelector"] = dict(profile.node_selector)
+    if profile is not None and profile.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in profile.tolerations]
+    job_labels = {**labels, QUEUE_LABEL: queue, **({PRIORITY_LABEL: priority} if priority else {})}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": job_labels, "annotations": annotations},
+        "spec": {
+            # Created suspended with the queue label: Kueue admits it, never we (docs/compatibility.md).
+            "suspend": True,
+            "backoffLimit": 0,  # the hub decides retries, with fingerprints (POST .../retry)
+            "completions": 1,
+            "parallelism": 1,
+            # Counted from admission: Kubernetes restarts the timer when a suspended Job resumes.
+            "activeDeadlineSeconds": max(1, math.ceil(timeout_seconds)),
+            "ttlSecondsAfterFinished": settings.k8s_ttl_seconds_after_finished,
+            "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
+        },
+    }
+    _, connection = _oci_connection(request)
+    credentials = [("model.auth.secret_ref", str(secret_ref))] if secret_ref else []
+    if connection:
+        credentials.append(("exports.oci.k8s.connection", connection))
+    if test_data.secret:
+        credentials.append((f"benchmarks[{lead.index}].test_data_ref", test_data.secret))
+    return LaunchObjects(
+        namespace=namespace,
+        name=name,
+        job=job,
+        config_map=config_map,
+        token_secret=token_secret,
+        credential_secrets=tuple(credentials),
+        local_queue=queue,
+        indices=indices,
+        attempt=attempt,
+    )
+
+
+def _sidecar_config(
+    request: Mapping[str, Any],
+    settings: Settings,
+    exports_config: Mapping[str, Any],
+    model_url: str,
+    timeout_seconds: float,
+    *,
+    has_secret: bool,
+) -> dict[str, Any]:
+    """The sidecar's configuration: the hub to report to, the exports' credentials, the real model endpoint."""
+    model = request.get("model") or {}
+    return {
         "base_url": SIDECAR_URL,
         "local_mode": False,
         "job_spec_path": "/meta/job.json",
@@ -524,14 +631,20 @@ def build_launch(
         },
         **exports_config,
         "model": {
-            "url": real_model_url,
-            "name": str(model.get("name") or ""),
+            "url": model_url,
+            "name": str(model.get("name") or "") if isinstance(model, Mapping) else "",
             "http_timeout": f"{int(timeout_seconds)}s",
-            **({"auth_secret_mount_path": MODEL_SECRET_MOUNT} if secret_ref else {}),
+            **({"auth_secret_mount_path": MODEL_SECRET_MOUNT} if has_secret else {}),
         },
         "cache": {"dir": "/data/model-cache"},
     }
-    indices = tuple(p.index for p, _ in runs)
+
+
+def _labels(
+    evaluation_id: str, tenant: str, runs: Sequence[tuple[PlannedBenchmark, int]]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The labels (selectable, bounded values) and annotations (exact values) of every object of a launch."""
+    (lead, attempt), *_ = runs
     labels = {
         LABEL_MANAGED_BY: MANAGER,
         LABEL_COMPONENT: "evaluation-job",
@@ -545,45 +658,22 @@ def build_launch(
     annotations = {
         LABEL_EVALUATION: evaluation_id,
         LABEL_PROVIDER: lead.provider_id,
-        ANNOTATION_INDICES: ",".join(str(i) for i in indices),
+        ANNOTATION_INDICES: ",".join(str(p.index) for p, _ in runs),
         ANNOTATION_BENCHMARKS: json.dumps([p.id for p, _ in runs]),
     }
-    job_labels = {**labels, QUEUE_LABEL: queue}
-    if priority:
-        job_labels[PRIORITY_LABEL] = priority
-    config_name = f"{name}-spec"
-    data = {
-        "job.json": json.dumps(spec, indent=2, sort_keys=True) + "\n",
-        "sidecar_config.json": json.dumps(sidecar_config, indent=2, sort_keys=True) + "\n",
-    }
-    if secret_ref:
-        # The adapter only ever holds "<key>:ref"; the sidecar swaps in the real secret (docs/compatibility.md).
-        data.update({key: f"{key}:ref" for key in _REF_KEYS})
-    token_name = f"{name}-token"
-    token_secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": token_name,
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": annotations,
-        },
-        "type": "Opaque",
-        "data": {"token": base64.b64encode(launch_token.encode("ascii")).decode("ascii")},
-    }
-    config_map = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": config_name,
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": annotations,
-        },
-        "data": data,
-    }
-    adapter_mounts = [
+    return labels, annotations
+
+
+def _volumes(
+    config_name: str,
+    token_name: str,
+    settings: Settings,
+    secret_ref: str | None,
+    exports: _ExportsWiring,
+    test_data: _DataWiring,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pod's volumes, the adapter's mounts and the sidecar's: only the sidecar sees credentials."""
+    adapter_mounts: list[dict[str, Any]] = [
         {"name": "job-spec", "mountPath": "/meta/job.json", "subPath": "job.json", "readOnly": True},
         {"name": "data", "mountPath": "/data"},
         {"name": "shared", "mountPath": "/shared"},
@@ -593,13 +683,13 @@ def build_launch(
             "readOnly": True,
         },
     ]
-    sidecar_mounts = [
+    sidecar_mounts: list[dict[str, Any]] = [
         {"name": "job-spec", "mountPath": "/meta", "readOnly": True},
         {"name": "data", "mountPath": "/data"},
         {"name": "shared", "mountPath": "/shared"},
         {"name": "hub-token", "mountPath": HUB_TOKEN_DIR, "readOnly": True},
-        *exports_mounts,
-        *data_sidecar_mounts,
+        *exports.mounts,
+        *test_data.sidecar_mounts,
     ]
     volumes: list[dict[str, Any]] = [
         {"name": "job-spec", "configMap": {"name": config_name}},
@@ -623,8 +713,8 @@ def build_launch(
             "name": "hub-token",
             "secret": {"secretName": token_name, "items": [{"key": "token", "path": "token"}]},
         },
-        *exports_volumes,
-        *data_volumes,
+        *exports.volumes,
+        *test_data.volumes,
     ]
     if settings.k8s_hub_ca_config_map:
         items = [{"key": HUB_CA_KEY, "path": HUB_CA_KEY}]
@@ -633,7 +723,7 @@ def build_launch(
         )
         sidecar_mounts.append({"name": "hub-ca", "mountPath": HUB_CA_DIR, "readOnly": True})
     if secret_ref:
-        volumes.append({"name": "model-auth", "secret": {"secretName": str(secret_ref)}})
+        volumes.append({"name": "model-auth", "secret": {"secretName": secret_ref}})
         volumes.append(
             {
                 "name": "model-auth-refs",
@@ -642,15 +732,26 @@ def build_launch(
         )
         sidecar_mounts.append({"name": "model-auth", "mountPath": MODEL_SECRET_MOUNT, "readOnly": True})
         adapter_mounts.append({"name": "model-auth-refs", "mountPath": MODEL_SECRET_MOUNT, "readOnly": True})
+    return volumes, [*adapter_mounts, *test_data.adapter_mounts], sidecar_mounts
+
+
+def _adapter_container(
+    lead: PlannedBenchmark,
+    image: str,
+    namespace: str,
+    settings: Settings,
+    mounts: list[dict[str, Any]],
+    profile: HardwareProfile | None,
+) -> dict[str, Any]:
     k8s = lead.runtime.k8s or {}
     adapter: dict[str, Any] = {
         "name": ADAPTER,
-        "image": str(image),
+        "image": image,
         "imagePullPolicy": _PULL_POLICIES.get(
             str(k8s.get("image_pull_policy")), settings.k8s_image_pull_policy
         ),
         "env": _adapter_env(lead, namespace),
-        "volumeMounts": [*adapter_mounts, *data_adapter_mounts],
+        "volumeMounts": mounts,
         "securityContext": _security_context(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -659,7 +760,11 @@ def build_launch(
     resources = _resources(lead, profile)
     if resources:
         adapter["resources"] = resources
-    sidecar = {
+    return adapter
+
+
+def _sidecar_container(settings: Settings, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         "name": SIDECAR,
         "image": settings.k8s_sidecar_image,
         "imagePullPolicy": settings.k8s_image_pull_policy,
@@ -686,60 +791,9 @@ def build_launch(
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"cpu": "500m", "memory": "512Mi"},
         },
-        "volumeMounts": sidecar_mounts,
+        "volumeMounts": mounts,
         "securityContext": _security_context(),
     }
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        # The adapter gets no API token; the sidecar gets its own projected one to call the hub with.
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": 30,
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        # The test-data download first (it ends), then the native sidecar (it stays), as in EvalHub.
-        "initContainers": [*init_containers, sidecar],
-        "containers": [adapter],
-        "volumes": volumes,
-    }
-    if settings.k8s_service_account:
-        pod_spec["serviceAccountName"] = settings.k8s_service_account
-    if profile is not None and profile.node_selector:
-        pod_spec["nodeSelector"] = dict(profile.node_selector)
-    if profile is not None and profile.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in profile.tolerations]
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace, "labels": job_labels, "annotations": annotations},
-        "spec": {
-            # Created suspended with the queue label: Kueue admits it, never we (docs/compatibility.md).
-            "suspend": True,
-            "backoffLimit": 0,  # the hub decides retries, with fingerprints (POST .../retry)
-            "completions": 1,
-            "parallelism": 1,
-            # Counted from admission: Kubernetes restarts the timer when a suspended Job resumes.
-            "activeDeadlineSeconds": max(1, math.ceil(timeout_seconds)),
-            "ttlSecondsAfterFinished": settings.k8s_ttl_seconds_after_finished,
-            "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
-        },
-    }
-    _, connection = _oci_connection(request)
-    credentials = [("model.auth.secret_ref", str(secret_ref))] if secret_ref else []
-    if connection:
-        credentials.append(("exports.oci.k8s.connection", connection))
-    if data_secret:
-        credentials.append((f"benchmarks[{lead.index}].test_data_ref", data_secret))
-    return LaunchObjects(
-        namespace=namespace,
-        name=name,
-        job=job,
-        config_map=config_map,
-        token_secret=token_secret,
-        credential_secrets=tuple(credentials),
-        local_queue=queue,
-        indices=indices,
-        attempt=attempt,
-    )
 
 
 def owned_by(obj: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
