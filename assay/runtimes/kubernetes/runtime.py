@@ -195,38 +195,13 @@ class KubernetesRuntime:
                 f"The benchmark cannot run here: {exc}", TEST_DATA_UNSUPPORTED, "NoInitImage"
             ) from exc
         try:
-            if not await self._queue_exists(objects.namespace, objects.local_queue):
-                raise LaunchRefused(
-                    f"The Kueue LocalQueue {objects.local_queue!r} does not exist in namespace "
-                    f"{objects.namespace!r}; name an existing one in hardware_config.queue, or ask an "
-                    "administrator to create it",
-                    LOCAL_QUEUE_NOT_FOUND,
-                    "LocalQueueNotFound",
-                )
-            for field, secret in objects.credential_secrets:
-                await self._check_credentials(objects.namespace, field, secret)
+            await self._check_launch(objects)
         except ApiException as exc:
             if exc.status == 403:
                 raise _tenant_not_set_up(objects.namespace, evaluation.tenant) from exc
             raise self._refused(objects, exc) from exc
         try:
-            job = await self._create_job(objects)
-            await self._created(
-                self._call(
-                    self._core.create_namespaced_config_map,
-                    objects.namespace,
-                    owned_by(objects.config_map, job),
-                    _preload_content=False,
-                )
-            )
-            await self._created(
-                self._call(
-                    self._core.create_namespaced_secret,
-                    objects.namespace,
-                    owned_by(objects.token_secret, job),
-                    _preload_content=False,
-                )
-            )
+            await self._create(objects)
         except ApiException as exc:
             await self._abandon(objects)
             if exc.status == 403:
@@ -242,6 +217,39 @@ class KubernetesRuntime:
             list(objects.indices),
             evaluation.id,
             objects.local_queue,
+        )
+
+    async def _check_launch(self, objects: LaunchObjects) -> None:
+        """Refuse a launch whose LocalQueue does not exist or that names a Secret it may not use."""
+        if not await self._queue_exists(objects.namespace, objects.local_queue):
+            raise LaunchRefused(
+                f"The Kueue LocalQueue {objects.local_queue!r} does not exist in namespace "
+                f"{objects.namespace!r}; name an existing one in hardware_config.queue, or ask an "
+                "administrator to create it",
+                LOCAL_QUEUE_NOT_FOUND,
+                "LocalQueueNotFound",
+            )
+        for field, secret in objects.credential_secrets:
+            await self._check_credentials(objects.namespace, field, secret)
+
+    async def _create(self, objects: LaunchObjects) -> None:
+        """The Job, then its ConfigMap and credential Secret owned by it (an existing one, 409, is fine)."""
+        job = await self._create_job(objects)
+        await self._created(
+            self._call(
+                self._core.create_namespaced_config_map,
+                objects.namespace,
+                owned_by(objects.config_map, job),
+                _preload_content=False,
+            )
+        )
+        await self._created(
+            self._call(
+                self._core.create_namespaced_secret,
+                objects.namespace,
+                owned_by(objects.token_secret, job),
+                _preload_content=False,
+            )
         )
 
     async def _hardware_profile(self, planned: PlannedBenchmark) -> HardwareProfile | None:

@@ -353,26 +353,11 @@ def _queue_verdict(
     now: datetime,
     limits: WatchLimits,
 ) -> Verdict:
+    """Where a suspended Job stands with Kueue: admitted, queued, evicted and re-queued, or never to be
+    admitted (its LocalQueue missing, no Workload, over the queue's quota, deactivated, the admission timeout)."""
+    if workload is not None and (verdict := _admitted(workload, local_queue, now)) is not None:
+        return verdict
     namespace = metadata.get("namespace", "")
-    timeout = timedelta(seconds=limits.admission_timeout)
-    if workload is not None:
-        conditions = _conditions(workload)
-        admitted = _true(conditions, "Admitted")
-        evicted = _true(conditions, "Evicted")
-        admitted_at = _since(admitted, None)
-        evicted_at = _since(evicted, None)
-        if admitted is not None and (
-            evicted is None or (admitted_at and evicted_at and admitted_at > evicted_at)
-        ):
-            cluster_queue = ((workload.get("status") or {}).get("admission") or {}).get("clusterQueue")
-            return Verdict(
-                notice=RunNote(
-                    f"Admitted by Kueue to ClusterQueue {cluster_queue!r} from LocalQueue {local_queue!r}",
-                    WORKLOAD_ADMITTED,
-                    str(admitted.get("reason") or "Admitted"),
-                ),
-                admitted_at=admitted_at or now,
-            )
     if queue_exists is False:
         return Verdict(
             failure=RunNote(
@@ -383,23 +368,59 @@ def _queue_verdict(
             )
         )
     if workload is None:
-        created = parse_time(metadata.get("creationTimestamp")) or now
-        if now - created >= timeout:
-            return Verdict(
-                failure=RunNote(
-                    f"Kueue created no Workload for the Job within {limits.admission_timeout:g} s; is Kueue "
-                    f"installed and managing namespace {namespace!r}?",
-                    WORKLOAD_INADMISSIBLE,
-                    "NoWorkload",
-                )
-            )
+        return _no_workload(metadata, namespace, local_queue, now, limits)
+    return _waiting(workload, local_queue, now, limits)
+
+
+def _admitted(workload: Mapping[str, Any], local_queue: str, now: datetime) -> Verdict | None:
+    """The admission notice, when the Workload's latest admission is not followed by an eviction."""
+    conditions = _conditions(workload)
+    admitted = _true(conditions, "Admitted")
+    evicted = _true(conditions, "Evicted")
+    admitted_at = _since(admitted, None)
+    evicted_at = _since(evicted, None)
+    if admitted is not None and (
+        evicted is None or (admitted_at and evicted_at and admitted_at > evicted_at)
+    ):
+        cluster_queue = ((workload.get("status") or {}).get("admission") or {}).get("clusterQueue")
         return Verdict(
             notice=RunNote(
-                f"Waiting for Kueue to queue the Job in LocalQueue {local_queue!r}",
-                WORKLOAD_QUEUED,
-                "Pending",
+                f"Admitted by Kueue to ClusterQueue {cluster_queue!r} from LocalQueue {local_queue!r}",
+                WORKLOAD_ADMITTED,
+                str(admitted.get("reason") or "Admitted"),
+            ),
+            admitted_at=admitted_at or now,
+        )
+    return None
+
+
+def _no_workload(
+    metadata: Mapping[str, Any], namespace: str, local_queue: str, now: datetime, limits: WatchLimits
+) -> Verdict:
+    """Kueue has not (yet) made a Workload for the Job: wait, up to the admission timeout."""
+    timeout = timedelta(seconds=limits.admission_timeout)
+    created = parse_time(metadata.get("creationTimestamp")) or now
+    if now - created >= timeout:
+        return Verdict(
+            failure=RunNote(
+                f"Kueue created no Workload for the Job within {limits.admission_timeout:g} s; is Kueue "
+                f"installed and managing namespace {namespace!r}?",
+                WORKLOAD_INADMISSIBLE,
+                "NoWorkload",
             )
         )
+    return Verdict(
+        notice=RunNote(
+            f"Waiting for Kueue to queue the Job in LocalQueue {local_queue!r}",
+            WORKLOAD_QUEUED,
+            "Pending",
+        )
+    )
+
+
+def _waiting(workload: Mapping[str, Any], local_queue: str, now: datetime, limits: WatchLimits) -> Verdict:
+    """A Workload not admitted: queued (or evicted and re-queued), or failed when it never can be admitted."""
+    timeout = timedelta(seconds=limits.admission_timeout)
     spec = workload.get("spec") or {}
     conditions = _conditions(workload)
     evicted = _true(conditions, "Evicted")
