@@ -525,16 +525,9 @@ def build_launch(
     )
     indices = tuple(p.index for p, _ in runs)
     labels, annotations = _labels(evaluation_id, tenant, runs)
-    config_name = f"{name}-spec"
-    data = {
-        "job.json": json.dumps(spec, indent=2, sort_keys=True) + "\n",
-        "sidecar_config.json": json.dumps(sidecar_config, indent=2, sort_keys=True) + "\n",
-    }
-    if secret_ref:
-        # The adapter only ever holds "<key>:ref"; the sidecar swaps in the real secret (docs/compatibility.md).
-        data.update({key: f"{key}:ref" for key in _REF_KEYS})
-    token_name = f"{name}-token"
+    config_name, token_name = f"{name}-spec", f"{name}-token"
     metadata = {"namespace": namespace, "labels": labels, "annotations": annotations}
+    config_map = _config_map(config_name, metadata, spec, sidecar_config, with_refs=bool(secret_ref))
     token_secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -542,51 +535,16 @@ def build_launch(
         "type": "Opaque",
         "data": {"token": base64.b64encode(launch_token.encode("ascii")).decode("ascii")},
     }
-    config_map = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": config_name, **metadata},
-        "data": data,
-    }
     volumes, adapter_mounts, sidecar_mounts = _volumes(
         config_name, token_name, settings, str(secret_ref) if secret_ref else None, exports, test_data
     )
-    adapter = _adapter_container(lead, str(image), namespace, settings, adapter_mounts, profile)
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        # The adapter gets no API token; the sidecar gets its own projected one to call the hub with.
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": 30,
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        # The test-data download first (it ends), then the native sidecar (it stays), as in EvalHub.
-        "initContainers": [*test_data.init_containers, _sidecar_container(settings, sidecar_mounts)],
-        "containers": [adapter],
-        "volumes": volumes,
-    }
-    if settings.k8s_service_account:
-        pod_spec["serviceAccountName"] = settings.k8s_service_account
-    if profile is not None and profile.node_selector:
-        pod_spec["nodeSelector"] = dict(profile.node_selector)
-    if profile is not None and profile.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in profile.tolerations]
+    containers = (
+        _sidecar_container(settings, sidecar_mounts),
+        _adapter_container(lead, str(image), namespace, settings, adapter_mounts, profile),
+    )
+    pod_spec = _pod_spec(settings, profile, test_data.init_containers, containers, volumes)
     job_labels = {**labels, QUEUE_LABEL: queue, **({PRIORITY_LABEL: priority} if priority else {})}
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace, "labels": job_labels, "annotations": annotations},
-        "spec": {
-            # Created suspended with the queue label: Kueue admits it, never we (docs/compatibility.md).
-            "suspend": True,
-            "backoffLimit": 0,  # the hub decides retries, with fingerprints (POST .../retry)
-            "completions": 1,
-            "parallelism": 1,
-            # Counted from admission: Kubernetes restarts the timer when a suspended Job resumes.
-            "activeDeadlineSeconds": max(1, math.ceil(timeout_seconds)),
-            "ttlSecondsAfterFinished": settings.k8s_ttl_seconds_after_finished,
-            "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
-        },
-    }
+    job = _job(name, namespace, job_labels, labels, annotations, pod_spec, timeout_seconds, settings)
     _, connection = _oci_connection(request)
     credentials = [("model.auth.secret_ref", str(secret_ref))] if secret_ref else []
     if connection:
@@ -604,6 +562,84 @@ def build_launch(
         indices=indices,
         attempt=attempt,
     )
+
+
+def _config_map(
+    name: str,
+    metadata: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    sidecar_config: Mapping[str, Any],
+    *,
+    with_refs: bool,
+) -> dict[str, Any]:
+    """The launch's ConfigMap: the adapter's job spec, the sidecar's config and, for a model credential,
+    the ``<key>:ref`` placeholders the adapter holds instead of it (the sidecar swaps in the real secret,
+    docs/compatibility.md)."""
+    data = {
+        "job.json": json.dumps(spec, indent=2, sort_keys=True) + "\n",
+        "sidecar_config.json": json.dumps(sidecar_config, indent=2, sort_keys=True) + "\n",
+    }
+    if with_refs:
+        data.update({key: f"{key}:ref" for key in _REF_KEYS})
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, **metadata}, "data": data}
+
+
+def _pod_spec(
+    settings: Settings,
+    profile: HardwareProfile | None,
+    init_containers: list[dict[str, Any]],
+    containers: tuple[dict[str, Any], dict[str, Any]],
+    volumes: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The pod: the test-data download first (it ends), then the native sidecar (it stays), as in EvalHub;
+    the adapter; the profile's node placement."""
+    sidecar, adapter = containers
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        # The adapter gets no API token; the sidecar gets its own projected one to call the hub with.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 30,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "initContainers": [*init_containers, sidecar],
+        "containers": [adapter],
+        "volumes": volumes,
+    }
+    if settings.k8s_service_account:
+        pod_spec["serviceAccountName"] = settings.k8s_service_account
+    if profile is not None and profile.node_selector:
+        pod_spec["nodeSelector"] = dict(profile.node_selector)
+    if profile is not None and profile.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in profile.tolerations]
+    return pod_spec
+
+
+def _job(
+    name: str,
+    namespace: str,
+    job_labels: dict[str, str],
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    pod_spec: dict[str, Any],
+    timeout_seconds: float,
+    settings: Settings,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": job_labels, "annotations": annotations},
+        "spec": {
+            # Created suspended with the queue label: Kueue admits it, never we (docs/compatibility.md).
+            "suspend": True,
+            "backoffLimit": 0,  # the hub decides retries, with fingerprints (POST .../retry)
+            "completions": 1,
+            "parallelism": 1,
+            # Counted from admission: Kubernetes restarts the timer when a suspended Job resumes.
+            "activeDeadlineSeconds": max(1, math.ceil(timeout_seconds)),
+            "ttlSecondsAfterFinished": settings.k8s_ttl_seconds_after_finished,
+            "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
+        },
+    }
 
 
 def _sidecar_config(
