@@ -99,7 +99,8 @@ def _lifespan(
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(watcher, timeout=5)
             await hub.close()
-            pod_logs = getattr(app.state, "pod_logs", None)  # the cluster's log reader (http/jobs.py), if used
+            # The cluster's pod-log reader (http/jobs.py), if a logs route opened one.
+            pod_logs = getattr(app.state, "pod_logs", None)
             if pod_logs is not None:
                 await pod_logs.close()
 

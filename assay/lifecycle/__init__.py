@@ -2,8 +2,8 @@
 and runtimes. The functions and the HTTP routes are thin shells over this package."""
 
 from assay.lifecycle import handlers, jobs, progress
-from assay.lifecycle.context import Exporter, Lifecycle, Runtime, SweepStep
 from assay.lifecycle.hub import Hub, open_hub, start_function, start_local_hub
+from assay.lifecycle.ports import Exporter, Lifecycle, Runtime, SweepStep
 
 __all__ = [
     "Exporter",

@@ -31,7 +31,7 @@ from assay.core.events import evaluation_event as event
 from assay.core.plan import PlannedBenchmark, launch_groups
 from assay.core.states import TERMINAL_JOB, fail_run
 from assay.errors import NotFound, TemporaryError, Unprocessable
-from assay.lifecycle.context import Lifecycle
+from assay.lifecycle.ports import Lifecycle
 from assay.lifecycle.progress import record_transition, settle
 from assay.runtimes.observation import NOTICE_CODES, LaunchRefused, RunObservation
 from assay.store import LockedEvaluation, RunRow

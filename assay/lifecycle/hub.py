@@ -17,8 +17,8 @@ from assay.core.credentials import LaunchSigner
 from assay.core.events import CATALOGUE, OutboxEvent
 from assay.events import HttpSink, LocalBroker, Publisher
 from assay.lifecycle import handlers
-from assay.lifecycle.context import Exporter, Lifecycle, Runtime, SweepStep
-from assay.lifecycle.local import LocalRunner
+from assay.lifecycle.local_runner import LocalRunner
+from assay.lifecycle.ports import Exporter, Lifecycle, Runtime, SweepStep
 from assay.runtimes.sidecar import LocalSidecar, SidecarOptions
 from assay.settings import Settings
 from assay.store import Database, migrate

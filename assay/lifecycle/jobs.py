@@ -33,7 +33,7 @@ from assay.core.states import (
     reset_for_retry,
 )
 from assay.errors import Conflict, FieldError, InvalidRequest, NotFound
-from assay.lifecycle.context import Lifecycle
+from assay.lifecycle.ports import Lifecycle
 from assay.lifecycle.progress import record_transition
 from assay.runtimes.kubernetes.objects import CONFIG_MAP_MAX_BYTES, oversized_launch
 from assay.store import EvaluationRecord, RunRow

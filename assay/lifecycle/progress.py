@@ -22,7 +22,7 @@ from assay.core.states import (
     fail_run,
 )
 from assay.errors import NotFound, Unprocessable
-from assay.lifecycle.context import Lifecycle
+from assay.lifecycle.ports import Lifecycle
 from assay.runtimes import ExitReason
 from assay.store import LockedEvaluation
 from assay.telemetry import Metrics

@@ -5,6 +5,7 @@ webhooks, the Kubeflow Model Registry poll) and CI forges (GitHub, GitLab webhoo
 from assay.lifecycle import SweepStep
 from assay.settings import Settings
 from assay.triggers.baseline import GatePlan, GateRequest, plan_gate, record_baseline
+from assay.triggers.deliveries import Outcome, ingest, retry_unsettled_claims
 from assay.triggers.ingress import (
     Ignored,
     RegistryEventData,
@@ -17,7 +18,6 @@ from assay.triggers.kubeflow import poll_kubeflow
 from assay.triggers.matching import check_policy
 from assay.triggers.policy_files import policy_document, sync_policy_files
 from assay.triggers.secrets import WebhookSecrets
-from assay.triggers.service import Outcome, ingest, retry_unsettled_claims
 from assay.triggers.signatures import BadSignature, verify_github, verify_gitlab, verify_mlflow
 from assay.triggers.versions import ModelVersionEvent, version_order
 

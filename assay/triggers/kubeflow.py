@@ -20,7 +20,7 @@ from assay.core import Tenant
 from assay.lifecycle import Lifecycle
 from assay.settings import KubeflowRegistry
 from assay.store.trigger_claims import TriggerRepository, VersionKey
-from assay.triggers.service import ingest
+from assay.triggers.deliveries import ingest
 from assay.triggers.versions import ModelVersionEvent
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from tests.conftest import FIXTURES, LiveServer
-from tests.lifecycle.test_local_lifecycle import ADAPTER
 from tests.evalhub_clients.test_evalhub_sdk import _evalhub, _json_in
+from tests.lifecycle.test_local_lifecycle import ADAPTER
 from tests.support.net import free_port
 from tests.support.waiting import wait_for
 

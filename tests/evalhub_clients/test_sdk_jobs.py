@@ -13,8 +13,8 @@ from evalhub import (  # type: ignore[import-untyped]
 )
 
 from tests.conftest import ADMIN_TOKEN, LiveServer
-from tests.lifecycle.test_local_lifecycle import exact_match_provider
 from tests.evalhub_clients.test_evalhub_sdk import _evalhub
+from tests.lifecycle.test_local_lifecycle import exact_match_provider
 from tests.support.waiting import wait_for
 
 

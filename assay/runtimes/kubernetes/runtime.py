@@ -125,7 +125,7 @@ def _tenant_not_set_up(namespace: str, tenant: str) -> LaunchRefused:
 
 
 class KubernetesRuntime:
-    """:class:`~assay.lifecycle.context.Runtime` on Kubernetes Jobs queued by Kueue, with a watcher
+    """:class:`~assay.lifecycle.ports.Runtime` on Kubernetes Jobs queued by Kueue, with a watcher
     (:meth:`observe`) that the sweep runs periodically and on ApiServerSource events."""
 
     name = "kubernetes"

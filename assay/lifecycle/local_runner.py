@@ -19,7 +19,7 @@ import psycopg
 from assay.core.credentials import LaunchSigner
 from assay.core.jobspec import job_spec
 from assay.core.plan import PlannedBenchmark
-from assay.lifecycle.context import Lifecycle
+from assay.lifecycle.ports import Lifecycle
 from assay.lifecycle.progress import runtime_exited, runtime_spawned
 from assay.runtimes import GroupMember, LocalExit, LocalLaunch, LocalRuntime, RunKey, write_json
 from assay.runtimes.observation import RunObservation
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 class LocalRunner:
-    """:class:`~assay.lifecycle.context.Runtime` over :class:`~assay.runtimes.LocalRuntime`."""
+    """:class:`~assay.lifecycle.ports.Runtime` over :class:`~assay.runtimes.LocalRuntime`."""
 
     name = "local"
     watches = False
