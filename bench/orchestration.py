@@ -145,14 +145,30 @@ def assay_command(tmp: Path, port: int, adapter: Path) -> tuple[list[str], dict[
 class Hub:
     """One hub process, started in its own session so that stopping it also stops the children in its group."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str], cwd: Path, port: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        port: int,
+        token_file: Path | None,
+    ) -> None:
         self.name = name
+        self._token_file = token_file
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_path = cwd / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             command, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+    def headers(self) -> dict[str, str]:
+        """What every request carries: the tenant and, for Assay, the local hub's token as a user reads it
+        (``assay token``: the file the hub writes at its first start)."""
+        if self._token_file is None or not self._token_file.is_file():
+            return dict(HEADERS)
+        return {**HEADERS, "Authorization": f"Bearer {self._token_file.read_text().strip()}"}
 
     def log_tail(self, lines: int = 20) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
@@ -161,10 +177,10 @@ class Hub:
     def wait_ready(self, timeout: float, provider: str = "trivial") -> float:
         started = time.perf_counter()
         paths = ["/api/v1/health", f"/api/v1/evaluations/providers/{provider}"]
-        with httpx.Client(base_url=self.base_url, headers=HEADERS, timeout=2) as client:
+        with httpx.Client(base_url=self.base_url, timeout=2) as client:
             while paths:
                 try:
-                    if client.get(paths[0]).status_code == 200:
+                    if client.get(paths[0], headers=self.headers()).status_code == 200:
                         paths.pop(0)
                         continue
                 except httpx.TransportError:
@@ -246,11 +262,13 @@ async def one_evaluation(
         return Outcome(f"error: {type(exc).__name__}: {exc}", time.perf_counter() - started)
 
 
-async def drive(base_url: str, count: int, concurrency: int, poll: float, job_timeout: float) -> HubRun:
+async def drive(
+    base_url: str, headers: dict[str, str], count: int, concurrency: int, poll: float, job_timeout: float
+) -> HubRun:
     run = HubRun(name="")
     gate = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
-    async with httpx.AsyncClient(base_url=base_url, headers=HEADERS, timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30, limits=limits) as client:
 
         async def gated(index: int) -> Outcome:
             async with gate:
@@ -285,14 +303,14 @@ def measure(name: str, start: Starter, args: argparse.Namespace) -> HubRun:
         tmp = Path(tmp_name)
         port = free_port()
         command, env = start(tmp, port)
-        hub = Hub(name, command, env, tmp, port)
+        hub = Hub(name, command, env, tmp, port, tmp / "assay" / "token" if name == "assay" else None)
         job_ids: list[str] = []
         try:
             ready = hub.wait_ready(args.ready_timeout)
             print(f"{name}: ready in {ready:.2f} s on {hub.base_url}", flush=True)
             if args.warmup:
                 warmup = asyncio.run(
-                    drive(hub.base_url, args.warmup, 1, args.poll_interval, args.job_timeout)
+                    drive(hub.base_url, hub.headers(), args.warmup, 1, args.poll_interval, args.job_timeout)
                 )
                 job_ids += warmup.job_ids
                 if any(o.state != "completed" for o in warmup.outcomes):
@@ -300,7 +318,14 @@ def measure(name: str, start: Starter, args: argparse.Namespace) -> HubRun:
             cpu_before, machine_before = hub.cpu_seconds(), machine_cpu_seconds()
             database_before = hub.cpu_seconds(database_only=True)
             run = asyncio.run(
-                drive(hub.base_url, args.n, args.concurrency, args.poll_interval, args.job_timeout)
+                drive(
+                    hub.base_url,
+                    hub.headers(),
+                    args.n,
+                    args.concurrency,
+                    args.poll_interval,
+                    args.job_timeout,
+                )
             )
             run.hub_cpu = hub.cpu_seconds() - cpu_before
             run.machine_cpu = machine_cpu_seconds() - machine_before
