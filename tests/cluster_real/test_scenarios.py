@@ -10,6 +10,7 @@ from typing import Any
 
 from tests.cluster_real.deployment import Deployment
 from tests.cluster_real.tier import Tier, condition, is_true, terminated
+from tests.manifests.code_permissions import HARDWARE_PROFILES, function_permissions
 from tests.support.waiting import wait_for
 
 RAW_CLIENT_TEXT = ("HTTP response headers", "Audit-Id", "X-Kubernetes-Pf", "Reason: ", '"kind":"Status"')
@@ -44,6 +45,41 @@ def test_the_manifests_apply_and_only_dispatch_may_launch(deployment: Deployment
     assert launchers == ["dispatch"]
     who = "--as=system:serviceaccount:assay:assay-sweep"
     assert kube.run("auth", "can-i", "get", "secrets", "-n", "assay", who, check=False).stdout.strip() == "no"
+
+
+def test_the_real_rbac_allows_every_call_the_code_makes_in_a_tenant_namespace(deployment: Deployment) -> None:
+    """What tests/manifests checks on the rendered YAML, asked of the real API server: each function's
+    ServiceAccount may make every call its code makes in a tenant's namespace (submit reading pod logs,
+    sweep listing FailedMount Events, ...) and none of them in a namespace that is not a tenant's."""
+    kube, tenant = deployment.kube, deployment.tenants[0]
+
+    def can(account: str, verb: str, resource: str, namespace: str) -> bool:
+        # kubectl reads "pods/log" as the pod named "log": a subresource is its own flag.
+        kind, _, sub = resource.partition("/")
+        extra = [f"--subresource={sub}"] if sub else []
+        who = f"--as=system:serviceaccount:assay:{account}"
+        answer = kube.run("auth", "can-i", verb, kind, *extra, "-n", namespace, who, check=False)
+        return answer.stdout.strip() == "yes"
+
+    checked = 0
+    for name, function in sorted(deployment.functions.items()):
+        if name not in ("dispatch", "sweep", "submit"):
+            continue
+        for group, resource, verb in sorted(function_permissions(name)):
+            if group == HARDWARE_PROFILES:
+                continue  # granted where the profiles live (knative/hardware-profiles), not per tenant
+            kind, slash, sub = resource.partition("/")
+            qualified = (f"{kind}.{group}" if group else kind) + slash + sub
+            assert can(function.service_account, verb, qualified, tenant), (
+                f"{name} may not {verb} {qualified}"
+            )
+            assert not can(function.service_account, verb, qualified, "default"), (
+                f"{name}: {verb} {qualified}"
+            )
+            checked += 1
+    assert checked >= 10
+    assert can("assay-submit", "get", "pods/log", tenant)
+    assert not can("assay-submit", "create", "pods", tenant)
 
 
 def test_success_admitted_unsuspended_completed(tier: Tier) -> None:
