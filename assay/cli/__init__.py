@@ -73,10 +73,8 @@ def check_port_free(host: str, port: int) -> None:
 def serve(settings: Settings) -> int:
     """Run the hub with ``settings`` in the foreground until SIGINT/SIGTERM (``assay up`` and
     ``assay-evalhub-server``); an embedded PostgreSQL unless ``database_url`` is set."""
-    import uvicorn
+    from concurrent.futures import Future, ThreadPoolExecutor
 
-    from assay.exports import build_exporter
-    from assay.http import create_app
     from assay.store import EmbeddedPostgres
     from assay.telemetry import configure_logging
 
@@ -93,9 +91,20 @@ def serve(settings: Settings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
     try:  # whatever happens once it started, the embedded PostgreSQL is stopped
+        starting: Future[str] | None = None
         if not settings.database_url:
+            # PostgreSQL starts (another process: initdb or pg_ctl) while this one imports the app (2 s).
             embedded = EmbeddedPostgres(settings.data_dir / "postgres")
-            settings = settings.model_copy(update={"database_url": embedded.start()})
+            pool = ThreadPoolExecutor(1, thread_name_prefix="assay-postgres-start")
+            starting = pool.submit(embedded.start)
+            pool.shutdown(wait=False)  # the one task still runs; the thread ends with it
+        import uvicorn
+
+        from assay.exports import build_exporter
+        from assay.http import create_app
+
+        if starting is not None:
+            settings = settings.model_copy(update={"database_url": starting.result()})
         app = create_app(settings, exporter=build_exporter(settings))
         config = uvicorn.Config(
             app,

@@ -155,11 +155,20 @@ async def start_local_hub(
     )
     jobs_root = settings.local_jobs_dir
     sidecar = local_sidecar(settings)
-    if sidecar is not None:
-        await sidecar.start()
-    ctx.runtime = LocalRunner(ctx, jobs_root, signer=signer or launch_signer(settings), sidecar=sidecar)
+    runner = LocalRunner(ctx, jobs_root, signer=signer or launch_signer(settings), sidecar=sidecar)
+    ctx.runtime = runner
     _subscribe(broker, ctx)
     hub = Hub(lifecycle=ctx, publisher=publisher, sidecar=sidecar)
+
+    async def start_sidecar() -> None:
+        # Beside the hub's start, not before it (about a second: a Python process and its health check); the
+        # first launch waits for it, and starts it itself should this attempt fail.
+        try:
+            await runner.start_sidecar()
+        except Exception:
+            log.exception("the local sidecar did not start; the first launch tries again")
+
+    hub._tasks.append(asyncio.create_task(start_sidecar(), name="assay-sidecar-start"))
 
     async def retry_undelivered() -> None:
         # Fresh rows go out through deliver_soon; this retries only what that could not deliver.

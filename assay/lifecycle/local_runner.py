@@ -125,6 +125,14 @@ class LocalRunner:
         budget = self._budget()
         return wanted if budget is None else min(wanted, budget)
 
+    async def start_sidecar(self) -> None:
+        """Start the sidecar unless it answers already: once, for whoever asks first (the local hub right after
+        it starts, a function's first launch); every launch waits for it."""
+        if self._sidecar is not None and not self._sidecar.url:
+            async with self._starting:
+                if not self._sidecar.url:
+                    await self._sidecar.start()
+
     async def launch(
         self, evaluation: EvaluationRecord, runs: Sequence[tuple[PlannedBenchmark, int]]
     ) -> None:
@@ -135,10 +143,7 @@ class LocalRunner:
         timeout = self._ctx.timeout_of(planned)
         callback_url = self._ctx.settings.callback_base_url()
         model_url: str | None = None
-        if self._sidecar is not None and not self._sidecar.url:
-            async with self._starting:  # a function's sidecar starts with its first launch
-                if not self._sidecar.url:
-                    await self._sidecar.start()
+        await self.start_sidecar()
         if self._sidecar is not None:
             # Model traffic and events go through the sidecar: response cache, retries, accounting.
             callback_url = self._sidecar.url
