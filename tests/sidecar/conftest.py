@@ -1,120 +1,26 @@
-"""Real servers on loopback for the sidecar tests: the sidecar itself (in a thread, or as a subprocess), a
-recording hub, an OpenAI-compatible model server that counts calls and can be told to fail, and helpers to
-wait on conditions with a deadline."""
+"""Real servers on loopback for the sidecar tests: the sidecar itself (in a thread, or as a subprocess) and an
+OpenAI-compatible model server that counts calls and can be told to fail. The hub they forward events to is the
+``recorder`` fixture (tests.support.recorders)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from adapters.sidecar import SidecarConfig, create_app
+from tests.support.net import free_port
+from tests.support.servers import ThreadedServer
+from tests.support.waiting import wait_for
 
-DEADLINE = 20.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Poll ``condition`` until it is truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerThread:
-    """An ASGI app under uvicorn in a thread, on 127.0.0.1:port; ``stop`` runs its lifespan shutdown."""
-
-    def __init__(self, app: Any, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def start(self) -> ServerThread:
-        self._thread.start()
-        wait_for(lambda: self._server.started or not self._thread.is_alive(), f"server on {self.url}")
-        if not self._server.started:
-            raise RuntimeError(f"server on {self.url} did not start")
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=DEADLINE)
-
-
-# -- the hub -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class RecordingHub:
-    """Records every event it accepts (204). ``fail_next`` answers that many calls with ``fail_status``;
-    ``reject_jobs`` answers 404 for those job ids (a permanent error)."""
-
-    events: list[dict[str, Any]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    calls: int = 0
-    fail_next: int = 0
-    fail_status: int = 503
-    reject_jobs: set[str] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def app(self) -> Starlette:
-        async def events(request: Request) -> Response:
-            job_id = request.path_params["job_id"]
-            body = await request.json()
-            with self.lock:
-                self.calls += 1
-                if self.fail_next > 0:
-                    self.fail_next -= 1
-                    return JSONResponse({"message": "try later"}, status_code=self.fail_status)
-                if job_id in self.reject_jobs:
-                    return JSONResponse(
-                        {"message_code": "resource_not_found", "message": f"job {job_id} not found"},
-                        status_code=404,
-                    )
-                self.events.append({"job_id": job_id, **body["benchmark_status_event"]})
-                self.headers.append(dict(request.headers))
-            return Response(status_code=204)
-
-        return Starlette(routes=[Route("/api/v1/evaluations/jobs/{job_id}/events", events, methods=["POST"])])
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.events)
-
-
-@pytest.fixture()
-def hub() -> Iterator[tuple[RecordingHub, ServerThread]]:
-    recorder = RecordingHub()
-    server = ServerThread(recorder.app()).start()
-    yield recorder, server
-    server.stop()
 
 
 # -- the model server ----------------------------------------------------------------------------------
@@ -292,12 +198,12 @@ def local_config(tmp_path: Path, hub_url: str, **model: Any) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def start_sidecar() -> Iterator[Callable[[dict[str, Any]], ServerThread]]:
+def start_sidecar() -> Iterator[Callable[[dict[str, Any]], ThreadedServer]]:
     """Start a sidecar in a thread from a config dict; all are stopped at the end of the test."""
-    started: list[ServerThread] = []
+    started: list[ThreadedServer] = []
 
-    def start(config: dict[str, Any]) -> ServerThread:
-        server = ServerThread(create_app(SidecarConfig.model_validate(config))).start()
+    def start(config: dict[str, Any]) -> ThreadedServer:
+        server = ThreadedServer(create_app(SidecarConfig.model_validate(config)), lifespan="on").start()
         started.append(server)
         return server
 

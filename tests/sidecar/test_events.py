@@ -13,7 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.sidecar.conftest import REPO_ROOT, RecordingHub, ServerThread, free_port, local_config, wait_for
+from tests.sidecar.conftest import REPO_ROOT, local_config
+from tests.support.net import free_port
+from tests.support.recorders import EventRecorder, recording
+from tests.support.waiting import wait_for
 
 
 def _event(status: str, index: int = 0, **extra: Any) -> dict[str, Any]:
@@ -40,22 +43,17 @@ def test_events_buffer_while_the_hub_is_down_and_arrive_in_order(tmp_path: Path,
     pending = f"{sidecar.url}/sidecar/v1/jobs/{{}}/pending-events"
     assert httpx.get(pending.format("job1")).json() == {"pending": 5}
     assert httpx.get(pending.format("job2")).json() == {"pending": 0}
-    recorder = RecordingHub()
-    hub = ServerThread(recorder.app(), port=port).start()
-    try:
-        delivered = wait_for(
-            lambda: len(recorder.snapshot()) == 5 and recorder.snapshot(), "5 delivered events"
-        )
-    finally:
-        hub.stop()
+    with recording(port) as recorder:
+        delivered = recorder.wait_for(lambda events: len(events) == 5)
     assert [e.get("phase", e["status"]) for e in delivered] == [*phases, "completed"]
     assert wait_for(lambda: httpx.get(pending.format("job1")).json()["pending"] == 0, "an empty buffer")
 
 
-def test_later_events_queue_behind_buffered_ones(tmp_path: Path, start_sidecar, hub) -> None:
-    recorder, hub_server = hub
-    recorder.fail_next = 1  # only the first attempt fails: the hub is up again for the second event
-    config = local_config(tmp_path, hub_server.url)
+def test_later_events_queue_behind_buffered_ones(
+    tmp_path: Path, start_sidecar, recorder: EventRecorder
+) -> None:
+    recorder.plan(503)  # only the first attempt fails: the hub is up again for the second event
+    config = local_config(tmp_path, recorder.url)
     config["eval_hub"]["retry_initial"] = "1s"  # the first event's retry comes after the second event
     sidecar = start_sidecar(config)
     url = f"{sidecar.url}/api/v1/evaluations/jobs/job1/events"
@@ -65,14 +63,16 @@ def test_later_events_queue_behind_buffered_ones(tmp_path: Path, start_sidecar, 
         other_job = client.post(f"{sidecar.url}/api/v1/evaluations/jobs/job2/events", json=_event("running"))
     assert (first.status_code, second.status_code) == (202, 202)
     assert other_job.status_code == 204  # another job's events are not held up
-    delivered = wait_for(lambda: len(recorder.snapshot()) == 3 and recorder.snapshot(), "3 delivered events")
-    assert [e.get("phase") for e in delivered if e["job_id"] == "job1"] == ["initializing", "loading_data"]
+    recorder.wait_for(lambda events: len(events) == 3)
+    assert [r.event.get("phase") for r in recorder.accepted if r.job_id == "job1"] == [
+        "initializing",
+        "loading_data",
+    ]
 
 
-def test_the_hubs_own_answer_is_passed_back(tmp_path: Path, start_sidecar, hub) -> None:
-    recorder, hub_server = hub
-    recorder.reject_jobs.add("ghost")
-    sidecar = start_sidecar(local_config(tmp_path, hub_server.url))
+def test_the_hubs_own_answer_is_passed_back(tmp_path: Path, start_sidecar, recorder: EventRecorder) -> None:
+    recorder.missing_jobs.add("ghost")
+    sidecar = start_sidecar(local_config(tmp_path, recorder.url))
     url = f"{sidecar.url}/api/v1/evaluations/jobs/ghost/events"
     with httpx.Client(timeout=30) as client:
         answers = [client.post(url, json=_event("running")) for _ in range(2)]
@@ -83,11 +83,10 @@ def test_the_hubs_own_answer_is_passed_back(tmp_path: Path, start_sidecar, hub) 
     assert accepted.status_code == 204
 
 
-def test_hub_token_and_tenant_are_sent(tmp_path: Path, start_sidecar, hub) -> None:
-    recorder, hub_server = hub
+def test_hub_token_and_tenant_are_sent(tmp_path: Path, start_sidecar, recorder: EventRecorder) -> None:
     token = tmp_path / "token"
     token.write_text("hub-token-1\n")
-    config = local_config(tmp_path, hub_server.url)
+    config = local_config(tmp_path, recorder.url)
     config["eval_hub"].update(token_path=str(token), token_cache_timeout="0s")
     sidecar = start_sidecar(config)
     url = f"{sidecar.url}/api/v1/evaluations/jobs/job1/events"
@@ -97,29 +96,30 @@ def test_hub_token_and_tenant_are_sent(tmp_path: Path, start_sidecar, hub) -> No
         )
         token.write_text("hub-token-2")  # a rotated projected token
         client.post(url, json=_event("running"), headers={"X-Tenant": "team-a"})
-    assert [h["authorization"] for h in recorder.headers] == ["Bearer hub-token-1", "Bearer hub-token-2"]
-    assert {h["x-tenant"] for h in recorder.headers} == {"team-a"}
-    assert all(h.get("x-global-transaction-id") for h in recorder.headers)
+    headers = [r.headers for r in recorder.accepted]
+    assert [h["authorization"] for h in headers] == ["Bearer hub-token-1", "Bearer hub-token-2"]
+    assert {h["x-tenant"] for h in headers} == {"team-a"}
+    assert all(h.get("x-global-transaction-id") for h in headers)
 
 
-def test_local_mode_shutdown_flushes_without_reporting_failures(tmp_path: Path, start_sidecar, hub) -> None:
-    recorder, hub_server = hub
-    recorder.fail_next = 1
-    sidecar = start_sidecar(local_config(tmp_path, hub_server.url))
+def test_local_mode_shutdown_flushes_without_reporting_failures(
+    tmp_path: Path, start_sidecar, recorder: EventRecorder
+) -> None:
+    recorder.plan(503)
+    sidecar = start_sidecar(local_config(tmp_path, recorder.url))
     with httpx.Client(timeout=30) as client:
         answer = client.post(f"{sidecar.url}/api/v1/evaluations/jobs/job1/events", json=_event("running"))
     sidecar.stop()  # the flush delivers what was buffered; local mode reports nothing of its own
     assert answer.status_code == 202
-    assert [e["status"] for e in recorder.snapshot()] == ["running"]
+    assert [e["status"] for e in recorder.events()] == ["running"]
 
 
 @pytest.mark.parametrize("report_undelivered", [True, False])
 def test_sigterm_in_pod_mode_flushes_and_reports_missing_results(
-    tmp_path: Path, hub, report_undelivered: bool
+    tmp_path: Path, recorder: EventRecorder, report_undelivered: bool
 ) -> None:
     """``report_undelivered: false`` (Assay's own pods) leaves the missing result to the hub's watcher, which
     can tell an OOMKill or a deadline from an adapter that simply never reported."""
-    recorder, hub_server = hub
     spec = tmp_path / "job.json"
     spec.write_text(
         json.dumps(
@@ -142,7 +142,7 @@ def test_sigterm_in_pod_mode_flushes_and_reports_missing_results(
                 "base_url": "http://localhost:8080",
                 "local_mode": False,
                 "job_spec_path": str(spec),
-                "eval_hub": {"base_url": hub_server.url, "http_timeout": "5s", "retry_initial": "2s"},
+                "eval_hub": {"base_url": recorder.url, "http_timeout": "5s", "retry_initial": "2s"},
                 "cache": {"enabled": False},
                 "shutdown_timeout": "10s",
                 "report_undelivered": report_undelivered,
@@ -165,7 +165,7 @@ def test_sigterm_in_pod_mode_flushes_and_reports_missing_results(
         url = f"http://127.0.0.1:{int(port)}"
         with httpx.Client(timeout=30) as client:
             wait_for(lambda: _healthy(client, url), "/health")
-            recorder.fail_next = 1  # the first event is buffered; its retry waits ~2s, past the SIGTERM
+            recorder.plan(503)  # the first event is buffered; its retry waits ~2s, past the SIGTERM
             events = f"{url}/api/v1/evaluations/jobs/podjob/events"
             running = client.post(events, json=_event("running", 0), headers={"X-Tenant": "team-a"})
             done = client.post(events, json=_event("completed", 1, metrics={"acc": 1.0}))
@@ -177,7 +177,7 @@ def test_sigterm_in_pod_mode_flushes_and_reports_missing_results(
             process.kill()
             process.wait()
         log.close()
-    delivered = recorder.snapshot()
+    delivered = recorder.events()
     assert [(e["benchmark_index"], e["status"]) for e in delivered] == [
         (0, "running"),
         (1, "completed"),
@@ -190,7 +190,7 @@ def test_sigterm_in_pod_mode_flushes_and_reports_missing_results(
     assert failure["error_message"]["message_code"] == "results_not_delivered"
     assert failure["error_message"]["message_origin"] == "sidecar"
     assert "without reporting results" in failure["error_message"]["message"]
-    assert recorder.headers[2]["x-tenant"] == "team-a"
+    assert recorder.accepted[2].headers["x-tenant"] == "team-a"
 
 
 def _healthy(client: httpx.Client, url: str) -> bool:
@@ -222,15 +222,9 @@ def test_spooled_events_survive_a_stop_and_the_next_sidecar_delivers_them(
     assert len(spooled) == 2
     assert oct(spooled[0].stat().st_mode & 0o777) == "0o600"
 
-    recorder = RecordingHub()
-    hub = ServerThread(recorder.app(), port=port).start()
-    try:
+    with recording(port) as recorder:
         start_sidecar(config)
-        delivered = wait_for(
-            lambda: len(recorder.snapshot()) == 2 and recorder.snapshot(), "2 delivered events"
-        )
-    finally:
-        hub.stop()
+        delivered = recorder.wait_for(lambda events: len(events) == 2)
     assert [e["status"] for e in delivered] == ["running", "completed"]
     # Stamped by the sidecar when they happened, not by the hub when they arrived after its restart.
     running, completed = delivered

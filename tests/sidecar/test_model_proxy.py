@@ -11,14 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.sidecar.conftest import (
-    FakeModel,
-    RecordingHub,
-    ServerThread,
-    local_config,
-    wait_for,
-    write_job_info,
-)
+from tests.sidecar.conftest import FakeModel, local_config, write_job_info
+from tests.support.recorders import EventRecorder
 
 PROMPT = {"model": "gemma", "prompt": "two plus two is", "max_tokens": 3, "temperature": 0}
 
@@ -28,11 +22,10 @@ def _completion(client: httpx.Client, base: str, body: dict[str, object], **head
 
 
 def test_identical_request_is_served_from_the_cache(
-    tmp_path: Path, model: FakeModel, start_sidecar, hub
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
 ) -> None:
-    _, hub_server = hub
     write_job_info(tmp_path / "jobs", "job1", 0, model.url, "gemma")
-    sidecar = start_sidecar(local_config(tmp_path, hub_server.url))
+    sidecar = start_sidecar(local_config(tmp_path, recorder.url))
     base = f"{sidecar.url}/model/job1/0"
     with httpx.Client(timeout=30) as client:
         first = _completion(client, base, PROMPT)
@@ -49,9 +42,8 @@ def test_identical_request_is_served_from_the_cache(
 
 
 def test_model_name_endpoint_or_body_change_misses(
-    tmp_path: Path, model: FakeModel, start_sidecar, hub
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
 ) -> None:
-    _, hub_server = hub
     other_endpoint = FakeModel().start()
     try:
         jobs = tmp_path / "jobs"
@@ -59,7 +51,7 @@ def test_model_name_endpoint_or_body_change_misses(
         write_job_info(jobs, "again", 0, model.url, "gemma")  # another job, same model and endpoint
         write_job_info(jobs, "renamed", 0, model.url, "gemma-v2")
         write_job_info(jobs, "moved", 0, other_endpoint.url, "gemma")
-        sidecar = start_sidecar(local_config(tmp_path, hub_server.url))
+        sidecar = start_sidecar(local_config(tmp_path, recorder.url))
         with httpx.Client(timeout=30) as client:
             states = {
                 job: _completion(client, f"{sidecar.url}/model/{job}/0", PROMPT).headers["x-assay-cache"]
@@ -74,10 +66,11 @@ def test_model_name_endpoint_or_body_change_misses(
         other_endpoint.stop()
 
 
-def test_cache_survives_a_sidecar_restart(tmp_path: Path, model: FakeModel, start_sidecar, hub) -> None:
-    _, hub_server = hub
+def test_cache_survives_a_sidecar_restart(
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
+) -> None:
     write_job_info(tmp_path / "jobs", "job1", 0, model.url, "gemma")
-    config = local_config(tmp_path, hub_server.url)
+    config = local_config(tmp_path, recorder.url)
     first = start_sidecar(config)
     with httpx.Client(timeout=30) as client:
         before = _completion(client, f"{first.url}/model/job1/0", PROMPT)
@@ -91,10 +84,11 @@ def test_cache_survives_a_sidecar_restart(tmp_path: Path, model: FakeModel, star
     assert (tmp_path / "cache" / "responses.sqlite3").is_file()
 
 
-def test_stream_and_no_cache_bypass_the_cache(tmp_path: Path, model: FakeModel, start_sidecar, hub) -> None:
-    _, hub_server = hub
+def test_stream_and_no_cache_bypass_the_cache(
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
+) -> None:
     write_job_info(tmp_path / "jobs", "job1", 0, model.url, "gemma")
-    sidecar = start_sidecar(local_config(tmp_path, hub_server.url))
+    sidecar = start_sidecar(local_config(tmp_path, recorder.url))
     base = f"{sidecar.url}/model/job1/0"
     with httpx.Client(timeout=30) as client:
         streamed = [_completion(client, base, {**PROMPT, "stream": True}) for _ in range(2)]
@@ -111,11 +105,12 @@ def test_stream_and_no_cache_bypass_the_cache(tmp_path: Path, model: FakeModel, 
     assert len(model.upstream_calls()) == 4
 
 
-def test_concurrency_cap_bounds_calls_in_flight(tmp_path: Path, model: FakeModel, start_sidecar, hub) -> None:
-    _, hub_server = hub
+def test_concurrency_cap_bounds_calls_in_flight(
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
+) -> None:
     model.delay = 0.3
     write_job_info(tmp_path / "jobs", "job1", 0, model.url, "gemma")
-    sidecar = start_sidecar(local_config(tmp_path, hub_server.url, max_concurrency=2))
+    sidecar = start_sidecar(local_config(tmp_path, recorder.url, max_concurrency=2))
     base = f"{sidecar.url}/model/job1/0"
     with httpx.Client(timeout=30) as client, ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(lambda n: _completion(client, base, {**PROMPT, "seed": n}), range(6)))
@@ -125,12 +120,11 @@ def test_concurrency_cap_bounds_calls_in_flight(tmp_path: Path, model: FakeModel
 
 
 def test_retries_on_429_503_and_dropped_connections(
-    tmp_path: Path, model: FakeModel, start_sidecar, hub
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
 ) -> None:
-    recorder, hub_server = hub
     model.plan = ["429:1", "503", "drop"]
     write_job_info(tmp_path / "jobs", "job1", 0, model.url, "gemma")
-    sidecar = start_sidecar(local_config(tmp_path, hub_server.url, max_retries=3))
+    sidecar = start_sidecar(local_config(tmp_path, recorder.url, max_retries=3))
     with httpx.Client(timeout=30) as client:
         started = time.monotonic()
         answer = _completion(client, f"{sidecar.url}/model/job1/0", PROMPT)
@@ -142,15 +136,16 @@ def test_retries_on_429_503_and_dropped_connections(
     assert answer.status_code == 200
     assert len(model.upstream_calls()) == 4
     assert elapsed >= 1.0  # Retry-After: 1 was honoured
-    usage = wait_for(lambda: recorder.snapshot(), "the completed event")[0]["usage"]
+    usage = recorder.wait_for(bool)[0]["usage"]
     assert usage["retries"] == 3 and usage["upstream_requests"] == 4 and usage["errors"] == 0
 
 
-def test_retries_give_up_with_the_last_answer(tmp_path: Path, model: FakeModel, start_sidecar, hub) -> None:
-    _, hub_server = hub
+def test_retries_give_up_with_the_last_answer(
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
+) -> None:
     model.plan = ["503", "503", "503"]
     write_job_info(tmp_path / "jobs", "job1", 0, model.url, "gemma")
-    sidecar = start_sidecar(local_config(tmp_path, hub_server.url, max_retries=1))
+    sidecar = start_sidecar(local_config(tmp_path, recorder.url, max_retries=1))
     with httpx.Client(timeout=30) as client:
         answer = _completion(client, f"{sidecar.url}/model/job1/0", PROMPT)
         again = _completion(client, f"{sidecar.url}/model/job1/0", PROMPT)
@@ -160,11 +155,10 @@ def test_retries_give_up_with_the_last_answer(tmp_path: Path, model: FakeModel, 
 
 
 def test_accounting_rides_on_the_completed_event(
-    tmp_path: Path, model: FakeModel, start_sidecar, hub
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
 ) -> None:
-    recorder, hub_server = hub
     write_job_info(tmp_path / "jobs", "job1", 0, model.url, "gemma")
-    sidecar = start_sidecar(local_config(tmp_path, hub_server.url))
+    sidecar = start_sidecar(local_config(tmp_path, recorder.url))
     events = f"{sidecar.url}/api/v1/evaluations/jobs/job1/events"
     with httpx.Client(timeout=30) as client:
         for _ in range(2):
@@ -185,7 +179,7 @@ def test_accounting_rides_on_the_completed_event(
             },
         )
     assert running.status_code == 204 and completed.status_code == 204
-    first, last = recorder.snapshot()
+    first, last = recorder.events()
     assert "usage" not in first
     assert last["metrics"] == {"a": 1}
     assert last["usage"] == {
@@ -207,11 +201,10 @@ def test_accounting_rides_on_the_completed_event(
 
 
 def test_path_and_query_reach_the_model_unchanged(
-    tmp_path: Path, model: FakeModel, start_sidecar, hub
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
 ) -> None:
-    _, hub_server = hub
     write_job_info(tmp_path / "jobs", "job1", 0, model.url, "gemma")
-    sidecar = start_sidecar(local_config(tmp_path, hub_server.url))
+    sidecar = start_sidecar(local_config(tmp_path, recorder.url))
     target = "/openai/deployments/g%2Fm/v1/completions?api-version=2024-06-01&x=a%2Fb&x=c"
     with httpx.Client(timeout=30) as client:
         answer = client.post(f"{sidecar.url}/model/job1/0{target}", json=PROMPT)
@@ -222,13 +215,12 @@ def test_path_and_query_reach_the_model_unchanged(
 
 
 def test_an_authorization_without_credentials_is_not_forwarded(
-    tmp_path: Path, model: FakeModel, start_sidecar, hub
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
 ) -> None:
     """lm-eval's OpenAI client sends ``Authorization: Bearer `` when it has no key: the call must still reach
     the model (httpx refuses the trailing space), without a credential it never had."""
-    _, hub_server = hub
     write_job_info(tmp_path / "jobs", "job1", 0, model.url, "gemma")
-    sidecar = start_sidecar(local_config(tmp_path, hub_server.url))
+    sidecar = start_sidecar(local_config(tmp_path, recorder.url))
     # http.client, because httpx (rightly) refuses to send such a header at all.
     connection = http.client.HTTPConnection(sidecar.url.removeprefix("http://"), timeout=30)
     headers = {"Authorization": "Bearer ", "Content-Type": "application/json"}
@@ -305,11 +297,10 @@ def test_ref_tokens_are_resolved_from_the_secret_mount(
 
 
 def test_group_launch_traffic_is_reported_for_the_launch(
-    tmp_path: Path, model: FakeModel, start_sidecar, hub: tuple[RecordingHub, ServerThread]
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
 ) -> None:
-    recorder, hub_server = hub
     write_job_info(tmp_path / "jobs", "job1", 2, model.url, "gemma", indices=[2, 3])
-    sidecar = start_sidecar(local_config(tmp_path, hub_server.url))
+    sidecar = start_sidecar(local_config(tmp_path, recorder.url))
     with httpx.Client(timeout=30) as client:
         _completion(client, f"{sidecar.url}/model/job1/2", PROMPT)
         _completion(
@@ -327,16 +318,17 @@ def test_group_launch_traffic_is_reported_for_the_launch(
                     }
                 },
             )
-    lead, member = recorder.snapshot()
+    lead, member = recorder.events()
     assert lead["usage"]["requests"] == 1 and lead["usage"]["benchmark_indices"] == [2, 3]
     assert member["usage"]["requests"] == 1 and member["usage"]["benchmark_indices"] == [3]
     assert "x-assay-benchmark-index" not in model.upstream_calls()[1].headers
 
 
-def test_two_sidecars_share_one_cache_file(tmp_path: Path, model: FakeModel, start_sidecar, hub) -> None:
-    _, hub_server = hub
+def test_two_sidecars_share_one_cache_file(
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
+) -> None:
     write_job_info(tmp_path / "jobs", "job1", 0, model.url, "gemma")
-    config = local_config(tmp_path, hub_server.url)
+    config = local_config(tmp_path, recorder.url)
     first, second = start_sidecar(config), start_sidecar(config)
     with httpx.Client(timeout=30) as client, ThreadPoolExecutor(4) as pool:
         stored = list(

@@ -20,7 +20,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.registry import DockerRegistry
-from tests.sidecar.conftest import FakeModel, ServerThread, free_port
+from tests.sidecar.conftest import FakeModel
+from tests.support.net import free_port
+from tests.support.servers import ThreadedServer
 
 BLOB = os.urandom(3 * 1024 * 1024 + 17)
 DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
@@ -92,7 +94,7 @@ def _mlflow_app(artifacts: dict[str, bytes]) -> Starlette:
 
 def test_mlflow_calls_get_the_token_and_workspace(tmp_path: Path, start_sidecar) -> None:
     artifacts: dict[str, bytes] = {}
-    mlflow = ServerThread(_mlflow_app(artifacts)).start()
+    mlflow = ThreadedServer(_mlflow_app(artifacts), lifespan="on").start()
     try:
         token = tmp_path / "mlflow-token"
         token.write_text("mlflow-token\n")
@@ -212,7 +214,7 @@ def _token_registry(port: int, issued: list[str]) -> Starlette:
 def test_bearer_token_challenge_flow(tmp_path: Path, start_sidecar) -> None:
     issued: list[str] = []
     port = free_port()
-    front = ServerThread(_token_registry(port, issued), port=port).start()
+    front = ThreadedServer(_token_registry(port, issued), port=port, lifespan="on").start()
     try:
         host = f"127.0.0.1:{port}"
         docker_config = _docker_config(
