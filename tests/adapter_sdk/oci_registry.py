@@ -10,9 +10,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.servers import QuietHandler, serving_http
 
 _BLOB = re.compile(r"^/v2/(?P<repo>.+)/blobs/(?P<digest>sha256:[0-9a-f]{64})$")
 _UPLOADS = re.compile(r"^/v2/(?P<repo>.+)/blobs/uploads/(?P<session>[^/]*)$")
@@ -28,8 +28,8 @@ class Registry:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler(registry: Registry) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def _answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
@@ -74,23 +74,12 @@ def _handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
 
         do_GET = do_HEAD = do_POST = do_PUT = _route
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
     return Handler
 
 
 @contextmanager
 def running_registry() -> Iterator[Registry]:
     registry = Registry()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(registry))
-    server.daemon_threads = True
-    registry.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_http(_handler(registry)) as url:
+        registry.url = url
         yield registry
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

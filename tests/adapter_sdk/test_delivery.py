@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-from event_recorder import DROP, Recorder
 
 from adapters.sdk import (
     AdapterSettings,
@@ -18,6 +17,8 @@ from adapters.sdk import (
     JobStatus,
     JobStatusUpdate,
 )
+from tests.support.net import free_port
+from tests.support.recorders import DROP, EventRecorder
 
 RUNNING = JobStatusUpdate(status=JobStatus.RUNNING, phase=JobPhase.LOADING_DATA)
 
@@ -41,27 +42,27 @@ def callbacks_for(url: str, retry_seconds: float = 20.0) -> DefaultCallbacks:
     return DefaultCallbacks(spec_for(url), settings=settings)
 
 
-def test_transient_failures_then_success_deliver_exactly_once(recorder: Recorder) -> None:
+def test_transient_failures_then_success_deliver_exactly_once(recorder: EventRecorder) -> None:
     recorder.plan(503, DROP, 429, 408)
     callbacks_for(recorder.url).report_status(RUNNING)
-    assert [r.answer for r in recorder.requests] == [503, None, 429, 408, 200]
-    assert recorder.events == [
+    assert [r.answer for r in recorder.requests] == [503, None, 429, 408, 204]
+    assert recorder.events() == [
         {"provider_id": "p", "id": "b", "benchmark_index": 0, "status": "running", "phase": "loading_data"}
     ]
     # Every attempt carried the same body.
     assert len({str(r.body) for r in recorder.requests}) == 1
 
 
-def test_retry_after_is_honoured(recorder: Recorder) -> None:
+def test_retry_after_is_honoured(recorder: EventRecorder) -> None:
     recorder.plan((503, {"Retry-After": "2"}))
     callbacks_for(recorder.url).report_status(RUNNING)
     first, second = recorder.requests
     # Without the header the first backoff is at most 0.2 s.
     assert second.arrived - first.arrived >= 1.9
-    assert second.answer == 200
+    assert second.answer == 204
 
 
-def test_a_permanent_refusal_raises_at_once_with_the_servers_message(recorder: Recorder) -> None:
+def test_a_permanent_refusal_raises_at_once_with_the_servers_message(recorder: EventRecorder) -> None:
     recorder.plan(400, 200)
     started = time.monotonic()
     with pytest.raises(CallbackRejected) as caught:
@@ -73,7 +74,7 @@ def test_a_permanent_refusal_raises_at_once_with_the_servers_message(recorder: R
     assert "/api/v1/evaluations/jobs/job-9/events" in str(caught.value)
 
 
-def test_exhausting_the_budget_raises_undelivered(recorder: Recorder) -> None:
+def test_exhausting_the_budget_raises_undelivered(recorder: EventRecorder) -> None:
     recorder.plan(*([503] * 100))
     started = time.monotonic()
     with pytest.raises(CallbackUndelivered) as caught:
@@ -86,16 +87,12 @@ def test_exhausting_the_budget_raises_undelivered(recorder: Recorder) -> None:
 
 
 def test_an_unreachable_receiver_is_undelivered_not_ignored(tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     with pytest.raises(CallbackUndelivered, match="ConnectError"):
         callbacks_for(f"http://127.0.0.1:{port}", retry_seconds=1).report_status(RUNNING)
 
 
-def test_tenant_and_bearer_token_headers(recorder: Recorder, tmp_path: Path) -> None:
+def test_tenant_and_bearer_token_headers(recorder: EventRecorder, tmp_path: Path) -> None:
     namespace = tmp_path / "namespace"
     namespace.write_text("team-a\n")
     token = tmp_path / "token"
@@ -119,8 +116,8 @@ def test_tenant_and_bearer_token_headers(recorder: Recorder, tmp_path: Path) -> 
     assert "x-tenant" not in recorder.requests[2].headers
 
 
-def test_cancelled_is_a_status_an_adapter_may_send(recorder: Recorder) -> None:
+def test_cancelled_is_a_status_an_adapter_may_send(recorder: EventRecorder) -> None:
     callbacks = callbacks_for(recorder.url)
     callbacks.report_status(JobStatusUpdate(status=JobStatus.CANCELLED))
-    assert recorder.events[0]["status"] == "cancelled"
+    assert recorder.events()[0]["status"] == "cancelled"
     assert callbacks.has_terminal_event(0)

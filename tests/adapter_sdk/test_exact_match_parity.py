@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from event_recorder import Recorder
+
+from tests.support.recorders import EventRecorder
 
 REPO = Path(__file__).resolve().parents[2]
 THIRD_PARTY = REPO / "tests" / "fixtures" / "adapters" / "exact_match"
@@ -35,9 +36,9 @@ def switched_adapter(tmp_path: Path) -> Path:
 
 
 def run(
-    script: Path, recorder: Recorder, tmp_path: Path, parameters: dict[str, Any]
+    script: Path, recorder: EventRecorder, tmp_path: Path, parameters: dict[str, Any]
 ) -> tuple[int, list[Any]]:
-    before = len(recorder.events)
+    before = len(recorder.events())
     spec = {
         "id": "job-em",
         "provider_id": "exact_match",
@@ -55,7 +56,7 @@ def run(
     path.write_text(json.dumps(spec, indent=2))
     env = {**os.environ, "EVALHUB_JOB_SPEC_PATH": str(path), "EVALHUB_MODE": "local", "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
-    return done.returncode, recorder.events[before:]
+    return done.returncode, recorder.events()[before:]
 
 
 def without_additions(event: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def without_additions(event: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_same_events_from_both_sdks(recorder: Recorder, tmp_path: Path) -> None:
+def test_same_events_from_both_sdks(recorder: EventRecorder, tmp_path: Path) -> None:
     theirs_code, theirs = run(THIRD_PARTY / "adapter.py", recorder, tmp_path, {})
     ours_code, ours = run(switched_adapter(tmp_path), recorder, tmp_path, {})
     assert (theirs_code, ours_code) == (0, 0)
@@ -85,7 +86,7 @@ def test_same_events_from_both_sdks(recorder: Recorder, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_same_failure_from_both_sdks(recorder: Recorder, tmp_path: Path) -> None:
+def test_same_failure_from_both_sdks(recorder: EventRecorder, tmp_path: Path) -> None:
     theirs_code, theirs = run(THIRD_PARTY / "adapter.py", recorder, tmp_path, {"fail": "exception"})
     ours_code, ours = run(switched_adapter(tmp_path), recorder, tmp_path, {"fail": "exception"})
     assert (theirs_code, ours_code) == (1, 1)

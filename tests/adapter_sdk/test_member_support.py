@@ -10,7 +10,6 @@ from typing import Any
 
 import pydantic
 import pytest
-from event_recorder import Recorder
 
 from adapters.sdk import (
     AdapterSettings,
@@ -28,6 +27,7 @@ from adapters.sdk import (
     model_api_key,
     package_version,
 )
+from tests.support.recorders import EventRecorder
 
 GROUP = [{"benchmark_id": "b1", "benchmark_index": 1, "parameters": {}}]
 
@@ -69,7 +69,7 @@ class Unroutable(JobCallbacks):
         raise NotImplementedError
 
 
-def test_group_members_report_under_their_own_index(recorder: Recorder) -> None:
+def test_group_members_report_under_their_own_index(recorder: EventRecorder) -> None:
     spec = JobSpec.model_validate(spec_data(recorder.url, group=GROUP))
     lead, member = spec.members()
     callbacks = DefaultCallbacks(spec, settings=AdapterSettings(callback_retry_seconds=5))
@@ -81,7 +81,7 @@ def test_group_members_report_under_their_own_index(recorder: Recorder) -> None:
             )
     finally:
         callbacks.close()
-    assert [(e["benchmark_index"], e["id"]) for e in recorder.events] == [(0, "b0"), (1, "b1")]
+    assert [(e["benchmark_index"], e["id"]) for e in recorder.events()] == [(0, "b0"), (1, "b1")]
 
     single = Unroutable()
     assert callbacks_for_member(single, lead, spec) is single

@@ -8,8 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from event_recorder import Recorder
-from oci_registry import running_registry
 
 from adapters.sdk import (
     AdapterSettings,
@@ -21,6 +19,8 @@ from adapters.sdk import (
     OCICoordinates,
     OCIPushError,
 )
+from tests.adapter_sdk.oci_registry import running_registry
+from tests.support.recorders import EventRecorder
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -47,7 +47,7 @@ def results_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def test_push_through_the_sidecar_names_the_real_registry(recorder: Recorder, tmp_path: Path) -> None:
+def test_push_through_the_sidecar_names_the_real_registry(recorder: EventRecorder, tmp_path: Path) -> None:
     with running_registry() as sidecar:
         settings = AdapterSettings.from_env({"EVALHUB_SIDECAR_URL": sidecar.url})
         callbacks = DefaultCallbacks(spec_for(recorder.url), settings=settings)
@@ -84,11 +84,13 @@ def test_push_through_the_sidecar_names_the_real_registry(recorder: Recorder, tm
                 oci_artifact=pushed,
             )
         )
-    artifacts = recorder.events[-1]["artifacts"]
+    artifacts = recorder.events()[-1]["artifacts"]
     assert (artifacts["oci_reference"], artifacts["oci_digest"]) == (pushed.reference, pushed.digest)
 
 
-def test_push_straight_to_a_plain_http_registry_with_oci_insecure(recorder: Recorder, tmp_path: Path) -> None:
+def test_push_straight_to_a_plain_http_registry_with_oci_insecure(
+    recorder: EventRecorder, tmp_path: Path
+) -> None:
     with running_registry() as registry:
         host = registry.url.removeprefix("http://")
         settings = AdapterSettings.from_env({"OCI_INSECURE": "true"})
@@ -101,7 +103,7 @@ def test_push_straight_to_a_plain_http_registry_with_oci_insecure(recorder: Reco
         assert ("org/evals", "run-1") in registry.manifests
 
 
-def test_a_failed_push_names_the_reference(recorder: Recorder, tmp_path: Path) -> None:
+def test_a_failed_push_names_the_reference(recorder: EventRecorder, tmp_path: Path) -> None:
     # The events recorder is no registry: it answers the upload POST without a Location.
     host = recorder.url.removeprefix("http://")
     callbacks = DefaultCallbacks(

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from event_recorder import Recorder
 
 from adapters.sdk import (
     EXIT_CANCELLED,
@@ -28,6 +27,7 @@ from adapters.sdk import (
     JobStatusUpdate,
     run_adapter,
 )
+from tests.support.recorders import EventRecorder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,11 +79,11 @@ class PhasedAdapter(FrameworkAdapter):
         return results_for(config)
 
 
-def statuses(recorder: Recorder) -> list[tuple[int, str, str | None]]:
-    return [(e["benchmark_index"], e["status"], e.get("phase")) for e in recorder.events]
+def statuses(recorder: EventRecorder) -> list[tuple[int, str, str | None]]:
+    return [(e["benchmark_index"], e["status"], e.get("phase")) for e in recorder.events()]
 
 
-def test_success_reports_phases_then_results_and_exits_0(recorder: Recorder, tmp_path: Path) -> None:
+def test_success_reports_phases_then_results_and_exits_0(recorder: EventRecorder, tmp_path: Path) -> None:
     assert run_adapter(build(PhasedAdapter, write_job(tmp_path, recorder.url))) == 0
     assert statuses(recorder) == [
         (0, "running", "initializing"),
@@ -92,28 +92,28 @@ def test_success_reports_phases_then_results_and_exits_0(recorder: Recorder, tmp
         (0, "running", "post_processing"),
         (0, "completed", None),
     ]
-    final = recorder.events[-1]
+    final = recorder.events()[-1]
     assert final["metrics"] == {"accuracy": 0.8, "accuracy_stderr": 0.02}
     assert final["overall_score"] == 0.8  # from primary_score.metric
-    assert recorder.events[2]["progress"] == 0.5
+    assert recorder.events()[2]["progress"] == 0.5
 
 
 def test_an_exception_reports_failed_with_adapter_error_and_exits_1(
-    recorder: Recorder, tmp_path: Path
+    recorder: EventRecorder, tmp_path: Path
 ) -> None:
     path = write_job(tmp_path, recorder.url, parameters={"fail": True})
     assert run_adapter(build(PhasedAdapter, path)) == 1
     assert statuses(recorder)[-1] == (0, "failed", None)
-    assert recorder.events[-1]["error_message"] == {
+    assert recorder.events()[-1]["error_message"] == {
         "message": "dataset for qa has no rows",
         "message_code": "adapter_error",
         "message_origin": "adapter",
     }
-    assert [e["status"] for e in recorder.events].count("failed") == 1
+    assert [e["status"] for e in recorder.events()].count("failed") == 1
 
 
 def test_results_already_reported_by_the_adapter_are_not_sent_twice(
-    recorder: Recorder, tmp_path: Path
+    recorder: EventRecorder, tmp_path: Path
 ) -> None:
     class ReportsItself(FrameworkAdapter):
         def run_benchmark_job(self, config: JobSpec, callbacks: JobCallbacks) -> JobResults:
@@ -122,20 +122,20 @@ def test_results_already_reported_by_the_adapter_are_not_sent_twice(
             return results
 
     assert run_adapter(build(ReportsItself, write_job(tmp_path, recorder.url))) == 0
-    assert [e["status"] for e in recorder.events] == ["running", "completed"]
+    assert [e["status"] for e in recorder.events()] == ["running", "completed"]
 
 
-def test_returning_without_results_fails_the_benchmark(recorder: Recorder, tmp_path: Path) -> None:
+def test_returning_without_results_fails_the_benchmark(recorder: EventRecorder, tmp_path: Path) -> None:
     class Forgetful(FrameworkAdapter):
         def run_benchmark_job(self, config: JobSpec, callbacks: JobCallbacks) -> list[JobResults]:
             return []
 
     assert run_adapter(build(Forgetful, write_job(tmp_path, recorder.url))) == 1
-    assert recorder.events[-1]["status"] == "failed"
-    assert recorder.events[-1]["error_message"]["message_code"] == "results_missing"
+    assert recorder.events()[-1]["status"] == "failed"
+    assert recorder.events()[-1]["error_message"]["message_code"] == "results_missing"
 
 
-def test_undeliverable_results_exit_1_instead_of_0(recorder: Recorder, tmp_path: Path) -> None:
+def test_undeliverable_results_exit_1_instead_of_0(recorder: EventRecorder, tmp_path: Path) -> None:
     # Four status events accepted, then the results and the failure report refused.
     recorder.plan(200, 200, 200, 200, 400, 400)
     assert run_adapter(build(PhasedAdapter, write_job(tmp_path, recorder.url))) == 1
@@ -180,9 +180,9 @@ class GroupAdapter(FrameworkAdapter):
         return returned
 
 
-def test_a_group_reports_each_member_with_its_own_index(recorder: Recorder, tmp_path: Path) -> None:
+def test_a_group_reports_each_member_with_its_own_index(recorder: EventRecorder, tmp_path: Path) -> None:
     assert run_adapter(build(GroupAdapter, write_job(tmp_path, recorder.url, group=GROUP))) == 0
-    completed = {e["benchmark_index"]: e for e in recorder.events if e["status"] == "completed"}
+    completed = {e["benchmark_index"]: e for e in recorder.events() if e["status"] == "completed"}
     assert {i: (e["id"], e["metrics"]["accuracy"]) for i, e in completed.items()} == {
         0: ("qa", 0.8),
         1: ("qa2", 0.3),
@@ -190,23 +190,23 @@ def test_a_group_reports_each_member_with_its_own_index(recorder: Recorder, tmp_
     }
     # Each member's own primary_score: qa3 has none, so no overall_score.
     assert [completed[i].get("overall_score") for i in range(3)] == [0.8, 0.3, None]
-    starts = [(e["benchmark_index"], e["id"]) for e in recorder.events if e.get("phase") == "initializing"]
+    starts = [(e["benchmark_index"], e["id"]) for e in recorder.events() if e.get("phase") == "initializing"]
     assert starts == [(0, "qa"), (1, "qa2"), (2, "qa3")]
     steps = [
         (e["benchmark_index"], e["completed_steps"], e["total_steps"])
-        for e in recorder.events
+        for e in recorder.events()
         if "total_steps" in e
     ]
     assert steps == [(0, 0, 3), (1, 1, 3), (2, 2, 3)]
 
 
 def test_a_failing_member_fails_itself_and_the_rest_but_keeps_earlier_results(
-    recorder: Recorder, tmp_path: Path
+    recorder: EventRecorder, tmp_path: Path
 ) -> None:
     group = [{**GROUP[0], "parameters": {"fail": True}}, GROUP[1]]
     path = write_job(tmp_path, recorder.url, parameters={"score": 0.8, "report_early": True}, group=group)
     assert run_adapter(build(GroupAdapter, path)) == 1
-    terminal = {e["benchmark_index"]: e for e in recorder.events if e["status"] in ("completed", "failed")}
+    terminal = {e["benchmark_index"]: e for e in recorder.events() if e["status"] in ("completed", "failed")}
     assert {i: e["status"] for i, e in terminal.items()} == {0: "completed", 1: "failed", 2: "failed"}
     assert terminal[1]["error_message"]["message"] == "qa2 broke"
     assert terminal[1]["id"] == "qa2" and terminal[2]["id"] == "qa3"
@@ -233,7 +233,9 @@ SLOW_ADAPTER = textwrap.dedent(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_reports_cancelled_and_exits_143(recorder: Recorder, tmp_path: Path, signum: int) -> None:
+def test_a_signal_reports_cancelled_and_exits_143(
+    recorder: EventRecorder, tmp_path: Path, signum: int
+) -> None:
     script = tmp_path / "slow_adapter.py"
     script.write_text(SLOW_ADAPTER)
     path = write_job(tmp_path, recorder.url, group=GROUP[:1])
@@ -247,7 +249,7 @@ def test_a_signal_reports_cancelled_and_exits_143(recorder: Recorder, tmp_path: 
         if process.poll() is None:
             process.kill()
     assert process.returncode == EXIT_CANCELLED, stderr
-    cancelled = [e for e in recorder.events if e["status"] == "cancelled"]
+    cancelled = [e for e in recorder.events() if e["status"] == "cancelled"]
     assert [(e["benchmark_index"], e["id"]) for e in cancelled] == [(0, "qa"), (1, "qa2")]
     assert cancelled[0]["error_message"]["message_code"] == "adapter_cancelled"
     assert signal.Signals(signum).name in cancelled[0]["error_message"]["message"]

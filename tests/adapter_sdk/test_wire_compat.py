@@ -13,10 +13,10 @@ from evalhub.adapter import JobResults as EvalHubResults
 from evalhub.adapter import JobStatusUpdate as EvalHubUpdate
 from evalhub.adapter.models.cards import EvalCardMetadata
 from evalhub.models.api import PrimaryScore as EvalHubPrimaryScore
-from event_recorder import Recorder
 
 import adapters.sdk
 from adapters.sdk import AdapterSettings, DefaultCallbacks, JobResults, JobSpec, JobStatusUpdate
+from tests.support.recorders import EventRecorder
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:evalhub")
 
@@ -123,13 +123,13 @@ def our_callbacks(url: str) -> DefaultCallbacks:
     )
 
 
-def split(recorder: Recorder, count: int) -> tuple[list[Any], list[Any]]:
+def split(recorder: EventRecorder, count: int) -> tuple[list[Any], list[Any]]:
     bodies = recorder.delivered
     assert len(bodies) == 2 * count, bodies
     return bodies[:count], bodies[count:]
 
 
-def test_status_bodies_match_eval_hub_sdk_plus_progress(recorder: Recorder) -> None:
+def test_status_bodies_match_eval_hub_sdk_plus_progress(recorder: EventRecorder) -> None:
     theirs = evalhub_callbacks(recorder.url)
     for update in STATUS_UPDATES:
         theirs.report_status(EvalHubUpdate.model_validate(update))
@@ -150,7 +150,7 @@ def test_status_bodies_match_eval_hub_sdk_plus_progress(recorder: Recorder) -> N
 
 
 @pytest.mark.parametrize("case", range(len(RESULTS)))
-def test_results_bodies_match_eval_hub_sdk(recorder: Recorder, case: int) -> None:
+def test_results_bodies_match_eval_hub_sdk(recorder: EventRecorder, case: int) -> None:
     data = RESULTS[case]
     card = EvalCardMetadata(languages=["en"], languages_count=1, developer_footnotes="test card")
     theirs = evalhub_callbacks(recorder.url)
@@ -169,7 +169,7 @@ def test_results_bodies_match_eval_hub_sdk(recorder: Recorder, case: int) -> Non
     assert event["artifacts"]["evalhub.eval_card"]["languages"] == ["en"]
 
 
-def test_stderr_travels_as_its_own_metric(recorder: Recorder) -> None:
+def test_stderr_travels_as_its_own_metric(recorder: EventRecorder) -> None:
     data: dict[str, Any] = {
         **copy.deepcopy(RESULTS[0]),
         "results": [
