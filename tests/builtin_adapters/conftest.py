@@ -1,20 +1,11 @@
-"""Fixtures shared by the built-in adapters' tests: the callback recorder and the local model endpoint."""
+"""Fixtures shared by the built-in adapters' tests: the local model endpoint. The callback recorder is the
+root conftest's ``recorder`` (tests.support.recorders)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from tests.builtin_adapters.adapter_run import EventRecorder
-
-
-@pytest.fixture()
-def recorder() -> Iterator[EventRecorder]:
-    server = EventRecorder()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

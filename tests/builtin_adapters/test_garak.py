@@ -14,8 +14,9 @@ import yaml
 from adapters.envs import ensure_env
 from adapters.garak.config import ParameterError, plan_run, selection
 from adapters.garak.report import metrics_from_entries
-from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
+from tests.builtin_adapters.adapter_run import job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
+from tests.support.recorders import EventRecorder
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 300.0

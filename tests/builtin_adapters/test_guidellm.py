@@ -15,8 +15,9 @@ import yaml
 from adapters.envs import ensure_env
 from adapters.guidellm.config import ParameterError, normalise_target, plan_run
 from adapters.guidellm.report import LATENCY_METRICS, metrics_from_report
-from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
+from tests.builtin_adapters.adapter_run import job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
+from tests.support.recorders import EventRecorder
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 300.0

@@ -36,10 +36,12 @@ from adapters.sdk import (
     OCIArtifactResult,
     OCIArtifactSpec,
 )
-from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
+from tests.builtin_adapters.adapter_run import job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
-from tests.conftest import REPO, LiveServer, wait_for
+from tests.conftest import REPO, LiveServer
 from tests.lifecycle.test_local_lifecycle import finished, submit
+from tests.support.recorders import EventRecorder
+from tests.support.waiting import wait_for
 
 PROVIDER = "inspect_ai"
 # Inspect's start-up alone is tens of seconds on 2 busy cores; the model answers a few tokens a second there.

@@ -5,7 +5,6 @@ backend. The pure parts (task specs, result mapping) are checked in the hub's en
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,8 +15,10 @@ import yaml
 
 from adapters.envs import ensure_env
 from adapters.lighteval.adapter import metrics_for_tasks, task_specs
-from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
+from tests.builtin_adapters.adapter_run import job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
+from tests.support.net import free_port
+from tests.support.recorders import EventRecorder
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 400.0
@@ -133,9 +134,7 @@ def test_a_group_of_bundled_tasks_runs_in_one_lighteval_pipeline(
 def test_an_unreachable_endpoint_fails_the_benchmark_instead_of_scoring_zero(
     adapter_python: Path, recorder: EventRecorder, tmp_path: Path
 ) -> None:
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a port nothing listens on
     done = run_adapter(
         adapter_python,
         tmp_path,

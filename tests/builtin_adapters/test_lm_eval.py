@@ -17,8 +17,9 @@ from adapters.envs import ensure_env
 from adapters.lm_eval.config import MemberPlan, ParameterError, endpoint_url, plan_harness
 from adapters.lm_eval.results import member_metrics
 from adapters.sdk import JobSpec
-from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
+from tests.builtin_adapters.adapter_run import job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
+from tests.support.recorders import EventRecorder
 
 RUN_TIMEOUT = 400.0
 JOB_ID = "job-lm-eval"
@@ -68,7 +69,7 @@ def test_a_two_task_group_runs_in_one_harness_call_and_reports_each_benchmark(
     assert done.returncode == 0, done.stderr[-4000:]
     print(f"lm-eval group run: {elapsed:.1f}s")
 
-    assert set(recorder.paths) == {f"/api/v1/evaluations/jobs/{JOB_ID}/events"}
+    assert {r.path for r in recorder.requests} == {f"/api/v1/evaluations/jobs/{JOB_ID}/events"}
     capitals, arithmetic = of(recorder, "assay_capitals"), of(recorder, "assay_arithmetic")
     assert {e["benchmark_index"] for e in capitals} == {0}
     assert {e["benchmark_index"] for e in arithmetic} == {3}

@@ -19,8 +19,9 @@ import yaml
 from adapters.envs import ensure_env
 from adapters.mteb.adapter import metrics_from_scores, task_names
 from assay.demo.embedding_server import EmbeddingServer, EmbeddingServerError
-from tests.builtin_adapters.adapter_run import EventRecorder, job_spec
+from tests.builtin_adapters.adapter_run import job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
+from tests.support.recorders import EventRecorder
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 300.0
