@@ -15,7 +15,6 @@ public jobs API."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import copy
@@ -40,10 +39,12 @@ from assay.core.events import (
     SWEEP_REQUESTED,
 )
 from assay.settings import Settings
-from tests.conftest import ADMIN, FIXTURES, TEST_HOSTS, LiveServer, TokenFile, free_port, wait_for
+from tests.conftest import ADMIN, FIXTURES, TEST_HOSTS, LiveServer, TokenFile
 from tests.function_chain.test_cloudevent_chain import Broker, _function
 from tests.kubernetes.api_server import TestApiServer, rfc3339
 from tests.manifests.rendering import KNATIVE, KUEUE, named, of_kind, render
+from tests.support.net import free_port
+from tests.support.waiting import wait_for
 
 OVERLAY = KNATIVE / "overlays" / "dev"
 FUNCTIONS_NAMESPACE = "assay"
@@ -493,10 +494,9 @@ def start_cluster(
     yield start
     for _cluster, broker_server, hosts in started:
         # The function hosts opened their pools in the broker's event loop: close them there.
-        loop = broker_server.server.servers[0].get_loop() if broker_server.server.servers else None
-        for host in hosts:
-            if loop is not None:
-                asyncio.run_coroutine_threadsafe(host.close(), loop).result(timeout=30)
+        if broker_server.server.servers:
+            for host in hosts:
+                broker_server.on_loop(host.close())
         broker_server.__exit__(None, None, None)
     for client in reversed(stack):
         client.__exit__(None, None, None)

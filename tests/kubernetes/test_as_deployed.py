@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import wait_for
 from tests.kubernetes.conftest import (
     TEAM,
     TENANT,
@@ -17,6 +16,7 @@ from tests.kubernetes.conftest import (
     condition,
     function_environment,
 )
+from tests.support.waiting import wait_for
 
 SERVICES = ("submit", "callback", "dispatch", "aggregate", "sweep")
 

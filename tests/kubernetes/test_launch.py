@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assay.core.credentials import LaunchSigner
-from tests.conftest import wait_for
 from tests.kubernetes.conftest import (
     IMAGE,
     TEAM,
@@ -21,6 +20,7 @@ from tests.kubernetes.conftest import (
     function_environment,
     k8s_provider,
 )
+from tests.support.waiting import wait_for
 
 
 def _containers(job: dict[str, Any]) -> dict[str, dict[str, Any]]:

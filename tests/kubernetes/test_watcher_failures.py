@@ -13,9 +13,9 @@ from typing import Any
 
 import psycopg
 
-from tests.conftest import wait_for
 from tests.kubernetes.api_server import ago
 from tests.kubernetes.conftest import TENANT, Cluster, adapter_pod_status, condition
+from tests.support.waiting import wait_for
 
 
 def _failed(cluster: Cluster, job_id: str, code: str) -> dict[str, Any]:
