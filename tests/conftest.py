@@ -29,7 +29,6 @@ from assay.store import EmbeddedPostgres
 from tests.support.net import free_port
 from tests.support.recorders import EventRecorder, recording
 from tests.support.servers import ThreadedServer
-from tests.support.waiting import wait_for as wait_for  # still imported from here by tests not moved yet
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
