@@ -156,19 +156,12 @@ async def start_local_hub(
     jobs_root = settings.local_jobs_dir
     sidecar = local_sidecar(settings)
     runner = LocalRunner(ctx, jobs_root, signer=signer or launch_signer(settings), sidecar=sidecar)
+    # Before the hub serves (about a second): a job submitted at once is launched at once, not a second later,
+    # so its adapter's first events never find the run not yet dispatched (they would be fenced as stale).
+    await runner.start_sidecar()
     ctx.runtime = runner
     _subscribe(broker, ctx)
     hub = Hub(lifecycle=ctx, publisher=publisher, sidecar=sidecar)
-
-    async def start_sidecar() -> None:
-        # Beside the hub's start, not before it (about a second: a Python process and its health check); the
-        # first launch waits for it, and starts it itself should this attempt fail.
-        try:
-            await runner.start_sidecar()
-        except Exception:
-            log.exception("the local sidecar did not start; the first launch tries again")
-
-    hub._tasks.append(asyncio.create_task(start_sidecar(), name="assay-sidecar-start"))
 
     async def retry_undelivered() -> None:
         # Fresh rows go out through deliver_soon; this retries only what that could not deliver.

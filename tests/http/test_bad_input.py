@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import launch_headers
 from tests.http.test_collections import collection_body
 from tests.http.test_providers import provider_body
+from tests.support.waiting import wait_for
 
 P = "/api/v1/evaluations/providers"
 C = "/api/v1/evaluations/collections"
@@ -214,6 +215,15 @@ def test_a_nan_metric_from_an_adapter_is_stored_as_null_and_the_score_is_kept(cl
     assert created.status_code == 202, created.text
     job_id = created.json()["resource"]["id"]
     metric = provider.json()["benchmarks"][0]["primary_score"]["metric"]
+    running = {"benchmark_status_event": {"provider_id": pid, "id": benchmark, "status": "running"}}
+
+    def dispatched() -> bool:
+        # Until dispatch has recorded the launch, its events are fenced as stale (204, nothing applied): say
+        # "running" as the adapter would, until it is taken.
+        client.post(f"{J}/{job_id}/events", json=running, headers=launch_headers(client, job_id))
+        return bool(client.get(f"{J}/{job_id}").json()["status"]["state"] == "running")
+
+    wait_for(dispatched, "the launch to be dispatched")
     # What Python's json.dumps writes for float("nan") and float("inf"): the adapter's score must survive.
     event = (
         '{"benchmark_status_event": {"provider_id": "%s", "id": "%s", "benchmark_index": %d, "status": "completed",'
