@@ -39,7 +39,7 @@ from assay.runtimes.kubernetes.objects import (
     launch_indices,
     namespace_for,
 )
-from assay.runtimes.kubernetes.runtime import api_said, client_configuration
+from assay.runtimes.kubernetes.runtime import ApiUser, api_said
 from assay.settings import Settings
 
 _CHUNK = 64 * 1024
@@ -99,31 +99,25 @@ def tail_bytes(chunks: Iterable[bytes], max_bytes: int | None) -> tuple[bytes, b
     return cut, True
 
 
-class PodLogs:
+class PodLogs(ApiUser):
     """Reads adapter logs of an evaluation's pods."""
 
     def __init__(
         self, settings: Settings, configuration: kubernetes.client.Configuration | None = None
     ) -> None:
-        self._settings = settings
-        self._client = kubernetes.client.ApiClient(configuration or client_configuration(settings))
+        super().__init__(settings, configuration)
         self._core = kubernetes.client.CoreV1Api(self._client)
-        self._limit = asyncio.Semaphore(settings.k8s_max_parallel_requests)
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self._client.close)
 
     async def pods_of(self, tenant: str, evaluation_id: str) -> list[dict[str, Any]]:
         """The evaluation's pods in the tenant's namespace."""
         namespace = namespace_for(self._settings, tenant)
         try:
-            async with self._limit:
-                response: Any = await asyncio.to_thread(
-                    self._core.list_namespaced_pod,
-                    namespace,
-                    label_selector=f"{LABEL_EVALUATION}={label_value(evaluation_id)}",
-                    _preload_content=False,
-                )
+            response: Any = await self._call(
+                self._core.list_namespaced_pod,
+                namespace,
+                label_selector=f"{LABEL_EVALUATION}={label_value(evaluation_id)}",
+                _preload_content=False,
+            )
         except ApiException as exc:
             if exc.status == 403:
                 raise _forbidden(exc, "'list' on 'pods'", namespace) from None
@@ -217,8 +211,7 @@ class PodLogs:
                 response.release_conn()
 
         try:
-            async with self._limit:
-                data, truncated = await asyncio.to_thread(stream)
+            data, truncated = await self._call(stream)
         except ApiException as exc:
             if exc.status == 403:
                 raise _forbidden(exc, "'get' on 'pods/log'", namespace) from None

@@ -8,17 +8,15 @@ the official client in a worker thread, as the runtime's do.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
-from assay.runtimes.kubernetes.runtime import KUEUE_GROUP, KUEUE_VERSION, client_configuration
+from assay.runtimes.kubernetes.runtime import KUEUE_GROUP, KUEUE_VERSION, ApiUser
 from assay.runtimes.kubernetes.tenants import (
     LABEL_ONBOARDED,
     TENANT_LABELS,
@@ -51,26 +49,17 @@ def _body(response: Any) -> dict[str, Any]:
     return data
 
 
-class Onboarding:
+class Onboarding(ApiUser):
     """Creates, repairs and removes tenants' objects through the Kubernetes API."""
 
     def __init__(
         self, settings: Settings, configuration: kubernetes.client.Configuration | None = None
     ) -> None:
-        self._settings = settings
-        self._client = kubernetes.client.ApiClient(configuration or client_configuration(settings))
+        super().__init__(settings, configuration)
         self._core = kubernetes.client.CoreV1Api(self._client)
         self._rbac = kubernetes.client.RbacAuthorizationV1Api(self._client)
         self._networking = kubernetes.client.NetworkingV1Api(self._client)
         self._custom = kubernetes.client.CustomObjectsApi(self._client)
-        self._limit = asyncio.Semaphore(settings.k8s_max_parallel_requests)
-
-    async def _call(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        async with self._limit:
-            return await asyncio.to_thread(call, *args, **kwargs)
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self._client.close)
 
     # -- one object, any kind -----------------------------------------------------------------------------
 

@@ -84,6 +84,25 @@ def client_configuration(settings: Settings) -> kubernetes.client.Configuration:
     return configuration
 
 
+class ApiUser:
+    """One ``ApiClient`` from ``settings`` (or ``configuration``), its calls run in worker threads, at most
+    ``k8s_max_parallel_requests`` at once: the runtime, the tenants' onboarding and the pod-log reader."""
+
+    def __init__(
+        self, settings: Settings, configuration: kubernetes.client.Configuration | None = None
+    ) -> None:
+        self._settings = settings
+        self._client = kubernetes.client.ApiClient(configuration or client_configuration(settings))
+        self._limit = asyncio.Semaphore(settings.k8s_max_parallel_requests)
+
+    async def _call(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        async with self._limit:
+            return await asyncio.to_thread(call, *args, **kwargs)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+
 def _older(job: Mapping[str, Any], before: Mapping[int, int]) -> bool:
     """Whether ``job`` runs an attempt earlier than ``before`` names for its benchmarks (a stale cancel's)."""
     attempt = str(((job.get("metadata") or {}).get("labels") or {}).get(LABEL_ATTEMPT, ""))
@@ -124,7 +143,7 @@ def _tenant_not_set_up(namespace: str, tenant: str) -> LaunchRefused:
     )
 
 
-class KubernetesRuntime:
+class KubernetesRuntime(ApiUser):
     """:class:`~assay.lifecycle.ports.Runtime` on Kubernetes Jobs queued by Kueue, with a watcher
     (:meth:`observe`) that the sweep runs periodically and on ApiServerSource events."""
 
@@ -137,13 +156,11 @@ class KubernetesRuntime:
         signer: LaunchSigner | None,
         configuration: kubernetes.client.Configuration | None = None,
     ) -> None:
-        self._settings = settings
+        super().__init__(settings, configuration)
         self._signer = signer
-        self._client = kubernetes.client.ApiClient(configuration or client_configuration(settings))
         self._core = kubernetes.client.CoreV1Api(self._client)
         self._batch = kubernetes.client.BatchV1Api(self._client)
         self._custom = kubernetes.client.CustomObjectsApi(self._client)
-        self._limit = asyncio.Semaphore(settings.k8s_max_parallel_requests)
         self._queues_seen: dict[tuple[str, str], float] = {}
         self._limits = WatchLimits(
             admission_timeout=settings.k8s_admission_timeout_seconds,
@@ -152,10 +169,6 @@ class KubernetesRuntime:
             result_grace=settings.k8s_result_grace_seconds,
             pod_start_grace=settings.k8s_pod_start_grace_seconds,
         )
-
-    async def _call(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        async with self._limit:
-            return await asyncio.to_thread(call, *args, **kwargs)
 
     # -- launching ------------------------------------------------------------------------------------
 
@@ -472,9 +485,6 @@ class KubernetesRuntime:
 
     def log_path(self, evaluation_id: str, index: int, provider_id: str, benchmark_id: str) -> Path | None:
         return None
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self._client.close)
 
     # -- watching -------------------------------------------------------------------------------------
 
