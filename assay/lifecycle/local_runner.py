@@ -126,8 +126,8 @@ class LocalRunner:
         return wanted if budget is None else min(wanted, budget)
 
     async def start_sidecar(self) -> None:
-        """Start the sidecar unless it answers already: once, for whoever asks first (the local hub right after
-        it starts, a function's first launch); every launch waits for it."""
+        """Start the sidecar unless it answers already: once, for whoever asks first (the local hub before it
+        serves, a function's first launch); every launch waits for it."""
         if self._sidecar is not None and not self._sidecar.url:
             async with self._starting:
                 if not self._sidecar.url:
