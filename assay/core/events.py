@@ -9,6 +9,7 @@ partition key), ``causationid`` the event that caused this one. See ``docs/event
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,21 @@ REGISTRY_EVENTS = (MODEL_VERSION_CREATED, MODEL_VERSION_UPDATED)
 """External CloudEvents the submit function ingests over HTTP (evaluation policies decide what they start)."""
 
 
+trace_context: ContextVar[tuple[str, str | None] | None] = ContextVar("assay_trace_context", default=None)
+"""``(traceparent, tracestate)`` of the span running now, set by :mod:`assay.telemetry.tracing` only while
+tracing is on; every event built meanwhile carries it (the CloudEvents distributed-tracing extension)."""
+
+
+def _traceparent() -> str | None:
+    current = trace_context.get()
+    return current[0] if current is not None else None
+
+
+def _tracestate() -> str | None:
+    current = trace_context.get()
+    return current[1] if current is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxEvent:
     """A CloudEvent waiting in the outbox, written in the same transaction as the change it announces."""
@@ -66,6 +82,8 @@ class OutboxEvent:
     correlation_id: str | None = None
     causation_id: str | None = None
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    traceparent: str | None = field(default_factory=_traceparent)
+    tracestate: str | None = field(default_factory=_tracestate)
 
     def attributes(self) -> dict[str, str]:
         """CloudEvent context attributes (extensions lowercase, as the spec requires)."""
@@ -75,6 +93,8 @@ class OutboxEvent:
             "partitionkey": self.partition_key,
             "correlationid": self.correlation_id,
             "causationid": self.causation_id,
+            "traceparent": self.traceparent,
+            "tracestate": self.tracestate,
         }
         attrs.update({k: v for k, v in optional.items() if v is not None})
         attrs["datacontenttype"] = "application/json"
@@ -126,4 +146,5 @@ __all__ = [
     "OutboxEvent",
     "evaluation_event",
     "source_of",
+    "trace_context",
 ]

@@ -187,8 +187,8 @@ def _adapt(name: str, value: Any) -> Any:
 async def insert_events(conn: AsyncConnection[Any], events: Sequence[OutboxEvent]) -> None:
     for event in events:
         await conn.execute(
-            "INSERT INTO outbox (id, type, source, subject, partition_key, correlation_id, causation_id, data)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO outbox (id, type, source, subject, partition_key, correlation_id, causation_id, data,"
+            " traceparent, tracestate) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
             [
                 event.id,
                 event.type,
@@ -198,6 +198,8 @@ async def insert_events(conn: AsyncConnection[Any], events: Sequence[OutboxEvent
                 event.correlation_id,
                 event.causation_id,
                 Jsonb(event.data),
+                event.traceparent,
+                event.tracestate,
             ],
         )
 

@@ -33,6 +33,8 @@ def _event(row: dict[str, Any]) -> OutboxEvent:
         correlation_id=row["correlation_id"],
         causation_id=row["causation_id"],
         data=row["data"],
+        traceparent=row.get("traceparent"),
+        tracestate=row.get("tracestate"),
     )
 
 
