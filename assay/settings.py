@@ -294,6 +294,44 @@ class Settings(BaseSettings):
         "auto", description="`json` lines, human `text`, or `auto` (text on a terminal, JSON otherwise)."
     )
     log_level: str = Field("INFO", description="Python log level name.")
+    otel_traces_exporter: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OTEL_TRACES_EXPORTER", "ASSAY_OTEL_TRACES_EXPORTER"),
+        description="OpenTelemetry's `OTEL_TRACES_EXPORTER`: `otlp` and/or `console` (comma-separated) turn "
+        "traces on (install `assay[tracing]`), `none` or unset keeps them off, unless an OTLP endpoint is set "
+        "(docs/events.md, Traces). The SDK reads its other `OTEL_*` variables itself.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "ASSAY_OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
+        description="`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`: set, traces are "
+        "exported there with OTLP (also without `OTEL_TRACES_EXPORTER`).",
+    )
+    otel_exporter_otlp_protocol: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "ASSAY_OTEL_EXPORTER_OTLP_PROTOCOL",
+        ),
+        description="OTLP's transport: `http/protobuf` (default) or `grpc` (needs "
+        "opentelemetry-exporter-otlp-proto-grpc).",
+    )
+    otel_service_name: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OTEL_SERVICE_NAME", "ASSAY_OTEL_SERVICE_NAME"),
+        description="`service.name` of the spans (default `assay` for the local hub, `assay-function` for a "
+        "function).",
+    )
+    otel_sdk_disabled: bool = Field(
+        False,
+        validation_alias=AliasChoices("OTEL_SDK_DISABLED", "ASSAY_OTEL_SDK_DISABLED"),
+        description="`OTEL_SDK_DISABLED=true` keeps traces off whatever else is set.",
+    )
     mlflow_tracking_uri: str | None = Field(
         None,
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "ASSAY_MLFLOW_TRACKING_URI"),
