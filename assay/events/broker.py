@@ -13,6 +13,7 @@ from cloudevents.http import CloudEvent
 
 from assay.core.events import OutboxEvent
 from assay.errors import Unprocessable
+from assay.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ class LocalBroker:
         cloudevent = to_cloudevent(event)
         for name, handler in self._subscribers.get(event.type, []):
             try:
-                await handler(cloudevent)
+                with tracing.consuming(name, cloudevent):
+                    await handler(cloudevent)
             except Unprocessable as exc:  # can never apply: dead-lettered, as Knative does with a 422
                 log.error(
                     "dead-lettered event %s (%s) for %s: %s",

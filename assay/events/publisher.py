@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from assay.core.events import OutboxEvent
 from assay.store import OutboxRepository, OutboxStats
+from assay.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class Publisher:
         deliver: Callable[[OutboxEvent], Awaitable[None]],
     ) -> None:
         self._outbox = outbox
-        self._deliver = deliver
+        self._deliver = _publishing(deliver) if tracing.enabled() else deliver
         self._inflight: set[asyncio.Task[None]] = set()
 
     def deliver_soon(self, events: Sequence[OutboxEvent]) -> None:
@@ -90,6 +92,30 @@ class Publisher:
         """Wait for deliveries started by :meth:`deliver_soon`."""
         if self._inflight:
             await asyncio.wait(set(self._inflight))
+
+
+def _publishing(
+    deliver: Callable[[OutboxEvent], Awaitable[None]],
+) -> Callable[[OutboxEvent], Awaitable[None]]:
+    """Tracing on: each delivery of an event that carries a trace context is a producer span of that trace,
+    and the event goes out carrying the span's own context, so its consumers become the span's children."""
+
+    async def publish(event: OutboxEvent) -> None:
+        if event.traceparent is None:
+            await deliver(event)
+            return
+        kind = event.type.removeprefix("dev.assay.").removesuffix(".v1")
+        attributes = {"cloudevents.event_id": event.id, "cloudevents.event_type": event.type}
+        if event.correlation_id is not None:
+            attributes["assay.evaluation.id"] = event.correlation_id
+        parent = (event.traceparent, event.tracestate)
+        with tracing.span(f"publish {kind}", attributes, parent=parent, kind="producer"):
+            current = tracing.current()
+            if current is not None:
+                event = replace(event, traceparent=current[0], tracestate=current[1])
+            await deliver(event)
+
+    return publish
 
 
 __all__ = ["HttpSink", "Publisher"]

@@ -29,7 +29,7 @@ from assay.functionhost.senders import bearer_of, verify_sender
 from assay.lifecycle import Exporter, Hub, Lifecycle, open_hub
 from assay.lifecycle.hub import RuntimeFactory
 from assay.settings import Settings
-from assay.telemetry import configure_logging
+from assay.telemetry import configure_logging, tracing
 from assay.triggers import sweep_steps
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,8 @@ class CloudEventHost:
     async def __call__(self, handler: Handler, event: CloudEvent) -> None:
         try:
             hub = await self.hub()
-            await handler(hub.lifecycle, event)
+            with tracing.consuming(getattr(handler, "__name__", "handler"), event):
+                await handler(hub.lifecycle, event)
         except TemporaryError as exc:
             log.warning("event %s will be retried: %s", event["id"], exc.message)
             raise HTTPException(503, detail=exc.message, headers={"Retry-After": "5"}) from exc
