@@ -35,6 +35,7 @@ from assay.lifecycle.ports import Lifecycle
 from assay.lifecycle.progress import record_transition, settle
 from assay.runtimes.observation import NOTICE_CODES, LaunchRefused, RunObservation
 from assay.store import LockedEvaluation, RunRow
+from assay.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,9 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
             async def launch_one(runs: list[tuple[PlannedBenchmark, int]]) -> None:
                 async with limit:
                     try:
-                        await runtime.launch(record, runs)
+                        await tracing.traced(
+                            "launch", runtime.launch(record, runs), lambda: _launched(record.id, runs)
+                        )
                     except LaunchRefused as exc:
                         log.warning(
                             "launch of %s of %s refused: %s", [p.index for p, _ in runs], evaluation_id, exc
@@ -168,6 +171,15 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
                 unit.put_row(replace(row, dispatched_attempt=row.run.attempt))
         events = unit.events
     await ctx.published(events)
+
+
+def _launched(evaluation_id: str, runs: list[tuple[PlannedBenchmark, int]]) -> dict[str, str]:
+    """The attributes of a launch's span (built only while tracing is on)."""
+    return {
+        "assay.evaluation.id": evaluation_id,
+        "assay.provider.id": runs[0][0].provider_id,
+        "assay.benchmark.indices": ",".join(str(p.index) for p, _ in runs),
+    }
 
 
 def _reap_later(ctx: Lifecycle, ce: CloudEvent) -> None:
@@ -204,7 +216,9 @@ async def aggregate(ctx: Lifecycle, ce: CloudEvent) -> None:
             evaluation_id, _ = _payload(ce)
             if ctx.exporter is not None:
                 # Idempotent without the inbox: the exports table says what is done for this finish.
-                await ctx.exporter.export(ctx, evaluation_id)
+                await tracing.traced(
+                    "export", ctx.exporter.export(ctx, evaluation_id), {"assay.evaluation.id": evaluation_id}
+                )
             return
         if ce["type"] != BENCHMARK_FINISHED:
             raise Unprocessable(f"aggregate does not handle {ce['type']!r}")

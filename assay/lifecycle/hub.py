@@ -22,7 +22,7 @@ from assay.lifecycle.ports import Exporter, Lifecycle, Runtime, SweepStep
 from assay.runtimes.sidecar import LocalSidecar, SidecarOptions
 from assay.settings import Settings
 from assay.store import Database, migrate
-from assay.telemetry import Metrics
+from assay.telemetry import Metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +257,7 @@ async def open_hub(
     arguments these are). The hub owns the pool: :meth:`Hub.close` closes it last."""
     if not settings.database_url:
         raise ValueError("open_hub needs settings.database_url (assay up starts an embedded server)")
+    tracing.configure(settings, "assay" if kind == "local" else "assay-function")  # off unless OTEL_* say
     await migrate(settings.database_url)
     database = await Database.open(
         settings.database_url,

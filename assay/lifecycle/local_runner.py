@@ -25,6 +25,7 @@ from assay.runtimes import GroupMember, LocalExit, LocalLaunch, LocalRuntime, Ru
 from assay.runtimes.observation import RunObservation
 from assay.runtimes.sidecar import LocalSidecar
 from assay.store import EvaluationRecord, RunRow
+from assay.telemetry import tracing
 
 SIDECAR_JOB_INFO = "sidecar-job-info.json"
 HUB_TOKEN = "hub-token"  # the launch credential of <evaluation>/<index>, read by the local sidecar
@@ -160,6 +161,10 @@ class LocalRunner:
         members = tuple(GroupMember(RunKey(evaluation.id, p.index, a), p.id) for p, a in others)
         token_path = self._write_credential(evaluation, runs, timeout)
         env = dict(planned.runtime.local_env)
+        env.update(tracing.carrier_env())  # the launch span (tracing on): the adapter may join its trace,
+        tracing.write_carrier(
+            *(self._root / evaluation.id / str(p.index) for p, _ in runs)
+        )  # the sidecar too
         if self._sidecar is None:
             env["EVALHUB_AUTH_TOKEN_PATH"] = str(token_path)  # no sidecar: the adapter calls the hub itself
         for member_key in (key, *(m.key for m in members)):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -136,14 +136,17 @@ def span(
 async def traced(
     name: str,
     awaitable: Awaitable[T],
-    attributes: Attributes | None = None,
+    attributes: Attributes | Callable[[], Attributes] | None = None,
     *,
     parent: tuple[str | None, str | None] | None = None,
     kind: Kind = "internal",
 ) -> T:
-    """``await awaitable`` inside :func:`span` (a one-line hook where a ``with`` block would re-indent)."""
+    """``await awaitable`` inside :func:`span` (a one-line hook where a ``with`` block would re-indent);
+    ``attributes`` may be a function, called only while tracing is on."""
     if _tracer is None:
         return await awaitable
+    if callable(attributes):
+        attributes = attributes()
     with _span(_tracer, name, attributes, parent, kind):
         return await awaitable
 
@@ -192,14 +195,15 @@ def carrier_env() -> dict[str, str]:
     return env
 
 
-def write_carrier(folder: Path) -> None:
-    """The running span's context in ``folder/trace-context`` (the local sidecar stamps a launch's callbacks
+def write_carrier(*folders: Path) -> None:
+    """The running span's context in ``<folder>/trace-context`` (the local sidecar stamps a launch's callbacks
     with it); nothing while tracing is off."""
     found = trace_context.get()
     if found is None:
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / TRACE_FILE).write_text(f"{found[0]}\n{found[1] or ''}\n", encoding="utf-8")
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / TRACE_FILE).write_text(f"{found[0]}\n{found[1] or ''}\n", encoding="utf-8")
 
 
 @contextlib.contextmanager
