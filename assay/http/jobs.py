@@ -48,6 +48,7 @@ from assay.http.errors import checks_references
 from assay.lifecycle import Hub, Lifecycle, jobs, progress
 from assay.runtimes import read_log_bounded
 from assay.store import EvaluationQuery, EvaluationRecord
+from assay.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -219,9 +220,11 @@ async def submit_job(request: Request, who: CallerDep, spec: JobRequest) -> Resp
                     FieldError("custom.trigger", "forbidden", "set by the server or an administrator only")
                 ],
             )
-    record, created = await jobs.submit(
-        lifecycle_of(request), who.tenant, who.user, spec, key.strip() if key else None
-    )
+    with tracing.span("submit", {"assay.tenant": who.tenant.name}, parent=request.headers, kind="server"):
+        record, created = await jobs.submit(
+            lifecycle_of(request), who.tenant, who.user, spec, key.strip() if key else None
+        )
+        tracing.annotate("assay.evaluation.id", record.id)
     response = _job_response(record, 202, warn=True)
     response.headers["Location"] = f"{router.prefix}/jobs/{record.id}"
     if not created:
@@ -608,7 +611,17 @@ async def post_event(job_id: str, request: Request, event: StatusEvent) -> None:
                 )
             ],
         )
-    await progress.record_event(lifecycle_of(request), job_id, claims.tenant, status, attempt=attempt)
+    with tracing.span(
+        "callback",
+        lambda: {
+            "assay.evaluation.id": job_id,
+            "assay.benchmark.index": status.benchmark_index,
+            "assay.benchmark.status": status.status,
+        },
+        parent=request.headers,
+        kind="server",
+    ):
+        await progress.record_event(lifecycle_of(request), job_id, claims.tenant, status, attempt=attempt)
 
 
 __all__ = ["events_router", "job_document", "router"]

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Kind = Literal["internal", "server", "client", "producer", "consumer"]
 Attributes = Mapping[str, str | int | float | bool]
+Parent = tuple[str | None, str | None] | Mapping[str, str]
+"""Whose child a span is: ``(traceparent, tracestate)``, or the headers of an HTTP request that may carry them."""
 
 TRACE_FILE = "trace-context"
 """Beside a local launch's ``hub-token``: its ``traceparent`` and ``tracestate`` lines, for the local sidecar."""
@@ -121,16 +123,16 @@ def flush(timeout_seconds: float = 5.0) -> None:
 
 def span(
     name: str,
-    attributes: Attributes | None = None,
+    attributes: Attributes | Callable[[], Attributes] | None = None,
     *,
-    parent: tuple[str | None, str | None] | None = None,
+    parent: Parent | None = None,
     kind: Kind = "internal",
 ) -> AbstractContextManager[None]:
-    """A span around a block: a child of the running span, or of ``parent`` (traceparent, tracestate) when
-    it names one. Off: a shared no-op."""
+    """A span around a block: a child of the running span, or of ``parent`` when it names one (``attributes``
+    may be a function, called only while tracing is on). Off: a shared no-op."""
     if _tracer is None:
         return _NOOP
-    return _span(_tracer, name, attributes, parent, kind)
+    return _span(_tracer, name, attributes() if callable(attributes) else attributes, parent, kind)
 
 
 async def traced(
@@ -138,7 +140,7 @@ async def traced(
     awaitable: Awaitable[T],
     attributes: Attributes | Callable[[], Attributes] | None = None,
     *,
-    parent: tuple[str | None, str | None] | None = None,
+    parent: Parent | None = None,
     kind: Kind = "internal",
 ) -> T:
     """``await awaitable`` inside :func:`span` (a one-line hook where a ``with`` block would re-indent);
@@ -178,6 +180,14 @@ def consuming(function: str, event: Any) -> AbstractContextManager[None]:
     )
 
 
+def annotate(key: str, value: str | int | float | bool) -> None:
+    """Add an attribute to the running span (an id known only once the work is done)."""
+    if _tracer is not None:
+        from opentelemetry import trace
+
+        trace.get_current_span().set_attribute(key, value)
+
+
 def current() -> tuple[str, str | None] | None:
     """``(traceparent, tracestate)`` of the running span; None when there is none or tracing is off."""
     return trace_context.get()
@@ -211,7 +221,7 @@ def _span(
     tracer: Tracer,
     name: str,
     attributes: Attributes | None,
-    parent: tuple[str | None, str | None] | None,
+    parent: Parent | None,
     kind: Kind,
 ) -> Iterator[None]:
     from opentelemetry.trace import SpanKind
@@ -219,11 +229,14 @@ def _span(
 
     propagator = TraceContextTextMapPropagator()
     context = None
-    if parent is not None and parent[0]:
-        incoming = {"traceparent": parent[0]}
-        if parent[1]:
-            incoming["tracestate"] = parent[1]
-        context = propagator.extract(incoming)
+    if isinstance(parent, tuple):
+        if parent[0]:
+            incoming = {"traceparent": parent[0]}
+            if parent[1]:
+                incoming["tracestate"] = parent[1]
+            context = propagator.extract(incoming)
+    elif parent is not None and parent.get("traceparent"):
+        context = propagator.extract(parent)
     with tracer.start_as_current_span(
         name, context=context, kind=SpanKind[kind.upper()], attributes=attributes
     ):
@@ -239,6 +252,7 @@ def _span(
 
 __all__ = [
     "TRACE_FILE",
+    "annotate",
     "carrier_env",
     "configure",
     "consuming",
