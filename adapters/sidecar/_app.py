@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,6 +44,7 @@ from adapters.sidecar._forwarding import (
 from adapters.sidecar._jobs import JobInfoMissing, LocalJobs, ModelRoute, PodJob
 from adapters.sidecar._model import ModelProxy
 from adapters.sidecar._registry import RegistryProxy
+from adapters.sidecar._tracing import SidecarTracing, read_trace_file
 
 __all__ = ["create_app"]
 
@@ -52,7 +54,7 @@ _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _MLFLOW_PATH = re.compile(r"^/api/(2\.0/mlflow|2\.0/mlflow-artifacts|3\.0/mlflow)(/|$)")
 _LOCAL_MODEL_PATH = re.compile(r"^/model/(?P<job>[^/]+)/(?P<index>\d+)(?P<rest>/.*)?$")
 _TERMINAL = frozenset({"completed", "failed", "cancelled"})
-_EVENT_HEADERS = ("content-type", "x-tenant", "x-global-transaction-id")
+_EVENT_HEADERS = ("content-type", "x-tenant", "x-global-transaction-id", "traceparent", "tracestate")
 
 
 def _stamp(event: dict[str, Any], status: object) -> bool:
@@ -85,6 +87,7 @@ class _Sidecar:
         self.terminal: set[tuple[str, int]] = set()  # (job id, benchmark index) with a terminal event seen
         self._tenants: dict[str, str] = {}  # job id -> the X-Tenant its adapter sent
         self._registries: dict[str, RegistryProxy] = {}
+        self.tracing = SidecarTracing(os.environ)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -136,6 +139,7 @@ class _Sidecar:
                 await client.aclose()
             if cache is not None:
                 cache.close()
+            self.tracing.close()
 
     def pod_job(self) -> PodJob | None:
         if self._pod_job is None:
@@ -193,6 +197,7 @@ class _Sidecar:
             parsed = None  # the hub answers for a malformed body
         event = parsed.get("benchmark_status_event") if isinstance(parsed, dict) else None
         launch_token: str | None = None
+        index = 0
         if isinstance(event, dict):
             index = event.get("benchmark_index", 0)
             index = index if isinstance(index, int) and not isinstance(index, bool) else 0
@@ -221,7 +226,20 @@ class _Sidecar:
             self._tenants[job_id] = tenant
         if not self.config.eval_hub.base_url:
             return error_response(503, "hub_not_configured", "eval_hub.base_url is not configured")
-        return await self.events.submit(job_id, body, headers)
+        with self.tracing.forwarding(
+            self._trace_of(job_id, index, headers), {"assay.job.id": job_id}
+        ) as trace:
+            headers.update(trace)
+            return await self.events.submit(job_id, body, headers)
+
+    def _trace_of(self, job_id: str, index: int, headers: dict[str, str]) -> dict[str, str]:
+        """The trace an event belongs to: the adapter's own, else its launch's (local: the file the hub wrote
+        beside the credential; pod: this container's TRACEPARENT)."""
+        if headers.get("traceparent"):
+            return {k: v for k, v in headers.items() if k in ("traceparent", "tracestate")}
+        if self.local_jobs is not None:
+            return self.local_jobs.trace_headers(job_id, index, read_trace_file)
+        return self.tracing.pod_context
 
     async def hub_passthrough(self, request: Request) -> Response:
         if not self.config.eval_hub.base_url:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,14 @@ class LocalJobs:
             return (self._root / job_id / str(index) / HUB_TOKEN).read_text(encoding="utf-8").strip() or None
         except OSError:
             return None
+
+    def trace_headers(
+        self, job_id: str, index: int, read: Callable[[Path], dict[str, str]]
+    ) -> dict[str, str]:
+        """The launch's trace context (``read`` from its folder), empty when there is none."""
+        if "/" in job_id or job_id in ("", ".", "..") or index < 0:
+            return {}
+        return read(self._root / job_id / str(index))
 
     def route(self, job_id: str, index: int) -> ModelRoute:
         now = time.monotonic()

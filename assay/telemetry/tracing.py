@@ -115,6 +115,14 @@ def uninstall() -> None:
     _tracer = _provider = None
 
 
+def shutdown() -> None:
+    """Export what is left, stop the exporters and turn tracing off (a process that ends; tests)."""
+    provider = _provider
+    uninstall()
+    if provider is not None:
+        provider.shutdown()
+
+
 def flush(timeout_seconds: float = 5.0) -> None:
     """Export what the batching processors still hold (a bench before it reads its collector)."""
     if _provider is not None:
@@ -261,6 +269,7 @@ __all__ = [
     "exporters_of",
     "flush",
     "install",
+    "shutdown",
     "span",
     "traced",
     "uninstall",
