@@ -32,6 +32,7 @@ from assay.runtimes._processes import (
     signal_all,
     signal_group,
 )
+from assay.runtimes._warm import WarmPool, WarmStartError, plan_warm
 
 __all__ = [
     "LOG_FILE_NAME",
@@ -139,6 +140,7 @@ class LocalRuntime:
         on_exit: Callable[[LocalExit], Awaitable[None]],
         on_spawn: Callable[[RunKey, str], Awaitable[bool]] | None = None,
         stop_grace_seconds: float = 5.0,
+        warm_start: bool = True,
     ) -> None:
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
@@ -159,6 +161,8 @@ class LocalRuntime:
         self._held = False  # a start could not be recorded: no new starts until the retry
         self._claim_failures = 0
         self._resume: asyncio.TimerHandle | None = None
+        # Python adapters forked from a server that holds their imports (see assay.runtimes._warm).
+        self._warm = WarmPool() if warm_start else None
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -304,6 +308,8 @@ class LocalRuntime:
         await self._stop_runs(list(self._runs.values()), "shutdown")
         while self._tasks:
             await asyncio.wait(set(self._tasks))
+        if self._warm is not None:
+            await self._warm.close()
 
     # -- scheduling -----------------------------------------------------------------------------------
 
@@ -428,38 +434,48 @@ class LocalRuntime:
     async def _supervise(self, run: _Run, writer: LineWriter) -> tuple[ExitReason, int | None, str]:
         launch = run.launch
         read_fd, write_fd = os.pipe()
-        try:
-            # Popen rather than the event loop's subprocess support: it spawns with vfork in about a
-            # millisecond, where uvloop's fork-based spawn takes several; exit is watched via a pidfd.
-            process = subprocess.Popen(
-                [_SHELL, "-c", launch.command],
-                stdin=subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=subprocess.STDOUT,
-                cwd=launch.cwd if launch.cwd is not None else run.job_path.parent.parent,
-                env=self._child_env(run),
-                start_new_session=True,
-            )
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        cwd = launch.cwd if launch.cwd is not None else run.job_path.parent.parent
+        env = self._child_env(run)
+        warm = await self._start_warm(run, env, cwd, write_fd)
+        if warm == "stopped":
             os.close(read_fd)
             os.close(write_fd)
-            writer.write_line(f"=== spawn failed: {exc} ===")
-            writer.flush()
-            return "spawn_failed", None, str(exc)
+            return run.stop_reason or "stopped", None, ""
+        waiter: asyncio.Future[int]
+        if warm is not None:
+            pid, waiter = warm  # the child leads its own session too
+        else:
+            try:
+                # Popen rather than the event loop's subprocess support: it spawns with vfork in about a
+                # millisecond, where uvloop's fork-based spawn takes several; exit is watched via a pidfd.
+                process = subprocess.Popen(
+                    [_SHELL, "-c", launch.command],
+                    stdin=subprocess.DEVNULL,
+                    stdout=write_fd,
+                    stderr=subprocess.STDOUT,
+                    cwd=cwd,
+                    env=env,
+                    start_new_session=True,
+                )
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                os.close(read_fd)
+                os.close(write_fd)
+                writer.write_line(f"=== spawn failed: {exc} ===")
+                writer.flush()
+                return "spawn_failed", None, str(exc)
+            pid = process.pid  # also the process group id: the child leads a new session
+            waiter = asyncio.create_task(exit_status(process))
         os.close(write_fd)  # the child holds its copy; EOF comes when every holder is gone
-        pid = process.pid  # also the process group id: the child leads a new session
         loop = asyncio.get_running_loop()
         deadline = loop.time() + launch.timeout_seconds
         reader = asyncio.create_task(copy_output(read_fd, writer))
-        waiter = asyncio.create_task(exit_status(process))
         reason: ExitReason = "exited"
         try:
             stopper = asyncio.create_task(run.stop_requested.wait())
             remaining = None if math.isinf(deadline) else max(0.0, deadline - loop.time())
+            watched: set[asyncio.Future[Any]] = {waiter, stopper}
             try:
-                done, _ = await asyncio.wait(
-                    {waiter, stopper}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
+                done, _ = await asyncio.wait(watched, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 stopper.cancel()
             if waiter not in done:
@@ -483,7 +499,35 @@ class LocalRuntime:
             logger.error("reading the output of %s failed", launch.key, exc_info=reader.exception())
         return reason, returncode, ""
 
-    async def _terminate(self, pgid: int, waiter: asyncio.Task[int]) -> None:
+    async def _start_warm(
+        self, run: _Run, env: dict[str, str], cwd: Path, output: int
+    ) -> tuple[int, asyncio.Future[int]] | Literal["stopped"] | None:
+        """Fork the launch from its fork server when its command is eligible: (pid, exit status); None to
+        start it cold (not eligible, or the warm start failed: said once per command); "stopped" when the
+        run was stopped while its server was starting."""
+        if self._warm is None:
+            return None
+        plan = plan_warm(run.launch.command, env, cwd)
+        if plan is None:
+            return None
+        marker = env[MARKER_VARIABLE]
+        spawn = asyncio.create_task(self._warm.spawn(plan, env, cwd, marker, output))
+        stopper = asyncio.create_task(run.stop_requested.wait())
+        try:
+            await asyncio.wait({spawn, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if not spawn.done():
+            spawn.cancel()  # a child forked all the same is killed when its pid arrives
+            await asyncio.wait({spawn})
+            return "stopped"
+        try:
+            return spawn.result()
+        except (WarmStartError, OSError, ValueError) as exc:
+            self._warm.fallback(run.launch.command, exc)
+            return None
+
+    async def _terminate(self, pgid: int, waiter: asyncio.Future[int]) -> None:
         signal_group(pgid, signal.SIGTERM)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._grace
