@@ -252,6 +252,12 @@ class Settings(BaseSettings):
         description="A benchmark still running this long after it started is failed (`benchmark_timeout`); "
         "a job's benchmark entry may set its own `timeout_seconds`.",
     )
+    local_warm_start: bool = Field(
+        True,
+        description="Start Python adapters (`assay-adapter <name>`, `<python> <script.py>`) warm: forked from a "
+        "per-environment server that has imported the SDK and framework, each run still a fresh, isolated "
+        "process; off, every run starts its interpreter (`/bin/sh -c`).",
+    )
     local_sidecar: bool = Field(
         True,
         description="Run local adapters behind the sidecar (model response cache, retries, token "

@@ -61,6 +61,7 @@ class LocalRunner:
             on_exit=self._exited,
             on_spawn=self._spawned,
             stop_grace_seconds=settings.stop_grace_seconds,
+            warm_start=settings.local_warm_start,
         )
 
     async def _spawned(self, key: RunKey, runtime_ref: str) -> bool:
