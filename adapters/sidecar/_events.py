@@ -156,7 +156,9 @@ class EventForwarder:
         lock = self._locks.setdefault(job_id, asyncio.Lock())
         async with lock:
             if self._queues.get(job_id):
-                return self._buffer(event, "earlier events of this job are still buffered", failed=False)
+                return self._buffer(
+                    event, "earlier events of this job are still buffered", failed=False, acknowledged=True
+                )
             try:
                 answer = await self._client.post(
                     self._url(job_id),
@@ -165,9 +167,11 @@ class EventForwarder:
                     timeout=self._settings.sync_timeout,
                 )
             except httpx.HTTPError as exc:
-                return self._buffer(event, f"the hub is unreachable ({type(exc).__name__})", failed=True)
+                reason = f"the hub is unreachable ({type(exc).__name__})"
+                return self._buffer(event, reason, failed=True, acknowledged=True)
             if is_transient(answer.status_code):
-                return self._buffer(event, f"the hub answered {answer.status_code}", failed=True)
+                reason = f"the hub answered {answer.status_code}"
+                return self._buffer(event, reason, failed=True, acknowledged=True)
             self.delivered += 1
             passed = {k: v for k, v in answer.headers.items() if k.lower() == "content-type"}
             return Response(answer.content, status_code=answer.status_code, headers=passed)
@@ -176,16 +180,27 @@ class EventForwarder:
         """Queue an event the sidecar itself reports (it is delivered behind the job's buffered ones)."""
         headers = dict(headers)
         headers.setdefault("X-Global-Transaction-Id", str(uuid.uuid4()))
-        self._buffer(_Event(job_id, body, headers), "reported by the sidecar", failed=False)
+        self._buffer(
+            _Event(job_id, body, headers), "reported by the sidecar", failed=False, acknowledged=False
+        )
 
-    def _buffer(self, event: _Event, reason: str, *, failed: bool) -> Response:
+    def _buffer(self, event: _Event, reason: str, *, failed: bool, acknowledged: bool) -> Response:
+        """Queue ``event`` behind the job's earlier ones; ``acknowledged``: the adapter is told it is taken.
+
+        With a spool, an event the adapter is told was taken is on disk first: the local hub reads the spool,
+        not this process, to know whether a finished run's events are still on their way. One that cannot
+        be written is refused (503, the adapter retries) rather than acknowledged and held in memory only."""
         if self._spool is not None:
             try:
                 event = self._spool.put(event)
             except OSError:
-                logger.exception(
-                    "spooling an event of job %s failed; it is kept in memory only", event.job_id
-                )
+                logger.exception("spooling an event of job %s failed", event.job_id)
+                if acknowledged:
+                    return JSONResponse(
+                        {"message": "the sidecar could not keep this event; send it again"},
+                        status_code=503,
+                        headers={"Retry-After": "1"},
+                    )
         queue = self._queues.setdefault(event.job_id, deque())
         queue.append(event)
         logger.info("event for job %s buffered (%s); %d waiting", event.job_id, reason, len(queue))

@@ -230,3 +230,23 @@ def test_spooled_events_survive_a_stop_and_the_next_sidecar_delivers_them(
     running, completed = delivered
     assert running["started_at"] <= completed["started_at"] <= completed["completed_at"]
     wait_for(lambda: not (tmp_path / "spool" / "job1").exists(), "an empty spool")
+
+
+def test_an_event_the_spool_cannot_keep_is_refused_not_acknowledged(tmp_path: Path, start_sidecar) -> None:
+    """With a spool, a 202 means "on disk": the local hub reads the spool to know whether a finished run's events
+    are still on their way. An event that cannot be written there is refused (503), so the adapter keeps it."""
+    port = free_port()  # the hub is down: the event would be buffered
+    config = local_config(tmp_path, f"http://127.0.0.1:{port}")
+    config["eval_hub"]["spool_dir"] = str(tmp_path / "spool")
+    (tmp_path / "spool").mkdir()
+    (tmp_path / "spool" / "job1").write_text("a file where the job's spool folder would go")
+    sidecar = start_sidecar(config)
+    with httpx.Client(timeout=30) as client:
+        refused = client.post(f"{sidecar.url}/api/v1/evaluations/jobs/job1/events", json=_event("running"))
+        kept = client.post(f"{sidecar.url}/api/v1/evaluations/jobs/job2/events", json=_event("running"))
+        pending = f"{sidecar.url}/sidecar/v1/jobs/{{}}/pending-events"
+        assert (refused.status_code, refused.headers.get("retry-after")) == (503, "1")
+        assert kept.status_code == 202  # another job's spool is fine
+        assert client.get(pending.format("job1")).json() == {"pending": 0}  # nothing held in memory only
+        assert client.get(pending.format("job2")).json() == {"pending": 1}
+    assert len(list((tmp_path / "spool" / "job2").glob("*.json"))) == 1
