@@ -13,6 +13,9 @@ from assay.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
+# How long the first delivered event waits for others before their published marks are written together.
+_MARK_LINGER_SECONDS = 0.02
+
 
 class HttpSink:
     """Posts events to a Knative broker (the ``K_SINK`` a SinkBinding injects) in binary content mode."""
@@ -53,6 +56,8 @@ class Publisher:
         self._outbox = outbox
         self._deliver = _publishing(deliver) if tracing.enabled() else deliver
         self._inflight: set[asyncio.Task[None]] = set()
+        self._unmarked: list[str] = []  # delivered, their published mark not yet written
+        self._marking: asyncio.Task[None] | None = None
 
     def deliver_soon(self, events: Sequence[OutboxEvent]) -> None:
         """Deliver just-committed events in a task of their own, straight from memory, so that events
@@ -71,10 +76,24 @@ class Publisher:
                 log.warning("delivering event %s failed; the outbox keeps it", event.id, exc_info=True)
                 continue
             delivered.append(event.id)
-        try:
-            await self._outbox.mark_published(delivered)
-        except Exception:  # delivered but not marked: it will be delivered again, which handlers absorb
-            log.warning("marking %d event(s) published failed", len(delivered), exc_info=True)
+        if delivered:
+            self._unmarked += delivered
+            if self._marking is None or self._marking.done():
+                self._marking = asyncio.get_running_loop().create_task(self._mark())
+                self._inflight.add(self._marking)
+                self._marking.add_done_callback(self._inflight.discard)
+
+    async def _mark(self) -> None:
+        """Mark delivered events published, many per statement: what other deliveries finish meanwhile (and
+        while one mark is being written) goes into the next one. Marks are off every evaluation's path, and
+        an event delivered but never marked is delivered again later, which handlers absorb."""
+        await asyncio.sleep(_MARK_LINGER_SECONDS)
+        while self._unmarked:
+            batch, self._unmarked = self._unmarked, []
+            try:
+                await self._outbox.mark_published(batch)
+            except Exception:
+                log.warning("marking %d event(s) published failed", len(batch), exc_info=True)
 
     async def flush(
         self, ids: Sequence[str] | None = None, *, older_than_seconds: float = 0.0
@@ -89,8 +108,8 @@ class Publisher:
                 return total
 
     async def drain(self) -> None:
-        """Wait for deliveries started by :meth:`deliver_soon`."""
-        if self._inflight:
+        """Wait for deliveries started by :meth:`deliver_soon`, and for their published marks."""
+        while self._inflight:
             await asyncio.wait(set(self._inflight))
 
 

@@ -121,3 +121,36 @@ def test_the_inbox_turns_a_redelivered_event_into_a_no_op(database_url: str) -> 
         return seen
 
     assert run(database_url, scenario) == [False, True, False, False, True]
+
+
+def test_events_delivered_from_memory_are_marked_published_together(database_url: str) -> None:
+    """``Publisher.deliver_soon``: each event goes out at once; the published marks of deliveries that finish
+    close together are written in one statement, and ``drain`` waits until they are."""
+    from assay.events.publisher import Publisher
+    from assay.store import OutboxRepository
+
+    class CountingOutbox(OutboxRepository):
+        statements = 0
+
+        async def mark_published(self, ids: Any) -> None:
+            CountingOutbox.statements += 1
+            await super().mark_published(ids)
+
+    async def scenario(database: Database) -> tuple[list[int], list[tuple[str, str, int, Any]]]:
+        events = [event(n) for n in range(12)]
+        await write(database, *events)
+        got: list[int] = []
+
+        async def deliver(item: OutboxEvent) -> None:
+            got.append(item.data["n"])
+
+        publisher = Publisher(CountingOutbox(database.pool), deliver)
+        for n in range(0, 12, 2):  # six commits of two events each, as six evaluations' changes
+            publisher.deliver_soon(events[n : n + 2])
+        await publisher.drain()
+        return got, await database.outbox.pending()
+
+    got, pending = run(database_url, scenario)
+    assert sorted(got) == list(range(12))
+    assert pending == []  # every one marked
+    assert 1 <= CountingOutbox.statements < 6
