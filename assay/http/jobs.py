@@ -31,6 +31,7 @@ from assay.errors import (
     NotFound,
     TemporaryError,
 )
+from assay.http import list_cursor
 from assay.http.context import (
     Caller,
     Paging,
@@ -38,7 +39,6 @@ from assay.http.context import (
     caller,
     groups,
     number,
-    page_links,
     paging,
     principal_of,
     settings_of,
@@ -56,7 +56,17 @@ router = APIRouter(prefix="/api/v1/evaluations", tags=["jobs"])
 events_router = APIRouter(prefix="/api/v1/evaluations", tags=["callbacks"])
 CallerDep = Annotated[Caller, Depends(caller)]
 
-_LIST_PARAMS = ("limit", "offset", "status", "name", "tags", "owner", "experiment_id", "collection_id")
+_LIST_PARAMS = (
+    "limit",
+    "offset",
+    "cursor",
+    "status",
+    "name",
+    "tags",
+    "owner",
+    "experiment_id",
+    "collection_id",
+)
 _LOG_PARAMS = ("tail_lines", "timestamps", "since_seconds")
 
 
@@ -248,15 +258,16 @@ async def list_jobs(request: Request, who: CallerDep) -> Response:
         collection_id=groups(request, "collection_id"),
         limit=page.limit,
         offset=page.offset,
+        after=list_cursor.position(request, page),  # keyset paging: next.href carries a cursor
     )
-    records, total = await who.store.evaluations.list(query)
+    result = await who.store.evaluations.list(query)
     # The documents as get_job renders them (response_model documents the page; tests check conformance).
     return JSONResponse(
         {
-            **page_links(request, page, total),
+            **list_cursor.links(request, page, result),
             "limit": page.limit,
-            "total_count": total,
-            "items": [job_document(r) for r in records],
+            "total_count": result.total,
+            "items": [job_document(r) for r in result.records],
         }
     )
 

@@ -30,6 +30,10 @@ QUERY_PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
         "Most items in the page (at most the hub's ASSAY_LIST_MAX_LIMIT).",
     ),
     "offset": ({"type": "integer", "minimum": 0}, "Items to skip."),
+    "cursor": (
+        _STR,
+        "Where the page starts: the opaque cursor of a previous page's `next.href` (not with offset).",
+    ),
     "benchmarks": (_BOOL, "Include each provider's benchmarks (default true)."),
     "name": (_STR, f"Filter by name. {_FILTER}"),
     "tags": (_STR, f"Filter by tags. {_FILTER}"),

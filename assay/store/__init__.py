@@ -4,9 +4,11 @@ from assay.store.catalogue import CatalogueQuery, CatalogueRecord, CatalogueRepo
 from assay.store.database import Database, SchemaTooNew, TenantStore, migrate, migrations
 from assay.store.embedded import EmbeddedPostgres
 from assay.store.evaluations import (
+    EvaluationPage,
     EvaluationQuery,
     EvaluationRecord,
     EvaluationRepository,
+    ListPosition,
     LockedEvaluation,
     RunRow,
 )
@@ -25,10 +27,12 @@ __all__ = [
     "CatalogueRepository",
     "Database",
     "EmbeddedPostgres",
+    "EvaluationPage",
     "EvaluationQuery",
     "EvaluationRecord",
     "EvaluationRepository",
     "Groups",
+    "ListPosition",
     "LoadedCatalogue",
     "LockedEvaluation",
     "OutboxRepository",

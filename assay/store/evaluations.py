@@ -75,6 +75,14 @@ class EvaluationRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ListPosition:
+    """A job's place in the list order (``created_at`` DESC, ``id`` DESC): what a page's cursor holds."""
+
+    created_at: datetime
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class EvaluationQuery:
     state: Groups = ()
     name: Groups = ()
@@ -84,6 +92,18 @@ class EvaluationQuery:
     collection_id: Groups = ()
     limit: int = 50
     offset: int = 0
+    after: ListPosition | None = None  # keyset paging: the jobs after this one (then ``offset`` is 0)
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationPage:
+    records: list[EvaluationRecord]
+    total: int  # every job the filters match, exact at the page's snapshot
+    more: bool  # jobs follow the last one of this page
+
+    @property
+    def last(self) -> ListPosition | None:
+        return ListPosition(self.records[-1].created_at, self.records[-1].id) if self.records else None
 
 
 @dataclass(slots=True)
@@ -446,41 +466,73 @@ class EvaluationRepository:
             )
             return [row[0] for row in await cur.fetchall()]
 
-    async def list(self, query: EvaluationQuery) -> tuple[list[EvaluationRecord], int]:
-        scope, params = self._scope()
+    async def list(self, query: EvaluationQuery) -> EvaluationPage:
+        """One page of the jobs ``query`` matches, newest first, and how many it matches in all.
+
+        Costs what the page holds, not what the tenant ever ran (docs/performance.md, "List scale"): the page
+        is a range scan of the index of its filter (migration 0009), from the start or from ``query.after``
+        (keyset: page 4000 costs what page 1 does; a plain ``offset`` still skips index entries one by one);
+        ``total`` is a sum over ``evaluation_counts`` when only ``status`` and ``owner`` filter, else a count
+        of the matches through their index. Both are read in one snapshot and one round trip."""
+        scope, scope_params = self._scope()
         clauses: list[sql.Composable] = [scope]
+        params: list[Any] = list(scope_params)
+        counted = True  # only filters that evaluation_counts keeps: the total is a sum of its rows
         for column, groups in (
             ("state", query.state),
-            ("name", query.name),
             ("owner", query.owner),
+            ("name", query.name),
             ("experiment_id", query.experiment_id),
             ("collection_id", query.collection_id),
         ):
             for group in groups:
-                clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
-                params.append(list(group))
+                counted = counted and column in ("state", "owner")
+                # One value: the column's index hands the jobs over in list order (= ANY would sort them).
+                if len(group) == 1:
+                    clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+                    params.append(group[0])
+                else:
+                    clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
+                    params.append(list(group))
         for group in query.tags:
+            counted = False
             clauses.append(sql.SQL("tags && %s::text[]"))
             params.append(list(group))
         where = sql.SQL(" AND ").join(clauses)
-        async with self._pool.connection() as conn:
+        if counted:
+            total_query = sql.SQL("SELECT coalesce(sum(n), 0)::bigint FROM evaluation_counts WHERE {}")
+        else:
+            total_query = sql.SQL("SELECT count(*) FROM evaluations WHERE {}")
+        page_where, page_params = where, list(params)
+        if query.after is not None:
+            page_where = sql.SQL("{} AND (created_at, id) < (%s, %s)").format(where)
+            page_params += [query.after.created_at, query.after.id]
+        # The page's ids first (from the index alone), then its documents: rows skipped by an offset are
+        # never read from the table nor have their runs gathered.
+        page_query = sql.SQL(
+            "WITH page AS (SELECT id, created_at FROM evaluations WHERE {}"
+            " ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s)"
+            " SELECT {} FROM page JOIN evaluations e ON e.id = page.id"
+            " ORDER BY page.created_at DESC, page.id DESC"
+        ).format(page_where, _WITH_RUNS)
+        async with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            counter = await conn.execute(total_query.format(where), params)
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(sql.SQL("SELECT count(*) AS n FROM evaluations WHERE {}").format(where), params)
-            total = (await cur.fetchone() or {"n": 0})["n"]
-            await cur.execute(
-                sql.SQL(
-                    "SELECT {} FROM evaluations e WHERE {} ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s"
-                ).format(_WITH_RUNS, where),
-                [*params, query.limit, query.offset],
-            )
+            await cur.execute(page_query, [*page_params, query.limit + 1, query.offset])
+            await pipeline.sync()
+            total = (await counter.fetchone() or (0,))[0]
             rows = await cur.fetchall()
-        return [_record(r) for r in rows], int(total)
+        records = [_record(r) for r in rows[: query.limit]]
+        return EvaluationPage(records=records, total=int(total), more=len(rows) > query.limit)
 
 
 __all__ = [
+    "EvaluationPage",
     "EvaluationQuery",
     "EvaluationRecord",
     "EvaluationRepository",
+    "ListPosition",
     "LockedEvaluation",
     "RunRow",
     "insert_events",

@@ -30,37 +30,48 @@ CREATE TABLE evaluation_counts (
     UNIQUE NULLS NOT DISTINCT (tenant, state, owner, shard)
 );
 
-CREATE FUNCTION evaluation_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Inserts and deletes: statement-level triggers that add up the statement's rows per key first, so a bulk
+-- statement updates each counter row once (a row updated again and again in one transaction grows a chain
+-- of versions that every later update walks: quadratic). A change of state or owner: a row trigger, fired only
+-- when one of them changed (the hub changes one job per statement; progress updates do not fire it).
+CREATE FUNCTION evaluation_counts_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO evaluation_counts AS c (tenant, state, owner, shard, n)
-        VALUES (NEW.tenant, NEW.state, NEW.owner, hashtext(NEW.id) & 3, 1)
-        ON CONFLICT (tenant, state, owner, shard) DO UPDATE SET n = c.n + 1;
-    ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO evaluation_counts AS c (tenant, state, owner, shard, n)
-        VALUES (OLD.tenant, OLD.state, OLD.owner, hashtext(OLD.id) & 3, -1)
-        ON CONFLICT (tenant, state, owner, shard) DO UPDATE SET n = c.n - 1;
-    ELSE
-        INSERT INTO evaluation_counts AS c (tenant, state, owner, shard, n)
-        SELECT d.tenant, d.state, d.owner, d.shard, d.n FROM (
-            VALUES (OLD.tenant, OLD.state, OLD.owner, hashtext(OLD.id) & 3, -1),
-                   (NEW.tenant, NEW.state, NEW.owner, hashtext(NEW.id) & 3, 1)
-        ) AS d (tenant, state, owner, shard, n)
-        ORDER BY d.tenant, d.state, d.owner NULLS FIRST, d.shard
-        ON CONFLICT (tenant, state, owner, shard) DO UPDATE SET n = c.n + excluded.n;
-    END IF;
+    INSERT INTO evaluation_counts AS c (tenant, state, owner, shard, n)
+    SELECT tenant, state, owner, hashtext(id) & 3, count(*) FROM inserted
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3 NULLS FIRST, 4
+    ON CONFLICT (tenant, state, owner, shard) DO UPDATE SET n = c.n + excluded.n;
     RETURN NULL;
 END
 $$;
-
+CREATE FUNCTION evaluation_counts_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO evaluation_counts AS c (tenant, state, owner, shard, n)
+    SELECT tenant, state, owner, hashtext(id) & 3, -count(*) FROM deleted
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3 NULLS FIRST, 4
+    ON CONFLICT (tenant, state, owner, shard) DO UPDATE SET n = c.n + excluded.n;
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION evaluation_counts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO evaluation_counts AS c (tenant, state, owner, shard, n)
+    SELECT d.tenant, d.state, d.owner, d.shard, d.n FROM (
+        VALUES (OLD.tenant, OLD.state, OLD.owner, hashtext(OLD.id) & 3, -1),
+               (NEW.tenant, NEW.state, NEW.owner, hashtext(NEW.id) & 3, 1)
+    ) AS d (tenant, state, owner, shard, n)
+    ORDER BY 1, 2, 3 NULLS FIRST, 4
+    ON CONFLICT (tenant, state, owner, shard) DO UPDATE SET n = c.n + excluded.n;
+    RETURN NULL;
+END
+$$;
 CREATE TRIGGER evaluation_counts_insert AFTER INSERT ON evaluations
-    FOR EACH ROW EXECUTE FUNCTION evaluation_counts_apply();
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION evaluation_counts_inserted();
 CREATE TRIGGER evaluation_counts_delete AFTER DELETE ON evaluations
-    FOR EACH ROW EXECUTE FUNCTION evaluation_counts_apply();
+    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION evaluation_counts_deleted();
 CREATE TRIGGER evaluation_counts_update AFTER UPDATE OF tenant, state, owner ON evaluations
     FOR EACH ROW WHEN (OLD.tenant IS DISTINCT FROM NEW.tenant OR OLD.state IS DISTINCT FROM NEW.state
                        OR OLD.owner IS DISTINCT FROM NEW.owner)
-    EXECUTE FUNCTION evaluation_counts_apply();
+    EXECUTE FUNCTION evaluation_counts_changed();
 
 CREATE FUNCTION evaluation_counts_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -71,6 +82,6 @@ $$;
 CREATE TRIGGER evaluation_counts_truncate AFTER TRUNCATE ON evaluations
     FOR EACH STATEMENT EXECUTE FUNCTION evaluation_counts_truncate();
 
--- The jobs already there (the trigger's lock on evaluations holds writers off until this commits).
+-- The jobs already there (DROP INDEX above holds evaluations exclusively until this commits: no writer between).
 INSERT INTO evaluation_counts (tenant, state, owner, shard, n)
     SELECT tenant, state, owner, hashtext(id) & 3, count(*) FROM evaluations GROUP BY 1, 2, 3, 4;
