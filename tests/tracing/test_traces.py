@@ -243,3 +243,42 @@ def test_without_tracing_an_event_function_imports_nothing_of_opentelemetry(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_kubernetes_launch_hands_its_trace_to_the_adapter_and_the_sidecar() -> None:
+    """On a cluster the launch span's context travels as TRACEPARENT/TRACESTATE in both containers (the pod-mode
+    sidecar stamps its callbacks with it); without tracing the pod is as before."""
+    from assay.core.plan import FrozenRuntime, PlannedBenchmark
+    from assay.runtimes.kubernetes import build_launch
+    from tests.k8s_schemas import K8sSchemas
+
+    planned = PlannedBenchmark(
+        index=0, provider_id="p", id="b", runtime=FrozenRuntime(k8s={"image": "ghcr.io/x/y:1"})
+    )
+
+    def pod(trace_env: dict[str, str] | None) -> dict[str, Any]:
+        objects = build_launch(
+            evaluation_id="e",
+            tenant="team-a",
+            request={"model": {"url": "", "name": "m"}},
+            runs=[(planned, 1)],
+            settings=Settings(),
+            timeout_seconds=60,
+            launch_token="assay-launch.v1.test",
+            trace_env=trace_env,
+        )
+        K8sSchemas.load().validate(objects.job)
+        return dict(objects.job["spec"]["template"]["spec"])
+
+    def env_of(spec: dict[str, Any]) -> list[dict[str, str]]:
+        containers = [*spec["initContainers"], *spec["containers"]]
+        return [
+            {e["name"]: e["value"] for e in c.get("env", []) if e["name"].startswith("TRACE")}
+            for c in containers
+            if c["name"] in ("sidecar", "adapter")
+        ]
+
+    traced = pod({"TRACEPARENT": TRACEPARENT, "TRACESTATE": "vendor=1"})
+    assert env_of(traced) == [{"TRACEPARENT": TRACEPARENT, "TRACESTATE": "vendor=1"}] * 2
+    assert env_of(pod(None)) == [{}, {}]
+    assert env_of(pod({})) == [{}, {}]

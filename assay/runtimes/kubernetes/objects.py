@@ -492,11 +492,13 @@ def build_launch(
     timeout_seconds: float,
     launch_token: str,
     profile: HardwareProfile | None = None,
+    trace_env: Mapping[str, str] | None = None,
 ) -> LaunchObjects:
     """The Job, ConfigMap and credential Secret that run ``runs`` (one benchmark, or a provider's group led by
     the first). ``launch_token``: the launch's credential (``assay.core.credentials``), for the sidecar only.
     ``profile``: the HardwareProfile the lead's ``hardware_config.hardware_profile_name`` names, as read
-    (resources, queue and priority, node placement)."""
+    (resources, queue and priority, node placement). ``trace_env``: the launch span's ``TRACEPARENT`` (and
+    ``TRACESTATE``) while the hub traces, for both containers: the sidecar's callbacks join the trace."""
     (lead, attempt), *others = runs
     namespace = namespace_for(settings, tenant)
     name = job_name(evaluation_id, lead.index, attempt)
@@ -542,6 +544,10 @@ def build_launch(
         _sidecar_container(settings, sidecar_mounts),
         _adapter_container(lead, str(image), namespace, settings, adapter_mounts, profile),
     )
+    if trace_env:
+        extra = [{"name": k, "value": v} for k, v in trace_env.items()]
+        for container in containers:
+            container["env"] = [*container.get("env", []), *extra]
     pod_spec = _pod_spec(settings, profile, test_data.init_containers, containers, volumes)
     job_labels = {**labels, QUEUE_LABEL: queue, **({PRIORITY_LABEL: priority} if priority else {})}
     job = _job(name, namespace, job_labels, labels, annotations, pod_spec, timeout_seconds, settings)

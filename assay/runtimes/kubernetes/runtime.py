@@ -57,6 +57,7 @@ from assay.runtimes.kubernetes.watch import (
 from assay.runtimes.observation import LaunchRefused, RunObservation
 from assay.settings import Settings
 from assay.store import EvaluationRecord, RunRow
+from assay.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,7 @@ class KubernetesRuntime(ApiUser):
                 timeout_seconds=timeout,
                 launch_token=token,
                 profile=profile,
+                trace_env=tracing.carrier_env(),
             )
         except TestDataUnsupported as exc:
             raise LaunchRefused(
