@@ -33,6 +33,7 @@ from assay.runtimes._processes import (
     signal_group,
 )
 from assay.runtimes._warm import WarmPool, WarmStartError, plan_warm
+from assay.telemetry import tracing
 
 __all__ = [
     "LOG_FILE_NAME",
@@ -322,7 +323,14 @@ class LocalRuntime:
             run = self._queue.popleft()
             run.queued = False
             self._running += 1
-            task = asyncio.create_task(self._execute(run), name=f"assay-local-{_marker(run.launch.key)}")
+            # Tracing on: the run's task is in its own launch's trace (its env), never in the pumping task's.
+            env, execute = run.launch.env, self._execute(run)
+            execute = tracing.traced(
+                "adapter run", execute, parent=(env.get("TRACEPARENT"), env.get("TRACESTATE"))
+            )
+            task = asyncio.create_task(
+                execute, name=f"assay-local-{_marker(run.launch.key)}", context=tracing.detached()
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

@@ -18,6 +18,7 @@ function that receives them continues the same trace.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -152,13 +153,20 @@ async def traced(
     kind: Kind = "internal",
 ) -> T:
     """``await awaitable`` inside :func:`span` (a one-line hook where a ``with`` block would re-indent);
-    ``attributes`` may be a function, called only while tracing is on."""
-    if _tracer is None:
+    ``attributes`` may be a function, called only while tracing is on. A ``parent`` pair without a traceparent
+    (work launched outside any trace) gets no span."""
+    if _tracer is None or (isinstance(parent, tuple) and not parent[0]):
         return await awaitable
     if callable(attributes):
         attributes = attributes()
     with _span(_tracer, name, attributes, parent, kind):
         return await awaitable
+
+
+def detached() -> contextvars.Context | None:
+    """The context for a task that must not continue the trace of the code creating it (``create_task``'s
+    ``context``): a fresh one while tracing is on; None (a copy, as usual) while it is off."""
+    return None if _tracer is None else contextvars.Context()
 
 
 def consuming(function: str, event: Any) -> AbstractContextManager[None]:
@@ -265,6 +273,7 @@ __all__ = [
     "configure",
     "consuming",
     "current",
+    "detached",
     "enabled",
     "exporters_of",
     "flush",

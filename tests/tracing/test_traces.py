@@ -57,6 +57,7 @@ EXPECTED = (
     "publish evaluation.accepted",
     "dispatch evaluation.accepted",
     "launch",
+    "adapter run",
     "sidecar event",
     "callback",
     "publish benchmark.finished",
@@ -79,8 +80,12 @@ def test_one_evaluation_is_one_trace_from_submit_to_export(
     assert finished(client, job_id)["status"]["state"] == "completed"
 
     def complete() -> list[ReceivedSpan] | None:
+        # Spans arrive as they end, from two processes, each on its own batch schedule: wait for all of them
+        # (the sidecar's span of each callback included), then judge how they link.
         spans = collector.spans(CLIENT_TRACE)
-        return spans if set(EXPECTED) <= {s.name for s in spans} else None
+        names = [s.name for s in spans]
+        done = set(EXPECTED) <= set(names) and names.count("sidecar event") == names.count("callback")
+        return spans if done else None
 
     spans = wait_for(complete, timeout=30)
     print(tree(spans))
@@ -98,6 +103,7 @@ def test_one_evaluation_is_one_trace_from_submit_to_export(
     assert parent("publish evaluation.accepted") == "submit"
     assert parent("dispatch evaluation.accepted") == "publish evaluation.accepted"
     assert parent("launch") == "dispatch evaluation.accepted"
+    assert parent("adapter run") == "launch"  # its slot, the recorded start, the process until its exit
     # The adapter's events go through the sidecar (its own process and service) in the launch's trace.
     sidecar = named["sidecar event"]
     assert {s.service for s in sidecar} == {"assay-sidecar"}
