@@ -410,7 +410,7 @@ class LocalRuntime:
         requeue = False
         try:
             if not run.stop_requested.is_set():
-                claim = await self._claim(run)
+                claim = await tracing.traced("record start", self._claim(run))
             if claim == "retry" and not run.stop_requested.is_set() and not self._closed:
                 requeue = True
                 return
@@ -425,7 +425,7 @@ class LocalRuntime:
                     writer = LineWriter(log)
                     if launch.key.attempt > 1 or os.fstat(log.fileno()).st_size > 0:
                         writer.write_line(f"=== attempt {launch.key.attempt} ===")
-                    reason, returncode, detail = await self._supervise(run, writer)
+                    reason, returncode, detail = await tracing.traced("process", self._supervise(run, writer))
         except Exception as exc:
             # Opening the log can fail (the run directory removed under us); the launch is still reported.
             logger.exception("could not run %s", launch.key)
@@ -437,7 +437,7 @@ class LocalRuntime:
             else:
                 self._forget(run)
             self._pump()
-        await self._report(run, reason, returncode, detail)
+        await tracing.traced("record exit", self._report(run, reason, returncode, detail))
 
     async def _supervise(self, run: _Run, writer: LineWriter) -> tuple[ExitReason, int | None, str]:
         launch = run.launch

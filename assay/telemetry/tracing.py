@@ -137,9 +137,11 @@ def span(
     parent: Parent | None = None,
     kind: Kind = "internal",
 ) -> AbstractContextManager[None]:
-    """A span around a block: a child of the running span, or of ``parent`` when it names one (``attributes``
-    may be a function, called only while tracing is on). Off: a shared no-op."""
-    if _tracer is None:
+    """A span around a block: a child of ``parent`` when given (an HTTP request's headers without a traceparent
+    start a new trace), else of the running span; without either, no span: work outside an evaluation's trace
+    (the sweep, an untraced launch) leaves no stray roots. ``attributes`` may be a function, called only while
+    tracing is on. Off: a shared no-op."""
+    if _tracer is None or (parent is None and trace_context.get() is None):
         return _NOOP
     return _span(_tracer, name, attributes() if callable(attributes) else attributes, parent, kind)
 
@@ -153,9 +155,11 @@ async def traced(
     kind: Kind = "internal",
 ) -> T:
     """``await awaitable`` inside :func:`span` (a one-line hook where a ``with`` block would re-indent);
-    ``attributes`` may be a function, called only while tracing is on. A ``parent`` pair without a traceparent
-    (work launched outside any trace) gets no span."""
-    if _tracer is None or (isinstance(parent, tuple) and not parent[0]):
+    ``attributes`` may be a function, called only while tracing is on. Like :func:`span`, it makes no span
+    outside a trace: no ``parent`` and no running span, or a ``parent`` pair without a traceparent."""
+    if _tracer is None:
+        return await awaitable
+    if (parent is None and trace_context.get() is None) or (isinstance(parent, tuple) and not parent[0]):
         return await awaitable
     if callable(attributes):
         attributes = attributes()
