@@ -9,6 +9,13 @@ collector, here a stand-in on loopback that receives OTLP/HTTP protobuf (``tests
 the submit and its duration, and the client's submit -> terminal time beside it. Asserts nothing::
 
     .venv/bin/python bench/trace_one.py [--adapter wire|sdk] [--warm 2]
+
+``--cost ROUNDS`` measures what tracing costs instead: ``bench/orchestration.py``'s run (``--n`` evaluations,
+4 in flight) on a hub without tracing and on one exporting every span to the stand-in, alternating, and
+prints the hub's CPU per evaluation (hub process and its PostgreSQL; the sidecar's own spans not counted).
+Other hub settings come from the environment (``ASSAY_LOCAL_WARM_START=false`` starts adapters cold)::
+
+    .venv/bin/python bench/trace_one.py --cost 3 [--n 20]
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -48,11 +56,55 @@ def run_one(client: httpx.Client, headers: dict[str, str], index: int) -> tuple[
     return state, time.perf_counter() - started
 
 
+def cost(args: argparse.Namespace) -> None:
+    """Hub CPU per evaluation with and without tracing, through bench/orchestration.py's measure()."""
+    adapter = orchestration.ADAPTERS[args.adapter]
+    options = argparse.Namespace(
+        n=args.n, concurrency=4, poll_interval=0.05, warmup=1, job_timeout=120.0, ready_timeout=120.0
+    )
+    results: dict[str, list[float]] = {"off": [], "on": []}
+    with otlp_collector() as collector:
+
+        def start(traced: bool) -> orchestration.Starter:
+            def command(tmp: Path, port: int) -> tuple[list[str], dict[str, str]]:
+                argv, env = orchestration.assay_command(tmp, port, adapter)
+                if traced:
+                    env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url}
+                return argv, env
+
+            return command
+
+        for round_number in range(args.cost):
+            order = ("off", "on") if round_number % 2 == 0 else ("on", "off")
+            for mode in order:
+                run = orchestration.measure("assay", start(mode == "on"), options)
+                per = run.hub_cpu / max(1, len(run.outcomes))
+                results[mode].append(per)
+                print(
+                    f"round {round_number + 1}, tracing {mode}: {orchestration.throughput(run):.2f} evaluations/s,"
+                    f" hub CPU {per * 1000:.1f} ms per evaluation",
+                    flush=True,
+                )
+        received = len(collector.spans())
+    off, on = (statistics.median(results[m]) for m in ("off", "on"))
+    print(
+        f"median hub CPU per evaluation: off {off * 1000:.1f} ms, on {on * 1000:.1f} ms ({on / off:.2f}x); "
+        f"{received} spans received"
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--adapter", choices=sorted(orchestration.ADAPTERS), default="wire")
     parser.add_argument("--warm", type=int, default=2, help="evaluations run before the one traced")
+    parser.add_argument("--cost", type=int, default=0, help="rounds of the tracing-cost measurement instead")
+    parser.add_argument("--n", type=int, default=20, help="evaluations per hub and round (--cost)")
     args = parser.parse_args()
+    if args.cost:
+        cost(args)
+        return
     with otlp_collector() as collector, tempfile.TemporaryDirectory(prefix="assay-trace-") as scratch:
         tmp = Path(scratch)
         port = free_port()
