@@ -466,43 +466,73 @@ class EvaluationRepository:
             )
             return [row[0] for row in await cur.fetchall()]
 
+    @staticmethod
+    def _filters(query: EvaluationQuery) -> tuple[tuple[str, Groups], ...]:
+        return (
+            ("state", query.state),
+            ("owner", query.owner),
+            ("name", query.name),
+            ("experiment_id", query.experiment_id),
+            ("collection_id", query.collection_id),
+            ("tags", query.tags),
+        )
+
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
         """One page of the jobs ``query`` matches, newest first, and how many it matches in all.
 
         Costs what the page holds, not what the tenant ever ran (docs/performance.md, "List scale"): the page
         is a range scan of the index of its filter (migration 0009), from the start or from ``query.after``
         (keyset: page 4000 costs what page 1 does; a plain ``offset`` still skips index entries one by one);
-        ``total`` is a sum over ``evaluation_counts`` when only ``status`` and ``owner`` filter, else a count
-        of the matches through their index. Both are read in one snapshot and one round trip."""
+        ``total`` is a sum over ``evaluation_facet_counts`` (migration 0010) when ``status`` and at most one
+        other column filter (tags: a single tag), else a count of the matches through their index. Both are
+        read in one snapshot and one round trip."""
         scope, scope_params = self._scope()
         clauses: list[sql.Composable] = [scope]
         params: list[Any] = list(scope_params)
-        counted = True  # only filters that evaluation_counts keeps: the total is a sum of its rows
-        for column, groups in (
-            ("state", query.state),
-            ("owner", query.owner),
-            ("name", query.name),
-            ("experiment_id", query.experiment_id),
-            ("collection_id", query.collection_id),
-        ):
+        # The total from evaluation_facet_counts (migration 0010): the state clauses as they are, plus at most
+        # one other filtered column, whose clauses apply to the facet's value (one value per job; a job
+        # counts once per distinct tag, so tags only as a single tag).
+        count_clauses: list[sql.Composable] = [scope]
+        count_params: list[Any] = list(scope_params)
+        facets = {column for column, groups in self._filters(query) if groups and column != "state"}
+        counted = len(facets) <= 1 and (
+            facets != {"tags"} or (len(query.tags) == 1 and len(query.tags[0]) == 1)
+        )
+        facet = next(iter(facets), "")
+        count_clauses.append(sql.SQL("facet = %s"))
+        count_params.append(facet)
+        if not facets:
+            count_clauses.append(sql.SQL("value = ''"))
+        for column, groups in self._filters(query):
             for group in groups:
-                counted = counted and column in ("state", "owner")
+                target = "state" if column == "state" else "value"
+                if column == "tags":
+                    clauses.append(sql.SQL("tags && %s::text[]"))
+                    params.append(list(group))
+                    count_clauses.append(sql.SQL("value = %s"))
+                    count_params.append(group[0])
+                    continue
                 # One value: the column's index hands the jobs over in list order (= ANY would sort them).
                 if len(group) == 1:
-                    clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-                    params.append(group[0])
+                    clause = sql.SQL("{} = %s")
+                    value: Any = group[0]
                 else:
-                    clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
-                    params.append(list(group))
-        for group in query.tags:
-            counted = False
-            clauses.append(sql.SQL("tags && %s::text[]"))
-            params.append(list(group))
+                    clause = sql.SQL("{} = ANY(%s)")
+                    value = list(group)
+                clauses.append(clause.format(sql.Identifier(column)))
+                params.append(value)
+                count_clauses.append(clause.format(sql.Identifier(target)))
+                count_params.append(value)
         where = sql.SQL(" AND ").join(clauses)
         if counted:
-            total_query = sql.SQL("SELECT coalesce(sum(n), 0)::bigint FROM evaluation_counts WHERE {}")
+            total_query = sql.SQL(
+                "SELECT coalesce(sum(n), 0)::bigint FROM evaluation_facet_counts WHERE {}"
+            ).format(sql.SQL(" AND ").join(count_clauses))
         else:
-            total_query = sql.SQL("SELECT count(*) FROM evaluations WHERE {}")
+            total_query, count_params = (
+                sql.SQL("SELECT count(*) FROM evaluations WHERE {}").format(where),
+                params,
+            )
         page_where, page_params = where, list(params)
         if query.after is not None:
             page_where = sql.SQL("{} AND (created_at, id) < (%s, %s)").format(where)
@@ -517,7 +547,7 @@ class EvaluationRepository:
         ).format(page_where, _WITH_RUNS)
         async with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            counter = await conn.execute(total_query.format(where), params)
+            counter = await conn.execute(total_query, count_params)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(page_query, [*page_params, query.limit + 1, query.offset])
             await pipeline.sync()

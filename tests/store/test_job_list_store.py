@@ -221,6 +221,20 @@ def test_filters_combine_with_cursors_and_totals_are_exact(database_url: str) ->
                 (),
             ),
             (EvaluationQuery(collection_id=(("suite",),)), "collection_id = 'suite'", ()),
+            (EvaluationQuery(name=(("job-1", "job-2"), ("job-2", "job-3"))), "name = 'job-2'", ()),
+            (EvaluationQuery(name=(("job-1",), ("job-2",))), "FALSE", ()),
+            (
+                EvaluationQuery(tags=(("t1",),), state=(("completed", "failed"),)),
+                "'t1' = ANY(tags) AND state IN ('completed', 'failed')",
+                (),
+            ),
+            (
+                EvaluationQuery(tags=(("all",),), name=(("job-1",),)),
+                "'all' = ANY(tags) AND name = 'job-1'",
+                (),
+            ),
+            (EvaluationQuery(tags=(("t1", "all"),)), "tags && '{t1,all}'", ()),
+            (EvaluationQuery(experiment_id=(("exp-0", "exp-1"),)), "experiment_id IS NOT NULL", ()),
         ]
 
         async def check() -> None:
@@ -257,6 +271,14 @@ def test_filters_combine_with_cursors_and_totals_are_exact(database_url: str) ->
                 "UPDATE evaluations SET state = 'cancelled' WHERE tenant = 'team-a' AND name = 'job-3'"
             )
             conn.execute("DELETE FROM evaluations WHERE tenant = 'team-a' AND name = 'job-0'")
+            # what else writes these columns later: the MLflow export sets experiment_id; retags and renames
+            conn.execute(
+                "UPDATE evaluations SET experiment_id = 'exp-1' WHERE tenant = 'team-a' AND name = 'job-2'"
+            )
+            conn.execute(
+                "UPDATE evaluations SET tags = ARRAY['t2', 't2', 'new'], name = 'job-1', collection_id = NULL"
+                " WHERE tenant = 'team-a' AND state = 'failed'"
+            )
             conn.execute(
                 "INSERT INTO evaluations (id, tenant, owner, name, request, plan, state, message, created_at)"
                 " SELECT gen_random_uuid()::text, 'team-a', 'bob', 'job-9', '{}', '{\"benchmarks\": []}',"
