@@ -42,8 +42,12 @@ logger = logging.getLogger(__name__)
 # The wheel and the source tree both hold adapters/ beside assay/ (pyproject's packages); the hub never imports
 # it (import-linter: the hub and the adapters are apart), it starts the file with an adapter's interpreter.
 FORKSERVER = Path(__file__).resolve().parents[2] / "adapters" / "forkserver.py"
-# A run's own variables: the rest of its environment is shared by every run of one server.
-_PER_RUN = frozenset({"EVALHUB_JOB_SPEC_PATH", "EVALHUB_AUTH_TOKEN_PATH", MARKER_VARIABLE})
+# A run's own variables: the rest of its environment is shared by every run of one server. TRACEPARENT and
+# TRACESTATE name the run's launch span while the hub traces (assay.telemetry.tracing): one server per launch
+# otherwise, each paying the imports the warm start exists to save.
+_PER_RUN = frozenset(
+    {"EVALHUB_JOB_SPEC_PATH", "EVALHUB_AUTH_TOKEN_PATH", MARKER_VARIABLE, "TRACEPARENT", "TRACESTATE"}
+)
 _SLOT_BYTES = 4096  # room for the run marker in a child's /proc/<pid>/environ (a group of ~90 benchmarks)
 _IDLE_SECONDS = 300.0
 _READY_SECONDS = 120.0  # preloading a framework on a loaded machine
@@ -361,6 +365,9 @@ class WarmPool:
             self._report_once(
                 f"preload {plan.server}", f"fork server {plan.server}: not preloaded {ready['failed']}"
             )
+        if int(ready.get("threads", 1)) != 1:
+            # A thread of the server's is not in its children: whatever it serves (a log queue) is the server's.
+            raise WarmStartError(f"preloading started {ready['threads'] - 1} thread(s) in the fork server")
         if int(ready.get("slot", 0)) < len(marker) + 1:
             raise WarmStartError("the fork server cannot mark its children (no /proc/<pid>/environ slot)")
         request = {
