@@ -59,9 +59,11 @@ PR_SET_PDEATHSIG = 1
 EXIT_NOT_BUILT = 3
 EXIT_USAGE = 2
 _MAX_MESSAGE = 1 << 20
-# Frameworks a built-in adapter's environment holds, imported by its server besides adapters.sdk. The modules
+# Frameworks a built-in adapter's environment holds, imported by its server besides adapters.sdk: the modules
 # each adapter imports lazily when it runs (the import is the cost: lm-eval's take ~2 s; the adapters' own
-# modules are not preloaded, they are the adapter's code).
+# modules are not preloaded, they are the adapter's code). Only what forks safely: guidellm's import starts
+# loguru's queue-writer thread (a child's log lines would be written by the server's thread) and mteb's starts
+# polars' threads, so those two preload the SDK alone.
 FRAMEWORKS: dict[str, tuple[str, ...]] = {
     "lm_eval": (
         "lm_eval",
@@ -73,8 +75,8 @@ FRAMEWORKS: dict[str, tuple[str, ...]] = {
     "lighteval": ("lighteval",),
     "inspect": ("inspect_ai",),
     "garak": ("garak",),
-    "guidellm": ("guidellm",),
-    "mteb": ("mteb",),
+    "guidellm": (),
+    "mteb": (),
 }
 
 

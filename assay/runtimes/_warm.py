@@ -355,6 +355,13 @@ class WarmPool:
                 raise WarmStartError(f"the fork server could not start: {exc}") from exc
         try:
             ready = await asyncio.wait_for(asyncio.shield(server.ready), _READY_SECONDS)
+            if int(ready.get("threads", 1)) != 1:
+                # A thread of the server's is not in its children: what it serves (a log queue) stays the server's.
+                raise WarmStartError(
+                    f"preloading started {ready['threads'] - 1} thread(s) in the fork server"
+                )
+            if int(ready.get("slot", 0)) < len(marker) + 1:
+                raise WarmStartError("the fork server cannot mark its children (no /proc/<pid>/environ slot)")
         except (WarmStartError, TimeoutError) as exc:
             self._failed[key] = time.monotonic()
             if self._servers.get(key) is server:
@@ -365,11 +372,6 @@ class WarmPool:
             self._report_once(
                 f"preload {plan.server}", f"fork server {plan.server}: not preloaded {ready['failed']}"
             )
-        if int(ready.get("threads", 1)) != 1:
-            # A thread of the server's is not in its children: whatever it serves (a log queue) is the server's.
-            raise WarmStartError(f"preloading started {ready['threads'] - 1} thread(s) in the fork server")
-        if int(ready.get("slot", 0)) < len(marker) + 1:
-            raise WarmStartError("the fork server cannot mark its children (no /proc/<pid>/environ slot)")
         request = {
             "kind": plan.kind,
             "target": plan.target,

@@ -20,7 +20,7 @@ import pytest
 
 from assay.runtimes import LocalRuntime, RunKey
 from assay.runtimes._processes import carries_marker, marked_anywhere
-from assay.runtimes._warm import FORKSERVER, WarmPlan, WarmPool, plan_warm
+from assay.runtimes._warm import FORKSERVER, WarmPlan, WarmPool, WarmStartError, plan_warm
 from tests.runtimes.test_local import Recorder, drive, launch_of, log_of, process_group, until
 
 PY = sys.executable
@@ -432,3 +432,31 @@ def test_ineligible_and_failed_warm_starts_run_cold(tmp_path: Path, caplog: pyte
             await rt.close()
 
     drive(scenario(), timeout=120)
+
+
+def test_a_server_whose_preloads_start_threads_is_not_used(tmp_path: Path) -> None:
+    (tmp_path / "starts_a_thread.py").write_text(
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+    )
+    plan = WarmPlan(
+        server=(PY, str(FORKSERVER), "--preload", "starts_a_thread"),
+        kind="script",
+        target=str(tmp_path / "starts_a_thread.py"),
+        argv=("starts_a_thread.py",),
+        orig_argv=("starts_a_thread.py",),
+        path0=str(tmp_path),
+    )
+
+    async def scenario() -> None:
+        pool = WarmPool()
+        read_fd, write_fd = os.pipe()
+        try:
+            env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "ASSAY_RUN": "t/0/1"}
+            with pytest.raises(WarmStartError, match="thread"):
+                await pool.spawn(plan, env, tmp_path, "t/0/1", write_fd)
+        finally:
+            os.close(read_fd)
+            os.close(write_fd)
+            await pool.close()
+
+    drive(scenario(), timeout=60)
