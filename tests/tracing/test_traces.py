@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from assay.settings import Settings
 from assay.telemetry import tracing
 from tests.conftest import ADMIN, REPO, LiveServer
 from tests.lifecycle.test_local_lifecycle import exact_match_provider, finished, job_body, submit
+from tests.registry import DockerRegistry
 from tests.support.otlp import Collector, ReceivedSpan, otlp_collector, tree
 from tests.support.waiting import wait_for
 
@@ -68,14 +70,30 @@ EXPECTED = (
 )
 
 
+@pytest.fixture()
+def registry(tmp_path: Path) -> Iterator[DockerRegistry]:
+    server = DockerRegistry(tmp_path / "registry").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def test_one_evaluation_is_one_trace_from_submit_to_export(
-    collector: Collector, start_hub: Callable[..., LiveServer]
+    collector: Collector, start_hub: Callable[..., LiveServer], registry: DockerRegistry, tmp_path: Path
 ) -> None:
-    hub = start_hub(exporter=build_exporter)
+    """The evaluation exports its card to a real registry, so the trace runs to the export."""
+    hub = start_hub(
+        exporter=build_exporter,
+        oci_auth_config_path=registry.docker_config(tmp_path / "docker-config.json"),
+        oci_insecure_registries=(registry.host,),
+    )
     assert tracing.enabled()
     client = hub.client()
     assert client.post("/api/v1/evaluations/providers", json=exact_match_provider()).status_code == 201
-    created = submit(client, job_body(), headers={"traceparent": TRACEPARENT})
+    coordinates = {"oci_host": registry.host, "oci_repository": "assay/traces"}
+    body = job_body(exports={"oci": {"coordinates": coordinates}})
+    created = submit(client, body, headers={"traceparent": TRACEPARENT})
     job_id = created["resource"]["id"]
     assert finished(client, job_id)["status"]["state"] == "completed"
 
