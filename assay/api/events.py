@@ -52,6 +52,11 @@ class EvaluationFinishedData(EvaluationEventData):
 
     state: Literal["completed", "failed", "cancelled", "partially_failed"]
     test: CompositeTest | None = None
+    exports: bool | None = Field(
+        default=None,
+        description="Whether the job asks for exports (an OCI artifact, an MLflow experiment); when false, "
+        "the exporter does not read the job. Absent (older events): the exporter reads the job to know.",
+    )
 
 
 class SweepRequestedData(BaseModel):

@@ -213,8 +213,9 @@ async def aggregate(ctx: Lifecycle, ce: CloudEvent) -> None:
     an export's failure is recorded in the job for the sweep to retry, never raised."""
     with _retryable():
         if ce["type"] == EVALUATION_FINISHED:
-            evaluation_id, _ = _payload(ce)
-            if ctx.exporter is not None:
+            evaluation_id, data = _payload(ce)
+            # Events from before "exports" was carried say nothing: the exporter reads the job to know.
+            if ctx.exporter is not None and data.get("exports") is not False:
                 # Idempotent without the inbox: the exports table says what is done for this finish.
                 await tracing.traced(
                     "export", ctx.exporter.export(ctx, evaluation_id), {"assay.evaluation.id": evaluation_id}

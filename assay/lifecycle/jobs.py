@@ -34,7 +34,7 @@ from assay.core.states import (
 )
 from assay.errors import Conflict, FieldError, InvalidRequest, NotFound
 from assay.lifecycle.ports import Lifecycle
-from assay.lifecycle.progress import record_transition
+from assay.lifecycle.progress import asks_for_exports, record_transition
 from assay.runtimes.kubernetes.objects import CONFIG_MAP_MAX_BYTES, oversized_launch
 from assay.store import EvaluationRecord, RunRow
 
@@ -242,7 +242,11 @@ async def cancel(ctx: Lifecycle, tenant: Tenant, evaluation_id: str, *, hard_del
             unit.set(cancelled=True, state="cancelled", message=message.as_dict(), completed_at=now)
             events.append(
                 event(
-                    EVALUATION_FINISHED, unit.record.tenant, "submit", evaluation_id, {"state": "cancelled"}
+                    EVALUATION_FINISHED,
+                    unit.record.tenant,
+                    "submit",
+                    evaluation_id,
+                    {"state": "cancelled", "exports": asks_for_exports(unit.record.request)},
                 )
             )
         for item in events:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Literal
@@ -217,6 +218,12 @@ async def runtime_exited(
     await ctx.published(events)
 
 
+def asks_for_exports(request: Mapping[str, Any]) -> bool:
+    """Does the job ask for anything an exporter makes (an OCI artifact, an MLflow experiment)? Carried in its
+    ``evaluation.finished`` event, so a job that asks for none is not read again once finished."""
+    return bool((request.get("exports") or {}).get("oci") or request.get("experiment"))
+
+
 def settle(ctx: Lifecycle, unit: LockedEvaluation, causation: str | None = None) -> None:
     """Derive the job's state from its runs; on reaching a terminal state, score it and announce it."""
     if unit.record.state in TERMINAL_JOB or unit.current("cancelled"):
@@ -239,7 +246,7 @@ def settle(ctx: Lifecycle, unit: LockedEvaluation, causation: str | None = None)
             unit.record.tenant,
             "aggregate",
             unit.record.id,
-            {"state": state, "test": results["test"]},
+            {"state": state, "test": results["test"], "exports": asks_for_exports(unit.record.request)},
             causation_id=causation,
         )
     )

@@ -3,6 +3,7 @@ process, and each benchmark is still tracked, scored, logged and retried as itse
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -58,7 +59,7 @@ def test_a_group_is_one_process_with_per_benchmark_results(hub: httpx.Client) ->
         },
     )
     done = finished(hub, job["resource"]["id"])
-    assert done["status"]["state"] == "completed"
+    assert done["status"]["state"] == "completed", json.dumps(done)
     scores = {b["id"]: b["metrics"]["score"] for b in done["results"]["benchmarks"]}
     assert scores == {"g0": 0.9, "g1": 0.2, "g2": 0.7}
     assert {b["id"]: b["test"]["pass"] for b in done["results"]["benchmarks"]} == {

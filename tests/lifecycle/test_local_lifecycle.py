@@ -382,3 +382,30 @@ def test_an_eval_hub_sdk_adapter_runs_through_the_sidecar_unchanged(live_hub: Li
         "name": "recorded-model",
         "http_timeout": info["model"]["http_timeout"],
     }
+
+
+def test_the_exporter_is_asked_only_for_jobs_that_ask_for_exports(
+    start_hub: Callable[..., LiveServer],
+) -> None:
+    """``evaluation.finished`` says whether the job asks for exports: one that asks for none is not read again
+    once finished (every evaluation of a hub without exports paid a full read for nothing)."""
+    asked: list[str] = []
+
+    class RecordingExporter:  # the port assay.lifecycle.Exporter, recording instead of exporting
+        async def export(self, ctx: Any, evaluation_id: str) -> None:
+            asked.append(evaluation_id)
+
+        async def retry_due(self, ctx: Any) -> dict[str, int]:
+            return {}
+
+    hub = start_hub(exporter=lambda settings: RecordingExporter())
+    client = hub.client(timeout=30)
+    assert client.post("/api/v1/evaluations/providers", json=exact_match_provider()).status_code == 201
+    oci = {"coordinates": {"oci_host": "127.0.0.1:9", "oci_repository": "assay/exports-flag"}}
+    plain = submit(client, job_body())["resource"]["id"]
+    exported = submit(client, job_body(exports={"oci": oci}))["resource"]["id"]
+    cancelled = submit(client, job_body(exports={"oci": oci}))["resource"]["id"]
+    assert client.delete(f"/api/v1/evaluations/jobs/{cancelled}").status_code == 204
+    assert {finished(client, job)["status"]["state"] for job in (plain, exported)} == {"completed"}
+    wait_for(lambda: {exported, cancelled} <= set(asked), "both exports asked for")
+    assert plain not in asked
