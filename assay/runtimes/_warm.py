@@ -5,9 +5,10 @@ A launch's command is eligible when it is ``assay-adapter <name>`` (the hub's ow
 ``exec``) or ``<python> <script.py>`` with nothing else; anything else runs as ``/bin/sh -c`` as before. There is
 one server per (how it starts, the environment its runs share): a run's environment minus its own variables
 (job spec path, run marker, launch credential path), so whatever a preloaded module reads from the environment
-at import is what the run would have read. A server starts on first use, is stopped after
+at import is what the run would have read. A server starts on first use (that launch starts cold: a server
+takes as long to start as a cold run, and may preload more than it needs), is stopped after
 ``_IDLE_SECONDS`` without a run, and when the runtime closes; one that died is started again by the next run.
-Any failure to start warm (a server that cannot start, a marker that does not fit) is a
+Any failure to start warm (a server that cannot start or serve, a marker that does not fit) is a
 :class:`WarmStartError`: the runtime logs it once per command and runs that launch cold.
 """
 
@@ -35,7 +36,7 @@ from typing import Any, Literal
 
 from assay.runtimes._processes import MARKER_VARIABLE, exit_status, signal_group
 
-__all__ = ["FORKSERVER", "WarmPlan", "WarmPool", "WarmStartError", "plan_warm"]
+__all__ = ["FORKSERVER", "WarmNotReady", "WarmPlan", "WarmPool", "WarmStartError", "plan_warm"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ _ADAPTER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 class WarmStartError(RuntimeError):
     """This launch cannot start warm; it starts cold."""
+
+
+class WarmNotReady(WarmStartError):
+    """The launch's fork server is still starting: this launch starts cold, the next ones warm."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +160,7 @@ class _ForkServer:
         self._sock: socket.socket | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._watcher: asyncio.Task[int] | None = None
+        self.checked: asyncio.Task[None]  # ready and usable (WarmPool._check)
         self.dead = False
 
     def start(self) -> None:
@@ -312,6 +318,12 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """A failed check is read by the next launch, or by none."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _kill_when_started(started: asyncio.Future[int]) -> None:
     if not started.cancelled() and started.exception() is None:
         signal_group(started.result(), signal.SIGKILL)
@@ -322,7 +334,7 @@ class WarmPool:
 
     def __init__(self) -> None:
         self._servers: dict[tuple[Any, ...], _ForkServer] = {}
-        self._failed: dict[tuple[Any, ...], float] = {}
+        self._failed: dict[tuple[Any, ...], tuple[float, str]] = {}  # when, why
         self._reported: set[str] = set()
         self._retiring: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -330,48 +342,15 @@ class WarmPool:
     async def spawn(
         self, plan: WarmPlan, env: Mapping[str, str], cwd: Path, marker: str, output: int
     ) -> tuple[int, asyncio.Future[int]]:
-        """Fork the run from its server (started first if need be): its pid, which leads its own process
-        group, and a future of its exit status. ``output`` is sent to the server, not closed."""
-        if self._closed:
-            raise WarmStartError("the local runtime is closing")
+        """Fork the run from its server: its pid, which leads its own process group, and a future of its exit
+        status. ``output`` is sent to the server, not closed. A server not yet ready (started now, for the
+        runs after this one) raises :class:`WarmNotReady`: this run starts cold rather than wait for it."""
         if len(marker) + 1 > _SLOT_BYTES:
             raise WarmStartError(f"the run marker ({len(marker)} characters) is too long for a warm start")
-        shared = {k: v for k, v in env.items() if k not in _PER_RUN}
-        key = (plan.server, tuple(sorted(shared.items())))
-        server = self._servers.get(key)
-        if server is None or server.dead:
-            failed = self._failed.get(key)
-            if failed is not None and time.monotonic() - failed < _RETRY_SECONDS:
-                raise WarmStartError("its fork server failed to start a moment ago")
-            if sum(not s.dead for s in self._servers.values()) >= _MAX_SERVERS:
-                raise WarmStartError(f"{_MAX_SERVERS} fork servers run already")
-            server = _ForkServer(plan.server, shared, self._retire)
-            self._servers[key] = server
-            try:
-                server.start()
-            except (OSError, ValueError, subprocess.SubprocessError) as exc:
-                self._servers.pop(key, None)
-                self._failed[key] = time.monotonic()
-                raise WarmStartError(f"the fork server could not start: {exc}") from exc
-        try:
-            ready = await asyncio.wait_for(asyncio.shield(server.ready), _READY_SECONDS)
-            if int(ready.get("threads", 1)) != 1:
-                # A thread of the server's is not in its children: what it serves (a log queue) stays the server's.
-                raise WarmStartError(
-                    f"preloading started {ready['threads'] - 1} thread(s) in the fork server"
-                )
-            if int(ready.get("slot", 0)) < len(marker) + 1:
-                raise WarmStartError("the fork server cannot mark its children (no /proc/<pid>/environ slot)")
-        except (WarmStartError, TimeoutError) as exc:
-            self._failed[key] = time.monotonic()
-            if self._servers.get(key) is server:
-                del self._servers[key]
-            await server.close()
-            raise WarmStartError(str(exc) or "the fork server was not ready in time") from exc
-        if ready.get("failed"):
-            self._report_once(
-                f"preload {plan.server}", f"fork server {plan.server}: not preloaded {ready['failed']}"
-            )
+        server = self._server(plan, env)
+        if not server.checked.done():
+            raise WarmNotReady("its fork server is starting")
+        await server.checked  # raises why it is not usable
         request = {
             "kind": plan.kind,
             "target": plan.target,
@@ -386,6 +365,58 @@ class WarmPool:
             "affinity": sorted(os.sched_getaffinity(0)),
         }
         return await server.spawn(request, output)
+
+    async def prepare(self, plan: WarmPlan, env: Mapping[str, str]) -> None:
+        """Start the server of ``plan`` run with ``env`` unless it runs, and wait until it is ready;
+        raises :class:`WarmStartError` when it cannot serve."""
+        await asyncio.shield(self._server(plan, env).checked)
+
+    def _server(self, plan: WarmPlan, env: Mapping[str, str]) -> _ForkServer:
+        if self._closed:
+            raise WarmStartError("the local runtime is closing")
+        shared = {k: v for k, v in env.items() if k not in _PER_RUN}
+        key = (plan.server, tuple(sorted(shared.items())))
+        server = self._servers.get(key)
+        if server is not None and not server.dead:
+            return server
+        failed = self._failed.get(key)
+        if failed is not None and time.monotonic() - failed[0] < _RETRY_SECONDS:
+            raise WarmStartError(f"its fork server failed a moment ago: {failed[1]}")
+        if sum(not s.dead for s in self._servers.values()) >= _MAX_SERVERS:
+            raise WarmStartError(f"{_MAX_SERVERS} fork servers run already")
+        server = _ForkServer(plan.server, shared, self._retire)
+        try:
+            server.start()
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            self._failed[key] = (time.monotonic(), str(exc))
+            raise WarmStartError(f"the fork server could not start: {exc}") from exc
+        self._servers[key] = server
+        server.checked = asyncio.get_running_loop().create_task(self._check(key, server))
+        server.checked.add_done_callback(_retrieved)
+        return server
+
+    async def _check(self, key: tuple[Any, ...], server: _ForkServer) -> None:
+        """Wait for the server's preloads; one that cannot serve is stopped and not tried again for a while."""
+        try:
+            ready = await asyncio.wait_for(asyncio.shield(server.ready), _READY_SECONDS)
+            if int(ready.get("threads", 1)) != 1:
+                # A thread of the server's is not in its children: what it serves (a log queue) stays the server's.
+                raise WarmStartError(
+                    f"preloading started {ready['threads'] - 1} thread(s) in the fork server"
+                )
+            if int(ready.get("slot", 0)) < _SLOT_BYTES:
+                raise WarmStartError("the fork server cannot mark its children (no /proc/<pid>/environ slot)")
+        except (WarmStartError, TimeoutError) as exc:
+            why = str(exc) or f"not ready after {_READY_SECONDS:.0f} s"
+            self._failed[key] = (time.monotonic(), why)
+            if self._servers.get(key) is server:
+                del self._servers[key]
+            await server.close()
+            raise WarmStartError(why) from exc
+        if ready.get("failed"):
+            self._report_once(
+                f"preload {server.argv}", f"fork server {server.argv}: not preloaded {ready['failed']}"
+            )
 
     def fallback(self, command: str, error: BaseException) -> None:
         """A launch that could not start warm starts cold: said once per command."""

@@ -32,7 +32,7 @@ from assay.runtimes._processes import (
     signal_all,
     signal_group,
 )
-from assay.runtimes._warm import WarmPool, WarmStartError, plan_warm
+from assay.runtimes._warm import WarmNotReady, WarmPool, WarmStartError, plan_warm
 from assay.telemetry import tracing
 
 __all__ = [
@@ -292,6 +292,25 @@ class LocalRuntime:
         signal_all(marked(), signal.SIGKILL)
         return True
 
+    async def warm_up(
+        self, command: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> bool:
+        """Start the fork server that launches of ``command`` with the provider's ``env`` would use, and wait
+        until it is ready (a launch that finds its server still starting starts cold). A relative script path
+        is taken from ``cwd``. Returns whether such launches start warm."""
+        if self._warm is None:
+            return False
+        full = _provider_env(env or {})
+        plan = plan_warm(command, full, cwd or Path("/"))
+        if plan is None:
+            return False
+        try:
+            await self._warm.prepare(plan, full)
+        except WarmStartError as exc:
+            self._warm.fallback(command, exc)
+            return False
+        return True
+
     def hold(self) -> None:
         """Shutdown began: start nothing more from the queue. What runs keeps running, and launches are
         still queued, until :meth:`close`."""
@@ -531,6 +550,8 @@ class LocalRuntime:
             return "stopped"
         try:
             return spawn.result()
+        except WarmNotReady:
+            return None  # its server starts for the next launches
         except (WarmStartError, OSError, ValueError) as exc:
             self._warm.fallback(run.launch.command, exc)
             return None
@@ -548,17 +569,10 @@ class LocalRuntime:
             signal_group(pgid, signal.SIGKILL)
 
     def _child_env(self, run: _Run) -> dict[str, str]:
-        # Children get an allow-listed part of the hub's environment (PATH, HOME, locale, offline switches),
-        # never its secrets (DATABASE_URL, tokens, webhook secrets); this is not configuration.
-        env = adapter_environment(os.environ)  # noqa: TID251
-        # The hub's own scripts (``assay-adapter``) come first, found even when its venv is not activated.
-        env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")]))
-        env.update(run.launch.env)
+        env = _provider_env(run.launch.env)
         env.update(
             {
-                "EVALHUB_MODE": "local",
                 "EVALHUB_JOB_SPEC_PATH": str(run.job_path),
-                "PYTHONUNBUFFERED": "1",
                 MARKER_VARIABLE: ",".join(_marker(k) for k in run.launch.keys),
             }
         )
@@ -614,6 +628,18 @@ _INHERITED = frozenset(
     }
 )
 _INHERITED_PREFIXES = ("LC_",)
+
+
+def _provider_env(launch_env: Mapping[str, str]) -> dict[str, str]:
+    """A launch's environment but for its own variables (job spec path, run marker)."""
+    # Children get an allow-listed part of the hub's environment (PATH, HOME, locale, offline switches),
+    # never its secrets (DATABASE_URL, tokens, webhook secrets); this is not configuration.
+    env = adapter_environment(os.environ)  # noqa: TID251
+    # The hub's own scripts (``assay-adapter``) come first, found even when its venv is not activated.
+    env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")]))
+    env.update(launch_env)
+    env.update({"EVALHUB_MODE": "local", "PYTHONUNBUFFERED": "1"})
+    return env
 
 
 def adapter_environment(hub: Mapping[str, str]) -> dict[str, str]:

@@ -121,6 +121,7 @@ def test_a_warm_run_looks_like_a_cold_one_and_keeps_nothing_from_earlier_runs(
         rt = warm_runtime(root, recorder, warm=warm)
         probes = []
         try:
+            assert await rt.warm_up(command, env) is warm
             for index in range(2):
                 key = RunKey(evaluation, index, 1)
                 await rt.launch(launch_of(key, command, env=env, spec={"id": evaluation, "index": index}))
@@ -184,6 +185,7 @@ def test_a_module_runs_as_python_m_would_run_it(tmp_path: Path) -> None:
         read_fd, write_fd = os.pipe()
         try:
             env = {"PATH": os.environ["PATH"], "ASSAY_RUN": "m/0/1"}
+            await pool.prepare(plan, env)
             _pid, ended = await pool.spawn(plan, env, tmp_path / "work", "m/0/1", write_fd)
             os.close(write_fd)
             assert await ended == 5
@@ -231,6 +233,7 @@ def test_exit_statuses_and_a_crash_that_touches_nothing_else(tmp_path: Path) -> 
         recorder = Recorder()
         rt = warm_runtime(tmp_path / "root", recorder)
         try:
+            assert await rt.warm_up(f"{PY} {tmp_path / 'patient.py'}")
             patient = RunKey("e", 0, 1)
             job_path = await rt.launch(launch_of(patient, f"{PY} {tmp_path / 'patient.py'}"))
             work = job_path.parent.parent
@@ -282,6 +285,7 @@ def test_stop_and_timeout_end_the_whole_group(tmp_path: Path) -> None:
         recorder = Recorder()
         rt = warm_runtime(tmp_path / "root", recorder)
         try:
+            assert await rt.warm_up(f"{PY} {tmp_path / 'family.py'}")
             stopped, timed_out = RunKey("e", 0, 1), RunKey("e", 1, 1)
             families = []
             for key, timeout in ((stopped, 60.0), (timed_out, 1.0)):
@@ -310,6 +314,7 @@ def test_an_orphan_of_a_dead_hub_is_found_by_its_marker(tmp_path: Path) -> None:
         rt = warm_runtime(tmp_path / "root", recorder)
         later = warm_runtime(tmp_path / "root", Recorder())
         try:
+            assert await rt.warm_up(f"{PY} {tmp_path / 'family.py'}")
             key = RunKey("e", 0, 1)
             job_path = await rt.launch(launch_of(key, f"{PY} {tmp_path / 'family.py'}"))
             family = job_path.parent.parent / "family"
@@ -338,6 +343,7 @@ def test_a_dead_server_kills_its_runs_and_the_next_run_starts_a_new_one(tmp_path
         try:
             families = []
             for index in range(2):
+                assert await rt.warm_up(f"{PY} {tmp_path / 'family.py'}")  # the second time: a new server
                 key = RunKey("e", index, 1)
                 job_path = await rt.launch(launch_of(key, f"{PY} {tmp_path / 'family.py'}", timeout=60))
                 family = job_path.parent.parent / "family"
@@ -363,6 +369,7 @@ def test_closing_the_runtime_leaves_no_process(tmp_path: Path) -> None:
     async def scenario() -> None:
         recorder = Recorder()
         rt = warm_runtime(tmp_path / "root", recorder)
+        assert await rt.warm_up(f"{PY} {tmp_path / 'family.py'}")
         key = RunKey("e", 0, 1)
         job_path = await rt.launch(launch_of(key, f"{PY} {tmp_path / 'family.py'}"))
         family = job_path.parent.parent / "family"
@@ -418,11 +425,18 @@ def test_ineligible_and_failed_warm_starts_run_cold(tmp_path: Path, caplog: pyte
             await rt.launch(launch_of(shell, f"{PY} {tmp_path / 'probe.py'} extra-argument"))
             await recorder.wait_exits(1, timeout=60)
             assert "forkserver.py" not in probe_of(log_of(rt, shell))["parent"]
+            # The first launch of a command does not wait for the server it starts: it runs cold.
+            first = RunKey("e", 3, 1)
+            await rt.launch(launch_of(first, f"{PY} {tmp_path / 'probe.py'}"))
+            await recorder.wait_exits(2, timeout=60)
+            assert "forkserver.py" not in probe_of(log_of(rt, first))["parent"]
+            assert await rt.warm_up(f"{PY} {tmp_path / 'probe.py'}")
             # Eligible, but its fork server cannot start (no such adapter): cold, which says why; said once.
             with caplog.at_level(logging.WARNING, logger="assay.runtimes._warm"):
+                assert not await rt.warm_up("assay-adapter no_such_adapter")
                 for index in (1, 2):
                     await rt.launch(launch_of(RunKey("e", index, 1), "assay-adapter no_such_adapter"))
-                    await recorder.wait_exits(index + 1, timeout=60)
+                    await recorder.wait_exits(index + 2, timeout=60)
                     failed = recorder.exit_of(RunKey("e", index, 1))
                     assert (failed.reason, failed.returncode) == ("exited", 2)
                     assert "unknown adapter 'no_such_adapter'" in log_of(rt, RunKey("e", index, 1))
@@ -453,6 +467,8 @@ def test_a_server_whose_preloads_start_threads_is_not_used(tmp_path: Path) -> No
         try:
             env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "ASSAY_RUN": "t/0/1"}
             with pytest.raises(WarmStartError, match="thread"):
+                await pool.prepare(plan, env)
+            with pytest.raises(WarmStartError, match="thread"):  # not tried again at once
                 await pool.spawn(plan, env, tmp_path, "t/0/1", write_fd)
         finally:
             os.close(read_fd)
