@@ -483,26 +483,26 @@ class EvaluationRepository:
         Costs what the page holds, not what the tenant ever ran (docs/performance.md, "List scale"): the page
         is a range scan of the index of its filter (migration 0009), from the start or from ``query.after``
         (keyset: page 4000 costs what page 1 does; a plain ``offset`` still skips index entries one by one);
-        ``total`` is a sum over ``evaluation_facet_counts`` (migration 0010) when ``status`` and at most one
-        other column filter (tags: a single tag), else a count of the matches through their index. Both are
-        read in one snapshot and one round trip."""
+        ``total`` is a sum over ``evaluation_facet_counts`` (migrations 0010, 0011) when ``status`` alone or
+        one other column alone filters (tags: a single tag), else a count of the matches through their
+        index. Both are read in one snapshot and one round trip."""
         scope, scope_params = self._scope()
         clauses: list[sql.Composable] = [scope]
         params: list[Any] = list(scope_params)
-        # The total from evaluation_facet_counts (migration 0010): the state clauses as they are, plus at most
-        # one other filtered column, whose clauses apply to the facet's value (one value per job; a job
-        # counts once per distinct tag, so tags only as a single tag).
+        # The total from evaluation_facet_counts (migrations 0010, 0011) when the filters are status alone, or
+        # one other column alone (its clauses then apply to the facet's value: one value per job; a job counts
+        # once per distinct tag, so tags only as a single tag).
         count_clauses: list[sql.Composable] = [scope]
         count_params: list[Any] = list(scope_params)
         facets = {column for column, groups in self._filters(query) if groups and column != "state"}
-        counted = len(facets) <= 1 and (
-            facets != {"tags"} or (len(query.tags) == 1 and len(query.tags[0]) == 1)
+        counted = not facets or (
+            len(facets) == 1
+            and not query.state
+            and (facets != {"tags"} or (len(query.tags) == 1 and len(query.tags[0]) == 1))
         )
-        facet = next(iter(facets), "")
         count_clauses.append(sql.SQL("facet = %s"))
-        count_params.append(facet)
-        if not facets:
-            count_clauses.append(sql.SQL("value = ''"))
+        count_params.append(next(iter(facets), ""))
+        count_clauses.append(sql.SQL("value = ''" if not facets else "state = ''"))
         for column, groups in self._filters(query):
             for group in groups:
                 target = "state" if column == "state" else "value"
