@@ -123,7 +123,7 @@ def main() -> None:
             def settled() -> list[ReceivedSpan] | None:
                 spans = collector.spans(trace_id)
                 names = [s.name for s in spans]
-                done = "aggregate evaluation.finished" in names
+                done = {"aggregate evaluation.finished", "adapter run"} <= set(names)  # the run ends last
                 return spans if done and names.count("sidecar event") == names.count("callback") else None
 
             spans = wait_for(settled, timeout=30)
