@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cloudevents.http import CloudEvent
 
@@ -306,3 +307,47 @@ def test_a_kubernetes_launch_hands_its_trace_to_the_adapter_and_the_sidecar() ->
     assert env_of(traced) == [{"TRACEPARENT": TRACEPARENT, "TRACESTATE": "vendor=1"}] * 2
     assert env_of(pod(None)) == [{}, {}]
     assert env_of(pod({})) == [{}, {}]
+
+
+def _status(index: int) -> dict[str, Any]:
+    return {
+        "benchmark_status_event": {
+            "provider_id": "p",
+            "id": "b",
+            "benchmark_index": index,
+            "status": "running",
+        }
+    }
+
+
+def test_the_sidecar_stamps_each_event_with_its_launchs_trace(
+    tmp_path: Path, recorder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Local mode: the launch's trace-context file (written by the hub beside hub-token); pod mode: the
+    container's TRACEPARENT. An adapter's own traceparent wins; an untraced launch sends none. (No OTEL_*
+    here: the sidecar makes no spans of its own and passes the launch's context on unchanged.)"""
+    from adapters.sidecar import SidecarConfig, create_app
+    from tests.support.servers import ThreadedServer
+
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    jobs = tmp_path / "jobs"
+    (jobs / "job1" / "1").mkdir(parents=True)
+    (jobs / "job1" / "1" / "trace-context").write_text(f"{TRACEPARENT}\nvendor=1\n")
+    hub = {"base_url": recorder.url, "sync_timeout": "5s"}
+    local = SidecarConfig.model_validate(
+        {"local_mode": True, "local": {"jobs_root": str(jobs)}, "eval_hub": hub}
+    )
+    own = f"00-{'1' * 32}-{'2' * 16}-01"
+    with ThreadedServer(create_app(local), lifespan="on") as sidecar, httpx.Client(timeout=30) as client:
+        url = f"{sidecar.url}/api/v1/evaluations/jobs/job1/events"
+        assert client.post(url, json=_status(1)).status_code == 204
+        assert client.post(url, json=_status(0)).status_code == 204  # index 0 of job1: no file
+        assert client.post(url, json=_status(1), headers={"traceparent": own}).status_code == 204
+    monkeypatch.setenv("TRACEPARENT", TRACEPARENT)
+    pod = SidecarConfig.model_validate({"eval_hub": hub, "job_spec_path": str(tmp_path / "none.json")})
+    with ThreadedServer(create_app(pod), lifespan="on") as sidecar, httpx.Client(timeout=30) as client:
+        url = f"{sidecar.url}/api/v1/evaluations/jobs/job2/events"
+        assert client.post(url, json=_status(0)).status_code == 204
+    sent = [(r.headers.get("traceparent"), r.headers.get("tracestate")) for r in recorder.requests]
+    assert sent == [(TRACEPARENT, "vendor=1"), (None, None), (own, None), (TRACEPARENT, None)]
