@@ -24,7 +24,7 @@ with the ratio of p99 to the first size's:
 - ``offset, deep`` (``--offset-requests``): ``offset`` at 90 % of the list, what EvalHub's clients would send,
   for contrast: it still skips index entries one by one.
 
-    .venv/bin/python bench/list_scale.py [--sizes 1000,10000,50000,200000] [--requests 200] [--warmup 10]
+    .venv/bin/python bench/list_scale.py [--sizes 1000,10000,50000,200000] [--requests 100] [--cpu-requests 40] [--warmup 10]
 
 Prints figures and asserts nothing. docs/performance.md, "List scale (keyset paging)", has this machine's curve.
 """
@@ -211,9 +211,9 @@ def seed(database_url: str, template: str, start: int, stop: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,50000,200000", help="jobs of the measured tenant")
-    parser.add_argument("--requests", type=int, default=200, help="timed GETs per series and size")
+    parser.add_argument("--requests", type=int, default=100, help="timed GETs per series and size")
     parser.add_argument("--offset-requests", type=int, default=20, help="timed deep-offset GETs per size")
-    parser.add_argument("--cpu-requests", type=int, default=60, help="GETs per series for CPU per request")
+    parser.add_argument("--cpu-requests", type=int, default=40, help="GETs per series for CPU per request")
     parser.add_argument("--warmup", type=int, default=10, help="untimed GETs per series first")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
