@@ -148,6 +148,8 @@ def create_app(
     app.include_router(ops.router)
     for router in routers:
         app.include_router(router)
+    if jobs.router in routers:
+        app.router.routes[0:0] = jobs.polled_routes()  # matched before anything else (see there)
     openapi.describe(app)  # /openapi.json as the API behaves (assay/http/openapi.py)
     app.add_middleware(AccessMiddleware, access=access, settings=settings)
     if settings.cors_origins:  # none by default: a page on another origin cannot drive the API

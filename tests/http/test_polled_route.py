@@ -1,0 +1,29 @@
+"""``GET /jobs/{job_id}``, what every client polls, is served ahead of FastAPI's routing (assay.http.jobs
+.polled_routes) and answers exactly as the documented route: same document, same refusals, same labels."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.http.test_job_list_paging import A, B, J, submit
+
+
+def test_the_polled_route_answers_as_the_documented_one(client: TestClient) -> None:
+    first = client.app.router.routes[0]  # type: ignore[attr-defined]
+    assert first.path == f"{J}/{{job_id}}" and first.methods == {"GET"}
+    job_id = submit(client, A, "polled")
+
+    got = client.get(f"{J}/{job_id}", headers=A)
+    assert got.status_code == 200 and got.headers["content-type"] == "application/json"
+    listed = client.get(J, headers=A).json()["items"]
+    assert got.json()["resource"]["id"] == job_id and job_id in {item["resource"]["id"] for item in listed}
+    # Another tenant's job, a missing one, no credential, another method: refused as before.
+    assert client.get(f"{J}/{job_id}", headers=B).status_code == 404
+    assert client.get(f"{J}/nope", headers=A).json()["message_code"] == "resource_not_found"
+    assert client.get(f"{J}/{job_id}", headers={**A, "Authorization": ""}).status_code == 401
+    assert client.head(f"{J}/{job_id}", headers=A).status_code == 405
+    # The access log and the metrics name the route's template, not the job.
+    metrics = client.get("/metrics").text
+    assert f'method="GET",route="{J}/{{job_id}}",status="200"' in metrics
+    # What /openapi.json documents is the same function.
+    assert "get" in client.get("/openapi.json").json()["paths"][f"{J}/{{job_id}}"]
