@@ -56,38 +56,41 @@ class SidecarTracing:
         self.pod_context = {k: v for k, v in pod.items() if v}
         self._tracer: Any = None
         self._provider: Any = None
+        self._propagator: Any = None
+        self._client: Any = None
         names = _wanted(env)
         if names:
-            try:
-                self._start(names, env)
-            except ImportError as exc:  # the sidecar image without the SDK: headers only
-                logger.warning("OpenTelemetry is configured but not installed (%s): no sidecar spans", exc)
+            self._start(names, env)
 
     def _start(self, names: list[str], env: Mapping[str, str]) -> None:
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+        """OpenTelemetry is optional here (the sidecar image has none of it): without it, headers only."""
+        grpc = (
+            env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
+        ).lower() == "grpc"
+        try:
+            from opentelemetry.sdk.resources import Resource
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+            from opentelemetry.trace import SpanKind
+            from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+            if grpc:
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            else:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+                    OTLPSpanExporter,
+                )
+        except ImportError as exc:
+            logger.warning("OpenTelemetry is configured but not installed (%s): no sidecar spans", exc)
+            return
         provider = TracerProvider(resource=Resource.create({"service.name": "assay-sidecar"}))
         for name in names:
-            exporter: SpanExporter
-            if name == "console":
-                exporter = ConsoleSpanExporter()
-            elif (
-                env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
-            ).lower() == "grpc":
-                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                    OTLPSpanExporter as GrpcExporter,
-                )
-
-                exporter = GrpcExporter()
-            else:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-                exporter = OTLPSpanExporter()
+            exporter = ConsoleSpanExporter() if name == "console" else OTLPSpanExporter()
             provider.add_span_processor(BatchSpanProcessor(exporter))
         self._provider = provider
         self._tracer = provider.get_tracer("assay.sidecar")
+        self._propagator = TraceContextTextMapPropagator()
+        self._client = SpanKind.CLIENT
 
     @contextlib.contextmanager
     def forwarding(
@@ -98,18 +101,12 @@ class SidecarTracing:
         if self._tracer is None or not launch.get("traceparent"):
             yield dict(launch)
             return
-        from opentelemetry.trace import SpanKind
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-        propagator = TraceContextTextMapPropagator()
+        context = self._propagator.extract(dict(launch))
         with self._tracer.start_as_current_span(
-            "sidecar event",
-            context=propagator.extract(dict(launch)),
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
+            "sidecar event", context=context, kind=self._client, attributes=attributes
         ):
             headers: dict[str, str] = {}
-            propagator.inject(headers)
+            self._propagator.inject(headers)
             yield headers
 
     def close(self) -> None:
