@@ -46,6 +46,7 @@ import os
 import selectors
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
@@ -203,6 +204,7 @@ class _Server:
         self._pid = os.getpid()
         self._children: dict[int, tuple[Any, int]] = {}  # pidfd -> (request id, pid)
         self._slot = (0, 0)
+        self._preloaded_fds: frozenset[tuple[int, int, int]] = frozenset()
         # What a child gets back: the umask before anything was imported (the hub's, inherited).
         umask = os.umask(0o022)
         os.umask(umask)
@@ -221,6 +223,8 @@ class _Server:
             except BaseException as exc:  # a broken preload costs its warm start only, never the server
                 failed[name] = f"{type(exc).__name__}: {exc}"
         self._slot = self._check_slot()
+        # What the preloads left open (garak's log file): a fresh process that imported them would have it too.
+        self._preloaded_fds = frozenset(_identities(set(_open_fds()) - {self._sock.fileno()}))
         gc.collect()
         if hasattr(gc, "freeze"):
             gc.freeze()  # children do not copy the preloaded objects' pages when their collector runs
@@ -301,7 +305,7 @@ class _Server:
             raise
         if pid == 0:
             os.close(ready_read)
-            _child(request, output, ready_write, self._pid, self._slot, self._umask)  # never returns
+            _child(request, output, ready_write, self._pid, self._slot, self._umask, self._preloaded_fds)
         os.close(ready_write)
         os.close(output)
         try:
@@ -337,8 +341,15 @@ def _close_quietly(fd: int) -> None:
 
 
 def _child(
-    request: dict[str, Any], output: int, ready: int, server: int, slot: tuple[int, int], umask: int
+    request: dict[str, Any],
+    output: int,
+    ready: int,
+    server: int,
+    slot: tuple[int, int],
+    umask: int,
+    preloaded: frozenset[tuple[int, int, int]],
 ) -> None:
+    """Never returns."""
     try:
         os.dup2(output, 1)
         os.dup2(output, 2)
@@ -355,7 +366,7 @@ def _child(
             time.tzset()
         _mark(slot, str(request["marker"]))
         os.write(ready, b"1")
-        _close_fds()
+        _close_fds(keep=preloaded)
         _apply_limits(request, umask)
         os.chdir(request["cwd"])
         sys.argv = list(request["argv"])
@@ -399,11 +410,45 @@ def _mark(slot: tuple[int, int], marker: str) -> None:
     _write_memory(address, value + b" " * (length - len(value)))
 
 
-def _close_fds() -> None:
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2:
+def _open_fds() -> list[int]:
+    return [int(name) for name in os.listdir("/proc/self/fd") if int(name) > 2]
+
+
+def _identities(fds: set[int]) -> set[tuple[int, int, int]]:
+    """(fd, device, inode) of each open descriptor (the one that listed /proc/self/fd is closed by now)."""
+    found = set()
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            status = os.fstat(fd)
+            found.add((fd, status.st_dev, status.st_ino))
+    return found
+
+
+def _close_fds(keep: frozenset[tuple[int, int, int]]) -> None:
+    """Close every descriptor but 0-2 and the preloads' own; a preload's file is opened again, so that this
+    process has its own offset in it as a fresh one would (pipes and sockets stay shared with the server)."""
+    for fd in _open_fds():
+        if not _identities({fd}) & keep:
             _close_quietly(fd)
+        else:
+            with contextlib.suppress(OSError):
+                _reopen(fd)
+
+
+def _reopen(fd: int) -> None:
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+        return
+    with open(f"/proc/self/fdinfo/{fd}") as info:
+        flags = int(next(line for line in info if line.startswith("flags:")).split()[1], 8)
+    keep = os.O_ACCMODE | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC
+    fresh = os.open(f"/proc/self/fd/{fd}", flags & keep)
+    try:
+        if stat.S_ISREG(mode) and not flags & os.O_APPEND:
+            os.lseek(fresh, os.lseek(fd, 0, os.SEEK_CUR), os.SEEK_SET)
+        os.dup2(fresh, fd, inheritable=os.get_inheritable(fd))
+    finally:
+        os.close(fresh)
 
 
 def _apply_limits(request: dict[str, Any], umask: int) -> None:

@@ -476,3 +476,43 @@ def test_a_server_whose_preloads_start_threads_is_not_used(tmp_path: Path) -> No
             await pool.close()
 
     drive(scenario(), timeout=60)
+
+
+def test_a_file_a_preload_opened_stays_open_and_is_each_runs_own(tmp_path: Path) -> None:
+    log = tmp_path / "preload.log"
+    (tmp_path / "opens_a_file.py").write_text(
+        "import os\nLOG = open(os.environ['PRELOAD_LOG'], 'a')  # as garak opens its log file at import\n"
+    )
+    (tmp_path / "writes.py").write_text(
+        "import os, opens_a_file\n"
+        "opens_a_file.LOG.write(os.environ['ASSAY_RUN'] + '\\n')\n"
+        "opens_a_file.LOG.flush()\n"
+        "print(os.readlink(f'/proc/self/fd/{opens_a_file.LOG.fileno()}'))\n"
+    )
+    plan = WarmPlan(
+        server=(PY, str(FORKSERVER), "--preload", "opens_a_file"),
+        kind="script",
+        target=str(tmp_path / "writes.py"),
+        argv=("writes.py",),
+        orig_argv=("writes.py",),
+        path0=str(tmp_path),
+    )
+
+    async def scenario() -> None:
+        pool = WarmPool()
+        env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "PRELOAD_LOG": str(log)}
+        try:
+            await pool.prepare(plan, env)
+            for index in range(2):
+                marker = f"f/{index}/1"
+                read_fd, write_fd = os.pipe()
+                _pid, ended = await pool.spawn(plan, {**env, "ASSAY_RUN": marker}, tmp_path, marker, write_fd)
+                os.close(write_fd)
+                assert await ended == 0
+                with os.fdopen(read_fd) as output:
+                    assert output.read().strip() == str(log)
+        finally:
+            await pool.close()
+        assert log.read_text().splitlines() == ["f/0/1", "f/1/1"]
+
+    drive(scenario(), timeout=60)
