@@ -11,14 +11,17 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cloudevents.http import CloudEvent
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent, from_http
 
 from assay.core.events import EVALUATION_ACCEPTED, evaluation_event
+from assay.events import to_cloudevent
 from assay.exports import build_exporter
 from assay.functionhost import CloudEventHost
 from assay.lifecycle import Lifecycle
@@ -154,11 +157,15 @@ def test_a_function_continues_the_trace_of_the_cloudevent_it_receives(
     handler.__name__ = "dispatch"
     host = CloudEventHost(with_runtime=False, settings=settings)
     event = evaluation_event(EVALUATION_ACCEPTED, "default", "submit", "job-1")
-    attributes = {**event.attributes(), "traceparent": TRACEPARENT, "tracestate": "vendor=1"}
+    # As the broker delivers it: HTTP binary mode, the extension as ce-traceparent / ce-tracestate headers.
+    sent = replace(event, traceparent=TRACEPARENT, tracestate="vendor=1")
+    headers, body = to_binary(to_cloudevent(sent))
+    assert headers["ce-traceparent"] == TRACEPARENT
+    received = from_http(headers, body)
 
     async def deliver() -> None:
         try:
-            await host(handler, CloudEvent(attributes, event.data))
+            await host(handler, received)
         finally:
             await host.close()
 
@@ -228,9 +235,11 @@ def test_without_tracing_a_whole_evaluation_imports_nothing_of_opentelemetry(
 _FUNCTION_OFF = textwrap.dedent(
     """
     import asyncio, json, sys
-    from cloudevents.http import CloudEvent
+    from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent, from_http
     import functions.dispatch.main, functions.aggregate.main
     from assay.core.events import EVALUATION_ACCEPTED, evaluation_event
+from assay.events import to_cloudevent
     from assay.functionhost import CloudEventHost
     from assay.lifecycle import handlers
     from assay.settings import Settings
