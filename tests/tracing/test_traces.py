@@ -235,8 +235,7 @@ def test_without_tracing_a_whole_evaluation_imports_nothing_of_opentelemetry(
 _FUNCTION_OFF = textwrap.dedent(
     """
     import asyncio, json, sys
-    from cloudevents.conversion import to_binary
-from cloudevents.http import CloudEvent, from_http
+    from cloudevents.http import CloudEvent
     import functions.dispatch.main, functions.aggregate.main
     from assay.core.events import EVALUATION_ACCEPTED, evaluation_event
 from assay.events import to_cloudevent
