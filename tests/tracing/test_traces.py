@@ -238,7 +238,6 @@ _FUNCTION_OFF = textwrap.dedent(
     from cloudevents.http import CloudEvent
     import functions.dispatch.main, functions.aggregate.main
     from assay.core.events import EVALUATION_ACCEPTED, evaluation_event
-from assay.events import to_cloudevent
     from assay.functionhost import CloudEventHost
     from assay.lifecycle import handlers
     from assay.settings import Settings
