@@ -24,9 +24,9 @@ exited or let it go), and its children are killed with it (``PR_SET_PDEATHSIG``)
 
 What a child does before it runs the adapter, so that no state crosses runs: a new session (its own process
 group), parent-death signal, the hub's pipe as stdout and stderr and ``/dev/null`` as stdin, every other file
-descriptor closed, signal handlers and mask as a new interpreter has them, the run's environment (``os.environ``
-and the C environment; ``time.tzset``), the run marker, the hub's resource limits and CPU affinity, the run's
-cwd, ``sys.argv``/``sys.orig_argv``/``sys.path[0]`` as the interpreter sets them, a fresh ``__main__``, new
+descriptor closed but those the preloads opened (a file is opened again: the child's own offset), signal
+handlers and mask as a new interpreter has them, the run's environment (``os.environ`` and the C environment;
+``time.tzset``), the run marker, the hub's resource limits and CPU affinity, the run's cwd, ``sys.argv``/``sys.orig_argv``/``sys.path[0]`` as the interpreter sets them, a fresh ``__main__``, new
 random seeds (``random`` through its fork hook, NumPy's global generator). It ends like the interpreter: non-
 daemon threads joined, ``atexit`` handlers run, streams flushed, ``SystemExit`` codes kept, an uncaught
 exception printed by ``sys.excepthook`` and exit 1. Not renewed: the string hash seed (fixed per interpreter)
