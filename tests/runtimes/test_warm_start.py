@@ -516,3 +516,51 @@ def test_a_file_a_preload_opened_stays_open_and_is_each_runs_own(tmp_path: Path)
         assert log.read_text().splitlines() == ["f/0/1", "f/1/1"]
 
     drive(scenario(), timeout=60)
+
+
+HUB = """
+import asyncio, sys
+from pathlib import Path
+from assay.runtimes import LocalLaunch, LocalRuntime, RunKey
+
+async def main(root, command):
+    async def on_exit(exit_):
+        pass
+    rt = LocalRuntime(Path(root), max_parallel=1, on_exit=on_exit, warm_start=True)
+    assert await rt.warm_up(command)
+    await rt.launch(LocalLaunch(key=RunKey("e", 0, 1), provider_id="prov", benchmark_id="bench",
+                                command=command, env={}, job_spec={}, timeout_seconds=600))
+    await asyncio.Event().wait()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+def test_a_hub_killed_takes_its_fork_server_and_children_with_it(tmp_path: Path) -> None:
+    (tmp_path / "family.py").write_text(FAMILY)
+    (tmp_path / "hub.py").write_text(HUB)
+    root = tmp_path / "root"
+    family = root / "e" / "0" / "prov" / "bench" / "family"
+
+    async def scenario() -> None:
+        hub = await asyncio.create_subprocess_exec(
+            PY, str(tmp_path / "hub.py"), str(root), f"{PY} {tmp_path / 'family.py'}"
+        )
+        try:
+            await until(lambda: family.exists() and family.read_text() != "", timeout=60)
+            adapter, grandchild, server = (int(x) for x in family.read_text().split())
+        finally:
+            hub.kill()
+            await hub.wait()
+        # The server goes with the hub, the adapter with the server; what the adapter started is an orphan that
+        # the next hub finds by its marker, as after a cold run.
+        await until(lambda: not alive(server) and not alive(adapter), timeout=30)
+        assert alive(grandchild) and carries_marker(grandchild, "e/0/1")
+        later = warm_runtime(root, Recorder())
+        try:
+            assert await later.kill_orphan("local:dead-hub:0", RunKey("e", 0, 1))
+        finally:
+            await later.close()
+        await until(lambda: not alive(grandchild))
+
+    drive(scenario(), timeout=120)
