@@ -203,12 +203,19 @@ class _ForkServer:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
+        sent = False
         try:
             await self._send(json.dumps(request).encode(), output)
+            sent = True
             pid = await started
         except asyncio.CancelledError:
-            # The child may start after all: it is killed as soon as its pid arrives.
-            started.add_done_callback(_kill_when_started)
+            if sent:
+                # The child may start after all: it is killed as soon as its pid arrives.
+                started.add_done_callback(_kill_when_started)
+            else:
+                self._spawning.pop(request_id, None)
+                self._exits.pop(request_id, None)
+                self._maybe_idle()
             raise
         except BaseException:
             self._spawning.pop(request_id, None)
