@@ -263,6 +263,7 @@ class _ForkServer:
         if "ready" in message:
             if not self.ready.done():
                 self.ready.set_result(message["ready"])
+            self._maybe_idle()  # a server never used is let go too
             return
         request_id = int(message["id"])
         if "pid" in message:

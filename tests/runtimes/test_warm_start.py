@@ -564,3 +564,28 @@ def test_a_hub_killed_takes_its_fork_server_and_children_with_it(tmp_path: Path)
         await until(lambda: not alive(grandchild))
 
     drive(scenario(), timeout=120)
+
+
+def test_an_idle_server_is_let_go_and_the_next_launch_starts_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("assay.runtimes._warm._IDLE_SECONDS", 0.2)
+    (tmp_path / "parent.py").write_text("import os\nprint(os.getppid())\n")
+    command = f"{PY} {tmp_path / 'parent.py'}"
+
+    async def scenario() -> None:
+        recorder = Recorder()
+        rt = warm_runtime(tmp_path / "root", recorder)
+        try:
+            servers = []
+            for index in range(2):
+                assert await rt.warm_up(command)
+                await rt.launch(launch_of(RunKey("e", index, 1), command))
+                await recorder.wait_exits(index + 1, timeout=60)
+                servers.append(int(log_of(rt, RunKey("e", index, 1))))
+                await until(lambda server=servers[-1]: not alive(server))  # idle: stopped
+            assert servers[0] != servers[1]
+        finally:
+            await rt.close()
+
+    drive(scenario(), timeout=120)
