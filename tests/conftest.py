@@ -30,6 +30,9 @@ from tests.support.net import free_port
 from tests.support.recorders import EventRecorder, recording
 from tests.support.servers import ThreadedServer
 
+# The docker-registry fixture (`registry`), shared by the export and trace tests.
+pytest_plugins = ["tests.registry"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "assay-test-admin-token"

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -80,3 +81,12 @@ class DockerRegistry:
 
 
 __all__ = ["PASSWORD", "USER", "DockerRegistry"]
+
+
+@pytest.fixture()
+def registry(tmp_path: Path) -> Iterator[DockerRegistry]:
+    server = DockerRegistry(tmp_path / "registry").start()
+    try:
+        yield server
+    finally:
+        server.stop()

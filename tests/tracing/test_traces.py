@@ -74,15 +74,6 @@ EXPECTED = (
 )
 
 
-@pytest.fixture()
-def registry(tmp_path: Path) -> Iterator[DockerRegistry]:
-    server = DockerRegistry(tmp_path / "registry").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def test_one_evaluation_is_one_trace_from_submit_to_export(
     collector: Collector, start_hub: Callable[..., LiveServer], registry: DockerRegistry, tmp_path: Path
 ) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.registry import DockerRegistry
 from tests.support.net import free_port
 from tests.support.waiting import wait_for_server
 
@@ -65,12 +64,3 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
-
-
-@pytest.fixture()
-def registry(tmp_path: Path) -> Iterator[DockerRegistry]:
-    server = DockerRegistry(tmp_path / "registry").start()
-    try:
-        yield server
-    finally:
-        server.stop()
