@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import REPO, LiveServer
 from tests.lifecycle.test_local_lifecycle import exact_match_provider
 from tests.support.waiting import wait_for
-from tests.tracking.conftest import mlflow_server, registry  # noqa: F401  (the export test's real servers)
+from tests.tracking.conftest import mlflow_server  # noqa: F401  (the export test's real MLflow server)
 from tests.triggers.hub import answers
 from tests.triggers.senders import registry_cloudevent
 
