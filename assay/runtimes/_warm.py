@@ -7,7 +7,7 @@ one server per (how it starts, the environment its runs share): a run's environm
 (job spec path, run marker, launch credential path), so whatever a preloaded module reads from the environment
 at import is what the run would have read. A server starts on first use (that launch starts cold: a server
 takes as long to start as a cold run, and may preload more than it needs), is stopped after
-``_IDLE_SECONDS`` without a run, and when the runtime closes; one that died is started again by the next run.
+``idle_seconds`` (5 minutes by default) without a run, and when the runtime closes; one that died is started again by the next run.
 Any failure to start warm (a server that cannot start or serve, a marker that does not fit) is a
 :class:`WarmStartError`: the runtime logs it once per command and runs that launch cold.
 """
@@ -50,7 +50,6 @@ _PER_RUN = frozenset(
     {"EVALHUB_JOB_SPEC_PATH", "EVALHUB_AUTH_TOKEN_PATH", MARKER_VARIABLE, "TRACEPARENT", "TRACESTATE"}
 )
 _SLOT_BYTES = 4096  # room for the run marker in a child's /proc/<pid>/environ (a group of ~90 benchmarks)
-_IDLE_SECONDS = 300.0
 _READY_SECONDS = 120.0  # preloading a framework on a loaded machine
 _CLOSE_SECONDS = 5.0
 _RETRY_SECONDS = 60.0  # a server that could not start is not tried again for this long
@@ -147,10 +146,11 @@ def _limits() -> dict[str, tuple[int, int]]:
 class _ForkServer:
     """One fork server process and the hub's end of its control socket."""
 
-    def __init__(self, argv: tuple[str, ...], env: dict[str, str], on_idle: Any) -> None:
+    def __init__(self, argv: tuple[str, ...], env: dict[str, str], on_idle: Any, idle_seconds: float) -> None:
         self.argv = argv
         self._env = env
         self._on_idle = on_idle
+        self._idle_seconds = idle_seconds
         self._loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[dict[str, Any]] = self._loop.create_future()
         self._spawning: dict[int, asyncio.Future[int]] = {}
@@ -284,7 +284,7 @@ class _ForkServer:
 
     def _maybe_idle(self) -> None:
         if not self._exits and not self.dead and self._idle is None:
-            self._idle = self._loop.call_later(_IDLE_SECONDS, self._on_idle, self)
+            self._idle = self._loop.call_later(self._idle_seconds, self._on_idle, self)
 
     def _lost(self, why: str) -> None:
         """The server is gone (or let go): its children died with it (PR_SET_PDEATHSIG: SIGKILL)."""
@@ -340,7 +340,8 @@ def _kill_when_started(started: asyncio.Future[int]) -> None:
 class WarmPool:
     """The fork servers of one local runtime."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle_seconds: float = 300.0) -> None:
+        self._idle_seconds = idle_seconds  # a server without a run this long is let go
         self._servers: dict[tuple[Any, ...], _ForkServer] = {}
         self._failed: dict[tuple[Any, ...], tuple[float, str]] = {}  # when, why
         self._reported: set[str] = set()
@@ -392,7 +393,7 @@ class WarmPool:
             raise WarmStartError(f"its fork server failed a moment ago: {failed[1]}")
         if sum(not s.dead for s in self._servers.values()) >= _MAX_SERVERS:
             raise WarmStartError(f"{_MAX_SERVERS} fork servers run already")
-        server = _ForkServer(plan.server, shared, self._retire)
+        server = _ForkServer(plan.server, shared, self._retire, self._idle_seconds)
         try:
             server.start()
         except (OSError, ValueError, subprocess.SubprocessError) as exc:

@@ -142,6 +142,7 @@ class LocalRuntime:
         on_spawn: Callable[[RunKey, str], Awaitable[bool]] | None = None,
         stop_grace_seconds: float = 5.0,
         warm_start: bool = True,
+        warm_idle_seconds: float = 300.0,
     ) -> None:
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
@@ -163,7 +164,7 @@ class LocalRuntime:
         self._claim_failures = 0
         self._resume: asyncio.TimerHandle | None = None
         # Python adapters forked from a server that holds their imports (see assay.runtimes._warm).
-        self._warm = WarmPool() if warm_start else None
+        self._warm = WarmPool(warm_idle_seconds) if warm_start else None
 
     # -- layout ---------------------------------------------------------------------------------------
 

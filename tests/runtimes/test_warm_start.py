@@ -82,7 +82,9 @@ def probe_of(text: str) -> dict[str, Any]:
     return probe
 
 
-def warm_runtime(root: Path, recorder: Recorder, *, warm: bool = True, grace: float = 0.5) -> LocalRuntime:
+def warm_runtime(
+    root: Path, recorder: Recorder, *, warm: bool = True, grace: float = 0.5, idle: float = 300.0
+) -> LocalRuntime:
     return LocalRuntime(
         root,
         max_parallel=4,
@@ -90,6 +92,7 @@ def warm_runtime(root: Path, recorder: Recorder, *, warm: bool = True, grace: fl
         on_spawn=recorder.on_spawn,
         stop_grace_seconds=grace,
         warm_start=warm,
+        warm_idle_seconds=idle,
     )
 
 
@@ -566,16 +569,13 @@ def test_a_hub_killed_takes_its_fork_server_and_children_with_it(tmp_path: Path)
     drive(scenario(), timeout=120)
 
 
-def test_an_idle_server_is_let_go_and_the_next_launch_starts_another(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("assay.runtimes._warm._IDLE_SECONDS", 0.2)
+def test_an_idle_server_is_let_go_and_the_next_launch_starts_another(tmp_path: Path) -> None:
     (tmp_path / "parent.py").write_text("import os\nprint(os.getppid())\n")
     command = f"{PY} {tmp_path / 'parent.py'}"
 
     async def scenario() -> None:
         recorder = Recorder()
-        rt = warm_runtime(tmp_path / "root", recorder)
+        rt = warm_runtime(tmp_path / "root", recorder, idle=0.2)
         try:
             servers = []
             for index in range(2):
