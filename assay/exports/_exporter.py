@@ -33,6 +33,7 @@ from assay.errors import NotFound
 from assay.exports._card import CARD_FILE, CARD_MEDIA_TYPE, card_bytes, evaluation_card
 from assay.exports._mlflow_runs import number, run_layout
 from assay.lifecycle import Lifecycle
+from assay.lifecycle.progress import asks_for_exports
 from assay.settings import Settings
 from assay.store import EvaluationRecord
 from assay.store.exports import ExportRepository, ExportRow, ExportStatus
@@ -161,6 +162,8 @@ class Exports:
 
     def planned(self, record: EvaluationRecord) -> list[str]:
         """The exports a finished job asks for and this hub can make."""
+        if not asks_for_exports(record.request):  # what evaluation.finished says, so aggregate skips the rest
+            return []
         names: list[str] = []
         oci = (record.request.get("exports") or {}).get("oci")
         if oci:
