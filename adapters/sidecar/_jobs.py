@@ -103,12 +103,20 @@ class LocalJobs:
         self._routes: dict[tuple[str, int], tuple[float, ModelRoute]] = {}
         self._swept_at = time.monotonic()
 
-    def hub_token(self, job_id: str, index: int) -> str | None:
-        """The launch credential for events of ``job_id`` benchmark ``index`` (read fresh: a retry replaces it)."""
+    def _folder(self, job_id: str, index: int) -> Path | None:
+        """Where the hub writes the launch files of ``job_id`` benchmark ``index``; None for an id or index that
+        cannot name one (a path separator, ``.``/``..``, a negative index): nothing outside the jobs root."""
         if "/" in job_id or job_id in ("", ".", "..") or index < 0:
             return None
+        return self._root / job_id / str(index)
+
+    def hub_token(self, job_id: str, index: int) -> str | None:
+        """The launch credential for events of ``job_id`` benchmark ``index`` (read fresh: a retry replaces it)."""
+        folder = self._folder(job_id, index)
+        if folder is None:
+            return None
         try:
-            return (self._root / job_id / str(index) / HUB_TOKEN).read_text(encoding="utf-8").strip() or None
+            return (folder / HUB_TOKEN).read_text(encoding="utf-8").strip() or None
         except OSError:
             return None
 
@@ -116,9 +124,8 @@ class LocalJobs:
         self, job_id: str, index: int, read: Callable[[Path], dict[str, str]]
     ) -> dict[str, str]:
         """The launch's trace context (``read`` from its folder), empty when there is none."""
-        if "/" in job_id or job_id in ("", ".", "..") or index < 0:
-            return {}
-        return read(self._root / job_id / str(index))
+        folder = self._folder(job_id, index)
+        return read(folder) if folder is not None else {}
 
     def route(self, job_id: str, index: int) -> ModelRoute:
         now = time.monotonic()
@@ -133,9 +140,10 @@ class LocalJobs:
         return route
 
     def _read(self, job_id: str, index: int) -> ModelRoute:
-        if "/" in job_id or job_id in ("", ".", ".."):
+        folder = self._folder(job_id, index)
+        if folder is None:
             raise JobInfoMissing(f"job id {job_id!r} is not a valid job id")
-        path = self._root / job_id / str(index) / SIDECAR_JOB_INFO
+        path = folder / SIDECAR_JOB_INFO
         try:
             info = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
