@@ -5,7 +5,7 @@ starlette's request/response types, never FastAPI or the REST routers, so an eve
 pays only for what it runs (``tests/test_cold_start_path.py``, ``docs/performance.md``).
 """
 
-from assay.functionhost.host import CloudEventHost, Handler
+from assay.functionhost.host import CloudEventHost, Endpoint, Handler, event_app
 from assay.functionhost.senders import bearer_of, verify_sender
 
-__all__ = ["CloudEventHost", "Handler", "bearer_of", "verify_sender"]
+__all__ = ["CloudEventHost", "Endpoint", "Handler", "bearer_of", "event_app", "verify_sender"]

@@ -1,6 +1,10 @@
-"""Hosting a lifecycle handler as a Knative CloudEvent function (functions-framework, ASGI).
+"""Hosting a lifecycle handler as a Knative CloudEvent function (an ASGI app that uvicorn serves).
 
-The process opens its pool on the first event and keeps it while Knative keeps the pod. Outcomes map
+Each event function's module builds its ``app`` with :meth:`CloudEventHost.app` and Knative runs it as it runs
+submit: ``uvicorn functions.<name>.main:app``. The module's endpoint (``async def dispatch(request)``) is also
+a plain functions-framework HTTP function, so ``functions-framework --asgi --target dispatch`` serves it too.
+The process opens its pool on the first event, keeps it while Knative keeps the pod and closes it when uvicorn
+shuts down (the app's lifespan). Outcomes map
 to Knative's retry rules: 2xx done (also for duplicates), 503 retry (transient), 422 dead-letter
 without retries (poison). Never 404 or 409, which Knative would retry to exhaustion. Nothing here imports
 FastAPI or :mod:`assay.http`: an event function's cold start loads the lifecycle, not the REST app.
@@ -15,13 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from cloudevents.exceptions import GenericException as CloudEventError
 from cloudevents.http import CloudEvent, from_http
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from assay.auth import Access, build_access
 from assay.errors import Forbidden, RequestError, TemporaryError, Unauthenticated
@@ -35,6 +42,22 @@ from assay.triggers import sweep_steps
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Lifecycle, CloudEvent], Awaitable[object]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def event_app(endpoint: Endpoint, close: Callable[[], Awaitable[None]]) -> Starlette:
+    """The ASGI app of one CloudEvent function: ``endpoint`` answers a POST on any path (Knative's Triggers
+    deliver to ``/``), ``close`` runs when the server shuts down."""
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await close()
+
+    routes = [Route("/", endpoint, methods=["POST"]), Route("/{path:path}", endpoint, methods=["POST"])]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 class CloudEventHost:
@@ -78,6 +101,11 @@ class CloudEventHost:
         if self._access is None:
             self._access = build_access(settings)
         return self._access
+
+    def app(self, endpoint: Endpoint) -> Starlette:
+        """The function's ASGI app (what ``uvicorn functions.<name>.main:app`` serves): ``endpoint`` answers
+        every delivery, and the hub is closed when the server shuts down."""
+        return event_app(endpoint, self.close)
 
     async def deliver(self, request: Request, handler: Handler) -> Response:
         """An HTTP delivery from the broker: the sender checked, the CloudEvent read, the handler run."""
@@ -126,4 +154,4 @@ class CloudEventHost:
             self._hub = None
 
 
-__all__ = ["CloudEventHost", "Handler"]
+__all__ = ["CloudEventHost", "Endpoint", "Handler", "event_app"]

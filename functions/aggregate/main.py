@@ -2,12 +2,15 @@
 benchmark is terminal, scores it and emits ``evaluation.finished``; on ``evaluation.finished``, exports the
 job to MLflow and OCI (``docs/exports.md``). Run it as Knative does::
 
-    functions-framework --asgi --source functions/aggregate/main.py --target aggregate --port $PORT
+    uvicorn functions.aggregate.main:app --host 0.0.0.0 --port $PORT --no-access-log
+
+``aggregate`` is also a plain functions-framework HTTP function (its default signature type), so
+``functions-framework --asgi --source functions/aggregate/main.py --target aggregate`` serves the same;
+the module does not import functions-framework, whose package loads Flask (``docs/performance.md``).
 """
 
 from __future__ import annotations
 
-from functions_framework.aio import http
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,7 +29,9 @@ def exporter(settings: Settings) -> Exporter:
 host = CloudEventHost(with_runtime=False, exporter=exporter)
 
 
-@http
 async def aggregate(request: Request) -> Response:
     """A CloudEvent from the broker (binary or structured), its sender checked first."""
     return await host.deliver(request, handlers.aggregate)
+
+
+app = host.app(aggregate)

@@ -5,12 +5,15 @@ Triggered by ``evaluation.accepted``, ``evaluation.retried``, ``evaluation.cance
 group becomes a Kueue-queued Job (``docs/cluster.md``); otherwise the local runtime runs it. Run it as
 Knative does::
 
-    functions-framework --asgi --source functions/dispatch/main.py --target dispatch --port $PORT
+    uvicorn functions.dispatch.main:app --host 0.0.0.0 --port $PORT --no-access-log
+
+``dispatch`` is also a plain functions-framework HTTP function (its default signature type), so
+``functions-framework --asgi --source functions/dispatch/main.py --target dispatch`` serves the same;
+the module does not import functions-framework, whose package loads Flask (``docs/performance.md``).
 """
 
 from __future__ import annotations
 
-from functions_framework.aio import http
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -31,7 +34,9 @@ def runtime(settings: Settings) -> Runtime | None:
 host = CloudEventHost(with_runtime=True, runtime=runtime)
 
 
-@http
 async def dispatch(request: Request) -> Response:
     """A CloudEvent from the broker (binary or structured), its sender checked first."""
     return await host.deliver(request, handlers.dispatch)
+
+
+app = host.app(dispatch)

@@ -6,12 +6,15 @@ Triggered by a PingSource (any event type is a tick, ``dev.assay.sweep.requested
 ApiServerSource's ``dev.knative.apiserver.resource.*`` events, which reconcile only the evaluation the
 changed object belongs to::
 
-    functions-framework --asgi --source functions/sweep/main.py --target sweep --port $PORT
+    uvicorn functions.sweep.main:app --host 0.0.0.0 --port $PORT --no-access-log
+
+``sweep`` is also a plain functions-framework HTTP function (its default signature type), so
+``functions-framework --asgi --source functions/sweep/main.py --target sweep`` serves the same;
+the module does not import functions-framework, whose package loads Flask (``docs/performance.md``).
 """
 
 from __future__ import annotations
 
-from functions_framework.aio import http
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -38,7 +41,9 @@ def exporter(settings: Settings) -> Exporter:
 host = CloudEventHost(with_runtime=False, runtime=runtime, exporter=exporter)
 
 
-@http
 async def sweep(request: Request) -> Response:
     """A CloudEvent from the broker (binary or structured), its sender checked first."""
     return await host.deliver(request, handlers.sweep)
+
+
+app = host.app(sweep)

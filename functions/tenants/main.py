@@ -8,18 +8,28 @@ mode: that namespace) and a PingSource (any other event: every tenant namespace,
 changed by hand or missed). Idempotent: a redelivered event changes nothing. No database. Run it as Knative
 does::
 
-    functions-framework --asgi --source functions/tenants/main.py --target tenants --port $PORT
+    uvicorn functions.tenants.main:app --host 0.0.0.0 --port $PORT --no-access-log
+
+``tenants`` is also a plain functions-framework HTTP function (its default signature type), so
+``functions-framework --asgi --source functions/tenants/main.py --target tenants`` serves the same;
+the module does not import functions-framework, whose package loads Flask (``docs/performance.md``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from cloudevents.http import CloudEvent
-from functions_framework.aio import cloud_event
+from cloudevents.exceptions import GenericException as CloudEventError
+from cloudevents.http import CloudEvent, from_http
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from assay.core.events import KUBERNETES_RESOURCE_EVENTS
 from assay.settings import Settings
@@ -68,8 +78,8 @@ def _namespace_of(event: CloudEvent) -> str | None:
     return str(name) if name else None
 
 
-@cloud_event
-async def tenants(event: CloudEvent) -> None:
+async def onboard(event: CloudEvent) -> None:
+    """One Namespace event (that namespace) or any other event (every tenant namespace)."""
     from kubernetes.client.exceptions import ApiException
 
     try:
@@ -86,3 +96,29 @@ async def tenants(event: CloudEvent) -> None:
         raise HTTPException(
             422 if exc.status in (401, 403) else 503, detail=f"Kubernetes API {exc.status}"
         ) from exc
+
+
+async def tenants(request: Request) -> Response:
+    """A CloudEvent from the broker (binary or structured): 200 once onboarding has applied it."""
+    try:
+        event = from_http(dict(request.headers), await request.body())
+    except CloudEventError as exc:
+        return JSONResponse({"message_code": "invalid_cloudevent", "message": str(exc)}, 400)
+    await onboard(event)
+    return Response(status_code=200)
+
+
+@asynccontextmanager
+async def _lifespan(_: Starlette) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await host.close()
+
+
+# Not assay.functionhost's event_app: that package loads the lifecycle and the store, which onboarding
+# has no use for.
+app = Starlette(
+    routes=[Route("/", tenants, methods=["POST"]), Route("/{path:path}", tenants, methods=["POST"])],
+    lifespan=_lifespan,
+)

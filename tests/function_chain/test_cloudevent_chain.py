@@ -1,7 +1,8 @@
 """The four functions as Knative runs them, chained through a broker over real HTTP.
 
-submit and callback are their own ASGI apps in cluster mode; dispatch and aggregate are loaded by
-functions-framework exactly as ``functions-framework --asgi --target ...`` does. A small broker on
+Every function is the ASGI ``app`` of its module, which Knative serves with ``uvicorn
+functions.<name>.main:app`` (knative/base/services.yaml); the event functions' endpoints are also served by
+functions-framework exactly as ``functions-framework --asgi --target ...`` does (the retry-rules test, both ways). A small broker on
 loopback plays the Knative Broker + Triggers: it receives what the functions post to ``K_SINK`` and
 delivers every event THREE times (binary mode to dispatch, structured mode to aggregate). No Kubernetes
 is involved; the adapter runs under the local runtime inside the dispatch function.
@@ -9,6 +10,7 @@ is involved; the adapter runs under the local runtime inside the dispatch functi
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,9 +39,15 @@ TEAM = {"X-Tenant": "team-a"}
 REDELIVERIES = 3
 
 
-def _function(name: str) -> tuple[Any, Any]:
-    app = create_asgi_app(target=name, source=str(REPO / "functions" / name / "main.py"))
-    return app, sys.modules["main"].host
+def _function(name: str, server: str = "uvicorn") -> tuple[Any, Any]:
+    """A fresh instance of function ``name``'s ASGI app and its host, as ``server`` serves it: ``uvicorn`` (the
+    module's ``app``, what the manifests run) or ``functions-framework`` (the module's plain endpoint, loaded by
+    path with functions-framework's default signature type, http)."""
+    if server == "functions-framework":
+        app = create_asgi_app(target=name, source=str(REPO / "functions" / name / "main.py"))
+        return app, sys.modules["main"].host
+    module = importlib.reload(importlib.import_module(f"functions.{name}.main"))
+    return module.app, module.host
 
 
 class Broker:
@@ -153,9 +161,12 @@ def test_one_evaluation_travels_the_chain_and_redelivery_changes_nothing(
     assert logs == job  # redelivered events after the end changed nothing
 
 
-def test_functions_answer_by_knative_retry_rules(chain: tuple[TestClient, Broker, list[Any]]) -> None:
-    dispatch_app, dispatch_host = _function("dispatch")
-    aggregate_app, aggregate_host = _function("aggregate")
+@pytest.mark.parametrize("server", ["uvicorn", "functions-framework"])
+def test_functions_answer_by_knative_retry_rules(
+    chain: tuple[TestClient, Broker, list[Any]], server: str
+) -> None:
+    dispatch_app, dispatch_host = _function("dispatch", server)
+    aggregate_app, aggregate_host = _function("aggregate", server)
     with TestClient(aggregate_app) as aggregate, TestClient(dispatch_app) as dispatch:
         poison = CloudEvent({"type": BENCHMARK_FINISHED, "source": "/test"}, {"no": "evaluation id"})
         headers, body = to_binary(poison)

@@ -4,7 +4,7 @@ twice) and PingSource ticks, against the test API server."""
 
 from __future__ import annotations
 
-import sys
+import importlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,6 @@ import httpx
 import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
-from functions_framework.aio import create_asgi_app
 
 from assay.runtimes.kubernetes.tenants import tenant_objects
 from tests.kubernetes.api_server import TestApiServer
@@ -25,7 +24,6 @@ from tests.kubernetes.conftest import (
     install_rbac,
     kubeconfig,
 )
-from tests.manifests.rendering import REPO
 
 Send = Callable[..., None]
 
@@ -40,8 +38,9 @@ def onboard(k8s_api: tuple[TestApiServer, str], tmp_path: Path) -> Iterator[Send
     settings = deployed_settings(
         "tenants", {"ASSAY_K8S_KUBECONFIG": str(kubeconfig(tmp_path / "kubeconfig", url, token))}
     )
-    app = create_asgi_app(target="tenants", source=str(REPO / "functions" / "tenants" / "main.py"))
-    host = sys.modules["main"].host
+    # What `uvicorn functions.tenants.main:app` serves (knative/base/tenants.yaml), its module fresh.
+    module = importlib.reload(importlib.import_module("functions.tenants.main"))
+    app, host = module.app, module.host
     host.settings = settings
     answers: list[int] = []
 

@@ -198,25 +198,23 @@ def test_each_service_runs_its_functions_documented_entry_point(function: str) -
     assert documented_options.items() <= options.items()
     assert options["--host"] == "0.0.0.0"
     assert [p["containerPort"] for p in main["ports"]] == [int(str(options["--port"]))]
-    # What the command names exists: the ASGI app, or the CloudEvent target in the source file.
-    if program == "uvicorn":
-        module, attribute = positional[0].split(":")
-        path = REPO / Path(*module.split(".")).with_suffix(".py")
-        tree = ast.parse(path.read_text())
-        assert any(
-            isinstance(n, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == attribute for t in n.targets)
-            for n in tree.body
-        )
-    else:
-        tree = ast.parse((REPO / str(options["--source"])).read_text())
-        target = next(
-            n for n in tree.body if isinstance(n, ast.AsyncFunctionDef) and n.name == options["--target"]
-        )
-        # The lifecycle's functions are HTTP functions that check the broker's identity, then read the
-        # CloudEvent (assay/functionhost/host.py); onboarding takes the CloudEvent as functions-framework gives it.
-        decorator = "cloud_event" if function == "tenants" else "http"
-        assert any(isinstance(d, ast.Name) and d.id == decorator for d in target.decorator_list)
+    # One start-up path for the hub's functions: uvicorn serves the module's ASGI app (functions-framework, whose
+    # package loads Flask at import, is not on any function's cold start: docs/performance.md).
+    assert program == "uvicorn"
+    assert options["--no-access-log"] is None
+    module, attribute = positional[0].split(":")
+    assert module == f"functions.{function}.main"
+    tree = ast.parse((REPO / Path(*module.split(".")).with_suffix(".py")).read_text())
+    assert any(
+        isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attribute for t in n.targets)
+        for n in tree.body
+    )
+    if function not in ("submit", "callback"):
+        # The event functions keep a plain endpoint named after them (one ``request`` argument, no decorator),
+        # which ``functions-framework --asgi --target <function>`` serves as an HTTP function.
+        target = next(n for n in tree.body if isinstance(n, ast.AsyncFunctionDef) and n.name == function)
+        assert [a.arg for a in target.args.args] == ["request"]
+        assert target.decorator_list == []
 
 
 @overlays
