@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from cloudevents.exceptions import GenericException as CloudEventError
 from cloudevents.http import CloudEvent, from_http
@@ -30,14 +31,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from assay.auth import Access, build_access
 from assay.errors import Forbidden, RequestError, TemporaryError, Unauthenticated
 from assay.functionhost.senders import bearer_of, verify_sender
 from assay.lifecycle import Exporter, Hub, Lifecycle, open_hub
 from assay.lifecycle.hub import RuntimeFactory
 from assay.settings import Settings
 from assay.telemetry import configure_logging, tracing
-from assay.triggers import sweep_steps
+
+if TYPE_CHECKING:
+    from assay.auth import Access
+    from assay.lifecycle.ports import SweepStep
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +73,15 @@ class CloudEventHost:
         settings: Settings | None = None,
         runtime: RuntimeFactory | None = None,
         exporter: Callable[[Settings], Exporter] | None = None,
+        sweep_steps: Callable[[Settings], Sequence[SweepStep]] | None = None,
     ) -> None:
+        """``runtime``, ``exporter`` and ``sweep_steps`` are factories called when the hub opens (the first
+        event), so what they import is paid by the function that uses it, on its first event: the kubernetes
+        client by dispatch and sweep, the exports by aggregate and sweep, the triggers by the sweep."""
         self._with_runtime = with_runtime
         self._exporter = exporter
         self._runtime = runtime
+        self._sweep_steps = sweep_steps
         self._settings = settings
         self._hub: Hub | None = None
         self._lock = asyncio.Lock()
@@ -90,7 +98,7 @@ class CloudEventHost:
                 self._hub = await open_hub(
                     settings,
                     "function",
-                    sweep_steps=sweep_steps(settings),
+                    sweep_steps=self._sweep_steps(settings) if self._sweep_steps is not None else (),
                     with_runtime=self._with_runtime,
                     runtime=self._runtime,
                     exporter=self._exporter(settings) if self._exporter is not None else None,
@@ -99,6 +107,9 @@ class CloudEventHost:
 
     def _access_for(self, settings: Settings) -> Access:
         if self._access is None:
+            # Imported here: only a function that checks senders (ASSAY_EVENT_SENDERS) authenticates anyone.
+            from assay.auth import build_access
+
             self._access = build_access(settings)
         return self._access
 

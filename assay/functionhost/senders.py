@@ -7,8 +7,12 @@ check senders without importing the FastAPI app.
 
 from __future__ import annotations
 
-from assay.auth import Access, Permission, Principal
+from typing import TYPE_CHECKING
+
 from assay.errors import Forbidden, Unauthenticated
+
+if TYPE_CHECKING:  # assay.auth is imported by the function that checks senders, on its first event
+    from assay.auth import Access, Principal
 
 __all__ = ["bearer_of", "verify_sender"]
 
@@ -24,6 +28,8 @@ def bearer_of(headers: dict[str, str]) -> str | None:
 async def verify_sender(access: Access, token: str | None, headers: dict[str, str]) -> Principal:
     """The broker (an identity of ``ASSAY_EVENT_SENDERS``, reviewed with its audience), or an administrator
     of the whole hub (who may replay events by hand); :class:`Unauthenticated` / :class:`Forbidden` else."""
+    from assay.auth import Permission
+
     if token is None:
         raise Unauthenticated("Only the event broker may deliver here (a bearer token is required)")
     senders = access.senders

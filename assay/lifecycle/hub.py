@@ -5,28 +5,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from cloudevents.http import CloudEvent
 
-from assay.auth import launch_signer
 from assay.core.credentials import LaunchSigner
 from assay.core.events import CATALOGUE, OutboxEvent
 from assay.events import HttpSink, LocalBroker, Publisher
 from assay.lifecycle import handlers
-from assay.lifecycle.local_runner import LocalRunner
 from assay.lifecycle.ports import Exporter, Lifecycle, Runtime, SweepStep
-from assay.runtimes.sidecar import LocalSidecar, SidecarOptions
 from assay.settings import Settings
 from assay.store import Database, migrate
 from assay.telemetry import Metrics, tracing
 
+if TYPE_CHECKING:
+    # The local runtime, its sidecar supervisor and assay.auth's keys are imported where a local runtime is built
+    # (the local hub, a function without a runtime of its own): a function on Kubernetes never loads them.
+    from assay.lifecycle.local_runner import LocalRunner
+    from assay.runtimes.sidecar import LocalSidecar
+
 log = logging.getLogger(__name__)
 
 _RETRY_AFTER_SECONDS = 2.0
+
+
+def _local_runner(runtime: Runtime | None) -> LocalRunner | None:
+    """``runtime`` if it is the local runtime. Its module is imported only where one is built, so a process
+    that has not imported it holds none."""
+    module = sys.modules.get("assay.lifecycle.local_runner")
+    return (
+        cast("LocalRunner", runtime)
+        if module is not None and isinstance(runtime, module.LocalRunner)
+        else None
+    )
 
 
 @dataclass(slots=True)
@@ -45,8 +60,8 @@ class Hub:
     def begin_shutdown(self) -> None:
         """The process was asked to stop: nothing more starts from the runtime's queue (what runs keeps running
         until :meth:`close`), so no adapter starts that the stop would kill at once."""
-        runtime = self.lifecycle.runtime
-        if isinstance(runtime, LocalRunner):
+        runtime = _local_runner(self.lifecycle.runtime)
+        if runtime is not None:
             runtime.hold()
 
     async def close(self) -> None:
@@ -61,7 +76,8 @@ class Hub:
 
         runtime = self.lifecycle.runtime
         if runtime is not None:
-            closing = runtime.close(stop_by=stop_by) if isinstance(runtime, LocalRunner) else runtime.close()
+            local = _local_runner(runtime)
+            closing = local.close(stop_by=stop_by) if local is not None else runtime.close()
             try:
                 # Beyond the deadline only the processes' own grace: cancelling kills what is left of them.
                 await asyncio.wait_for(closing, left() + settings.stop_grace_seconds + 1.0)
@@ -153,6 +169,9 @@ async def start_local_hub(
         exporter=exporter,
         sweep_steps=sweep_steps,
     )
+    from assay.auth import launch_signer
+    from assay.lifecycle.local_runner import LocalRunner
+
     jobs_root = settings.local_jobs_dir
     sidecar = local_sidecar(settings)
     runner = LocalRunner(ctx, jobs_root, signer=signer or launch_signer(settings), sidecar=sidecar)
@@ -181,6 +200,8 @@ def local_sidecar(settings: Settings) -> LocalSidecar | None:
     """The local runtime's sidecar (not started yet), or None when ``local_sidecar`` is off."""
     if not settings.local_sidecar:
         return None
+    from assay.runtimes.sidecar import LocalSidecar, SidecarOptions
+
     return LocalSidecar(
         SidecarOptions(
             jobs_root=settings.local_jobs_dir,
@@ -231,6 +252,9 @@ def start_function(
     ctx.runtime = runtime(settings) if runtime is not None else None
     sidecar = None
     if ctx.runtime is None and with_runtime:
+        from assay.auth import launch_signer
+        from assay.lifecycle.local_runner import LocalRunner
+
         # Adapters report through the sidecar, which adds each launch's credential (started at the first launch).
         sidecar = local_sidecar(settings)
         ctx.runtime = LocalRunner(

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from assay.functionhost import CloudEventHost
-from assay.lifecycle import Exporter, Runtime, handlers
+from assay.lifecycle import Exporter, Runtime, SweepStep, handlers
 from assay.settings import Settings
 
 
@@ -38,7 +38,15 @@ def exporter(settings: Settings) -> Exporter:
     return build_exporter(settings)
 
 
-host = CloudEventHost(with_runtime=False, runtime=runtime, exporter=exporter)
+def sweep_steps(settings: Settings) -> list[SweepStep]:
+    """What the sweep does for the triggers (claimed model versions, Kubeflow polls): only this function runs
+    them, so only it imports the triggers (on its first event)."""
+    from assay.triggers import sweep_steps
+
+    return sweep_steps(settings)
+
+
+host = CloudEventHost(with_runtime=False, runtime=runtime, exporter=exporter, sweep_steps=sweep_steps)
 
 
 async def sweep(request: Request) -> Response:
