@@ -227,6 +227,9 @@ def main() -> None:
                 "ASSAY_AUTH_MODE": "token",
                 "ASSAY_AUTH_TOKEN_FILE": str(tokens),
                 "ASSAY_K8S_KUBECONFIG": str(kubeconfig(tmp / "kubeconfig")),
+                # This checkout's code, also for functions-framework (a console script: its sys.path[0] is the
+                # venv's bin), so a copy of another commit can be measured with the same venv.
+                "PYTHONPATH": str(REPO),
             }
             baseline = statistics.median(bare_python() for _ in range(options.runs))
             for name in names:
