@@ -116,6 +116,13 @@ async def _every(seconds: float, stop: asyncio.Event, step: Callable[[], Awaitab
             await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
+async def _start_sidecar(runner: LocalRunner) -> None:
+    try:
+        await runner.start_sidecar()
+    except Exception:
+        log.exception("the sidecar did not start; the next launch starts it again (or fails with why)")
+
+
 async def _no_sink(event: OutboxEvent) -> None:
     raise RuntimeError("no broker to deliver to (K_SINK is not set); the event stays in the outbox")
 
@@ -175,12 +182,13 @@ async def start_local_hub(
     jobs_root = settings.local_jobs_dir
     sidecar = local_sidecar(settings)
     runner = LocalRunner(ctx, jobs_root, signer=signer or launch_signer(settings), sidecar=sidecar)
-    # Before the hub serves (about a second): a job submitted at once is launched at once, not a second later,
-    # so its adapter's first events never find the run not yet dispatched (they would be fenced as stale).
-    await runner.start_sidecar()
     ctx.runtime = runner
     _subscribe(broker, ctx)
     hub = Hub(lifecycle=ctx, publisher=publisher, sidecar=sidecar)
+    # The sidecar is another interpreter (about 0.9 s to answer): it starts while the hub already serves, and a
+    # launch waits for it (LocalRunner.start_sidecar, once for whoever asks first), so the hub is ready that
+    # much sooner and the sidecar still delivers what its spool kept from before at once.
+    hub._tasks.append(asyncio.create_task(_start_sidecar(runner), name="assay-sidecar-start"))
 
     async def retry_undelivered() -> None:
         # Fresh rows go out through deliver_soon; this retries only what that could not deliver.
