@@ -27,6 +27,17 @@ _FLASK = frozenset({"functions_framework", "flask", "werkzeug", "jinja2", "itsda
 # uvicorn that serves it is the server's, not the module's import).
 _REST = frozenset({"fastapi", "uvicorn"})
 _REST_MODULES = ("assay.http", "assay.ui", "assay.cli")
+# Not at import in the event functions: the local runtime's sidecar supervisor and its HTTP client (a function
+# builds its broker client, or a local runtime, when its hub opens), authentication (only with
+# ASSAY_EVENT_SENDERS, on the first event), YAML (read with files only) and the triggers (the sweep's steps,
+# built on its first event).
+_EVENT_DIET = frozenset({"yaml", "httpx"})
+_EVENT_DIET_MODULES = (
+    "assay.auth",
+    "assay.triggers",
+    "assay.lifecycle.local_runner",
+    "assay.runtimes.sidecar",
+)
 # Loaded by the first event that exports or talks to a cluster, not by the cold start (the pure builders of
 # assay.runtimes.kubernetes.objects are on the submit path: they size a job's ConfigMap).
 _ON_FIRST_EVENT = (
@@ -39,13 +50,19 @@ _ON_FIRST_EVENT = (
 FORBIDDEN: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "submit": (_NEVER | _FLASK, ("assay.cli", *_ON_FIRST_EVENT)),
     "callback": (_NEVER | _FLASK, ("assay.cli", *_ON_FIRST_EVENT)),
-    "dispatch": (_NEVER | _FLASK | _REST, _REST_MODULES + _ON_FIRST_EVENT),
-    "aggregate": (_NEVER | _FLASK | _REST, _REST_MODULES + _ON_FIRST_EVENT),
-    "sweep": (_NEVER | _FLASK | _REST, _REST_MODULES + _ON_FIRST_EVENT),
+    "dispatch": (
+        _NEVER | _FLASK | _REST | _EVENT_DIET,
+        _REST_MODULES + _ON_FIRST_EVENT + _EVENT_DIET_MODULES,
+    ),
+    "aggregate": (
+        _NEVER | _FLASK | _REST | _EVENT_DIET,
+        _REST_MODULES + _ON_FIRST_EVENT + _EVENT_DIET_MODULES,
+    ),
+    "sweep": (_NEVER | _FLASK | _REST | _EVENT_DIET, _REST_MODULES + _ON_FIRST_EVENT + _EVENT_DIET_MODULES),
     # Onboarding has no database: neither the store nor psycopg.
     "tenants": (
-        _NEVER | _FLASK | _REST | {"psycopg", "psycopg_pool"},
-        (*_REST_MODULES, *_ON_FIRST_EVENT, "assay.store", "assay.lifecycle"),
+        _NEVER | _FLASK | _REST | _EVENT_DIET | {"psycopg", "psycopg_pool"},
+        (*_REST_MODULES, *_ON_FIRST_EVENT, *_EVENT_DIET_MODULES, "assay.store", "assay.lifecycle"),
     ),
 }
 

@@ -204,6 +204,9 @@ def test_sweep_function_runs_on_a_ping(chain: tuple[TestClient, Broker, list[Any
         )
         headers, body = to_binary(ping)
         assert sweep.post("/", headers=headers, content=body).status_code == 200
+        # The triggers' steps (imported by the sweep function alone, on its first event) ran with it.
+        hub = sweep.portal.call(host.hub)  # type: ignore[union-attr]
+        assert "retry_unsettled_claims" in [step.__name__ for step in hub.lifecycle.sweep_steps]
         sweep.portal.call(host.close)  # type: ignore[union-attr]
 
 
