@@ -49,8 +49,9 @@ adapter-envs: $(VENV)/.dev
 test: lint adapter-envs
 	$(BIN)/pytest
 
-# The quick bench; the others (orchestration, list_scale, warm_start, trace_one, cold_start, rerun_cache) take
-# longer and are run one by one as docs/performance.md shows. The benches use the dev extra (psutil, the SDK).
+# The quick bench; the others (orchestration, list_scale, warm_start, trace_one, cold_start, function_cold_start,
+# rerun_cache) take longer and are run one by one as docs/performance.md shows. The benches use the dev extra
+# (psutil, the SDK).
 bench: $(VENV)/.dev
 	$(BIN)/python bench/submit_cold_start.py
 
