@@ -249,3 +249,27 @@ def test_the_sweep_republishes_what_the_broker_missed(
     assert [(e["type"], e["partitionkey"]) for e in received] == [(EVALUATION_ACCEPTED, job_id)]
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT published_at IS NOT NULL FROM outbox").fetchone() == (True,)
+
+
+def test_a_function_that_checks_senders_refuses_a_delivery_without_the_brokers_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With ``ASSAY_EVENT_SENDERS`` set, the function builds its sender check on the first delivery (assay.auth
+    is not imported before) and refuses one without a bearer token before reading the event or opening its hub."""
+    kubeconfig = tmp_path / "kubeconfig"  # the TokenReview client is built, never called: no token to review
+    kubeconfig.write_text(
+        '{"apiVersion": "v1", "kind": "Config", "current-context": "c",'
+        f' "clusters": [{{"name": "c", "cluster": {{"server": "https://127.0.0.1:{free_port()}"}}}}],'
+        ' "users": [{"name": "u", "user": {"token": "t"}}],'
+        ' "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}'
+    )
+    monkeypatch.setenv("ASSAY_EVENT_SENDERS", "system:serviceaccount:knative-eventing:*")
+    monkeypatch.setenv("ASSAY_K8S_KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://nobody@127.0.0.1:{free_port()}/none")  # never reached
+    app, _ = _function("aggregate")
+    with TestClient(app) as aggregate:
+        event = CloudEvent({"type": BENCHMARK_FINISHED, "source": "/test"}, {"evaluation_id": "x"})
+        headers, body = to_binary(event)
+        answer = aggregate.post("/", headers=headers, content=body)
+        assert answer.status_code == 401
+        assert answer.json()["message_code"] == "unauthorized"
