@@ -2,7 +2,7 @@
 
 Knative starts a function's container from nothing when it scales from zero, so what ``import
 functions.<name>.main`` loads is paid on every cold start. For each function this spawns a new Python ``--runs``
-times, imports the module (as ``uvicorn`` or ``functions-framework`` would; nothing connects to a database),
+times, imports the module (as ``uvicorn functions.<name>.main:app`` would; nothing connects to a database),
 and prints the medians of: modules in ``sys.modules``, the import's wall time, the process's resident memory
 after it, and which heavy packages came in; then the ratios to the submit function and the largest imports
 by cumulative time (``python -X importtime``). It makes no assertion: ``tests/test_cold_start_path.py`` holds

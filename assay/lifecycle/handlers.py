@@ -1,6 +1,6 @@
 """The CloudEvent handlers behind the dispatch, aggregate and sweep functions.
 
-The same coroutines run in a Knative function (functions-framework) and in the local hub's
+The same coroutines run in a Knative function (assay.functionhost's app under uvicorn) and in the local hub's
 in-process broker. Each is idempotent on the event's ``(source, id)``; a handler raises
 :class:`~assay.errors.Unprocessable` (422) for an event that can never apply and :class:`TemporaryError` (or lets a
 database error escape) when a retry may succeed.

@@ -2,10 +2,10 @@
 
 Every function is the ASGI ``app`` of its module, which Knative serves with ``uvicorn
 functions.<name>.main:app`` (knative/base/services.yaml); the event functions' endpoints are also served by
-functions-framework exactly as ``functions-framework --asgi --target ...`` does (the retry-rules test, both ways). A small broker on
-loopback plays the Knative Broker + Triggers: it receives what the functions post to ``K_SINK`` and
-delivers every event THREE times (binary mode to dispatch, structured mode to aggregate). No Kubernetes
-is involved; the adapter runs under the local runtime inside the dispatch function.
+functions-framework exactly as ``functions-framework --asgi --target ...`` does (the retry-rules test, both
+ways). A small broker on loopback plays the Knative Broker + Triggers: it receives what the functions post to
+``K_SINK`` and delivers every event THREE times (binary mode to dispatch, structured mode to aggregate). No
+Kubernetes is involved; the adapter runs under the local runtime inside the dispatch function.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def test_registry_events_go_to_callbacks_ingress_route_and_the_rest_to_the_funct
             assert subscriber["ref"]["name"] == "callback"
             assert ("POST", subscriber["uri"]) in callback_routes
         else:
-            assert "uri" not in subscriber  # functions-framework serves CloudEvents at /
+            assert "uri" not in subscriber  # the event functions take CloudEvents at /
 
 
 # -- Broker and delivery --------------------------------------------------------------------------------
