@@ -97,6 +97,14 @@ def serve(settings: Settings) -> int:
             pool = ThreadPoolExecutor(1, thread_name_prefix="assay-postgres-start")
             starting = pool.submit(embedded.start)
             pool.shutdown(wait=False)  # the one task still runs; the thread ends with it
+        sidecar = None
+        if settings.local_sidecar and settings.mode == "local":
+            from assay.runtimes.sidecar import LocalSidecar, SidecarOptions
+
+            # Its interpreter (about 0.9 s to answer) starts beside this one's imports too; the hub waits for
+            # it before it serves, as it would for one it started itself.
+            sidecar = LocalSidecar(SidecarOptions.of(settings))
+            sidecar.spawn()
         from assay.telemetry import configure_logging
 
         configure_logging(settings.log_format, settings.log_level)
@@ -108,7 +116,7 @@ def serve(settings: Settings) -> int:
 
         if starting is not None:
             settings = settings.model_copy(update={"database_url": starting.result()})
-        app = create_app(settings, exporter=build_exporter(settings))
+        app = create_app(settings, exporter=build_exporter(settings), sidecar=sidecar)
         # The modules and the app live as long as the process; frozen, they are out of the collector's reach.
         # A full collection then walks only what requests allocate: about 1 ms instead of 60 ms over the 90k
         # objects the import leaves, which every so often landed on one request (the list's p99 spike).

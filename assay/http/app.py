@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,6 +23,9 @@ from assay.settings import Settings
 from assay.store import Database, default_config_dir, sync_system_catalogue, watch_system_catalogue
 from assay.telemetry import Metrics
 from assay.ui import SessionCookies
+
+if TYPE_CHECKING:
+    from assay.runtimes.sidecar import LocalSidecar
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ def _lifespan(
     metrics: Metrics,
     exporter: Exporter | None,
     access: Access,
+    sidecar: LocalSidecar | None = None,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """Start: the hub (:func:`~assay.lifecycle.open_hub`), after loading the system catalogue and policies
     and watching their files when ``load_catalogue``. Stop: the watcher, then the hub and its pool."""
@@ -89,6 +93,7 @@ def _lifespan(
             metrics=metrics,
             exporter=exporter,
             signer=access.signer,
+            sidecar=sidecar,
         )
         app.state.hub = hub
         try:
@@ -115,6 +120,7 @@ def create_app(
     lifecycle: Literal["local", "function"] | None = None,
     exporter: Exporter | None = None,
     access: Access | None = None,
+    sidecar: LocalSidecar | None = None,
 ) -> FastAPI:
     """An app serving ``routers`` plus the operations surface over the database in ``settings``.
 
@@ -122,7 +128,8 @@ def create_app(
     with its in-process broker, runtime and sweep; ``function``: one Knative function that publishes
     to ``K_SINK``; default by ``settings.mode``) and, with ``load_catalogue``, loads the system
     catalogue and watches its files. On stop it stops the runtime, then closes the pool. ``exporter``
-    (built by a caller allowed mlflow and oras: ``assay up``, tests) exports finished jobs.
+    (built by a caller allowed mlflow and oras: ``assay up``, tests) exports finished jobs. ``sidecar``: the
+    local hub's, when the caller spawned it already (``assay up``, before importing the app).
     """
     kind = lifecycle or ("local" if settings.mode == "local" else "function")
     if not settings.database_url:
@@ -133,7 +140,13 @@ def create_app(
         access.session = SessionCookies(settings)
 
     lifespan = _lifespan(
-        settings, kind, load_catalogue=load_catalogue, metrics=metrics, exporter=exporter, access=access
+        settings,
+        kind,
+        load_catalogue=load_catalogue,
+        metrics=metrics,
+        exporter=exporter,
+        access=access,
+        sidecar=sidecar,
     )
     app = FastAPI(
         title="Assay",

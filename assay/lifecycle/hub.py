@@ -116,13 +116,6 @@ async def _every(seconds: float, stop: asyncio.Event, step: Callable[[], Awaitab
             await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-async def _start_sidecar(runner: LocalRunner) -> None:
-    try:
-        await runner.start_sidecar()
-    except Exception:
-        log.exception("the sidecar did not start; the next launch starts it again (or fails with why)")
-
-
 async def _no_sink(event: OutboxEvent) -> None:
     raise RuntimeError("no broker to deliver to (K_SINK is not set); the event stays in the outbox")
 
@@ -152,9 +145,11 @@ async def start_local_hub(
     exporter: Exporter | None = None,
     signer: LaunchSigner | None = None,
     sweep_steps: Sequence[SweepStep] = (),
+    sidecar: LocalSidecar | None = None,
 ) -> Hub:
     """Everything in one process: in-process broker, event delivery and retries, local runtime, periodic sweep;
-    ``exporter`` (from a caller allowed mlflow and oras) exports finished jobs.
+    ``exporter`` (from a caller allowed mlflow and oras) exports finished jobs; ``sidecar``: one already spawned
+    (``assay up``), else :func:`local_sidecar`'s.
 
     A first sweep runs at once, so work interrupted by a crash (a SIGKILLed hub) is recovered:
     undelivered events go out, queued runs are launched again, runs whose process was lost fail
@@ -180,15 +175,15 @@ async def start_local_hub(
     from assay.lifecycle.local_runner import LocalRunner
 
     jobs_root = settings.local_jobs_dir
-    sidecar = local_sidecar(settings)
+    if sidecar is None:
+        sidecar = local_sidecar(settings)
     runner = LocalRunner(ctx, jobs_root, signer=signer or launch_signer(settings), sidecar=sidecar)
+    # Before the hub serves (its own interpreter: about 0.9 s, less when ``assay up`` spawned it before importing
+    # the app): a job submitted at once is launched at once, so a launch is never waiting on it.
+    await runner.start_sidecar()
     ctx.runtime = runner
     _subscribe(broker, ctx)
     hub = Hub(lifecycle=ctx, publisher=publisher, sidecar=sidecar)
-    # The sidecar is another interpreter (about 0.9 s to answer): it starts while the hub already serves, and a
-    # launch waits for it (LocalRunner.start_sidecar, once for whoever asks first), so the hub is ready that
-    # much sooner and the sidecar still delivers what its spool kept from before at once.
-    hub._tasks.append(asyncio.create_task(_start_sidecar(runner), name="assay-sidecar-start"))
 
     async def retry_undelivered() -> None:
         # Fresh rows go out through deliver_soon; this retries only what that could not deliver.
@@ -210,15 +205,7 @@ def local_sidecar(settings: Settings) -> LocalSidecar | None:
         return None
     from assay.runtimes.sidecar import LocalSidecar, SidecarOptions
 
-    return LocalSidecar(
-        SidecarOptions(
-            jobs_root=settings.local_jobs_dir,
-            hub_url=settings.callback_base_url(),
-            cache_dir=settings.model_cache_dir or settings.data_dir / "model-cache",
-            max_concurrency=settings.model_max_concurrency,
-            work_dir=settings.data_dir / "sidecar",
-        )
-    )
+    return LocalSidecar(SidecarOptions.of(settings))
 
 
 RuntimeFactory = Callable[[Settings], Runtime | None]
@@ -282,6 +269,7 @@ async def open_hub(
     metrics: Metrics | None = None,
     exporter: Exporter | None = None,
     signer: LaunchSigner | None = None,
+    sidecar: LocalSidecar | None = None,
 ) -> Hub:
     """The one way a process starts Assay (the local hub, the submit/callback services, the event functions):
     migrate the schema, open the pool with every database setting, run ``prepare`` (the catalogue's sync),
@@ -307,7 +295,13 @@ async def open_hub(
             await prepare(database)
         if kind == "local":
             hub = await start_local_hub(
-                settings, database, metrics, exporter=exporter, signer=signer, sweep_steps=sweep_steps
+                settings,
+                database,
+                metrics,
+                exporter=exporter,
+                signer=signer,
+                sweep_steps=sweep_steps,
+                sidecar=sidecar,
             )
         else:
             hub = start_function(

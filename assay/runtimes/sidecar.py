@@ -18,9 +18,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:  # imported by start(): ``assay up`` spawns the sidecar before it imports the rest
+    import httpx
+
+    from assay.settings import Settings
 
 __all__ = ["LocalSidecar", "SidecarOptions"]
 
@@ -39,6 +42,17 @@ class SidecarOptions:
     max_concurrency: int
     work_dir: Path  # config, port file, log and the spool of undelivered events
     shutdown_seconds: float = 2.0  # what SIGTERM gives the flush: the spool keeps what it does not deliver
+
+    @classmethod
+    def of(cls, settings: Settings) -> SidecarOptions:
+        """The local hub's sidecar, as ``settings`` configure it."""
+        return cls(
+            jobs_root=settings.local_jobs_dir,
+            hub_url=settings.callback_base_url(),
+            cache_dir=settings.model_cache_dir or settings.data_dir / "model-cache",
+            max_concurrency=settings.model_max_concurrency,
+            work_dir=settings.data_dir / "sidecar",
+        )
 
     @property
     def spool_dir(self) -> Path:
@@ -69,14 +83,9 @@ class LocalSidecar:
         self._client: httpx.AsyncClient | None = None
         self.url = ""
 
-    async def start(self) -> str:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=2.0)
-        await self._spawn()
-        self._supervisor = asyncio.create_task(self._supervise(), name="assay-sidecar")
-        return self.url
-
-    async def _spawn(self) -> None:
+    def spawn(self) -> None:
+        """Start the process now and return at once; :meth:`start` then waits for it to answer. ``assay up``
+        calls this before it imports the app, so the sidecar's interpreter starts beside the hub's."""
         work = self._options.work_dir
         work.mkdir(parents=True, exist_ok=True)
         config_path = work / "sidecar.json"
@@ -99,10 +108,28 @@ class LocalSidecar:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    async def start(self) -> str:
+        """Spawn the process unless :meth:`spawn` did, wait until it answers, then keep it running."""
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=2.0)
+        if self._process is None or self._process.poll() is not None:
+            self.spawn()
+        await self._ready()
+        self._supervisor = asyncio.create_task(self._supervise(), name="assay-sidecar")
+        return self.url
+
+    async def _ready(self) -> None:
+        import httpx
+
+        work = self._options.work_dir
+        port_file = work / "sidecar.port"
         deadline = asyncio.get_running_loop().time() + _READY_SECONDS
         client = self._client
-        if client is None:
-            raise RuntimeError("LocalSidecar.start() creates the client before the first spawn")
+        if client is None or self._process is None:
+            raise RuntimeError("LocalSidecar.start() creates the client and spawns before it waits")
         while True:
             if self._process.poll() is not None:
                 raise RuntimeError(
@@ -128,7 +155,8 @@ class LocalSidecar:
             if process is None or process.poll() is not None:
                 logger.warning("the sidecar exited (%s); restarting it", process and process.returncode)
                 try:
-                    await self._spawn()
+                    self.spawn()
+                    await self._ready()
                 except Exception:
                     logger.exception("restarting the sidecar failed")
             await asyncio.sleep(_RESTART_BACKOFF_SECONDS)
