@@ -4,6 +4,7 @@ outbox events that announce the change (one transaction), and de-duplicated thro
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -204,6 +205,43 @@ def _adapt(name: str, value: Any) -> Any:
     return Jsonb(value) if name in _JSON_FIELDS and value is not None else value
 
 
+_SELECT_ONE = "SELECT {} FROM evaluations e WHERE id = %s AND {}"
+
+
+@functools.cache
+def _rendered(template: str, by_tenant: bool) -> bytes:
+    """``template`` with its last ``{}`` as the scope (``tenant = %s`` or ``TRUE``) and, for the job read, its
+    first as the runs' aggregate; templates are this module's constants, so the cache stays small."""
+    scope = sql.SQL("tenant = %s" if by_tenant else "TRUE")
+    parts = (_WITH_RUNS, scope) if template == _SELECT_ONE else (scope,)
+    return sql.SQL(template).format(*parts).as_bytes(None)
+
+
+def _assignments(columns: tuple[str, ...]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(name)) for name in columns)
+
+
+@functools.cache
+def _job_update(fields: tuple[str, ...]) -> bytes:
+    """The job's UPDATE of ``fields`` (none: only updated_at and version); params: the values, then the id."""
+    sets = sql.SQL("").join([_assignments(fields), sql.SQL(", ")]) if fields else sql.SQL("")
+    query = sql.SQL("UPDATE evaluations SET {}updated_at = now(), version = version + 1 WHERE id = %s")
+    return query.format(sets).as_bytes(None)
+
+
+@functools.cache
+def _run_update(columns: tuple[str, ...], job_fields: tuple[str, ...] | None) -> bytes:
+    """A run's UPDATE of ``columns`` (params: the values, the job id, the index), led by the job's own
+    (:func:`_job_update`'s params first) unless ``job_fields`` is None. A handful of column sets occur."""
+    run = sql.SQL(
+        "UPDATE benchmark_runs SET {}, updated_at = now() WHERE evaluation_id = %s AND idx = %s"
+    ).format(_assignments(columns))
+    if job_fields is None:
+        return run.as_bytes(None)
+    job = sql.SQL(_job_update(job_fields).decode())
+    return sql.SQL("WITH job AS ({}) {}").format(job, run).as_bytes(None)
+
+
 async def insert_events(conn: AsyncConnection[Any], events: Sequence[OutboxEvent]) -> None:
     for event in events:
         await conn.execute(
@@ -236,10 +274,16 @@ class EvaluationRepository:
             return sql.SQL("TRUE"), []
         return sql.SQL("tenant = %s"), [self._tenant.name]
 
+    def _scoped(self, template: str) -> tuple[bytes, list[Any]]:
+        """``template`` with ``{}`` as this repository's scope, rendered once per process and scope kind
+        (these run several times per state change; composing them each time was measurable), and its params."""
+        if self._tenant is None:
+            return _rendered(template, False), []
+        return _rendered(template, True), [self._tenant.name]
+
     async def _select(self, conn: AsyncConnection[Any], evaluation_id: str) -> AsyncCursor[dict[str, Any]]:
         """Send the read of one job with its runs; the caller fetches."""
-        scope, params = self._scope()
-        query = sql.SQL("SELECT {} FROM evaluations e WHERE id = %s AND {}").format(_WITH_RUNS, scope)
+        query, params = self._scoped(_SELECT_ONE)
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(query, [evaluation_id, *params])
         return cur
@@ -251,11 +295,8 @@ class EvaluationRepository:
         in the same statement as ``FOR UPDATE`` would see them as they were before waiting for the lock
         (PostgreSQL re-reads only the locked row), so a second terminal event would not see the first
         one's committed run. The read that follows this statement starts after the lock is held."""
-        scope, params = self._scope()
-        await conn.execute(
-            sql.SQL("SELECT 1 FROM evaluations WHERE id = %s AND {} FOR UPDATE").format(scope),
-            [evaluation_id, *params],
-        )
+        query, params = self._scoped("SELECT 1 FROM evaluations WHERE id = %s AND {} FOR UPDATE")
+        await conn.execute(query, [evaluation_id, *params])
 
     async def _load(self, conn: AsyncConnection[Any], evaluation_id: str) -> EvaluationRecord | None:
         row = await (await self._select(conn, evaluation_id)).fetchone()
@@ -374,6 +415,14 @@ class EvaluationRepository:
                 await self._write(conn, unit)
 
     async def _write(self, conn: AsyncConnection[Any], unit: LockedEvaluation) -> None:
+        # The job's row changes with any of its runs (fields, or at least updated_at and the version that
+        # polls compare): that UPDATE rides along with the first run's as a WITH clause, one statement less
+        # per change. PostgreSQL runs a data-modifying WITH exactly once, whether or not it is read.
+        job: tuple[tuple[str, ...], list[Any]] | None = None
+        if unit._fields:
+            job = tuple(unit._fields), [_adapt(n, v) for n, v in unit._fields.items()]
+        elif unit._runs:
+            job = (), []
         for index, row in unit._runs.items():
             old = unit.record.runs[index]
             before, after = _run_columns(old), _run_columns(row)
@@ -381,30 +430,16 @@ class EvaluationRepository:
             changed = {name: value for name, value in after.items() if before[name] != value}
             if not changed:
                 continue
-            assignments = sql.SQL(", ").join(
-                sql.SQL("{} = %s").format(sql.Identifier(name)) for name in changed
-            )
-            await conn.execute(
-                sql.SQL(
-                    "UPDATE benchmark_runs SET {}, updated_at = now() WHERE evaluation_id = %s AND idx = %s"
-                ).format(assignments),
-                [*(_adapt(n, v) for n, v in changed.items()), unit.record.id, index],
-            )
-        if unit._fields:
-            assignments = sql.SQL(", ").join(
-                sql.SQL("{} = %s").format(sql.Identifier(n)) for n in unit._fields
-            )
-            await conn.execute(
-                sql.SQL(
-                    "UPDATE evaluations SET {}, updated_at = now(), version = version + 1 WHERE id = %s"
-                ).format(assignments),
-                [*(_adapt(n, v) for n, v in unit._fields.items()), unit.record.id],
-            )
-        elif unit._runs:
-            await conn.execute(
-                "UPDATE evaluations SET updated_at = now(), version = version + 1 WHERE id = %s",
-                [unit.record.id],
-            )
+            params = [*(_adapt(n, v) for n, v in changed.items()), unit.record.id, index]
+            if job is not None:
+                query = _run_update(tuple(changed), job[0])
+                params = [*job[1], unit.record.id, *params]
+                job = None
+            else:
+                query = _run_update(tuple(changed), None)
+            await conn.execute(query, params)
+        if job is not None:
+            await conn.execute(_job_update(job[0]), [*job[1], unit.record.id])
         await insert_events(conn, unit._events)
 
     async def delete(self, evaluation_id: str) -> bool:
@@ -439,12 +474,9 @@ class EvaluationRepository:
 
     async def version(self, evaluation_id: str) -> int | None:
         """The job's change counter (None when it does not exist for this scope): one indexed read."""
-        scope, params = self._scope()
+        query, params = self._scoped("SELECT version FROM evaluations WHERE id = %s AND {}")
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                sql.SQL("SELECT version FROM evaluations WHERE id = %s AND {}").format(scope),
-                [evaluation_id, *params],
-            )
+            cur = await conn.execute(query, [evaluation_id, *params])
             row = await cur.fetchone()
             return int(row[0]) if row is not None else None
 
