@@ -10,7 +10,8 @@ without retries (poison). Never 404 or 409, which Knative would retry to exhaust
 FastAPI or :mod:`assay.http`: an event function's cold start loads the lifecycle, not the REST app.
 
 :meth:`CloudEventHost.deliver` takes the HTTP request, so the sender is checked before the event is read:
-with ``ASSAY_EVENT_SENDERS`` set (the manifests set it), only the broker's OIDC identity or a hub
+with ``ASSAY_EVENT_SENDERS`` set (when Knative Eventing's OIDC sender tokens are on; the base manifests leave
+it unset, and NetworkPolicies keep others away: docs/security.md), only the broker's OIDC identity or a hub
 administrator's token is accepted (401/403 otherwise); without it, events are accepted from whoever can reach
 the function, with a warning at the first one (docs/security.md).
 """
