@@ -5,8 +5,9 @@ runtime: ``assay up`` spawns the sidecar before it imports the app."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from assay._lazy import exports
 
 if TYPE_CHECKING:
     from assay.runtimes.local import (
@@ -22,28 +23,22 @@ if TYPE_CHECKING:
     from assay.runtimes.logs import DEFAULT_MAX_BYTES, format_timestamp, read_log, read_log_bounded
 
 _HOMES = {
-    "LOG_FILE_NAME": "assay.runtimes.local",
-    "ExitReason": "assay.runtimes.local",
-    "GroupMember": "assay.runtimes.local",
-    "LocalExit": "assay.runtimes.local",
-    "LocalLaunch": "assay.runtimes.local",
-    "LocalRuntime": "assay.runtimes.local",
-    "RunKey": "assay.runtimes.local",
-    "write_json": "assay.runtimes.local",
-    "DEFAULT_MAX_BYTES": "assay.runtimes.logs",
-    "format_timestamp": "assay.runtimes.logs",
-    "read_log": "assay.runtimes.logs",
-    "read_log_bounded": "assay.runtimes.logs",
+    "LOG_FILE_NAME": "local",
+    "ExitReason": "local",
+    "GroupMember": "local",
+    "LocalExit": "local",
+    "LocalLaunch": "local",
+    "LocalRuntime": "local",
+    "RunKey": "local",
+    "write_json": "local",
+    "DEFAULT_MAX_BYTES": "logs",
+    "format_timestamp": "logs",
+    "read_log": "logs",
+    "read_log_bounded": "logs",
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # once: later lookups do not come here
-    return value
+__getattr__ = exports(__name__, _HOMES)
 
 
 __all__ = [

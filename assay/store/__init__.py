@@ -5,8 +5,9 @@ Names load with their module on first use (PEP 562), so a process can start the 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from assay._lazy import exports
 
 if TYPE_CHECKING:
     from assay.store.catalogue import CatalogueQuery, CatalogueRecord, CatalogueRepository, Groups, Sort
@@ -31,41 +32,35 @@ if TYPE_CHECKING:
     )
 
 _HOMES = {
-    "CatalogueQuery": "assay.store.catalogue",
-    "CatalogueRecord": "assay.store.catalogue",
-    "CatalogueRepository": "assay.store.catalogue",
-    "Database": "assay.store.database",
-    "EmbeddedPostgres": "assay.store.embedded",
-    "EvaluationPage": "assay.store.evaluations",
-    "EvaluationQuery": "assay.store.evaluations",
-    "EvaluationRecord": "assay.store.evaluations",
-    "EvaluationRepository": "assay.store.evaluations",
-    "Groups": "assay.store.catalogue",
-    "ListPosition": "assay.store.evaluations",
-    "LockedEvaluation": "assay.store.evaluations",
-    "OutboxRepository": "assay.store.outbox",
-    "OutboxStats": "assay.store.outbox",
-    "RunRow": "assay.store.evaluations",
-    "SchemaTooNew": "assay.store.database",
-    "Sort": "assay.store.catalogue",
-    "TenantStore": "assay.store.database",
-    "migrate": "assay.store.database",
-    "migrations": "assay.store.database",
-    "LoadedCatalogue": "assay.store.system_catalogue",
-    "default_config_dir": "assay.store.system_catalogue",
-    "load_catalogue_dir": "assay.store.system_catalogue",
-    "sync_system_catalogue": "assay.store.system_catalogue",
-    "watch_system_catalogue": "assay.store.system_catalogue",
+    "CatalogueQuery": "catalogue",
+    "CatalogueRecord": "catalogue",
+    "CatalogueRepository": "catalogue",
+    "Database": "database",
+    "EmbeddedPostgres": "embedded",
+    "EvaluationPage": "evaluations",
+    "EvaluationQuery": "evaluations",
+    "EvaluationRecord": "evaluations",
+    "EvaluationRepository": "evaluations",
+    "Groups": "catalogue",
+    "ListPosition": "evaluations",
+    "LockedEvaluation": "evaluations",
+    "OutboxRepository": "outbox",
+    "OutboxStats": "outbox",
+    "RunRow": "evaluations",
+    "SchemaTooNew": "database",
+    "Sort": "catalogue",
+    "TenantStore": "database",
+    "migrate": "database",
+    "migrations": "database",
+    "LoadedCatalogue": "system_catalogue",
+    "default_config_dir": "system_catalogue",
+    "load_catalogue_dir": "system_catalogue",
+    "sync_system_catalogue": "system_catalogue",
+    "watch_system_catalogue": "system_catalogue",
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # once: later lookups do not come here
-    return value
+__getattr__ = exports(__name__, _HOMES)
 
 
 __all__ = [

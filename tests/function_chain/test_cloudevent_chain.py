@@ -184,14 +184,19 @@ def test_functions_answer_by_knative_retry_rules(
         aggregate.portal.call(aggregate_host.close)  # type: ignore[union-attr]
 
 
+def _benchmark_finished(function: TestClient) -> Any:
+    """Deliver a binary ``benchmark.finished`` of an unknown job to ``function``; its answer."""
+    event = CloudEvent({"type": BENCHMARK_FINISHED, "source": "/test"}, {"evaluation_id": "x"})
+    headers, body = to_binary(event)
+    return function.post("/", headers=headers, content=body)
+
+
 def test_a_function_whose_database_is_down_asks_for_redelivery(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", f"postgresql://nobody@127.0.0.1:{free_port()}/none?connect_timeout=1")
     monkeypatch.setenv("ASSAY_DB_CONNECT_TIMEOUT", "1")
     app, _ = _function("aggregate")
     with TestClient(app) as aggregate:
-        event = CloudEvent({"type": BENCHMARK_FINISHED, "source": "/test"}, {"evaluation_id": "x"})
-        headers, body = to_binary(event)
-        answer = aggregate.post("/", headers=headers, content=body)
+        answer = _benchmark_finished(aggregate)
         assert answer.status_code == 503
         assert answer.headers["retry-after"] == "5"
 
@@ -268,8 +273,6 @@ def test_a_function_that_checks_senders_refuses_a_delivery_without_the_brokers_t
     monkeypatch.setenv("DATABASE_URL", f"postgresql://nobody@127.0.0.1:{free_port()}/none")  # never reached
     app, _ = _function("aggregate")
     with TestClient(app) as aggregate:
-        event = CloudEvent({"type": BENCHMARK_FINISHED, "source": "/test"}, {"evaluation_id": "x"})
-        headers, body = to_binary(event)
-        answer = aggregate.post("/", headers=headers, content=body)
+        answer = _benchmark_finished(aggregate)
         assert answer.status_code == 401
         assert answer.json()["message_code"] == "unauthorized"

@@ -9,7 +9,9 @@ resolved on first use. See ``docs/cluster.md``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from assay._lazy import exports
 
 if TYPE_CHECKING:
     from assay.runtimes.kubernetes.objects import LaunchObjects, build_launch, job_name
@@ -30,13 +32,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = exports(__name__, _WHERE)
 
 
 __all__ = [
