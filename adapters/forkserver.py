@@ -54,6 +54,16 @@ import traceback
 import types
 from typing import Any
 
+# The dispositions this interpreter started with, before the server changes any: those of a fresh interpreter
+# exec'd by the hub, ignores it inherited included (SIGHUP under nohup, SIGINT in a background job). Each child
+# gets them back, so it sees what a cold run of the same command would.
+_FRESH_SIGNALS: dict[int, Any] = {
+    signum: signal.getsignal(signum)
+    for signum in signal.valid_signals()
+    if signum not in (signal.SIGKILL, signal.SIGSTOP)
+}
+_FRESH_MASK = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the blocked set, inherited across exec too
+
 MARKER_VARIABLE = "ASSAY_RUN"
 PR_SET_PDEATHSIG = 1
 # Exit statuses of the server itself, read by the hub when it exits before it is ready.
@@ -386,18 +396,15 @@ def _child(
 
 
 def _reset_signals() -> None:
-    """Dispositions and mask of a fresh interpreter: default, but SIGINT raises KeyboardInterrupt and SIGPIPE
-    and SIGXFSZ are ignored (what Python sets at start)."""
-    for signum in signal.valid_signals():
-        if signum in (signal.SIGKILL, signal.SIGSTOP):
-            continue
+    """Dispositions and mask of a fresh interpreter exec'd by the hub: the server's own at its start
+    (:data:`_FRESH_SIGNALS`: default, SIGINT raising KeyboardInterrupt unless it was ignored, SIGPIPE and SIGXFSZ
+    ignored as Python sets them, and whatever the hub's process ignored) and its blocked set."""
+    for signum, disposition in _FRESH_SIGNALS.items():
+        if disposition is None:  # installed outside Python: a fresh exec resets it to the default
+            disposition = signal.SIG_DFL
         with contextlib.suppress(OSError, ValueError, RuntimeError):
-            signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for name in ("SIGPIPE", "SIGXFSZ"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            signal.signal(signum, disposition)
+    signal.pthread_sigmask(signal.SIG_SETMASK, _FRESH_MASK)
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)
 

@@ -115,6 +115,8 @@ def test_a_warm_run_looks_like_a_cold_one_and_keeps_nothing_from_earlier_runs(
 ) -> None:
     monkeypatch.setenv("LC_ASSAY_TEST", "from-hub")
     monkeypatch.setenv("DATABASE_URL", "postgresql://hub-secret")
+    # A hub started under nohup ignores SIGHUP, and a cold run inherits that across exec: a warm one must too.
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     (tmp_path / "probe.py").write_text(PROBE)
     command = f"{PY} {tmp_path / 'probe.py'}"
     env = {"EXTRA": "x y", "EVALHUB_MODE": "k8s"}
@@ -158,10 +160,14 @@ def test_a_warm_run_looks_like_a_cold_one_and_keeps_nothing_from_earlier_runs(
         assert first["left_by_earlier_run"] is None and second["left_by_earlier_run"] is None
         assert not first["leak_in_env"] and not second["leak_in_env"]
         assert second["signals"]["SIGUSR1"] == str(signal.SIG_DFL)
+        assert second["signals"]["SIGHUP"] == cold[1]["signals"]["SIGHUP"] == str(signal.SIG_IGN)
         assert first["random"] != second["random"]
         assert first["parent"] == second["parent"]  # the same server forked both
 
-    drive(scenario(), timeout=120)
+    try:
+        drive(scenario(), timeout=120)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def test_a_module_runs_as_python_m_would_run_it(tmp_path: Path) -> None:
