@@ -9,6 +9,11 @@ BIN     = $(VENV)/bin
 
 .PHONY: up demo test lint adapter-envs bench clean
 
+# Installed modules are compiled to bytecode once, at install: uv does not by default, and where
+# PYTHONDONTWRITEBYTECODE is set (this project's CI machines) every process compiled each module it imported
+# again, which was half of the hub's start-up (docs/performance.md, Start-up). Assay's own modules too (below).
+export UV_COMPILE_BYTECODE := 1
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
@@ -19,6 +24,7 @@ $(UV): $(BIN)/python
 
 $(BIN)/assay: $(UV) pyproject.toml
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e .
+	$(BIN)/python -m compileall -q assay functions adapters >/dev/null
 	touch $@
 
 $(VENV)/.demo: $(BIN)/assay
