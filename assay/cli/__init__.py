@@ -98,13 +98,14 @@ def serve(settings: Settings) -> int:
             starting = pool.submit(embedded.start)
             pool.shutdown(wait=False)  # the one task still runs; the thread ends with it
         sidecar = None
-        if settings.local_sidecar and settings.mode == "local":
-            from assay.runtimes.sidecar import LocalSidecar, SidecarOptions
+        if settings.mode == "local":
+            from assay.runtimes.sidecar import local_sidecar
 
             # Its interpreter (about 0.9 s to answer) starts beside this one's imports too; the hub waits for
             # it before it serves, as it would for one it started itself.
-            sidecar = LocalSidecar(SidecarOptions.of(settings))
-            sidecar.spawn()
+            sidecar = local_sidecar(settings)
+            if sidecar is not None:
+                sidecar.spawn()
         from assay.telemetry import configure_logging
 
         configure_logging(settings.log_format, settings.log_level)

@@ -149,7 +149,8 @@ async def start_local_hub(
 ) -> Hub:
     """Everything in one process: in-process broker, event delivery and retries, local runtime, periodic sweep;
     ``exporter`` (from a caller allowed mlflow and oras) exports finished jobs; ``sidecar``: one already spawned
-    (``assay up``), else :func:`local_sidecar`'s.
+    (``assay up``), else
+    :func:`~assay.runtimes.sidecar.local_sidecar`'s.
 
     A first sweep runs at once, so work interrupted by a crash (a SIGKILLed hub) is recovered:
     undelivered events go out, queued runs are launched again, runs whose process was lost fail
@@ -176,6 +177,8 @@ async def start_local_hub(
 
     jobs_root = settings.local_jobs_dir
     if sidecar is None:
+        from assay.runtimes.sidecar import local_sidecar
+
         sidecar = local_sidecar(settings)
     runner = LocalRunner(ctx, jobs_root, signer=signer or launch_signer(settings), sidecar=sidecar)
     # Before the hub serves (its own interpreter: about 0.9 s, less when ``assay up`` spawned it before importing
@@ -197,15 +200,6 @@ async def start_local_hub(
         asyncio.create_task(_every(settings.sweep_interval_seconds, hub._stop, sweep), name="assay-sweep")
     )
     return hub
-
-
-def local_sidecar(settings: Settings) -> LocalSidecar | None:
-    """The local runtime's sidecar (not started yet), or None when ``local_sidecar`` is off."""
-    if not settings.local_sidecar:
-        return None
-    from assay.runtimes.sidecar import LocalSidecar, SidecarOptions
-
-    return LocalSidecar(SidecarOptions.of(settings))
 
 
 RuntimeFactory = Callable[[Settings], Runtime | None]
@@ -249,6 +243,7 @@ def start_function(
     if ctx.runtime is None and with_runtime:
         from assay.auth import launch_signer
         from assay.lifecycle.local_runner import LocalRunner
+        from assay.runtimes.sidecar import local_sidecar
 
         # Adapters report through the sidecar, which adds each launch's credential (started at the first launch).
         sidecar = local_sidecar(settings)

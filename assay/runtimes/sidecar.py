@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # imported by start(): ``assay up`` spawns the sidecar before
 
     from assay.settings import Settings
 
-__all__ = ["LocalSidecar", "SidecarOptions"]
+__all__ = ["LocalSidecar", "SidecarOptions", "local_sidecar"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +42,6 @@ class SidecarOptions:
     max_concurrency: int
     work_dir: Path  # config, port file, log and the spool of undelivered events
     shutdown_seconds: float = 2.0  # what SIGTERM gives the flush: the spool keeps what it does not deliver
-
-    @classmethod
-    def of(cls, settings: Settings) -> SidecarOptions:
-        """The local hub's sidecar, as ``settings`` configure it."""
-        return cls(
-            jobs_root=settings.local_jobs_dir,
-            hub_url=settings.callback_base_url(),
-            cache_dir=settings.model_cache_dir or settings.data_dir / "model-cache",
-            max_concurrency=settings.model_max_concurrency,
-            work_dir=settings.data_dir / "sidecar",
-        )
 
     @property
     def spool_dir(self) -> Path:
@@ -212,6 +201,22 @@ class LocalSidecar:
         finally:
             if self._client is not None:
                 await self._client.aclose()
+
+
+def local_sidecar(settings: Settings) -> LocalSidecar | None:
+    """The local runtime's sidecar as ``settings`` configure it (not spawned yet), or None when
+    ``local_sidecar`` is off."""
+    if not settings.local_sidecar:
+        return None
+    return LocalSidecar(
+        SidecarOptions(
+            jobs_root=settings.local_jobs_dir,
+            hub_url=settings.callback_base_url(),
+            cache_dir=settings.model_cache_dir or settings.data_dir / "model-cache",
+            max_concurrency=settings.model_max_concurrency,
+            work_dir=settings.data_dir / "sidecar",
+        )
+    )
 
 
 def _port_of(url: str) -> int:
