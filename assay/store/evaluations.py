@@ -205,28 +205,33 @@ def _adapt(name: str, value: Any) -> Any:
     return Jsonb(value) if name in _JSON_FIELDS and value is not None else value
 
 
-_SELECT_ONE = "SELECT {} FROM evaluations e WHERE id = %s AND {}"
+_SELECT_ONE = "SELECT {runs} FROM evaluations e WHERE id = %s AND {scope}"
 
 
 @functools.cache
 def _rendered(template: str, by_tenant: bool) -> bytes:
-    """``template`` with its last ``{}`` as the scope (``tenant = %s`` or ``TRUE``) and, for the job read, its
-    first as the runs' aggregate; templates are this module's constants, so the cache stays small."""
+    """``template`` with ``{scope}`` as the repository's scope (``tenant = %s`` or ``TRUE``) and ``{runs}``, if
+    it has it, as the job's columns with its runs; templates are this module's constants, so the cache stays
+    small."""
     scope = sql.SQL("tenant = %s" if by_tenant else "TRUE")
-    parts = (_WITH_RUNS, scope) if template == _SELECT_ONE else (scope,)
-    return sql.SQL(template).format(*parts).as_bytes(None)
+    return sql.SQL(template).format(scope=scope, runs=_WITH_RUNS).as_bytes(None)
 
 
 def _assignments(columns: tuple[str, ...]) -> sql.Composable:
     return sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(name)) for name in columns)
 
 
+def _job_update_sql(fields: tuple[str, ...]) -> sql.Composable:
+    sets = sql.SQL("{}, ").format(_assignments(fields)) if fields else sql.SQL("")
+    return sql.SQL("UPDATE evaluations SET {}updated_at = now(), version = version + 1 WHERE id = %s").format(
+        sets
+    )
+
+
 @functools.cache
 def _job_update(fields: tuple[str, ...]) -> bytes:
     """The job's UPDATE of ``fields`` (none: only updated_at and version); params: the values, then the id."""
-    sets = sql.SQL("").join([_assignments(fields), sql.SQL(", ")]) if fields else sql.SQL("")
-    query = sql.SQL("UPDATE evaluations SET {}updated_at = now(), version = version + 1 WHERE id = %s")
-    return query.format(sets).as_bytes(None)
+    return _job_update_sql(fields).as_bytes(None)
 
 
 @functools.cache
@@ -236,10 +241,9 @@ def _run_update(columns: tuple[str, ...], job_fields: tuple[str, ...] | None) ->
     run = sql.SQL(
         "UPDATE benchmark_runs SET {}, updated_at = now() WHERE evaluation_id = %s AND idx = %s"
     ).format(_assignments(columns))
-    if job_fields is None:
-        return run.as_bytes(None)
-    job = sql.SQL(_job_update(job_fields).decode())
-    return sql.SQL("WITH job AS ({}) {}").format(job, run).as_bytes(None)
+    if job_fields is not None:
+        run = sql.SQL("WITH job AS ({}) {}").format(_job_update_sql(job_fields), run)
+    return run.as_bytes(None)
 
 
 async def insert_events(conn: AsyncConnection[Any], events: Sequence[OutboxEvent]) -> None:
@@ -275,7 +279,7 @@ class EvaluationRepository:
         return sql.SQL("tenant = %s"), [self._tenant.name]
 
     def _scoped(self, template: str) -> tuple[bytes, list[Any]]:
-        """``template`` with ``{}`` as this repository's scope, rendered once per process and scope kind
+        """``template`` with ``{scope}`` as this repository's scope, rendered once per process and scope kind
         (these run several times per state change; composing them each time was measurable), and its params."""
         if self._tenant is None:
             return _rendered(template, False), []
@@ -295,7 +299,7 @@ class EvaluationRepository:
         in the same statement as ``FOR UPDATE`` would see them as they were before waiting for the lock
         (PostgreSQL re-reads only the locked row), so a second terminal event would not see the first
         one's committed run. The read that follows this statement starts after the lock is held."""
-        query, params = self._scoped("SELECT 1 FROM evaluations WHERE id = %s AND {} FOR UPDATE")
+        query, params = self._scoped("SELECT 1 FROM evaluations WHERE id = %s AND {scope} FOR UPDATE")
         await conn.execute(query, [evaluation_id, *params])
 
     async def _load(self, conn: AsyncConnection[Any], evaluation_id: str) -> EvaluationRecord | None:
@@ -474,7 +478,7 @@ class EvaluationRepository:
 
     async def version(self, evaluation_id: str) -> int | None:
         """The job's change counter (None when it does not exist for this scope): one indexed read."""
-        query, params = self._scoped("SELECT version FROM evaluations WHERE id = %s AND {}")
+        query, params = self._scoped("SELECT version FROM evaluations WHERE id = %s AND {scope}")
         async with self._pool.connection() as conn:
             cur = await conn.execute(query, [evaluation_id, *params])
             row = await cur.fetchone()
