@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
-from cloudevents.exceptions import GenericException as CloudEventError
-from cloudevents.http import CloudEvent, from_http
+from cloudevents.http import CloudEvent
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from assay.errors import Forbidden, RequestError, TemporaryError, Unauthenticated
+from assay.functionhost.app import HANDLED, Endpoint, event_app, read_event
 from assay.functionhost.senders import bearer_of, verify_sender
 from assay.lifecycle import Exporter, Hub, Lifecycle, open_hub
 from assay.lifecycle.hub import RuntimeFactory
@@ -46,22 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Lifecycle, CloudEvent], Awaitable[object]]
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def event_app(endpoint: Endpoint, close: Callable[[], Awaitable[None]]) -> Starlette:
-    """The ASGI app of one CloudEvent function: ``endpoint`` answers a POST on any path (Knative's Triggers
-    deliver to ``/``), ``close`` runs when the server shuts down."""
-
-    @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await close()
-
-    routes = [Route("/", endpoint, methods=["POST"]), Route("/{path:path}", endpoint, methods=["POST"])]
-    return Starlette(routes=routes, lifespan=lifespan)
 
 
 class CloudEventHost:
@@ -134,12 +116,11 @@ class CloudEventHost:
             log.warning(
                 "ASSAY_EVENT_SENDERS is not set: this function accepts events from anyone who reaches it"
             )
-        try:
-            event = from_http(dict(request.headers), await request.body())
-        except CloudEventError as exc:
-            return JSONResponse({"message_code": "invalid_cloudevent", "message": str(exc)}, 400)
+        event = await read_event(request)
+        if isinstance(event, Response):
+            return event
         await self(handler, event)
-        return Response(status_code=200)  # what functions-framework answers for a handled CloudEvent
+        return Response(status_code=HANDLED)
 
     async def __call__(self, handler: Handler, event: CloudEvent) -> None:
         try:

@@ -19,19 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from cloudevents.exceptions import GenericException as CloudEventError
-from cloudevents.http import CloudEvent, from_http
-from starlette.applications import Starlette
+from cloudevents.http import CloudEvent
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
 from assay.core.events import KUBERNETES_RESOURCE_EVENTS
+from assay.functionhost.app import HANDLED, event_app, read_event
 from assay.settings import Settings
 from assay.telemetry import configure_logging
 
@@ -100,25 +96,11 @@ async def onboard(event: CloudEvent) -> None:
 
 async def tenants(request: Request) -> Response:
     """A CloudEvent from the broker (binary or structured): 200 once onboarding has applied it."""
-    try:
-        event = from_http(dict(request.headers), await request.body())
-    except CloudEventError as exc:
-        return JSONResponse({"message_code": "invalid_cloudevent", "message": str(exc)}, 400)
+    event = await read_event(request)
+    if isinstance(event, Response):
+        return event
     await onboard(event)
-    return Response(status_code=200)
+    return Response(status_code=HANDLED)
 
 
-@asynccontextmanager
-async def _lifespan(_: Starlette) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        await host.close()
-
-
-# Not assay.functionhost's event_app: that package loads the lifecycle and the store, which onboarding
-# has no use for.
-app = Starlette(
-    routes=[Route("/", tenants, methods=["POST"]), Route("/{path:path}", tenants, methods=["POST"])],
-    lifespan=_lifespan,
-)
+app = event_app(tenants, host.close)
