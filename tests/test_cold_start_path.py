@@ -46,10 +46,14 @@ _ON_FIRST_EVENT = (
     "assay.runtimes.kubernetes.onboarding",
 )
 
+# Not at import in the REST functions either: httpx loads its command line (rich, click, pygments) with it; only
+# dashboard sign-in, a Kubeflow poll and the cluster publisher use it, and they import it there.
+_CLIENT = frozenset({"httpx", "rich"})
+
 # function -> (top-level packages it may not import, assay modules (and their submodules) it may not import)
 FORBIDDEN: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
-    "submit": (_NEVER | _FLASK, ("assay.cli", *_ON_FIRST_EVENT)),
-    "callback": (_NEVER | _FLASK, ("assay.cli", *_ON_FIRST_EVENT)),
+    "submit": (_NEVER | _FLASK | _CLIENT, ("assay.cli", *_ON_FIRST_EVENT)),
+    "callback": (_NEVER | _FLASK | _CLIENT, ("assay.cli", *_ON_FIRST_EVENT)),
     "dispatch": (
         _NEVER | _FLASK | _REST | _EVENT_DIET,
         _REST_MODULES + _ON_FIRST_EVENT + _EVENT_DIET_MODULES,

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from assay.core import Tenant
 from assay.lifecycle import Lifecycle
@@ -22,6 +20,9 @@ from assay.settings import KubeflowRegistry
 from assay.store.trigger_claims import TriggerRepository, VersionKey
 from assay.triggers.deliveries import ingest
 from assay.triggers.versions import ModelVersionEvent
+
+if TYPE_CHECKING:
+    import httpx  # imported where a registry is polled: httpx loads its command line too (rich, click)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ async def _changed_versions(client: httpx.AsyncClient, cursor: int | None) -> li
 
 async def poll_registry(ctx: Lifecycle, registry: KubeflowRegistry) -> dict[str, int]:
     """Look at one registry once; returns how many versions were handled and evaluations started."""
+    import httpx
+
     tenant = Tenant(registry.tenant)
     name = registry.name or registry.url.rstrip("/")
     triggers = TriggerRepository(ctx.database.pool, tenant)
@@ -150,6 +153,10 @@ async def poll_registry(ctx: Lifecycle, registry: KubeflowRegistry) -> dict[str,
 async def poll_kubeflow(ctx: Lifecycle) -> dict[str, int]:
     """The sweep step: poll every configured registry; one that cannot be reached waits for the next sweep."""
     totals = {"registry_versions": 0, "registry_evaluations": 0}
+    if not ctx.settings.kubeflow_registries:
+        return totals
+    import httpx
+
     for registry in ctx.settings.kubeflow_registries:
         try:
             counts = await poll_registry(ctx, registry)

@@ -15,7 +15,6 @@ from string import Template
 from typing import cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
@@ -184,6 +183,8 @@ async def _check_token(request: Request, token: str, tenant: str) -> int:
         headers["Authorization"] = f"Bearer {token}"
     if tenant:
         headers["X-Tenant"] = tenant
+    import httpx  # here, not at import: httpx loads its command line (rich, click) and only sign-in needs it
+
     base = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
     transport = httpx.ASGITransport(app=request.app)
     async with httpx.AsyncClient(transport=transport, base_url=base) as client:
