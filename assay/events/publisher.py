@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 from assay.core.events import OutboxEvent
 from assay.store import OutboxRepository, OutboxStats
@@ -24,7 +25,10 @@ class HttpSink:
         import httpx  # imported here: only the cluster publisher needs it
 
         self._url = url
-        self._client = httpx.AsyncClient(timeout=timeout)
+        # A plain-http sink (a broker's in-cluster ingress, the usual K_SINK) never does TLS, and redirects are
+        # not followed, so its client skips loading the CA bundle: 65-100 ms of a function's cold start. An
+        # https sink verifies its certificate as usual.
+        self._client = httpx.AsyncClient(timeout=timeout, verify=urlsplit(url).scheme.lower() != "http")
 
     async def deliver(self, event: OutboxEvent) -> None:
         from cloudevents.conversion import to_binary
