@@ -234,6 +234,16 @@ def _job_update(fields: tuple[str, ...]) -> bytes:
     return _job_update_sql(fields).as_bytes(None)
 
 
+# record_spawn's one statement (params: job id, runtime ref, deadline, index, attempt).
+_RECORD_SPAWN = (
+    "WITH job AS (SELECT id, set_config('synchronous_commit', 'off', true) FROM evaluations WHERE id = %s FOR UPDATE)"
+    " UPDATE benchmark_runs SET runtime_ref = %s, deadline_at = %s,"
+    " dispatched_attempt = greatest(dispatched_attempt, attempt), updated_at = now()"
+    " WHERE evaluation_id = (SELECT id FROM job) AND idx = %s AND attempt = %s"
+    " AND status NOT IN ('completed', 'failed', 'cancelled')"
+)
+
+
 @functools.cache
 def _run_update(columns: tuple[str, ...], job_fields: tuple[str, ...] | None) -> bytes:
     """A run's UPDATE of ``columns`` (params: the values, the job id, the index), led by the job's own
@@ -292,15 +302,38 @@ class EvaluationRepository:
         await cur.execute(query, [evaluation_id, *params])
         return cur
 
-    async def _lock(self, conn: AsyncConnection[Any], evaluation_id: str) -> None:
-        """Send the job's row lock as a statement of its own.
+    async def _lock(
+        self,
+        conn: AsyncConnection[Any],
+        evaluation_id: str,
+        *,
+        inbox: tuple[str, str, str] | None = None,
+        durable: bool = True,
+    ) -> AsyncCursor[Any]:
+        """Send the job's row lock as a statement of its own; the caller fetches its row (none: no such job).
 
         Under READ COMMITTED every statement reads from a snapshot taken when it starts: a read of the runs
         in the same statement as ``FOR UPDATE`` would see them as they were before waiting for the lock
         (PostgreSQL re-reads only the locked row), so a second terminal event would not see the first
-        one's committed run. The read that follows this statement starts after the lock is held."""
-        query, params = self._scoped("SELECT 1 FROM evaluations WHERE id = %s AND {scope} FOR UPDATE")
-        await conn.execute(query, [evaluation_id, *params])
+        one's committed run. The read that follows this statement starts after the lock is held.
+
+        The same statement records ``inbox`` (its row's one column says whether the event is new) and, unless
+        ``durable``, makes the transaction's commit asynchronous (``set_config(..., true)`` is ``SET LOCAL``):
+        a statement each fewer per change."""
+        commit = "set_config('synchronous_commit', 'off', true)" if not durable else "''"
+        if inbox is None:
+            template = f"SELECT TRUE, {commit} FROM evaluations WHERE id = %s AND {{scope}} FOR UPDATE"
+            params: list[Any] = [evaluation_id]
+        else:
+            # A data-modifying WITH runs exactly once, read or not; RETURNING yields a row only when inserted.
+            template = (
+                "WITH seen AS (INSERT INTO inbox (handler, source, id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+                f" RETURNING 1) SELECT EXISTS (SELECT 1 FROM seen), {commit}"
+                " FROM evaluations WHERE id = %s AND {scope} FOR UPDATE"
+            )
+            params = [*inbox, evaluation_id]
+        query, scope = self._scoped(template)
+        return await conn.execute(query, [*params, *scope])
 
     async def _load(self, conn: AsyncConnection[Any], evaluation_id: str) -> EvaluationRecord | None:
         row = await (await self._select(conn, evaluation_id)).fetchone()
@@ -394,26 +427,18 @@ class EvaluationRepository:
         ``durable=False`` commits without waiting for the WAL flush: for changes that can be derived
         again (a phase update, a dispatch mark, a settled state) should the machine itself crash.
         """
-        # Pipelined: BEGIN, the inbox insert, the lock and the read go out together, and so do the
+        # Pipelined: BEGIN, the lock (with the inbox insert) and the read go out together, and so do the
         # writes with COMMIT; a change costs two round trips.
         async with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
-            if not durable:
-                await conn.execute("SET LOCAL synchronous_commit = off")
-            seen = None
-            if inbox is not None:
-                seen = await conn.execute(
-                    "INSERT INTO inbox (handler, source, id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                    list(inbox),
-                )
-            await self._lock(conn, evaluation_id)
+            lock = await self._lock(conn, evaluation_id, inbox=inbox, durable=durable)
             cur = await self._select(conn, evaluation_id)
             await pipeline.sync()
-            row = await cur.fetchone()
-            if row is None:
+            held, row = await lock.fetchone(), await cur.fetchone()
+            if held is None or row is None:
                 yield None
                 return
             unit = LockedEvaluation(_record(row))
-            unit.duplicate = seen is not None and seen.rowcount == 0
+            unit.duplicate = not held[0]
             yield unit
             if not unit.duplicate:
                 await self._write(conn, unit)
@@ -460,20 +485,12 @@ class EvaluationRepository:
     ) -> bool:
         """Note where a run's process runs and its deadline, unless the run moved on meanwhile.
 
-        One statement, no job lock: nothing else about the job changes."""
-        async with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
-            # Not waiting for the WAL flush: after a machine crash no process of it is left anyway.
-            await conn.execute("SET LOCAL synchronous_commit = off")
-            # The job's row lock first, as every locked change takes it: no interleaving with those.
-            cur = await conn.execute(
-                "WITH job AS (SELECT id FROM evaluations WHERE id = %s FOR UPDATE)"
-                " UPDATE benchmark_runs SET runtime_ref = %s, deadline_at = %s,"
-                " dispatched_attempt = greatest(dispatched_attempt, attempt), updated_at = now()"
-                " WHERE evaluation_id = (SELECT id FROM job) AND idx = %s AND attempt = %s"
-                " AND status NOT IN ('completed', 'failed', 'cancelled')",
-                [evaluation_id, runtime_ref, deadline_at, index, attempt],
-            )
-            await pipeline.sync()
+        One statement, its own transaction: no read of the job, nothing else about it changes."""
+        async with self._pool.connection() as conn:
+            # The job's row lock first, as every locked change takes it: no interleaving with those. The same
+            # row turns the commit asynchronous (set_config(..., true) is SET LOCAL, and the UPDATE needs the
+            # row before it writes): after a machine crash no process of the run is left anyway.
+            cur = await conn.execute(_RECORD_SPAWN, [evaluation_id, runtime_ref, deadline_at, index, attempt])
             return cur.rowcount > 0
 
     async def version(self, evaluation_id: str) -> int | None:

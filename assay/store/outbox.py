@@ -41,6 +41,13 @@ def _event(row: dict[str, Any]) -> OutboxEvent:
 # A claimed row is not offered again for this long; if its deliverer died, it is redelivered after.
 _LEASE_SECONDS = 60.0
 
+# mark_published's one statement (params: the ids).
+_MARK_PUBLISHED = (
+    "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))"
+    " UPDATE outbox SET published_at = now(), attempts = attempts + 1"
+    " FROM relaxed WHERE id = ANY(%s) AND published_at IS NULL"
+)
+
 
 class OutboxRepository:
     def __init__(self, pool: AsyncConnectionPool, *, backoff_max_seconds: float = 300.0) -> None:
@@ -104,14 +111,11 @@ class OutboxRepository:
     async def mark_published(self, ids: Sequence[str]) -> None:
         if not ids:
             return
-        # Not durable: a mark lost in a machine crash means one more (idempotent) delivery.
-        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
-            await conn.execute("SET LOCAL synchronous_commit = off")
-            await conn.execute(
-                "UPDATE outbox SET published_at = now(), attempts = attempts + 1"
-                " WHERE id = ANY(%s) AND published_at IS NULL",
-                [list(ids)],
-            )
+        # Not durable: a mark lost in a machine crash means one more (idempotent) delivery. One statement, its
+        # own transaction, whose commit the joined row makes asynchronous (set_config(..., true) is SET LOCAL;
+        # a volatile WITH runs once, and before any row is written, since every written row joins it).
+        async with self._pool.connection() as conn:
+            await conn.execute(_MARK_PUBLISHED, [list(ids)])
 
     async def pending(self) -> list[tuple[str, str, int, datetime]]:
         """(id, type, attempts, created_at) of every undelivered event, for operators and tests."""
