@@ -239,6 +239,21 @@ class Tier:
         current: dict[str, Any] = wait_for(reached, timeout=WAIT, interval=0.5)
         return current
 
+    def wait_job_event(self, job: dict[str, Any], reason: str) -> dict[str, Any]:
+        """The Event with ``reason`` that a controller recorded on the Job. Unlike the Job's conditions it outlives
+        the Job: Assay removes a failed launch as soon as it has read why, often before a poll sees the Job."""
+        selector = f"involvedObject.kind=Job,involvedObject.name={job['metadata']['name']},reason={reason}"
+
+        def recorded() -> dict[str, Any] | None:
+            done = self.kube.run(
+                "get", "events", "-n", self.tenant, "--field-selector", selector, "-o", "json"
+            )
+            items: list[dict[str, Any]] = json.loads(done.stdout)["items"]
+            return items[0] if items else None
+
+        event: dict[str, Any] = wait_for(recorded, timeout=WAIT, interval=0.5)
+        return event
+
     def wait_pod(self, job: dict[str, Any]) -> dict[str, Any]:
         """The pod the real Job controller made once Kueue unsuspended the Job."""
 
