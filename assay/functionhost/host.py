@@ -27,18 +27,17 @@ from cloudevents.http import CloudEvent
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from assay.errors import Forbidden, RequestError, TemporaryError, Unauthenticated
+from assay.errors import RequestError, TemporaryError
 from assay.functionhost.app import HANDLED, Endpoint, event_app, read_event
-from assay.functionhost.senders import bearer_of, verify_sender
+from assay.functionhost.senders import SenderGate
 from assay.lifecycle import Exporter, Hub, Lifecycle, open_hub
 from assay.lifecycle.hub import RuntimeFactory
 from assay.settings import Settings
 from assay.telemetry import configure_logging, tracing
 
 if TYPE_CHECKING:
-    from assay.auth import Access
     from assay.lifecycle.ports import SweepStep
 
 log = logging.getLogger(__name__)
@@ -68,13 +67,12 @@ class CloudEventHost:
         self._settings = settings
         self._hub: Hub | None = None
         self._lock = asyncio.Lock()
-        self._access: Access | None = None
-        self._warned = False
+        self._senders = SenderGate()
 
     async def hub(self) -> Hub:
         async with self._lock:
             if self._hub is None:
-                settings = self._settings or Settings(mode="cluster")
+                settings = self.settings()
                 configure_logging(settings.log_format, settings.log_level)
                 if not settings.database_url:
                     raise TemporaryError("DATABASE_URL is not set")
@@ -88,13 +86,11 @@ class CloudEventHost:
                 )
             return self._hub
 
-    def _access_for(self, settings: Settings) -> Access:
-        if self._access is None:
-            # Imported here: only a function that checks senders (ASSAY_EVENT_SENDERS) authenticates anyone.
-            from assay.auth import build_access
-
-            self._access = build_access(settings)
-        return self._access
+    def settings(self) -> Settings:
+        """The settings given, or the environment's, read once (not at every delivery)."""
+        if self._settings is None:
+            self._settings = Settings(mode="cluster")
+        return self._settings
 
     def app(self, endpoint: Endpoint) -> Starlette:
         """The function's ASGI app (what ``uvicorn functions.<name>.main:app`` serves): ``endpoint`` answers
@@ -103,19 +99,9 @@ class CloudEventHost:
 
     async def deliver(self, request: Request, handler: Handler) -> Response:
         """An HTTP delivery from the broker: the sender checked, the CloudEvent read, the handler run."""
-        settings = self._settings or Settings(mode="cluster")
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        if settings.event_senders:
-            try:
-                await verify_sender(self._access_for(settings), bearer_of(headers), headers)
-            except (Unauthenticated, Forbidden) as exc:
-                log.warning("event delivery refused: %s", exc.message)
-                return JSONResponse({"message_code": exc.message_code, "message": exc.message}, exc.status)
-        elif not self._warned:
-            self._warned = True
-            log.warning(
-                "ASSAY_EVENT_SENDERS is not set: this function accepts events from anyone who reaches it"
-            )
+        refusal = await self._senders.refusal(self.settings(), request)
+        if refusal is not None:
+            return refusal
         event = await read_event(request)
         if isinstance(event, Response):
             return event

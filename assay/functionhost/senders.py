@@ -7,14 +7,57 @@ check senders without importing the FastAPI app.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
-from assay.errors import Forbidden, Unauthenticated
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from assay.errors import Forbidden, TemporaryError, Unauthenticated
 
 if TYPE_CHECKING:  # assay.auth is imported by the function that checks senders, on its first event
     from assay.auth import Access, Principal
+    from assay.settings import Settings
 
-__all__ = ["bearer_of", "verify_sender"]
+__all__ = ["SenderGate", "bearer_of", "verify_sender"]
+
+log = logging.getLogger(__name__)
+
+
+class SenderGate:
+    """An event function's check of who delivers, before the event is read: with ``ASSAY_EVENT_SENDERS`` set,
+    :func:`verify_sender` (401/403 otherwise); without it, a warning at the first delivery that anyone who
+    reaches the function may deliver (docs/security.md). Every event function passes its requests here."""
+
+    def __init__(self) -> None:
+        self._access: Access | None = None
+        self._warned = False
+
+    async def refusal(self, settings: Settings, request: Request) -> Response | None:
+        """The answer refusing this delivery, or None to go on."""
+        if not settings.event_senders:
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "ASSAY_EVENT_SENDERS is not set: this function accepts events from anyone who reaches it"
+                )
+            return None
+        if self._access is None:
+            # Imported here: only a function that checks senders authenticates anyone.
+            from assay.auth import build_access
+
+            self._access = build_access(settings)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            await verify_sender(self._access, bearer_of(headers), headers)
+        except (Unauthenticated, Forbidden) as exc:
+            log.warning("event delivery refused: %s", exc.message)
+            return JSONResponse({"message_code": exc.message_code, "message": exc.message}, exc.status)
+        except TemporaryError as exc:  # the cluster could not review the token now: the broker delivers again
+            log.warning("event delivery deferred: %s", exc.message)
+            body = {"message_code": exc.message_code, "message": exc.message}
+            return JSONResponse(body, 503, headers={"Retry-After": "5"})
+        return None
 
 
 def bearer_of(headers: dict[str, str]) -> str | None:

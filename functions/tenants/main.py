@@ -28,6 +28,7 @@ from starlette.responses import Response
 
 from assay.core.events import KUBERNETES_RESOURCE_EVENTS
 from assay.functionhost.app import HANDLED, event_app, read_event
+from assay.functionhost.senders import SenderGate
 from assay.settings import Settings
 from assay.telemetry import configure_logging
 
@@ -43,15 +44,22 @@ class Host:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
+        self.senders = SenderGate()
         self._onboarding: Onboarding | None = None
         self._lock = asyncio.Lock()
+
+    def settings_now(self) -> Settings:
+        """The settings given, or the environment's, read once."""
+        if self.settings is None:
+            self.settings = Settings(mode="cluster")
+        return self.settings
 
     async def onboarding(self) -> Onboarding:
         async with self._lock:
             if self._onboarding is None:
                 from assay.runtimes.kubernetes.onboarding import Onboarding
 
-                settings = self.settings or Settings(mode="cluster")
+                settings = self.settings_now()
                 configure_logging(settings.log_format, settings.log_level)
                 self._onboarding = Onboarding(settings)
             return self._onboarding
@@ -95,7 +103,11 @@ async def onboard(event: CloudEvent) -> None:
 
 
 async def tenants(request: Request) -> Response:
-    """A CloudEvent from the broker (binary or structured): 200 once onboarding has applied it."""
+    """A CloudEvent from the broker (binary or structured): 200 once onboarding has applied it. Who sent it is
+    checked first, as in every event function: this one creates RoleBindings and queues."""
+    refusal = await host.senders.refusal(host.settings_now(), request)
+    if refusal is not None:
+        return refusal
     event = await read_event(request)
     if isinstance(event, Response):
         return event

@@ -256,11 +256,13 @@ def test_the_sweep_republishes_what_the_broker_missed(
         assert conn.execute("SELECT published_at IS NOT NULL FROM outbox").fetchone() == (True,)
 
 
+@pytest.mark.parametrize("name", ["aggregate", "tenants"])
 def test_a_function_that_checks_senders_refuses_a_delivery_without_the_brokers_token(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """With ``ASSAY_EVENT_SENDERS`` set, the function builds its sender check on the first delivery (assay.auth
-    is not imported before) and refuses one without a bearer token before reading the event or opening its hub."""
+    is not imported before) and refuses one without a bearer token before reading the event or opening its hub
+    (tenants, which creates RoleBindings and queues, before its Kubernetes client)."""
     kubeconfig = tmp_path / "kubeconfig"  # the TokenReview client is built, never called: no token to review
     kubeconfig.write_text(
         '{"apiVersion": "v1", "kind": "Config", "current-context": "c",'
@@ -271,8 +273,13 @@ def test_a_function_that_checks_senders_refuses_a_delivery_without_the_brokers_t
     monkeypatch.setenv("ASSAY_EVENT_SENDERS", "system:serviceaccount:knative-eventing:*")
     monkeypatch.setenv("ASSAY_K8S_KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv("DATABASE_URL", f"postgresql://nobody@127.0.0.1:{free_port()}/none")  # never reached
-    app, _ = _function("aggregate")
-    with TestClient(app) as aggregate:
-        answer = _benchmark_finished(aggregate)
+    app, _ = _function(name)
+    with TestClient(app) as function:
+        answer = _benchmark_finished(function)
         assert answer.status_code == 401
         assert answer.json()["message_code"] == "unauthorized"
+        # A token the cluster cannot review now (its API server is down): deferred, for the broker to deliver again.
+        headers, body = to_binary(CloudEvent({"type": BENCHMARK_FINISHED, "source": "/test"}, {}))
+        deferred = function.post("/", headers={**headers, "Authorization": "Bearer some-token"}, content=body)
+        assert deferred.status_code == 503, deferred.text
+        assert deferred.headers["retry-after"] == "5"
