@@ -17,7 +17,7 @@ from assay.auth import Access, build_access
 from assay.http import catalogue, deadletters, jobs, openapi, ops, triggers
 from assay.http.auth import AccessMiddleware
 from assay.http.errors import install_error_handlers
-from assay.http.middleware import RequestMiddleware
+from assay.http.middleware import JsonPolicyMiddleware, RequestMiddleware
 from assay.lifecycle import Exporter, open_hub
 from assay.settings import Settings
 from assay.store import Database, default_config_dir, sync_system_catalogue, watch_system_catalogue
@@ -164,6 +164,7 @@ def create_app(
     if jobs.router in routers:
         app.router.routes[0:0] = jobs.polled_routes()  # matched before anything else (see there)
     openapi.describe(app)  # /openapi.json as the API behaves (assay/http/openapi.py)
+    app.add_middleware(JsonPolicyMiddleware)  # inside authentication: added first, it runs after it
     app.add_middleware(AccessMiddleware, access=access, settings=settings)
     if settings.cors_origins:  # none by default: a page on another origin cannot drive the API
         app.add_middleware(

@@ -1,4 +1,5 @@
-"""ASGI middleware: request id, body-size limit, Prometheus metrics and the access log."""
+"""ASGI middleware: request id, body-size limit, Prometheus metrics and the access log (outermost), and the JSON
+policy (inside authentication: an anonymous caller's body is never parsed)."""
 
 from __future__ import annotations
 
@@ -55,11 +56,6 @@ class RequestMiddleware:
                 too_large = PayloadTooLarge(f"The request body is larger than {self.max_body} bytes")
                 await error_response_for(too_large, rid)(scope, receive, tracked_send)
                 return
-            # The JSON policy (assay.http.edge): NaN, Infinity and NUL are refused before any route runs.
-            body_receive, refusal = await screen_request(scope, body_receive)
-            if refusal is not None:
-                await error_response_for(refusal, rid)(scope, receive, tracked_send)
-                return
             await self.app(scope, body_receive, tracked_send)
         finally:
             elapsed = time.perf_counter() - started
@@ -106,6 +102,26 @@ class RequestMiddleware:
             if not message.get("more_body", False):
                 break
         return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+
+
+class JsonPolicyMiddleware:
+    """The JSON policy (:mod:`assay.http.edge`): NaN, Infinity and NUL are refused before any route runs. It sits
+    inside :class:`~assay.http.auth.AccessMiddleware`, so only an authenticated, authorised request's body is
+    parsed for it; :class:`RequestMiddleware` has already bounded and buffered the body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        screened, refusal = await screen_request(scope, receive)
+        if refusal is not None:
+            rid = scope.get("state", {}).get("request_id") or str(uuid.uuid4())
+            await error_response_for(refusal, rid)(scope, screened, send)
+            return
+        await self.app(scope, screened, send)
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
