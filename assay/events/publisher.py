@@ -6,11 +6,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from assay.core.events import OutboxEvent
 from assay.store import OutboxRepository, OutboxStats
 from assay.telemetry import tracing
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -19,16 +23,25 @@ _MARK_LINGER_SECONDS = 0.02
 
 
 class HttpSink:
-    """Posts events to a Knative broker (the ``K_SINK`` a SinkBinding injects) in binary content mode."""
+    """Posts events to a Knative broker (the ``K_SINK`` a SinkBinding injects) in binary content mode. Its HTTP
+    client is built on the first delivery: a function whose first event publishes nothing (dispatch, usually)
+    does not import httpx for it."""
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
-        import httpx  # imported here: only the cluster publisher needs it
-
         self._url = url
-        # A plain-http sink (a broker's in-cluster ingress, the usual K_SINK) never does TLS, and redirects are
-        # not followed, so its client skips loading the CA bundle: 65-100 ms of a function's cold start. An
-        # https sink verifies its certificate as usual.
-        self._client = httpx.AsyncClient(timeout=timeout, verify=urlsplit(url).scheme.lower() != "http")
+        self._timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx  # imported here: only the cluster publisher needs it
+
+            # A plain-http sink (a broker's in-cluster ingress, the usual K_SINK) never does TLS, and redirects
+            # are not followed, so its client skips loading the CA bundle (65-100 ms); an https sink verifies
+            # its certificate as usual.
+            verify = urlsplit(self._url).scheme.lower() != "http"
+            self._client = httpx.AsyncClient(timeout=self._timeout, verify=verify)
+        return self._client
 
     async def deliver(self, event: OutboxEvent) -> None:
         from cloudevents.conversion import to_binary
@@ -36,12 +49,13 @@ class HttpSink:
         from assay.events.broker import to_cloudevent
 
         headers, body = to_binary(to_cloudevent(event))
-        response = await self._client.post(self._url, headers=headers, content=body)
+        response = await self._http().post(self._url, headers=headers, content=body)
         if response.status_code >= 300:
             raise RuntimeError(f"broker answered {response.status_code}: {response.text[:200]}")
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
 
 class Publisher:
