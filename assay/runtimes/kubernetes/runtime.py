@@ -44,6 +44,7 @@ from assay.runtimes.kubernetes.objects import (
     owned_by,
     read_hardware_profile,
 )
+from assay.runtimes.kubernetes.rest import DELETE_IN_BACKGROUND, BatchV1, CoreV1, CustomObjects
 from assay.runtimes.kubernetes.watch import (
     CREDENTIALS_SECRET_REFUSED,
     FAILED_MOUNT,
@@ -159,9 +160,10 @@ class KubernetesRuntime(ApiUser):
     ) -> None:
         super().__init__(settings, configuration)
         self._signer = signer
-        self._core = kubernetes.client.CoreV1Api(self._client)
-        self._batch = kubernetes.client.BatchV1Api(self._client)
-        self._custom = kubernetes.client.CustomObjectsApi(self._client)
+        # By path through the client's ApiClient: the generated API classes would import their models (rest.py).
+        self._core = CoreV1(self._client)
+        self._batch = BatchV1(self._client)
+        self._custom = CustomObjects(self._client)
         self._queues_seen: dict[tuple[str, str], float] = {}
         self._limits = WatchLimits(
             admission_timeout=settings.k8s_admission_timeout_seconds,
@@ -464,7 +466,7 @@ class KubernetesRuntime(ApiUser):
                 call,
                 name,
                 namespace,
-                body=kubernetes.client.V1DeleteOptions(propagation_policy="Background"),
+                body=DELETE_IN_BACKGROUND,
                 _preload_content=False,
             )
         except ApiException as exc:

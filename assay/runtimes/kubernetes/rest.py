@@ -1,0 +1,194 @@
+"""The few Kubernetes API operations the runtime makes, through the official client's ``ApiClient`` by path.
+
+The generated API classes (``CoreV1Api``, ``BatchV1Api``, ``CustomObjectsApi``) import their pydantic models when
+first used: 0.7 s of the first event of dispatch and sweep, and 40 MiB, for answers the runtime reads as raw JSON
+anyway (``docs/performance.md``). These classes keep the generated methods' names and arguments, so call sites and
+the permission analysis of ``tests/manifests/code_permissions.py`` read the same, and do what the generated methods
+do underneath: ``ApiClient.param_serialize`` (the configuration's host, bearer token and TLS) and ``call_api``, with
+a non-2xx answer raised as :class:`~kubernetes.client.exceptions.ApiException`. ``_preload_content=False`` returns
+the raw HTTP response, as the generated methods do; otherwise its JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kubernetes.client.api_client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+__all__ = ["DELETE_IN_BACKGROUND", "BatchV1", "CoreV1", "CustomObjects"]
+
+DELETE_IN_BACKGROUND: Mapping[str, str] = {
+    "apiVersion": "v1",
+    "kind": "DeleteOptions",
+    "propagationPolicy": "Background",
+}
+"""The delete options the runtime sends: dependents (a Job's pods, ConfigMap, Secret) go in the background."""
+
+
+class _Resource:
+    def __init__(self, client: ApiClient) -> None:
+        self._client = client
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        preload: bool = True,
+    ) -> Any:
+        """``path`` names its ``{params}``, which the client quotes into it (as the generated methods do)."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        request = self._client.param_serialize(
+            method=method,
+            resource_path=path,
+            path_params=dict(params),
+            query_params=list(query),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self._client.call_api(*request)
+        response.read()  # type: ignore[no-untyped-call]  # the client's RESTResponse: the body, kept in .data
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        if not preload:
+            return response.response
+        return json.loads(response.data) if response.data else {}
+
+    def _list(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        preload: bool,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> Any:
+        return self._call(
+            "GET", path, params, query=_selectors(label_selector, field_selector), preload=preload
+        )
+
+    def _delete(self, path: str, namespace: str, name: str, body: Any, preload: bool) -> Any:
+        return self._call("DELETE", path, {"namespace": namespace, "name": name}, body=body, preload=preload)
+
+
+def _selectors(label_selector: str | None, field_selector: str | None) -> list[tuple[str, str]]:
+    query = []
+    if label_selector is not None:
+        query.append(("labelSelector", label_selector))
+    if field_selector is not None:
+        query.append(("fieldSelector", field_selector))
+    return query
+
+
+_NS = "/api/v1/namespaces/{namespace}"
+_JOBS = "/apis/batch/v1/namespaces/{namespace}/jobs"
+_CUSTOM = "/apis/{group}/{version}/namespaces/{namespace}/{plural}"
+
+
+class CoreV1(_Resource):
+    """``/api/v1``: ConfigMaps, Secrets, Pods and Events in a namespace."""
+
+    def create_namespaced_config_map(
+        self, namespace: str, body: Any, *, _preload_content: bool = True
+    ) -> Any:
+        return self._call(
+            "POST", f"{_NS}/configmaps", {"namespace": namespace}, body=body, preload=_preload_content
+        )
+
+    def create_namespaced_secret(self, namespace: str, body: Any, *, _preload_content: bool = True) -> Any:
+        return self._call(
+            "POST", f"{_NS}/secrets", {"namespace": namespace}, body=body, preload=_preload_content
+        )
+
+    def read_namespaced_secret(self, name: str, namespace: str, *, _preload_content: bool = True) -> Any:
+        params = {"namespace": namespace, "name": name}
+        return self._call("GET", f"{_NS}/secrets/{{name}}", params, preload=_preload_content)
+
+    def list_namespaced_config_map(
+        self, namespace: str, *, label_selector: str | None = None, _preload_content: bool = True
+    ) -> Any:
+        return self._list(f"{_NS}/configmaps", {"namespace": namespace}, _preload_content, label_selector)
+
+    def list_namespaced_secret(
+        self, namespace: str, *, label_selector: str | None = None, _preload_content: bool = True
+    ) -> Any:
+        return self._list(f"{_NS}/secrets", {"namespace": namespace}, _preload_content, label_selector)
+
+    def list_namespaced_pod(
+        self, namespace: str, *, label_selector: str | None = None, _preload_content: bool = True
+    ) -> Any:
+        return self._list(f"{_NS}/pods", {"namespace": namespace}, _preload_content, label_selector)
+
+    def list_namespaced_event(
+        self, namespace: str, *, field_selector: str | None = None, _preload_content: bool = True
+    ) -> Any:
+        return self._list(f"{_NS}/events", {"namespace": namespace}, _preload_content, None, field_selector)
+
+    def delete_namespaced_config_map(
+        self, name: str, namespace: str, *, body: Any = None, _preload_content: bool = True
+    ) -> Any:
+        return self._delete(f"{_NS}/configmaps/{{name}}", namespace, name, body, _preload_content)
+
+    def delete_namespaced_secret(
+        self, name: str, namespace: str, *, body: Any = None, _preload_content: bool = True
+    ) -> Any:
+        return self._delete(f"{_NS}/secrets/{{name}}", namespace, name, body, _preload_content)
+
+
+class BatchV1(_Resource):
+    """``/apis/batch/v1``: Jobs in a namespace."""
+
+    def create_namespaced_job(self, namespace: str, body: Any, *, _preload_content: bool = True) -> Any:
+        return self._call("POST", _JOBS, {"namespace": namespace}, body=body, preload=_preload_content)
+
+    def read_namespaced_job(self, name: str, namespace: str, *, _preload_content: bool = True) -> Any:
+        params = {"namespace": namespace, "name": name}
+        return self._call("GET", f"{_JOBS}/{{name}}", params, preload=_preload_content)
+
+    def list_namespaced_job(
+        self, namespace: str, *, label_selector: str | None = None, _preload_content: bool = True
+    ) -> Any:
+        return self._list(_JOBS, {"namespace": namespace}, _preload_content, label_selector)
+
+    def delete_namespaced_job(
+        self, name: str, namespace: str, *, body: Any = None, _preload_content: bool = True
+    ) -> Any:
+        return self._delete(f"{_JOBS}/{{name}}", namespace, name, body, _preload_content)
+
+
+class CustomObjects(_Resource):
+    """``/apis/{group}/{version}``: namespaced custom resources (Kueue's, HardwareProfiles)."""
+
+    def get_namespaced_custom_object(
+        self,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        name: str,
+        *,
+        _preload_content: bool = True,
+    ) -> Any:
+        params = {"group": group, "version": version, "namespace": namespace, "plural": plural, "name": name}
+        return self._call("GET", f"{_CUSTOM}/{{name}}", params, preload=_preload_content)
+
+    def list_namespaced_custom_object(
+        self,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        *,
+        label_selector: str | None = None,
+        _preload_content: bool = True,
+    ) -> Any:
+        params = {"group": group, "version": version, "namespace": namespace, "plural": plural}
+        return self._list(_CUSTOM, params, _preload_content, label_selector)
