@@ -113,10 +113,10 @@ def test_event_functions_host_through_functionhost(function: str) -> None:
     assert {"assay.functionhost", "assay.lifecycle", "starlette.requests", "cloudevents.http"} <= modules
 
 
-def test_the_kubernetes_runtime_does_not_load_the_clients_generated_apis(tmp_path: Path) -> None:
-    """dispatch and sweep build the Kubernetes runtime on their first event: it reaches the API through the
-    client's ApiClient by path (assay/runtimes/kubernetes/rest.py), so none of the generated API classes, and
-    none of the pydantic models they import (0.7 s and 40 MiB of that first event), are loaded."""
+def test_the_kubernetes_runtime_and_onboarding_do_not_load_the_clients_generated_apis(tmp_path: Path) -> None:
+    """dispatch and sweep build the Kubernetes runtime on their first event, tenants its onboarding: both reach the
+    API through the client's ApiClient by path (assay/runtimes/kubernetes/rest.py), so none of the generated API
+    classes, and none of the pydantic models they import (0.7 s and 25-40 MiB of that first event), are loaded."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         '{"apiVersion": "v1", "kind": "Config", "current-context": "c",'
@@ -126,9 +126,12 @@ def test_the_kubernetes_runtime_does_not_load_the_clients_generated_apis(tmp_pat
     )
     probe = (
         "import json, sys\n"
+        "from assay.runtimes.kubernetes.onboarding import Onboarding\n"
         "from assay.runtimes.kubernetes.runtime import KubernetesRuntime\n"
         "from assay.settings import Settings\n"
-        f"KubernetesRuntime(Settings(mode='cluster', k8s_kubeconfig={str(kubeconfig)!r}), None)\n"
+        f"settings = Settings(mode='cluster', k8s_kubeconfig={str(kubeconfig)!r})\n"
+        "KubernetesRuntime(settings, None)\n"
+        "Onboarding(settings)\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     out = subprocess.run(

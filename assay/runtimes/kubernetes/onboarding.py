@@ -8,14 +8,14 @@ the official client in a worker thread, as the runtime's do.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
+from assay.runtimes.kubernetes.rest import Objects
 from assay.runtimes.kubernetes.runtime import KUEUE_GROUP, KUEUE_VERSION, ApiUser
 from assay.runtimes.kubernetes.tenants import (
     LABEL_ONBOARDED,
@@ -28,7 +28,6 @@ from assay.runtimes.kubernetes.tenants import (
 from assay.settings import Settings
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
 @dataclass
@@ -42,11 +41,22 @@ class Outcome:
     removed: int = 0
 
 
-def _body(response: Any) -> dict[str, Any]:
-    if isinstance(response, dict):
-        return response
-    data: dict[str, Any] = json.loads(response.data)
-    return data
+# Where each kind onboarding makes lives (``tenants.tenant_objects``): its collection's path.
+_COLLECTIONS = {
+    "RoleBinding": "/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
+    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies",
+    "ConfigMap": "/api/v1/namespaces/{namespace}/configmaps",
+    "LocalQueue": f"/apis/{KUEUE_GROUP}/{KUEUE_VERSION}/namespaces/{{namespace}}/localqueues",
+    "ClusterQueue": f"/apis/{KUEUE_GROUP}/{KUEUE_VERSION}/clusterqueues",
+}
+_NAMESPACES = "/api/v1/namespaces"
+
+
+def _where(obj: dict[str, Any]) -> tuple[str, dict[str, str], str]:
+    """(collection path, its parameters, name) of ``obj``."""
+    collection = _COLLECTIONS[obj["kind"]]
+    params = {"namespace": obj["metadata"]["namespace"]} if "{namespace}" in collection else {}
+    return collection, params, obj["metadata"]["name"]
 
 
 class Onboarding(ApiUser):
@@ -56,140 +66,25 @@ class Onboarding(ApiUser):
         self, settings: Settings, configuration: kubernetes.client.Configuration | None = None
     ) -> None:
         super().__init__(settings, configuration)
-        self._core = kubernetes.client.CoreV1Api(self._client)
-        self._rbac = kubernetes.client.RbacAuthorizationV1Api(self._client)
-        self._networking = kubernetes.client.NetworkingV1Api(self._client)
-        self._custom = kubernetes.client.CustomObjectsApi(self._client)
+        # By path through the client's ApiClient, as the runtime: the generated API classes would import their
+        # models (about 0.7 s of the tenants function's first event; assay/runtimes/kubernetes/rest.py).
+        self._objects = Objects(self._client)
 
     # -- one object, any kind -----------------------------------------------------------------------------
 
     async def _read(self, obj: dict[str, Any]) -> dict[str, Any]:
-        name, namespace = obj["metadata"]["name"], obj["metadata"].get("namespace")
-        kind = obj["kind"]
-        if kind == "RoleBinding":
-            return _body(
-                await self._call(
-                    self._rbac.read_namespaced_role_binding, name, namespace, _preload_content=False
-                )
-            )
-        if kind == "NetworkPolicy":
-            return _body(
-                await self._call(
-                    self._networking.read_namespaced_network_policy, name, namespace, _preload_content=False
-                )
-            )
-        if kind == "ConfigMap":
-            return _body(
-                await self._call(
-                    self._core.read_namespaced_config_map, name, namespace, _preload_content=False
-                )
-            )
-        if kind == "LocalQueue":
-            return _body(
-                await self._call(
-                    self._custom.get_namespaced_custom_object,
-                    KUEUE_GROUP,
-                    KUEUE_VERSION,
-                    namespace,
-                    "localqueues",
-                    name,
-                )
-            )
-        return _body(
-            await self._call(
-                self._custom.get_cluster_custom_object, KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", name
-            )
-        )
+        found: dict[str, Any] = await self._call(self._objects.read, *_where(obj))
+        return found
 
     async def _create(self, obj: dict[str, Any]) -> None:
-        namespace, kind = obj["metadata"].get("namespace"), obj["kind"]
-        if kind == "RoleBinding":
-            await self._call(
-                self._rbac.create_namespaced_role_binding, namespace, obj, _preload_content=False
-            )
-        elif kind == "NetworkPolicy":
-            await self._call(
-                self._networking.create_namespaced_network_policy, namespace, obj, _preload_content=False
-            )
-        elif kind == "ConfigMap":
-            await self._call(self._core.create_namespaced_config_map, namespace, obj, _preload_content=False)
-        elif kind == "LocalQueue":
-            await self._call(
-                self._custom.create_namespaced_custom_object,
-                KUEUE_GROUP,
-                KUEUE_VERSION,
-                namespace,
-                "localqueues",
-                obj,
-            )
-        else:
-            await self._call(
-                self._custom.create_cluster_custom_object, KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", obj
-            )
+        collection, params, _ = _where(obj)
+        await self._call(self._objects.create, collection, params, obj)
 
     async def _replace(self, obj: dict[str, Any]) -> None:
-        name, namespace, kind = obj["metadata"]["name"], obj["metadata"].get("namespace"), obj["kind"]
-        if kind == "RoleBinding":
-            await self._call(
-                self._rbac.replace_namespaced_role_binding, name, namespace, obj, _preload_content=False
-            )
-        elif kind == "NetworkPolicy":
-            await self._call(
-                self._networking.replace_namespaced_network_policy,
-                name,
-                namespace,
-                obj,
-                _preload_content=False,
-            )
-        elif kind == "ConfigMap":
-            await self._call(
-                self._core.replace_namespaced_config_map, name, namespace, obj, _preload_content=False
-            )
-        elif kind == "LocalQueue":
-            await self._call(
-                self._custom.replace_namespaced_custom_object,
-                KUEUE_GROUP,
-                KUEUE_VERSION,
-                namespace,
-                "localqueues",
-                name,
-                obj,
-            )
-        else:
-            await self._call(
-                self._custom.replace_cluster_custom_object,
-                KUEUE_GROUP,
-                KUEUE_VERSION,
-                "clusterqueues",
-                name,
-                obj,
-            )
+        await self._call(self._objects.replace, *_where(obj), obj)
 
     async def _delete(self, obj: dict[str, Any]) -> None:
-        name, namespace, kind = obj["metadata"]["name"], obj["metadata"].get("namespace"), obj["kind"]
-        if kind == "RoleBinding":
-            await self._call(
-                self._rbac.delete_namespaced_role_binding, name, namespace, _preload_content=False
-            )
-        elif kind == "NetworkPolicy":
-            await self._call(
-                self._networking.delete_namespaced_network_policy, name, namespace, _preload_content=False
-            )
-        elif kind == "ConfigMap":
-            await self._call(self._core.delete_namespaced_config_map, name, namespace, _preload_content=False)
-        elif kind == "LocalQueue":
-            await self._call(
-                self._custom.delete_namespaced_custom_object,
-                KUEUE_GROUP,
-                KUEUE_VERSION,
-                namespace,
-                "localqueues",
-                name,
-            )
-        else:
-            await self._call(
-                self._custom.delete_cluster_custom_object, KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", name
-            )
+        await self._call(self._objects.delete, *_where(obj))
 
     async def _ensure(self, want: dict[str, Any], outcome: Outcome) -> None:
         try:
@@ -232,7 +127,7 @@ class Onboarding(ApiUser):
         found: dict[str, Any] | None = None
         if not deleted:
             try:
-                found = _body(await self._call(self._core.read_namespace, namespace, _preload_content=False))
+                found = await self._call(self._objects.read, _NAMESPACES, {}, namespace)
             except ApiException as exc:
                 if exc.status != 404:
                     raise
@@ -261,19 +156,15 @@ class Onboarding(ApiUser):
 
     async def resync(self) -> list[Outcome]:
         """Every tenant namespace, and every namespace that was one (a ClusterQueue onboarding made)."""
-        namespaces = _body(await self._call(self._core.list_namespace, _preload_content=False))["items"]
+        namespaces = (await self._call(self._objects.list, _NAMESPACES, {}))["items"]
         names = {
             n["metadata"]["name"]
             for n in namespaces
             if any(k in TENANT_LABELS for k in (n["metadata"].get("labels") or {}))
         }
-        queues = _body(
+        queues = (
             await self._call(
-                self._custom.list_cluster_custom_object,
-                KUEUE_GROUP,
-                KUEUE_VERSION,
-                "clusterqueues",
-                label_selector=LABEL_ONBOARDED,
+                self._objects.list, _COLLECTIONS["ClusterQueue"], {}, label_selector=LABEL_ONBOARDED
             )
         )["items"]
         existing = {n["metadata"]["name"] for n in namespaces}

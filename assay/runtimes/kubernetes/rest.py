@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes.client.api_client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-__all__ = ["DELETE_IN_BACKGROUND", "BatchV1", "CoreV1", "CustomObjects"]
+__all__ = ["DELETE_IN_BACKGROUND", "BatchV1", "CoreV1", "CustomObjects", "Objects"]
 
 DELETE_IN_BACKGROUND: Mapping[str, str] = {
     "apiVersion": "v1",
@@ -192,3 +192,23 @@ class CustomObjects(_Resource):
     ) -> Any:
         params = {"group": group, "version": version, "namespace": namespace, "plural": plural}
         return self._list(_CUSTOM, params, _preload_content, label_selector)
+
+
+class Objects(_Resource):
+    """Objects of any kind by their collection's path (``{namespace}`` in it for a namespaced kind): what tenant
+    onboarding reads, creates, replaces and deletes. Answers are the API server's JSON."""
+
+    def read(self, collection: str, params: Mapping[str, str], name: str) -> Any:
+        return self._call("GET", f"{collection}/{{name}}", {**params, "name": name})
+
+    def create(self, collection: str, params: Mapping[str, str], body: Any) -> Any:
+        return self._call("POST", collection, params, body=body)
+
+    def replace(self, collection: str, params: Mapping[str, str], name: str, body: Any) -> Any:
+        return self._call("PUT", f"{collection}/{{name}}", {**params, "name": name}, body=body)
+
+    def delete(self, collection: str, params: Mapping[str, str], name: str) -> Any:
+        return self._call("DELETE", f"{collection}/{{name}}", {**params, "name": name})
+
+    def list(self, collection: str, params: Mapping[str, str], *, label_selector: str | None = None) -> Any:
+        return self._list(collection, params, True, label_selector)
