@@ -5,8 +5,6 @@ these check, in a transaction of the test's, that each one leaves its transactio
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,23 +13,12 @@ from psycopg import AsyncConnection
 from assay.core import Tenant
 from assay.core.events import OutboxEvent
 from assay.core.plan import Plan, PlannedBenchmark
-from assay.store import Database, EvaluationRecord, migrate
+from assay.store import Database, EvaluationRecord
 from assay.store.evaluations import _RECORD_SPAWN, insert_events
 from assay.store.outbox import _MARK_PUBLISHED
+from tests.store.test_job_list_store import run
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def run(database_url: str, scenario: Callable[[Database], Awaitable[None]]) -> None:
-    async def main() -> None:
-        await migrate(database_url)
-        database = await Database.open(database_url)
-        try:
-            await scenario(database)
-        finally:
-            await database.close()
-
-    asyncio.run(main())
 
 
 def job(evaluation_id: str) -> EvaluationRecord:
