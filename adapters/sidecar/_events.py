@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 from starlette.responses import JSONResponse, Response
 
-from adapters.retry import Backoff
+from adapters.retry import Backoff, retry_after_seconds
 from adapters.sidecar._config import EvalHubSettings
 from adapters.sidecar._forwarding import TokenFile
 
@@ -171,7 +171,8 @@ class EventForwarder:
                 return self._buffer(event, reason, failed=True, acknowledged=True)
             if is_transient(answer.status_code):
                 reason = f"the hub answered {answer.status_code}"
-                return self._buffer(event, reason, failed=True, acknowledged=True)
+                wait = retry_after_seconds(answer.headers.get("retry-after"))
+                return self._buffer(event, reason, failed=True, acknowledged=True, retry_after=wait)
             self.delivered += 1
             passed = {k: v for k, v in answer.headers.items() if k.lower() == "content-type"}
             return Response(answer.content, status_code=answer.status_code, headers=passed)
@@ -184,8 +185,17 @@ class EventForwarder:
             _Event(job_id, body, headers), "reported by the sidecar", failed=False, acknowledged=False
         )
 
-    def _buffer(self, event: _Event, reason: str, *, failed: bool, acknowledged: bool) -> Response:
-        """Queue ``event`` behind the job's earlier ones; ``acknowledged``: the adapter is told it is taken.
+    def _buffer(
+        self,
+        event: _Event,
+        reason: str,
+        *,
+        failed: bool,
+        acknowledged: bool,
+        retry_after: float | None = None,
+    ) -> Response:
+        """Queue ``event`` behind the job's earlier ones; ``acknowledged``: the adapter is told it is taken;
+        ``retry_after``: the hub's ``Retry-After`` with the failed attempt, which the first retry waits.
 
         With a spool, an event the adapter is told was taken is on disk first: the local hub reads the spool,
         not this process, to know whether a finished run's events are still on their way. One that cannot
@@ -207,23 +217,25 @@ class EventForwarder:
         worker = self._workers.get(event.job_id)
         if worker is None or worker.done():
             self._workers[event.job_id] = asyncio.create_task(
-                self._drain(event.job_id, reason if failed else None), name=f"sidecar-events-{event.job_id}"
+                self._drain(event.job_id, reason if failed else None, retry_after),
+                name=f"sidecar-events-{event.job_id}",
             )
         return JSONResponse(
             {"message": f"buffered: {reason}; the sidecar delivers it when the hub accepts it"},
             status_code=202,
         )
 
-    async def _drain(self, job_id: str, failure: str | None) -> None:
+    async def _drain(self, job_id: str, failure: str | None, retry_after: float | None = None) -> None:
         """Deliver the job's queue head first; ``failure`` says the synchronous attempt just failed, so the
-        first try waits a backoff too."""
+        first try waits a backoff too (or the hub's ``retry_after``)."""
         queue = self._queues[job_id]
         failures = 0
         if failure is not None:
             failures = 1
-            await self._back_off(failures, job_id, failure)
+            await self._back_off(failures, job_id, failure, retry_after)
         while queue:
             event = queue[0]
+            retry_after = None
             try:
                 answer = await self._client.post(
                     self._url(job_id),
@@ -233,6 +245,7 @@ class EventForwarder:
                 )
                 status: int | None = answer.status_code
                 detail = f"status {status}"
+                retry_after = retry_after_seconds(answer.headers.get("retry-after"))
             except httpx.HTTPError as exc:
                 status, detail = None, repr(exc)
             if status is not None and not is_transient(status):
@@ -251,14 +264,19 @@ class EventForwarder:
                     )
                 continue
             failures += 1
-            await self._back_off(failures, job_id, detail)
+            await self._back_off(failures, job_id, detail, retry_after)
         del self._queues[job_id]
         self._workers.pop(job_id, None)
 
-    async def _back_off(self, failures: int, job_id: str, detail: str) -> None:
-        delay = self._backoff.delay(
-            failures, at_most=_FLUSH_RETRY_SECONDS if self._flushing.is_set() else None
-        )
+    async def _back_off(
+        self, failures: int, job_id: str, detail: str, retry_after: float | None = None
+    ) -> None:
+        """Wait before retry number ``failures``: the hub's ``Retry-After`` when it gave one (at most the longest
+        backoff, so a hub cannot park a job's events), else the backoff; while flushing, briefly either way."""
+        at_most = _FLUSH_RETRY_SECONDS if self._flushing.is_set() else None
+        if retry_after is not None:
+            retry_after = min(retry_after, at_most if at_most is not None else self._settings.retry_max)
+        delay = self._backoff.delay(failures, retry_after=retry_after, at_most=at_most)
         logger.warning(
             "delivering events of job %s failed (%s); retry %d in %.2fs", job_id, detail, failures, delay
         )

@@ -70,6 +70,25 @@ def test_later_events_queue_behind_buffered_ones(
     ]
 
 
+def test_the_hubs_retry_after_is_waited_for(tmp_path: Path, start_sidecar, recorder: EventRecorder) -> None:
+    """A hub that answers 503 with ``Retry-After`` (its database is down) is asked again no sooner than it said,
+    for the adapter's own attempt and for the sidecar's retries, though the sidecar's backoff is far shorter."""
+    busy = (503, {"Retry-After": "1"})
+    recorder.plan(busy, busy)
+    config = local_config(tmp_path, recorder.url)
+    config["eval_hub"]["retry_initial"] = "10ms"
+    config["eval_hub"]["retry_max"] = "5s"  # caps a Retry-After; the backoff alone would retry in 10-20 ms
+    sidecar = start_sidecar(config)
+    answer = httpx.post(
+        f"{sidecar.url}/api/v1/evaluations/jobs/job1/events", json=_event("running"), timeout=30
+    )
+    assert answer.status_code == 202  # buffered
+    recorder.wait_for(lambda events: len(events) == 1)
+    arrivals = [r.arrived for r in recorder.requests]
+    assert [r.answer for r in recorder.requests] == [503, 503, 204]
+    assert arrivals[1] - arrivals[0] >= 1.0 and arrivals[2] - arrivals[1] >= 1.0, arrivals
+
+
 def test_the_hubs_own_answer_is_passed_back(tmp_path: Path, start_sidecar, recorder: EventRecorder) -> None:
     recorder.missing_jobs.add("ghost")
     sidecar = start_sidecar(local_config(tmp_path, recorder.url))
