@@ -113,10 +113,11 @@ def test_event_functions_host_through_functionhost(function: str) -> None:
     assert {"assay.functionhost", "assay.lifecycle", "starlette.requests", "cloudevents.http"} <= modules
 
 
-def test_the_kubernetes_runtime_and_onboarding_do_not_load_the_clients_generated_apis(tmp_path: Path) -> None:
-    """dispatch and sweep build the Kubernetes runtime on their first event, tenants its onboarding: both reach the
-    API through the client's ApiClient by path (assay/runtimes/kubernetes/rest.py), so none of the generated API
-    classes, and none of the pydantic models they import (0.7 s and 25-40 MiB of that first event), are loaded."""
+def test_the_kubernetes_clients_do_not_load_the_generated_apis(tmp_path: Path) -> None:
+    """dispatch and sweep build the Kubernetes runtime on their first event, tenants its onboarding, submit and
+    callback the TokenReview authenticator on their first request (``ASSAY_AUTH_MODE=kubernetes``): all reach the
+    API through the client's ApiClient by path (assay/kubeapi.py), so none of the generated API classes, and none
+    of the pydantic models they import (0.7 s and 25-40 MiB of that first event), are loaded."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         '{"apiVersion": "v1", "kind": "Config", "current-context": "c",'
@@ -126,17 +127,19 @@ def test_the_kubernetes_runtime_and_onboarding_do_not_load_the_clients_generated
     )
     probe = (
         "import json, sys\n"
+        "from assay.auth._kubernetes import KubernetesGuard\n"
         "from assay.runtimes.kubernetes.onboarding import Onboarding\n"
         "from assay.runtimes.kubernetes.runtime import KubernetesRuntime\n"
         "from assay.settings import Settings\n"
         f"settings = Settings(mode='cluster', k8s_kubeconfig={str(kubeconfig)!r})\n"
         "KubernetesRuntime(settings, None)\n"
         "Onboarding(settings)\n"
+        "KubernetesGuard(settings)\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, env=os.environ
     )
     modules = json.loads(out.stdout.strip().splitlines()[-1])
-    assert "assay.runtimes.kubernetes.rest" in modules
+    assert "assay.kubeapi" in modules
     assert [m for m in modules if m.startswith(("kubernetes.client.api.", "kubernetes.client.models."))] == []

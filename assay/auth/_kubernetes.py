@@ -17,6 +17,7 @@ from assay.auth._cache import TtlCache
 from assay.auth._guards import token_digest
 from assay.auth._model import Permission, Principal
 from assay.errors import TemporaryError, Unauthenticated
+from assay.kubeapi import Objects
 from assay.settings import Settings
 
 __all__ = ["KubernetesGuard", "SenderCheck"]
@@ -37,10 +38,15 @@ def api_client(settings: Settings) -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient(configuration)
 
 
+_TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
+_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+
+
 class _Reviews:
     def __init__(self, client: kubernetes.client.ApiClient, cache_seconds: float) -> None:
-        self._authn = kubernetes.client.AuthenticationV1Api(client)
-        self._authz = kubernetes.client.AuthorizationV1Api(client)
+        # By path through the client's ApiClient (assay.kubeapi): the generated AuthenticationV1Api and
+        # AuthorizationV1Api would import their models on the first authenticated request.
+        self._objects = Objects(client)
         self._tokens: TtlCache[tuple[str, str | None], Principal | None] = TtlCache(cache_seconds)
         self._decisions: TtlCache[tuple[Any, ...], bool] = TtlCache(cache_seconds)
 
@@ -53,22 +59,22 @@ class _Reviews:
             spec["audiences"] = [audience]
         body: Any = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
         try:
-            answer = await asyncio.to_thread(self._authn.create_token_review, body)
+            answer = await asyncio.to_thread(self._objects.create, _TOKEN_REVIEWS, {}, body)
         except kubernetes.client.ApiException as exc:
             log.warning("TokenReview failed with HTTP %s", exc.status)
             raise TemporaryError("The cluster could not review the token now") from None
         except Exception as exc:  # connection errors of urllib3
             log.warning("TokenReview failed: %s", type(exc).__name__)
             raise TemporaryError("The cluster could not review the token now") from None
-        status = answer.status
+        status = answer.get("status") or {}
         principal: Principal | None = None
-        if status is not None and status.authenticated and status.user is not None:
-            user = status.user
+        if status.get("authenticated") and status.get("user"):
+            user = status["user"]
             principal = Principal(
-                subject=str(user.username),
-                groups=tuple(user.groups or ()),
-                uid=user.uid,
-                extra={k: tuple(v) for k, v in (user.extra or {}).items()},
+                subject=str(user.get("username")),
+                groups=tuple(user.get("groups") or ()),
+                uid=user.get("uid"),
+                extra={k: tuple(v) for k, v in (user.get("extra") or {}).items()},
             )
         self._tokens.put(key, principal)
         return principal
@@ -88,11 +94,11 @@ class _Reviews:
             spec["resourceAttributes"] = attributes
         body: Any = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
         try:
-            answer = await asyncio.to_thread(self._authz.create_subject_access_review, body)
+            answer = await asyncio.to_thread(self._objects.create, _ACCESS_REVIEWS, {}, body)
         except Exception as exc:
             log.warning("SubjectAccessReview failed: %s", type(exc).__name__)
             raise TemporaryError("The cluster could not authorise the request now") from None
-        decision = bool(answer.status is not None and answer.status.allowed)
+        decision = bool((answer.get("status") or {}).get("allowed"))
         self._decisions.put(key, decision)
         return decision
 

@@ -15,7 +15,7 @@ from typing import Any
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
-from assay.runtimes.kubernetes.rest import Objects
+from assay.kubeapi import Objects
 from assay.runtimes.kubernetes.runtime import KUEUE_GROUP, KUEUE_VERSION, ApiUser
 from assay.runtimes.kubernetes.tenants import (
     LABEL_ONBOARDED,
@@ -67,7 +67,7 @@ class Onboarding(ApiUser):
     ) -> None:
         super().__init__(settings, configuration)
         # By path through the client's ApiClient, as the runtime: the generated API classes would import their
-        # models (about 0.7 s of the tenants function's first event; assay/runtimes/kubernetes/rest.py).
+        # models (about 0.7 s of the tenants function's first event; assay.kubeapi).
         self._objects = Objects(self._client)
 
     # -- one object, any kind -----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 
 from assay.core.credentials import LaunchSigner
 from assay.core.plan import PlannedBenchmark
+from assay.kubeapi import DELETE_IN_BACKGROUND, BatchV1, CoreV1, CustomObjects
 from assay.runtimes.kubernetes.objects import (
     HARDWARE_PROFILE_GROUP,
     HARDWARE_PROFILE_NOT_FOUND,
@@ -44,7 +45,6 @@ from assay.runtimes.kubernetes.objects import (
     owned_by,
     read_hardware_profile,
 )
-from assay.runtimes.kubernetes.rest import DELETE_IN_BACKGROUND, BatchV1, CoreV1, CustomObjects
 from assay.runtimes.kubernetes.watch import (
     CREDENTIALS_SECRET_REFUSED,
     FAILED_MOUNT,
@@ -160,7 +160,7 @@ class KubernetesRuntime(ApiUser):
     ) -> None:
         super().__init__(settings, configuration)
         self._signer = signer
-        # By path through the client's ApiClient: the generated API classes would import their models (rest.py).
+        # By path through the client's ApiClient: the generated API classes would import their models (assay.kubeapi).
         self._core = CoreV1(self._client)
         self._batch = BatchV1(self._client)
         self._custom = CustomObjects(self._client)

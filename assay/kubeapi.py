@@ -1,11 +1,12 @@
-"""The few Kubernetes API operations the runtime makes, through the official client's ``ApiClient`` by path.
+"""The Kubernetes API operations Assay makes, through the official client's ``ApiClient`` by path: the runtime's
+(dispatch and sweep), tenant onboarding's and the authenticator's reviews.
 
-The generated API classes (``CoreV1Api``, ``BatchV1Api``, ``CustomObjectsApi``) import their pydantic models when
-first used: 0.7 s of the first event of dispatch and sweep, and 40 MiB, for answers the runtime reads as raw JSON
-anyway (``docs/performance.md``). These classes keep the generated methods' names and arguments, so call sites and
-the permission analysis of ``tests/manifests/code_permissions.py`` read the same, and do what the generated methods
-do underneath: ``ApiClient.param_serialize`` (the configuration's host, bearer token and TLS) and ``call_api``, with
-a non-2xx answer raised as :class:`~kubernetes.client.exceptions.ApiException`. ``_preload_content=False`` returns
+The generated API classes (``CoreV1Api``, ``BatchV1Api``, ``CustomObjectsApi``, ...) import their pydantic models
+when first used: 0.7 s of a function's first event and 25-40 MiB, for answers Assay reads as raw JSON anyway
+(``docs/performance.md``). These classes keep the generated methods' names and arguments, so call sites and the
+permission analysis of ``tests/manifests/code_permissions.py`` read the same, and do what the generated methods do
+underneath: ``ApiClient.param_serialize`` (the configuration's host, bearer token and TLS) and ``call_api``, with a
+non-2xx answer raised as :class:`~kubernetes.client.exceptions.ApiException`. ``_preload_content=False`` returns
 the raw HTTP response, as the generated methods do; otherwise its JSON.
 """
 
