@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from assay.errors import RequestError, TemporaryError
-from assay.functionhost.app import HANDLED, Endpoint, event_app, read_event
+from assay.functionhost.app import HANDLED, Endpoint, event_app
 from assay.functionhost.senders import SenderGate
 from assay.lifecycle import Exporter, Hub, Lifecycle, open_hub
 from assay.lifecycle.hub import RuntimeFactory
@@ -99,10 +99,7 @@ class CloudEventHost:
 
     async def deliver(self, request: Request, handler: Handler) -> Response:
         """An HTTP delivery from the broker: the sender checked, the CloudEvent read, the handler run."""
-        refusal = await self._senders.refusal(self.settings(), request)
-        if refusal is not None:
-            return refusal
-        event = await read_event(request)
+        event = await self._senders.admit(self.settings(), request)
         if isinstance(event, Response):
             return event
         await self(handler, event)

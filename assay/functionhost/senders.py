@@ -14,8 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from assay.errors import Forbidden, TemporaryError, Unauthenticated
+from assay.functionhost.app import read_event
 
 if TYPE_CHECKING:  # assay.auth is imported by the function that checks senders, on its first event
+    from cloudevents.http import CloudEvent
+
     from assay.auth import Access, Principal
     from assay.settings import Settings
 
@@ -33,7 +36,13 @@ class SenderGate:
         self._access: Access | None = None
         self._warned = False
 
-    async def refusal(self, settings: Settings, request: Request) -> Response | None:
+    async def admit(self, settings: Settings, request: Request) -> CloudEvent | Response:
+        """The delivery's CloudEvent once its sender is checked, or the answer refusing it (the sender's 401, 403
+        or 503, or the 400 of a body that is no CloudEvent)."""
+        refusal = await self._refusal(settings, request)
+        return refusal if refusal is not None else await read_event(request)
+
+    async def _refusal(self, settings: Settings, request: Request) -> Response | None:
         """The answer refusing this delivery, or None to go on."""
         if not settings.event_senders:
             if not self._warned:

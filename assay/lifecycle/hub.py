@@ -149,8 +149,7 @@ async def start_local_hub(
 ) -> Hub:
     """Everything in one process: in-process broker, event delivery and retries, local runtime, periodic sweep;
     ``exporter`` (from a caller allowed mlflow and oras) exports finished jobs; ``sidecar``: one already spawned
-    (``assay up``), else
-    :func:`~assay.runtimes.sidecar.local_sidecar`'s.
+    (``assay up``), else :func:`~assay.runtimes.sidecar.local_sidecar`'s.
 
     A first sweep runs at once, so work interrupted by a crash (a SIGKILLed hub) is recovered:
     undelivered events go out, queued runs are launched again, runs whose process was lost fail

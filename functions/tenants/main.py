@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from assay.core.events import KUBERNETES_RESOURCE_EVENTS
-from assay.functionhost.app import HANDLED, event_app, read_event
+from assay.functionhost.app import HANDLED, event_app
 from assay.functionhost.senders import SenderGate
 from assay.settings import Settings
 from assay.telemetry import configure_logging
@@ -105,10 +105,7 @@ async def onboard(event: CloudEvent) -> None:
 async def tenants(request: Request) -> Response:
     """A CloudEvent from the broker (binary or structured): 200 once onboarding has applied it. Who sent it is
     checked first, as in every event function: this one creates RoleBindings and queues."""
-    refusal = await host.senders.refusal(host.settings_now(), request)
-    if refusal is not None:
-        return refusal
-    event = await read_event(request)
+    event = await host.senders.admit(host.settings_now(), request)
     if isinstance(event, Response):
         return event
     await onboard(event)
