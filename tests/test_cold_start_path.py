@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -72,13 +73,19 @@ FORBIDDEN: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
 }
 
 _PROBE = (
-    "import importlib, json, sys; importlib.import_module(sys.argv[1]); "
-    "print(json.dumps(sorted(sys.modules)))"
+    "import gc, importlib, json, sys; importlib.import_module(sys.argv[1]); "
+    "print(json.dumps({'modules': sorted(sys.modules), 'gc': gc.isenabled(), 'frozen': gc.get_freeze_count()}))"
 )
 
 
 def imported_by(function: str) -> set[str]:
     """The modules a fresh interpreter holds after importing ``functions.<function>.main``."""
+    return set(probe(function)["modules"])
+
+
+def probe(function: str) -> dict[str, Any]:
+    """What a fresh interpreter holds after importing ``functions.<function>.main``: its modules, whether the
+    cyclic garbage collector is on, and how many objects are frozen out of its reach."""
     env = {
         **os.environ,
         "DATABASE_URL": "postgresql://unused/unused",  # never connected to at import
@@ -93,7 +100,7 @@ def imported_by(function: str) -> set[str]:
         text=True,
         check=True,
     )
-    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+    return cast(dict[str, Any], json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 @pytest.mark.parametrize("function", sorted(FORBIDDEN))
@@ -103,6 +110,16 @@ def test_function_imports_only_what_it_serves(function: str) -> None:
     packages, prefixes = FORBIDDEN[function]
     assert sorted({m.split(".")[0] for m in modules} & packages) == []
     assert sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes)) == []
+
+
+@pytest.mark.parametrize("function", sorted(FORBIDDEN))
+def test_function_imports_without_the_collector_and_serves_with_it(function: str) -> None:
+    """functions/__init__.py turns the cyclic collector off for the imports; the main module turns it back on
+    once its app is built, with what the imports built frozen (so a later full collection does not walk it).
+    A main module that forgot would leave a function serving without cycle collection."""
+    state = probe(function)
+    assert state["gc"] is True
+    assert state["frozen"] > 20_000
 
 
 @pytest.mark.parametrize("function", ["dispatch", "aggregate", "sweep"])

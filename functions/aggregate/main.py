@@ -17,6 +17,7 @@ from starlette.responses import Response
 from assay.functionhost import CloudEventHost
 from assay.lifecycle import Exporter, handlers
 from assay.settings import Settings
+from functions import started
 
 
 def exporter(settings: Settings) -> Exporter:
@@ -35,3 +36,4 @@ async def aggregate(request: Request) -> Response:
 
 
 app = host.app(aggregate)
+started()

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from assay.functionhost import CloudEventHost
 from assay.lifecycle import Runtime, handlers
 from assay.settings import Settings
+from functions import started
 
 
 def runtime(settings: Settings) -> Runtime | None:
@@ -40,3 +41,4 @@ async def dispatch(request: Request) -> Response:
 
 
 app = host.app(dispatch)
+started()

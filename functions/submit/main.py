@@ -9,13 +9,12 @@ environment (``DATABASE_URL``, ``K_SINK``, ``ASSAY_*``). Run it as Knative does:
 
 from __future__ import annotations
 
-import gc
-
 from fastapi import FastAPI
 
 from assay.http import SUBMIT, create_app
 from assay.settings import Settings
 from assay.telemetry import configure_logging
+from functions import started
 
 
 def build(settings: Settings | None = None) -> FastAPI:
@@ -25,6 +24,4 @@ def build(settings: Settings | None = None) -> FastAPI:
 
 
 app = build()
-# As assay up does: what the import built lives as long as the process, so a full collection need not walk it
-# (about 60 ms over the app's start-up objects, every so often on some request).
-gc.freeze()
+started()

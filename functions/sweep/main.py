@@ -21,6 +21,7 @@ from starlette.responses import Response
 from assay.functionhost import CloudEventHost
 from assay.lifecycle import Exporter, Runtime, SweepStep, handlers
 from assay.settings import Settings
+from functions import started
 
 
 def runtime(settings: Settings) -> Runtime | None:
@@ -55,3 +56,4 @@ async def sweep(request: Request) -> Response:
 
 
 app = host.app(sweep)
+started()

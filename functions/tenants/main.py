@@ -31,6 +31,7 @@ from assay.functionhost.app import HANDLED, event_app
 from assay.functionhost.senders import SenderGate
 from assay.settings import Settings
 from assay.telemetry import configure_logging
+from functions import started
 
 if TYPE_CHECKING:
     from assay.runtimes.kubernetes.onboarding import Onboarding
@@ -113,3 +114,4 @@ async def tenants(request: Request) -> Response:
 
 
 app = event_app(tenants, host.close)
+started()
