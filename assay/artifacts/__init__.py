@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 __all__ = [
     "ANNOTATION_BENCHMARK_ID",
     "ANNOTATION_JOB_ID",
@@ -92,6 +90,7 @@ class OciRegistry:
     def _client(self, host: str) -> Any:
         """An oras Registry for ``host``: Basic auth when the registry challenges with Basic (htpasswd),
         the token flow otherwise; credentials from the docker config; no retry loop; a request timeout."""
+        import httpx  # on the first push, as oras: the hub's start does not wait for either
         import oras.provider  # type: ignore[import-untyped, unused-ignore]
 
         backend = "token"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import json
 import logging
 import os
@@ -20,9 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # imported by start(): ``assay up`` spawns the sidecar before it imports the rest
-    import httpx
-
+if TYPE_CHECKING:
     from assay.settings import Settings
 
 __all__ = ["LocalSidecar", "SidecarOptions", "local_sidecar"]
@@ -67,9 +66,6 @@ class LocalSidecar:
         self._process: subprocess.Popen[bytes] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
-        # One client for the hub's whole life (readiness probes): building one per call loaded the CA bundle
-        # into a fresh SSL context each time.
-        self._client: httpx.AsyncClient | None = None
         self.url = ""
 
     def spawn(self) -> None:
@@ -100,10 +96,6 @@ class LocalSidecar:
 
     async def start(self) -> str:
         """Spawn the process unless :meth:`spawn` did, wait until it answers, then keep it running."""
-        import httpx
-
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=2.0)
         if self._process is None or self._process.poll() is not None:
             self.spawn()
         await self._ready()
@@ -111,25 +103,21 @@ class LocalSidecar:
         return self.url
 
     async def _ready(self) -> None:
-        import httpx
-
         work = self._options.work_dir
         port_file = work / "sidecar.port"
         deadline = asyncio.get_running_loop().time() + _READY_SECONDS
-        client = self._client
-        if client is None or self._process is None:
-            raise RuntimeError("LocalSidecar.start() creates the client and spawns before it waits")
+        if self._process is None:
+            raise RuntimeError("LocalSidecar.start() spawns before it waits")
         while True:
             if self._process.poll() is not None:
                 raise RuntimeError(
                     f"the sidecar exited with {self._process.returncode}; see {work / 'sidecar.log'}"
                 )
             if port_file.is_file() and (text := port_file.read_text().strip()):
-                url = f"http://127.0.0.1:{int(text)}"
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{url}/health")).status_code == 200:
-                        self.url = url
-                        return
+                port = int(text)
+                if await asyncio.to_thread(_answers, port):
+                    self.url = f"http://127.0.0.1:{port}"
+                    return
             if asyncio.get_running_loop().time() > deadline:
                 self._kill()
                 raise RuntimeError(
@@ -189,18 +177,28 @@ class LocalSidecar:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
         try:
-            process = self._process
-            if process is None or process.poll() is not None:
-                return
-            process.terminate()
-            try:
-                await asyncio.wait_for(asyncio.to_thread(process.wait), grace_seconds)
-            except TimeoutError:
-                self._kill()
-        finally:
-            if self._client is not None:
-                await self._client.aclose()
+            await asyncio.wait_for(asyncio.to_thread(process.wait), grace_seconds)
+        except TimeoutError:
+            self._kill()
+
+
+def _answers(port: int) -> bool:
+    """Whether the sidecar on loopback ``port`` answers ``GET /health`` with 200. The standard library's client:
+    httpx (and for a client of its own, its CA bundle) was 0.1 s of every ``assay up`` before the hub answered,
+    for one plain-HTTP request to 127.0.0.1."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
+    try:
+        connection.request("GET", "/health")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
 
 
 def local_sidecar(settings: Settings) -> LocalSidecar | None:

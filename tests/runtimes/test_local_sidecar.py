@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from assay.runtimes.sidecar import LocalSidecar, SidecarOptions
+from assay.runtimes.sidecar import LocalSidecar, SidecarOptions, _answers
 from tests.support.net import free_port
 
 
@@ -22,21 +22,24 @@ def _options(tmp_path: Path, hub_url: str = "http://127.0.0.1:9") -> SidecarOpti
     )
 
 
-def test_one_client_serves_the_probes_and_closes_with_the_sidecar(tmp_path: Path) -> None:
+def test_start_waits_for_the_sidecar_and_close_stops_it(tmp_path: Path) -> None:
+    """start() returns once the sidecar answers its health probe (the standard library's client, on loopback:
+    nothing to import or load for it); finished runs with nothing on the way drain from the spool; close()
+    stops the process."""
+
     async def scenario() -> None:
         sidecar = LocalSidecar(_options(tmp_path))
-        await sidecar.start()
+        url = await sidecar.start()
         try:
-            client = sidecar._client
-            assert isinstance(client, httpx.AsyncClient) and not client.is_closed
-            # Finished runs with nothing on the way: answered from the spool, without asking the sidecar.
+            assert url == sidecar.url and url.startswith("http://127.0.0.1:")
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(f"{url}/health")).status_code == 200
             drained = await asyncio.gather(*(sidecar.drain(f"job-{i}", timeout=1.0) for i in range(5)))
             assert drained == [0] * 5
-            assert sidecar._client is client
         finally:
             await sidecar.close(grace_seconds=10.0)
-        assert client.is_closed
         assert sidecar._process is not None and sidecar._process.poll() is not None
+        assert not _answers(int(url.rsplit(":", 1)[1]))  # a closed port is "not ready", not an error
 
     asyncio.run(asyncio.wait_for(scenario(), 60.0))
 
