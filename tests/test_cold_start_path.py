@@ -55,7 +55,18 @@ _CLIENT = frozenset({"httpx", "rich"})
 # function -> (top-level packages it may not import, assay modules (and their submodules) it may not import)
 FORBIDDEN: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "submit": (_NEVER | _FLASK | _CLIENT, ("assay.cli", *_ON_FIRST_EVENT)),
-    "callback": (_NEVER | _FLASK | _CLIENT, ("assay.cli", *_ON_FIRST_EVENT)),
+    # The callback function builds only its own routes (assay.http.app.routers): none of the REST API's.
+    "callback": (
+        _NEVER | _FLASK | _CLIENT,
+        (
+            "assay.cli",
+            *_ON_FIRST_EVENT,
+            "assay.http.jobs",
+            "assay.http.catalogue",
+            "assay.http.policies",
+            "assay.ui.routes",
+        ),
+    ),
     "dispatch": (
         _NEVER | _FLASK | _REST | _EVENT_DIET,
         _REST_MODULES + _ON_FIRST_EVENT + _EVENT_DIET_MODULES,

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from assay import __version__, ui
+from assay import __version__
 from assay import triggers as trigger_steps
 from assay.auth import Access, build_access
-from assay.http import catalogue, deadletters, jobs, openapi, ops, triggers
+from assay.http import openapi, ops
 from assay.http.auth import AccessMiddleware
 from assay.http.errors import install_error_handlers
 from assay.http.middleware import JsonPolicyMiddleware, RequestMiddleware
@@ -22,32 +22,31 @@ from assay.lifecycle import Exporter, open_hub
 from assay.settings import Settings
 from assay.store import Database, default_config_dir, sync_system_catalogue, watch_system_catalogue
 from assay.telemetry import Metrics
-from assay.ui import SessionCookies
+from assay.ui.session import SessionCookies
 
 if TYPE_CHECKING:
     from assay.runtimes.sidecar import LocalSidecar
 
 log = logging.getLogger(__name__)
 
-SUBMIT: Sequence[APIRouter] = (
-    jobs.router,
-    catalogue.router,
-    triggers.policies_router,
-    triggers.ingress_router,
-    ui.router,  # the dashboard at /ui (docs/dashboard.md)
-)
-# The callback function is also the broker's dead-letter sink (assay/http/deadletters.py says why).
-CALLBACK: Sequence[APIRouter] = (jobs.events_router, deadletters.router, triggers.registry_router)
-HUB: Sequence[APIRouter] = (
-    jobs.events_router,
-    deadletters.router,
-    jobs.router,
-    catalogue.router,
-    triggers.policies_router,
-    triggers.ingress_router,
-    triggers.registry_router,
-    ui.router,  # the dashboard at /ui (docs/dashboard.md)
-)
+Role = Literal["submit", "callback", "hub"]
+
+
+def routers(role: Role) -> list[APIRouter]:
+    """What an app of ``role`` serves besides the operations surface. The routers' modules are imported here, so
+    a function builds only its own routes: the callback function none of the REST API's."""
+    from assay.http import callbacks, deadletters, triggers
+
+    if role == "callback":
+        # The broker's dead-letter sink too (assay/http/deadletters.py says why), and the registries' events.
+        return [callbacks.router, deadletters.router, triggers.registry_router]
+    from assay import ui
+    from assay.http import catalogue, jobs, policies
+
+    api = [jobs.router, catalogue.router, policies.router, triggers.ingress_router]
+    if role == "submit":
+        return [*api, ui.router]  # the dashboard at /ui (docs/dashboard.md)
+    return [callbacks.router, deadletters.router, *api, triggers.registry_router, ui.router]
 
 
 def _lifespan(
@@ -114,7 +113,7 @@ def _lifespan(
 
 def create_app(
     settings: Settings,
-    routers: Sequence[APIRouter] = HUB,
+    role: Role = "hub",
     *,
     load_catalogue: bool = True,
     lifecycle: Literal["local", "function"] | None = None,
@@ -122,7 +121,8 @@ def create_app(
     access: Access | None = None,
     sidecar: LocalSidecar | None = None,
 ) -> FastAPI:
-    """An app serving ``routers`` plus the operations surface over the database in ``settings``.
+    """An app serving what ``role`` does (:func:`routers`) plus the operations surface over the database in
+    ``settings``.
 
     On start it migrates the schema, starts the lifecycle (``local``: the whole hub in this process
     with its in-process broker, runtime and sweep; ``function``: one Knative function that publishes
@@ -159,9 +159,11 @@ def create_app(
     app.state.access = access
     install_error_handlers(app)
     app.include_router(ops.router)
-    for router in routers:
+    for router in routers(role):
         app.include_router(router)
-    if jobs.router in routers:
+    if role != "callback":
+        from assay.http import jobs
+
         app.router.routes[0:0] = jobs.polled_routes()  # matched before anything else (see there)
     openapi.describe(app)  # /openapi.json as the API behaves (assay/http/openapi.py)
     app.add_middleware(JsonPolicyMiddleware)  # inside authentication: added first, it runs after it

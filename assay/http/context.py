@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 from urllib.parse import urlencode
 
 from fastapi import Request
@@ -15,6 +15,14 @@ from assay.errors import FieldError, Forbidden, InvalidQuery
 from assay.settings import Settings
 from assay.store import Database, Groups, Sort, TenantStore
 from assay.telemetry import tenant_var, user_var
+
+if TYPE_CHECKING:
+    from assay.lifecycle import Hub, Lifecycle
+
+
+def lifecycle_of(request: Request) -> Lifecycle:
+    """The lifecycle of the hub the app's lifespan opened."""
+    return cast("Hub", request.app.state.hub).lifecycle
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Evaluation jobs (EvalHub v1): submit, list, get, cancel/delete, retry, logs, and the events callback."""
+"""Evaluation jobs (EvalHub v1): submit, list, get, cancel/delete, retry, logs (the events callback: callbacks.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from starlette.types import Scope
 
 from assay import triggers
 from assay.api.job_resource import Job, JobPage
-from assay.api.jobs import JobRequest, StatusEvent
+from assay.api.jobs import JobRequest
 from assay.auth import Access, Permission
 from assay.core.catalogue import unscaled_warning
 from assay.core.compare import Tolerance, compare
@@ -41,14 +41,14 @@ from assay.http.context import (
     boolean,
     caller,
     groups,
+    lifecycle_of,
     number,
     paging,
-    principal_of,
     settings_of,
     strict_query,
 )
 from assay.http.errors import checks_references
-from assay.lifecycle import Hub, Lifecycle, jobs, progress
+from assay.lifecycle import jobs
 from assay.runtimes import read_log_bounded
 from assay.store import EvaluationQuery, EvaluationRecord
 from assay.telemetry import tracing
@@ -56,7 +56,6 @@ from assay.telemetry import tracing
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/evaluations", tags=["jobs"])
-events_router = APIRouter(prefix="/api/v1/evaluations", tags=["callbacks"])
 CallerDep = Annotated[Caller, Depends(caller)]
 
 _LIST_PARAMS = (
@@ -71,10 +70,6 @@ _LIST_PARAMS = (
     "collection_id",
 )
 _LOG_PARAMS = ("tail_lines", "timestamps", "since_seconds")
-
-
-def lifecycle_of(request: Request) -> Lifecycle:
-    return cast(Hub, request.app.state.hub).lifecycle
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -631,38 +626,4 @@ async def benchmark_logs(
     return _log_response(*await asyncio.to_thread(_benchmark_log, request, record, index, options, most))
 
 
-@events_router.post("/jobs/{job_id}/events", status_code=204, response_class=Response)
-async def post_event(job_id: str, request: Request, event: StatusEvent) -> None:
-    """The adapter callback (through the sidecar), accepted only with this launch's credential: it names the
-    tenant, the job, the benchmark indices and the attempt the launch runs. Events of an attempt that is no
-    longer current, and late events for a finished job, are acknowledged and ignored (EvalHub answered 409,
-    which a broker or retrying sidecar would retry forever)."""
-    principal = principal_of(request)
-    claims = principal.launch if principal is not None else None
-    if claims is None:  # the access middleware lets nothing else through; refuse rather than trust
-        raise Forbidden("Status events need a launch credential")
-    status = event.benchmark_status_event
-    attempt = claims.attempt_of(status.benchmark_index)
-    if attempt is None:
-        raise Forbidden(
-            f"This launch does not run benchmark index {status.benchmark_index} of job {job_id}",
-            errors=[
-                FieldError(
-                    "benchmark_status_event.benchmark_index", "forbidden", "not this launch's benchmark"
-                )
-            ],
-        )
-    with tracing.span(
-        "callback",
-        lambda: {
-            "assay.evaluation.id": job_id,
-            "assay.benchmark.index": status.benchmark_index,
-            "assay.benchmark.status": status.status,
-        },
-        parent=request.headers,
-        kind="server",
-    ):
-        await progress.record_event(lifecycle_of(request), job_id, claims.tenant, status, attempt=attempt)
-
-
-__all__ = ["events_router", "job_document", "router"]
+__all__ = ["job_document", "router"]

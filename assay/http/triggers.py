@@ -1,41 +1,25 @@
-"""Evaluation policies (EvalHub-style CRUD) and the trigger ingress: registry CloudEvents, MLflow, GitHub
-and GitLab webhooks. Every ingress authenticates first (401), names its tenant (``?tenant=``; 403 when
-the tenant is unknown or has no secret), parses (400 naming the field), and only then creates anything:
-202 with the job ids it started, 200 for a duplicate or an event that starts nothing (with the reason)."""
+"""The trigger ingress: registry CloudEvents, MLflow, GitHub and GitLab webhooks (the policies they evaluate:
+policies.py). Every ingress authenticates first (401), names its tenant (``?tenant=``; 403 when the tenant is
+unknown or has no secret), parses (400 naming the field), and only then creates anything: 202 with the job ids
+it started, 200 for a duplicate or an event that starts nothing (with the reason)."""
 
 from __future__ import annotations
 
 import hmac
 import json
 import time
-import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import cast
 
 from cloudevents.exceptions import GenericException as CloudEventError
 from cloudevents.http import from_http
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from assay.api.policies import Policy, PolicyPage, PolicySpec
 from assay.auth import Access, Permission
-from assay.core import Tenant, apply_patch, parse_model
+from assay.core import Tenant
 from assay.errors import FieldError, Forbidden, InvalidJSON, InvalidRequest, Unauthenticated, UnknownTenant
-from assay.http.context import (
-    Caller,
-    boolean,
-    caller,
-    database_of,
-    groups,
-    page_links,
-    paging,
-    principal_of,
-    settings_of,
-    strict_query,
-)
-from assay.http.jobs import lifecycle_of
-from assay.store import TenantStore
-from assay.store.policies import PolicyRecord, PolicyRepository
+from assay.http.context import lifecycle_of, principal_of, settings_of, strict_query
 from assay.triggers import (
     Ignored,
     ModelVersionEvent,
@@ -45,115 +29,15 @@ from assay.triggers import (
     parse_gitlab,
     parse_mlflow,
     parse_registry_event,
-    policy_document,
     verify_github,
     verify_gitlab,
     verify_mlflow,
 )
 from assay.triggers.signatures import github_signature
 
-policies_router = APIRouter(prefix="/api/v1/evaluations", tags=["policies"])
 ingress_router = APIRouter(prefix="/api/v1", tags=["triggers"])
 # Registry CloudEvents come from the broker inside the cluster: served by the cluster-local callback service.
 registry_router = APIRouter(prefix="/api/v1", tags=["triggers"])
-CallerDep = Annotated[Caller, Depends(caller)]
-
-POLICY_PATCHABLE = ("name", "description", "tags", "enabled", "rule", "action", "baseline", "gate")
-
-
-# --- policies -----------------------------------------------------------------------------------------
-
-
-def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _document(record: PolicyRecord) -> dict[str, Any]:
-    resource = {
-        "id": record.id,
-        "tenant": record.tenant,
-        "owner": record.owner,
-        "file": record.file,
-        "created_at": _timestamp(record.created_at),
-        "updated_at": _timestamp(record.updated_at),
-    }
-    return {"resource": {k: v for k, v in resource.items() if v is not None}, **record.spec}
-
-
-def _repository(who: Caller, request: Request) -> PolicyRepository:
-    return PolicyRepository(database_of(request).pool, who.tenant)
-
-
-async def _checked(store: TenantStore, request: Request, spec: PolicySpec) -> dict[str, Any]:
-    return await policy_document(store, spec, settings_of(request).runtime)
-
-
-@policies_router.get(
-    "/policies",
-    response_model=PolicyPage,
-    response_model_exclude_none=True,
-    dependencies=[Depends(strict_query("limit", "offset", "name", "enabled"))],
-)
-async def list_policies(request: Request, who: CallerDep) -> dict[str, Any]:
-    page = paging(request, settings_of(request).catalogue_default_limit)
-    enabled = boolean(request, "enabled", True) if "enabled" in request.query_params else None
-    records, total = await _repository(who, request).list(
-        name=groups(request, "name"), enabled=enabled, limit=page.limit, offset=page.offset
-    )
-    return {
-        **page_links(request, page, total),
-        "limit": page.limit,
-        "total_count": total,
-        "items": [_document(r) for r in records],
-    }
-
-
-@policies_router.post("/policies", status_code=201, response_model=Policy, response_model_exclude_none=True)
-async def create_policy(
-    spec: PolicySpec, request: Request, response: Response, who: CallerDep
-) -> dict[str, Any]:
-    document = await _checked(who.store, request, spec)
-    policy_id = spec.id or str(uuid.uuid4())
-    record = await _repository(who, request).create(policy_id, who.user, document)
-    response.headers["Location"] = f"{policies_router.prefix}/policies/{policy_id}"
-    return _document(record)
-
-
-@policies_router.get("/policies/{policy_id}", response_model=Policy, response_model_exclude_none=True)
-async def get_policy(policy_id: str, request: Request, who: CallerDep) -> dict[str, Any]:
-    return _document(await _repository(who, request).get(policy_id))
-
-
-@policies_router.put("/policies/{policy_id}", response_model=Policy, response_model_exclude_none=True)
-async def replace_policy(
-    policy_id: str, spec: PolicySpec, request: Request, who: CallerDep
-) -> dict[str, Any]:
-    async def replace(_: PolicyRecord) -> dict[str, Any]:
-        return await _checked(who.store, request, spec)
-
-    return _document(await _repository(who, request).update(policy_id, replace))
-
-
-@policies_router.patch("/policies/{policy_id}", response_model=Policy, response_model_exclude_none=True)
-async def patch_policy(
-    policy_id: str,
-    request: Request,
-    who: CallerDep,
-    patch: Annotated[Any, Body(media_type="application/json")],
-) -> dict[str, Any]:
-    async def patched(current: PolicyRecord) -> dict[str, Any]:
-        document = apply_patch(current.spec, patch, POLICY_PATCHABLE)
-        return await _checked(who.store, request, parse_model(PolicySpec, document, what="patched policy"))
-
-    return _document(await _repository(who, request).update(policy_id, patched))
-
-
-@policies_router.delete("/policies/{policy_id}", status_code=204, response_class=Response)
-async def delete_policy(policy_id: str, request: Request, who: CallerDep) -> None:
-    await _repository(who, request).delete(policy_id)
-
-
-# --- ingress ------------------------------------------------------------------------------------------
 
 
 def _secrets(request: Request) -> WebhookSecrets:
@@ -328,4 +212,4 @@ async def _check_registry_sender(request: Request, tenant: Tenant, body: bytes) 
         raise Forbidden(f"{principal.subject!r} may not create evaluations in tenant {tenant.name!r}")
 
 
-__all__ = ["ingress_router", "policies_router", "registry_router"]
+__all__ = ["ingress_router", "registry_router"]

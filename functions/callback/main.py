@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from assay.http import CALLBACK, create_app
+from assay.http import create_app
 from assay.settings import Settings
 from assay.telemetry import configure_logging
 from functions import started
@@ -20,7 +20,7 @@ from functions import started
 def build(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(mode="cluster")
     configure_logging(settings.log_format, settings.log_level)
-    return create_app(settings, CALLBACK, load_catalogue=False, lifecycle="function")
+    return create_app(settings, "callback", load_catalogue=False, lifecycle="function")
 
 
 app = build()

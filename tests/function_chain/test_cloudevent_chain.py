@@ -218,7 +218,7 @@ def test_sweep_function_runs_on_a_ping(chain: tuple[TestClient, Broker, list[Any
 def test_the_sweep_republishes_what_the_broker_missed(
     settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
-    from assay.http import SUBMIT, create_app
+    from assay.http import create_app
 
     broker_port = free_port()
     settings = settings_for(mode="cluster", k_sink=f"http://127.0.0.1:{broker_port}/", outbox_stale_seconds=0)
@@ -227,7 +227,7 @@ def test_the_sweep_republishes_what_the_broker_missed(
         "model": {"url": "http://127.0.0.1:9/v1", "name": "m"},
         "benchmarks": [{"id": "bench_a", "provider_id": "demo"}],
     }
-    with TestClient(create_app(settings, SUBMIT, lifecycle="function"), headers=ADMIN) as submit:
+    with TestClient(create_app(settings, "submit", lifecycle="function"), headers=ADMIN) as submit:
         accepted = submit.post("/api/v1/evaluations/jobs", json=body, headers=TEAM)  # broker down
         assert accepted.status_code == 202
     job_id = accepted.json()["resource"]["id"]

@@ -15,7 +15,7 @@ from cloudevents.http import CloudEvent
 from fastapi.testclient import TestClient
 
 from assay.core.events import BENCHMARK_FINISHED, EVALUATION_ACCEPTED, evaluation_event
-from assay.http import CALLBACK, create_app
+from assay.http import create_app
 from assay.settings import Settings
 from tests.conftest import ADMIN
 
@@ -29,7 +29,7 @@ def callback(settings_for: Callable[..., Settings]) -> Iterator[Callable[[], Tes
     clients: list[TestClient] = []
 
     def start() -> TestClient:
-        app = create_app(settings_for(mode="cluster"), CALLBACK, load_catalogue=False, lifecycle="function")
+        app = create_app(settings_for(mode="cluster"), "callback", load_catalogue=False, lifecycle="function")
         client = TestClient(app, raise_server_exceptions=False, headers=ADMIN)
         client.__enter__()
         clients.append(client)

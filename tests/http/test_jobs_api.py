@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from fastapi.testclient import TestClient
 
-from assay.http import SUBMIT, create_app
+from assay.http import create_app
 from assay.settings import Settings
 from tests.conftest import ADMIN, launch_headers
 from tests.support.net import free_port
@@ -190,7 +190,7 @@ def test_a_committed_job_is_202_even_when_the_broker_is_down(
     settings_for: Callable[..., Settings], database_url: str
 ) -> None:
     settings = settings_for(mode="cluster", k_sink=f"http://127.0.0.1:{free_port()}/")
-    with TestClient(create_app(settings, SUBMIT, lifecycle="function"), headers=ADMIN) as submit:
+    with TestClient(create_app(settings, "submit", lifecycle="function"), headers=ADMIN) as submit:
         accepted = submit.post("/api/v1/evaluations/jobs", json=job(), headers={"X-Tenant": "team-a"})
         assert accepted.status_code == 202, accepted.text
     with psycopg.connect(database_url) as conn:

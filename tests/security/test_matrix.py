@@ -14,8 +14,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from assay.auth import rule_of
-from assay.http import HUB
 from assay.http import ops as ops_routes
+from assay.http import routers
 
 TENANT = "team-a"
 CALLERS = ("none", "bad", "other", "viewer", "editor", "admin")
@@ -29,7 +29,7 @@ _SAMPLES = {"job_id": str(uuid.uuid4()), "benchmark_index": "0"}
 def route_table() -> list[tuple[str, str]]:
     """(method, path template) of every route the local hub serves, the API docs included."""
     table: set[tuple[str, str]] = set()
-    for router in (ops_routes.router, *HUB):
+    for router in (ops_routes.router, *routers("hub")):
         for route in router.routes:
             if isinstance(route, APIRoute):
                 table.update((m, route.path) for m in route.methods if m != "HEAD")
