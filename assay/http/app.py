@@ -153,6 +153,10 @@ def create_app(
         version=__version__,
         summary="Evaluation hub for AI models: the EvalHub REST API v1, event-driven.",
         lifespan=lifespan,
+        # Assay traces its own spans (assay.telemetry.tracing, exported with OTLP when configured); FastAPI's
+        # native telemetry would add a second HTTP span per request under a global provider, and without one
+        # still asked the OpenTelemetry API for three providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.metrics = metrics
