@@ -94,7 +94,7 @@ def imported_by(function: str) -> set[str]:
     return set(probe(function)["modules"])
 
 
-def probe(function: str) -> dict[str, Any]:
+def probe(function: str, **settings: str) -> dict[str, Any]:
     """What a fresh interpreter holds after importing ``functions.<function>.main``: its modules, whether the
     cyclic garbage collector is on, and how many objects are frozen out of its reach."""
     env = {
@@ -102,6 +102,7 @@ def probe(function: str) -> dict[str, Any]:
         "DATABASE_URL": "postgresql://unused/unused",  # never connected to at import
         "ASSAY_AUTH_MODE": "token",  # cluster mode's default (kubernetes) needs a service account
         "ASSAY_RUNTIME": "local",
+        **settings,
     }
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, f"functions.{function}.main"],
@@ -133,6 +134,17 @@ def test_function_imports_without_the_collector_and_serves_with_it(function: str
     assert state["frozen"] > 20_000
 
 
+@pytest.mark.parametrize("function", ["submit", "callback"])
+def test_kubernetes_authentication_builds_its_client_on_the_first_review(function: str) -> None:
+    """The cluster's default authentication (TokenReview) does not put the kubernetes client on the cold start:
+    probes and the sidecars' launch credentials never need it."""
+    modules = probe(function, ASSAY_AUTH_MODE="kubernetes", ASSAY_K8S_API_URL="https://127.0.0.1:9")[
+        "modules"
+    ]
+    assert "assay.auth._kubernetes" in modules
+    assert [m for m in modules if m == "kubernetes" or m.startswith("kubernetes.")] == []
+
+
 @pytest.mark.parametrize("function", ["dispatch", "aggregate", "sweep"])
 def test_event_functions_host_through_functionhost(function: str) -> None:
     """The CloudEvent host the lifecycle's functions use is the FastAPI-free one (what the forbidden
@@ -162,7 +174,7 @@ def test_the_kubernetes_clients_do_not_load_the_generated_apis(tmp_path: Path) -
         f"settings = Settings(mode='cluster', k8s_kubeconfig={str(kubeconfig)!r})\n"
         "KubernetesRuntime(settings, None)\n"
         "Onboarding(settings)\n"
-        "KubernetesGuard(settings)\n"
+        "KubernetesGuard(settings)._reviews.api()  # built by the first review\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     out = subprocess.run(

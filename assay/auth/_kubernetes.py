@@ -1,31 +1,65 @@
 """Kubernetes authentication and authorisation: TokenReview, then SubjectAccessReview per request, both
 cached like kube-rbac-proxy does. Imported only when ``auth_mode=kubernetes`` or event senders are checked,
-so the ``kubernetes`` client stays out of every other process."""
+and the ``kubernetes`` client (0.3 s to import) is built on the first review, in the review's worker thread:
+a function that authenticates users this way starts, and answers its probes and the launch-credential
+callbacks, without it. A configuration that cannot name an API server is refused at start all the same."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
-from typing import Any
-
-import kubernetes.client
-import kubernetes.config
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from assay.auth._cache import TtlCache
 from assay.auth._guards import token_digest
 from assay.auth._model import Permission, Principal
 from assay.errors import TemporaryError, Unauthenticated
-from assay.kubeapi import Objects
 from assay.settings import Settings
+
+if TYPE_CHECKING:
+    import kubernetes.client
+
+    from assay.kubeapi import Objects
 
 __all__ = ["KubernetesGuard", "SenderCheck"]
 
 log = logging.getLogger(__name__)
 
 
+# Where a pod's service account token is mounted (what load_incluster_config reads).
+_SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+def check_configured(settings: Settings) -> None:
+    """Refuse at start a configuration that names no API server (what building the client would refuse on the
+    first review): an explicit URL, an existing kubeconfig, or a pod's in-cluster environment."""
+    if settings.k8s_api_url:
+        return
+    if settings.k8s_kubeconfig is not None:
+        if not Path(settings.k8s_kubeconfig).is_file():
+            raise ValueError(f"k8s_kubeconfig: {settings.k8s_kubeconfig} is not a file")
+        return
+    platform = os.environ  # noqa: TID251 - the kubelet's variables, what load_incluster_config reads
+    if not (platform.get("KUBERNETES_SERVICE_HOST") and platform.get("KUBERNETES_SERVICE_PORT")):
+        raise ValueError(
+            "Kubernetes authentication needs an API server: run in a pod (KUBERNETES_SERVICE_HOST/PORT), or set "
+            "k8s_api_url or k8s_kubeconfig"
+        )
+    if not _SERVICE_ACCOUNT_TOKEN.is_file():
+        raise ValueError(
+            f"Kubernetes authentication in a pod needs its service account token ({_SERVICE_ACCOUNT_TOKEN})"
+        )
+
+
 def api_client(settings: Settings) -> kubernetes.client.ApiClient:
+    import kubernetes.client
+    import kubernetes.config
+
     configuration = kubernetes.client.Configuration()
     if settings.k8s_api_url:
         configuration.host = settings.k8s_api_url
@@ -43,12 +77,30 @@ _ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 
 
 class _Reviews:
-    def __init__(self, client: kubernetes.client.ApiClient, cache_seconds: float) -> None:
-        # By path through the client's ApiClient (assay.kubeapi): the generated AuthenticationV1Api and
-        # AuthorizationV1Api would import their models on the first authenticated request.
-        self._objects = Objects(client)
+    def __init__(self, settings: Settings, client: kubernetes.client.ApiClient | None) -> None:
+        if client is None:
+            check_configured(settings)
+        self._settings = settings
+        self._client = client
+        self._objects: Objects | None = None
+        self._building = threading.Lock()
+        cache_seconds = settings.auth_cache_seconds
         self._tokens: TtlCache[tuple[str, str | None], Principal | None] = TtlCache(cache_seconds)
         self._decisions: TtlCache[tuple[Any, ...], bool] = TtlCache(cache_seconds)
+
+    def api(self) -> Objects:
+        """The API by path through the client's ApiClient (assay.kubeapi: the generated AuthenticationV1Api and
+        AuthorizationV1Api would import their models too), built on first use."""
+        with self._building:
+            if self._objects is None:
+                from assay.kubeapi import Objects
+
+                self._objects = Objects(self._client or api_client(self._settings))
+            return self._objects
+
+    def _create(self, path: str, body: Any) -> Any:
+        """POST a review; called in a worker thread, where the first one builds the client."""
+        return self.api().create(path, {}, body)
 
     async def review_token(self, token: str, audience: str | None) -> Principal | None:
         key = (token_digest(token), audience)
@@ -59,12 +111,12 @@ class _Reviews:
             spec["audiences"] = [audience]
         body: Any = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
         try:
-            answer = await asyncio.to_thread(self._objects.create, _TOKEN_REVIEWS, {}, body)
-        except kubernetes.client.ApiException as exc:
-            log.warning("TokenReview failed with HTTP %s", exc.status)
-            raise TemporaryError("The cluster could not review the token now") from None
-        except Exception as exc:  # connection errors of urllib3
-            log.warning("TokenReview failed: %s", type(exc).__name__)
+            answer = await asyncio.to_thread(self._create, _TOKEN_REVIEWS, body)
+        except (
+            Exception
+        ) as exc:  # the API server's answer (ApiException, with its status) or a connection error
+            status = getattr(exc, "status", None)
+            log.warning("TokenReview failed: %s", f"HTTP {status}" if status else type(exc).__name__)
             raise TemporaryError("The cluster could not review the token now") from None
         status = answer.get("status") or {}
         principal: Principal | None = None
@@ -94,7 +146,7 @@ class _Reviews:
             spec["resourceAttributes"] = attributes
         body: Any = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
         try:
-            answer = await asyncio.to_thread(self._objects.create, _ACCESS_REVIEWS, {}, body)
+            answer = await asyncio.to_thread(self._create, _ACCESS_REVIEWS, body)
         except Exception as exc:
             log.warning("SubjectAccessReview failed: %s", type(exc).__name__)
             raise TemporaryError("The cluster could not authorise the request now") from None
@@ -110,7 +162,7 @@ class KubernetesGuard:
     mode = "kubernetes"
 
     def __init__(self, settings: Settings, client: kubernetes.client.ApiClient | None = None) -> None:
-        self._reviews = _Reviews(client or api_client(settings), settings.auth_cache_seconds)
+        self._reviews = _Reviews(settings, client)
         self._group = settings.auth_api_group
         self._namespace = settings.k8s_namespace_template
 
@@ -145,7 +197,7 @@ class SenderCheck:
     its username matched against ``event_senders`` globs."""
 
     def __init__(self, settings: Settings, client: kubernetes.client.ApiClient | None = None) -> None:
-        self._reviews = _Reviews(client or api_client(settings), settings.auth_cache_seconds)
+        self._reviews = _Reviews(settings, client)
         self._audience = settings.event_audience
         self._senders = settings.event_senders
 

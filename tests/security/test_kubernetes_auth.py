@@ -81,3 +81,35 @@ def test_a_reviewer_without_rbac_cannot_authenticate_anyone(
     client = make_client(mode="cluster", auth_mode="kubernetes", k8s_kubeconfig=config, auth_cache_seconds=0)
     answer = client.get(P, headers={"Authorization": "Bearer alice-token", "X-Tenant": "team-a"})
     assert answer.status_code == 503
+
+
+def test_the_client_is_built_on_the_first_review_and_a_cluster_is_required_at_start(
+    cluster: tuple[TestApiServer, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kubernetes client (0.3 s to import) is built by the first review, in its worker thread: submit and
+    callback start, and answer probes and launch credentials, without it. What names no API server is still
+    refused at start, not on some user's first request."""
+    import asyncio
+
+    from assay.auth._kubernetes import KubernetesGuard
+    from assay.settings import Settings
+
+    api, url = cluster
+    config = kubeconfig(
+        tmp_path / "kubeconfig", url, api.service_account_token(FUNCTIONS_NAMESPACE, "assay-submit")
+    )
+    api.register_token("alice-token", "alice", ["system:authenticated"])
+    guard = KubernetesGuard(Settings(mode="cluster", k8s_kubeconfig=config, auth_cache_seconds=0))
+    assert guard._reviews._objects is None
+    assert asyncio.run(guard.authenticate("alice-token", {})).subject == "alice"
+    assert guard._reviews._objects is not None
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ValueError, match="needs an API server"):
+        KubernetesGuard(Settings(mode="cluster"))
+    with pytest.raises(ValueError, match="k8s_kubeconfig"):
+        KubernetesGuard(Settings(mode="cluster", k8s_kubeconfig=tmp_path / "missing"))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    with pytest.raises(ValueError, match="service account token"):
+        KubernetesGuard(Settings(mode="cluster"))
