@@ -278,12 +278,12 @@ class RenderedJobs:
         self._entries: OrderedDict[tuple[str, str], tuple[int, bytes]] = OrderedDict()
         self._max = max_entries
 
-    def get(self, key: tuple[str, str], version: int) -> bytes | None:
+    def get(self, key: tuple[str, str]) -> tuple[int, bytes] | None:
+        """The last rendered document of ``key`` and the change counter it was rendered at."""
         found = self._entries.get(key)
-        if found is None or found[0] != version:
-            return None
-        self._entries.move_to_end(key)
-        return found[1]
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
 
     def put(self, key: tuple[str, str], version: int, body: bytes) -> None:
         self._entries[key] = (version, body)
@@ -304,14 +304,17 @@ async def get_job(job_id: str, request: Request, who: CallerDep) -> Response:
     repo = who.store.evaluations
     key = (who.tenant.name, job_id)
     cache = _rendered_jobs(request)
-    version = await repo.version(job_id)
-    if version is None:
-        raise NotFound(f"Evaluation job {job_id!r} does not exist")
-    body = cache.get(key, version)
-    if body is None:
-        record = await repo.get(job_id)
-        body = json.dumps(job_document(record), ensure_ascii=False, separators=(",", ":")).encode()
-        cache.put(key, record.version, body)
+    rendered = cache.get(key)
+    if rendered is not None:  # most polls see no change: the counter alone says so
+        version = await repo.version(job_id)
+        if version is None:
+            raise NotFound(f"Evaluation job {job_id!r} does not exist")
+        if version == rendered[0]:
+            return Response(rendered[1], media_type="application/json")
+    # Nothing rendered yet (a job's first poll), or it changed: the job itself, with its counter.
+    record = await repo.get(job_id)
+    body = json.dumps(job_document(record), ensure_ascii=False, separators=(",", ":")).encode()
+    cache.put(key, record.version, body)
     return Response(body, media_type="application/json")
 
 
