@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -22,9 +21,9 @@ from assay.core.catalogue import CheckedCollection
 from assay.errors import FieldError, Forbidden
 from assay.http.context import (
     Caller,
+    CallerDep,
     Paging,
     boolean,
-    caller,
     groups,
     page_links,
     paging,
@@ -32,11 +31,11 @@ from assay.http.context import (
     settings_of,
     sort_order,
     strict_query,
+    timestamp,
 )
 from assay.store import CatalogueQuery, CatalogueRecord, TenantStore
 
 router = APIRouter(prefix="/api/v1/evaluations", tags=["catalogue"])
-CallerDep = Annotated[Caller, Depends(caller)]
 
 PROVIDER_PATCHABLE = ("name", "title", "description", "tags", "runtime", "benchmarks", "agent", "custom")
 COLLECTION_PATCHABLE = (
@@ -52,16 +51,12 @@ COLLECTION_PATCHABLE = (
 _EXCLUDE = {"id", "resource"}
 
 
-def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _resource(record: CatalogueRecord) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "id": record.id,
         "owner": record.owner,
-        "created_at": _timestamp(record.created_at),
-        "updated_at": _timestamp(record.updated_at),
+        "created_at": timestamp(record.created_at),
+        "updated_at": timestamp(record.updated_at),
     }
     if record.tenant is not None:
         resource["tenant"] = record.tenant

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, cast
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from assay.auth import Principal
 from assay.core import Tenant
@@ -60,6 +61,15 @@ async def caller(request: Request) -> Caller:
     tenant_var.set(tenant.name)
     user_var.set(user)
     return Caller(tenant=tenant, user=user, store=database_of(request).scoped(tenant), principal=principal)
+
+
+# A route's authenticated caller, as FastAPI resolves it.
+CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def timestamp(value: datetime) -> str:
+    """A stored time as the API writes it: UTC, ISO 8601 with ``Z``."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def strict_query(*allowed: str) -> Callable[[Request], Awaitable[None]]:

@@ -18,7 +18,7 @@ import binascii
 import json
 import logging
 from collections.abc import Mapping
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
 from cloudevents.exceptions import GenericException as CloudEventError
 from cloudevents.http import CloudEvent, from_http
@@ -28,14 +28,13 @@ from prometheus_client import Counter
 
 from assay.core import Tenant
 from assay.errors import FieldError, InvalidIdentity, InvalidRequest
-from assay.http.context import Caller, caller, database_of, page_links, paging, strict_query
+from assay.http.context import CallerDep, database_of, page_links, paging, strict_query
 from assay.store.deadletters import DeadLetter, DeadLetterRecord, DeadLetterRepository
 from assay.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["dead letters"])
-CallerDep = Annotated[Caller, Depends(caller)]
 
 _REQUIRED = ("specversion", "id", "source", "type")
 _STRUCTURED = "application/cloudevents+json"

@@ -8,7 +8,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -37,6 +37,7 @@ from assay.errors import (
 from assay.http import list_cursor
 from assay.http.context import (
     Caller,
+    CallerDep,
     Paging,
     boolean,
     caller,
@@ -46,6 +47,7 @@ from assay.http.context import (
     paging,
     settings_of,
     strict_query,
+    timestamp,
 )
 from assay.http.errors import checks_references
 from assay.lifecycle import jobs
@@ -56,7 +58,6 @@ from assay.telemetry import tracing
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/evaluations", tags=["jobs"])
-CallerDep = Annotated[Caller, Depends(caller)]
 
 _LIST_PARAMS = (
     "limit",
@@ -73,7 +74,7 @@ _LOG_PARAMS = ("tail_lines", "timestamps", "since_seconds")
 
 
 def _ts(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value is not None else None
+    return timestamp(value) if value is not None else None
 
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:

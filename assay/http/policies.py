@@ -4,7 +4,6 @@ against the tenant's catalogue on every write."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -13,27 +12,23 @@ from assay.api.policies import Policy, PolicyPage, PolicySpec
 from assay.core import apply_patch, parse_model
 from assay.http.context import (
     Caller,
+    CallerDep,
     boolean,
-    caller,
     database_of,
     groups,
     page_links,
     paging,
     settings_of,
     strict_query,
+    timestamp,
 )
 from assay.store import TenantStore
 from assay.store.policies import PolicyRecord, PolicyRepository
 from assay.triggers import policy_document
 
 router = APIRouter(prefix="/api/v1/evaluations", tags=["policies"])
-CallerDep = Annotated[Caller, Depends(caller)]
 
 POLICY_PATCHABLE = ("name", "description", "tags", "enabled", "rule", "action", "baseline", "gate")
-
-
-def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _document(record: PolicyRecord) -> dict[str, Any]:
@@ -42,8 +37,8 @@ def _document(record: PolicyRecord) -> dict[str, Any]:
         "tenant": record.tenant,
         "owner": record.owner,
         "file": record.file,
-        "created_at": _timestamp(record.created_at),
-        "updated_at": _timestamp(record.updated_at),
+        "created_at": timestamp(record.created_at),
+        "updated_at": timestamp(record.updated_at),
     }
     return {"resource": {k: v for k, v in resource.items() if v is not None}, **record.spec}
 
