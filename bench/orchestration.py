@@ -139,7 +139,10 @@ def assay_command(tmp: Path, port: int, adapter: Path) -> tuple[list[str], dict[
     config_dir = tmp / "config"
     write_catalogue(config_dir, scale=True, adapter=adapter)
     command = [sys.executable, "-m", "assay", "up", "--port", str(port), "--data-dir", str(tmp / "assay")]
-    return command, {**os.environ, "ASSAY_CONFIG_DIR": str(config_dir)}
+    # The hub runs from its temporary directory: PYTHONPATH makes it this checkout's code, not whichever one the
+    # interpreter has installed (so a copy of another commit can be measured with the same venv).
+    python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return command, {**os.environ, "ASSAY_CONFIG_DIR": str(config_dir), "PYTHONPATH": python_path}
 
 
 class Hub:
