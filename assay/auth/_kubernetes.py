@@ -72,6 +72,13 @@ def api_client(settings: Settings) -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient(configuration)
 
 
+def _log_failure(review: str, exc: Exception) -> None:
+    """A review the cluster did not answer: the API server's HTTP status (an ApiException carries it), else the
+    kind of connection error. Never the token or the answer's body."""
+    status = getattr(exc, "status", None)
+    log.warning("%s failed: %s", review, f"HTTP {status}" if status else type(exc).__name__)
+
+
 _TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
 _ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 
@@ -112,11 +119,8 @@ class _Reviews:
         body: Any = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
         try:
             answer = await asyncio.to_thread(self._create, _TOKEN_REVIEWS, body)
-        except (
-            Exception
-        ) as exc:  # the API server's answer (ApiException, with its status) or a connection error
-            status = getattr(exc, "status", None)
-            log.warning("TokenReview failed: %s", f"HTTP {status}" if status else type(exc).__name__)
+        except Exception as exc:
+            _log_failure("TokenReview", exc)
             raise TemporaryError("The cluster could not review the token now") from None
         status = answer.get("status") or {}
         principal: Principal | None = None
@@ -148,7 +152,7 @@ class _Reviews:
         try:
             answer = await asyncio.to_thread(self._create, _ACCESS_REVIEWS, body)
         except Exception as exc:
-            log.warning("SubjectAccessReview failed: %s", type(exc).__name__)
+            _log_failure("SubjectAccessReview", exc)
             raise TemporaryError("The cluster could not authorise the request now") from None
         decision = bool((answer.get("status") or {}).get("allowed"))
         self._decisions.put(key, decision)
