@@ -28,7 +28,7 @@ from prometheus_client import Counter
 
 from assay.core import Tenant
 from assay.errors import FieldError, InvalidIdentity, InvalidRequest
-from assay.http.context import CallerDep, database_of, page_links, paging, strict_query
+from assay.http.context import CallerDep, database_of, page_links, paging, strict_query, timestamp
 from assay.store.deadletters import DeadLetter, DeadLetterRecord, DeadLetterRepository
 from assay.telemetry import Metrics
 
@@ -165,7 +165,7 @@ def dead_letter_document(record: DeadLetterRecord) -> dict[str, Any]:
         "attributes": letter.attributes,
         "data": letter.data,
         "data_base64": letter.data_base64,
-        "received_at": record.received_at.isoformat().replace("+00:00", "Z"),
+        "received_at": timestamp(record.received_at),
     }
     return {k: v for k, v in document.items() if v is not None}
 
