@@ -42,8 +42,13 @@ class _Resource:
         query: Sequence[tuple[str, str]] = (),
         body: Any = None,
         preload: bool = True,
+        stream: bool = False,
     ) -> Any:
-        """``path`` names its ``{params}``, which the client quotes into it (as the generated methods do)."""
+        """``path`` names its ``{params}``, which the client quotes into it (as the generated methods do).
+
+        ``stream``: a 2xx answer comes back unread (urllib3's response: the caller reads it with ``stream()`` and
+        gives the connection back with ``release_conn()``); otherwise the body is read before it returns, so
+        the connection is back in the pool whatever the caller does."""
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -57,8 +62,11 @@ class _Resource:
             auth_settings=["BearerToken"],
         )
         response = self._client.call_api(*request)
+        ok = 200 <= response.status <= 299
+        if ok and stream:
+            return response.response
         response.read()  # type: ignore[no-untyped-call]  # the client's RESTResponse: the body, kept in .data
-        if not 200 <= response.status <= 299:
+        if not ok:
             raise ApiException.from_response(http_resp=response, body=None, data=None)
         if not preload:
             return response.response
@@ -95,7 +103,7 @@ _CUSTOM = "/apis/{group}/{version}/namespaces/{namespace}/{plural}"
 
 
 class CoreV1(_Resource):
-    """``/api/v1``: ConfigMaps, Secrets, Pods and Events in a namespace."""
+    """``/api/v1``: ConfigMaps, Secrets, Pods (and their logs) and Events in a namespace."""
 
     def create_namespaced_config_map(
         self, namespace: str, body: Any, *, _preload_content: bool = True
@@ -127,6 +135,26 @@ class CoreV1(_Resource):
         self, namespace: str, *, label_selector: str | None = None, _preload_content: bool = True
     ) -> Any:
         return self._list(f"{_NS}/pods", {"namespace": namespace}, _preload_content, label_selector)
+
+    def read_namespaced_pod_log(
+        self,
+        name: str,
+        namespace: str,
+        *,
+        container: str,
+        timestamps: bool = False,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+    ) -> Any:
+        """A container's log, unread: urllib3's response, to ``stream()`` and then ``release_conn()`` (as the
+        generated method returns it with ``_preload_content=False``)."""
+        query = [("container", container), ("timestamps", "true" if timestamps else "false")]
+        if tail_lines is not None:
+            query.append(("tailLines", str(tail_lines)))
+        if since_seconds is not None:
+            query.append(("sinceSeconds", str(since_seconds)))
+        params = {"namespace": namespace, "name": name}
+        return self._call("GET", f"{_NS}/pods/{{name}}/log", params, query=query, stream=True)
 
     def list_namespaced_event(
         self, namespace: str, *, field_selector: str | None = None, _preload_content: bool = True
