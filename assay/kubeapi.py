@@ -8,6 +8,10 @@ permission analysis of ``tests/manifests/code_permissions.py`` read the same, an
 underneath: ``ApiClient.param_serialize`` (the configuration's host, bearer token and TLS) and ``call_api``, with a
 non-2xx answer raised as :class:`~kubernetes.client.exceptions.ApiException`. ``_preload_content=False`` returns
 the raw HTTP response, as the generated methods do; otherwise its JSON.
+
+Every call waits at most ``timeout`` seconds to connect and for each part of the answer (the generated methods
+wait for ever unless given ``_request_timeout``). A call without an answer (timed out, connection failed) is an
+``ApiException`` with status 0, as the client reports a TLS failure, whose body is a ``Status`` saying why.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import urllib3
 from kubernetes.client.api_client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-__all__ = ["DELETE_IN_BACKGROUND", "BatchV1", "CoreV1", "CustomObjects", "Objects"]
+__all__ = ["DELETE_IN_BACKGROUND", "BatchV1", "CoreV1", "CustomObjects", "Objects", "unanswered"]
 
 DELETE_IN_BACKGROUND: Mapping[str, str] = {
     "apiVersion": "v1",
@@ -30,8 +35,9 @@ DELETE_IN_BACKGROUND: Mapping[str, str] = {
 
 
 class _Resource:
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, timeout: float | None = None) -> None:
         self._client = client
+        self._timeout = timeout
 
     def _call(
         self,
@@ -61,11 +67,15 @@ class _Resource:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self._client.call_api(*request)
-        ok = 200 <= response.status <= 299
-        if ok and stream:
-            return response.response
-        response.read()  # type: ignore[no-untyped-call]  # the client's RESTResponse: the body, kept in .data
+        limit = None if self._timeout is None else (self._timeout, self._timeout)  # (connect, each read)
+        try:
+            response = self._client.call_api(*request, _request_timeout=limit)
+            ok = 200 <= response.status <= 299
+            if ok and stream:
+                return response.response
+            response.read()  # type: ignore[no-untyped-call]  # the client's RESTResponse: the body, kept in .data
+        except urllib3.exceptions.HTTPError as exc:
+            raise unanswered(exc, self._timeout) from exc
         if not ok:
             raise ApiException.from_response(http_resp=response, body=None, data=None)
         if not preload:
@@ -86,6 +96,22 @@ class _Resource:
 
     def _delete(self, path: str, namespace: str, name: str, body: Any, preload: bool) -> Any:
         return self._call("DELETE", path, {"namespace": namespace, "name": name}, body=body, preload=preload)
+
+
+def unanswered(exc: urllib3.exceptions.HTTPError, timeout: float | None) -> ApiException:
+    """A call the API server did not answer (``exc``: urllib3's, also raised while a streamed answer is read) as
+    an ``ApiException`` with status 0 and a ``Status`` body: ``Timeout`` or ``Unreachable``, in one clean sentence
+    (the exception's own text names hosts and ports)."""
+    cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    # NewConnectionError (refused, no route) is a ConnectTimeoutError to urllib3, for compatibility: not a timeout.
+    if isinstance(cause, urllib3.exceptions.TimeoutError) and not isinstance(
+        cause, urllib3.exceptions.NewConnectionError
+    ):
+        reason, message = "Timeout", "no answer" + (f" within {timeout:g} s" if timeout is not None else "")
+    else:
+        reason, message = "Unreachable", "the connection failed or was cut"
+    status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "message": message}
+    return ApiException(status=0, reason=reason, body=json.dumps(status))
 
 
 def _selectors(label_selector: str | None, field_selector: str | None) -> list[tuple[str, str]]:

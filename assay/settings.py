@@ -243,6 +243,14 @@ class Settings(BaseSettings):
     k8s_max_parallel_requests: int = Field(
         8, ge=1, description="Kubernetes runtime: most Kubernetes API calls in flight at once per process."
     )
+    k8s_request_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Every Kubernetes API call (the runtime's, tenant onboarding's, pod logs', the reviews of "
+        "`ASSAY_AUTH_MODE=kubernetes`): the longest wait to connect, and for each part of the answer (the client "
+        "tries a failed connection, and a read that timed out, up to three more times). A call past it fails as "
+        "an unreachable API server does, instead of holding its job's lock and a worker for good.",
+    )
     local_max_parallel: int = Field(
         4, ge=1, description="Most benchmark processes the local runtime runs at once."
     )

@@ -102,7 +102,8 @@ class _Reviews:
             if self._objects is None:
                 from assay.kubeapi import Objects
 
-                self._objects = Objects(self._client or api_client(self._settings))
+                client = self._client or api_client(self._settings)
+                self._objects = Objects(client, self._settings.k8s_request_timeout_seconds)
             return self._objects
 
     def _create(self, path: str, body: Any) -> Any:

@@ -310,3 +310,59 @@ def test_a_container_that_never_ran_has_no_log_yet_and_events_filter_by_field(
     )
     assert [e["metadata"]["name"] for e in json.loads(others.data)["items"]] == ["e2"]
     client.close()
+
+
+def test_a_call_the_api_server_does_not_answer_fails_within_its_timeout(
+    k8s_api: tuple[TestApiServer, str],
+) -> None:
+    """assay.kubeapi bounds every call (ASSAY_K8S_REQUEST_TIMEOUT_SECONDS): a stalled or unreachable API server is an
+    ApiException with status 0 and a clean Status saying why, never a wait without end nor urllib3's own text."""
+    import time
+
+    from assay.kubeapi import CoreV1
+    from assay.runtimes.kubernetes.runtime import api_said
+    from tests.support.net import free_port
+
+    api, url = k8s_api
+    api.add_namespace("team-a")
+    api.create_delay = 5.0  # the server takes longer than the caller waits
+    core = CoreV1(_client(url, api.admin_token), 0.5)
+    began = time.monotonic()
+    with pytest.raises(ApiException) as stalled:
+        core.create_namespaced_config_map("team-a", _config_map("slow"))
+    assert time.monotonic() - began < 3.0
+    assert (stalled.value.status, stalled.value.reason) == (0, "Timeout")
+    assert api_said(stalled.value) == (
+        "the Kubernetes API did not answer (no answer within 0.5 s)",
+        "Timeout",
+    )
+    api.create_delay = 0.0
+    assert (
+        core.list_namespaced_pod("team-a")["items"] == []
+    )  # the same client answers again once the server does
+
+    gone = CoreV1(_client(f"http://127.0.0.1:{free_port()}", api.admin_token), 0.5)
+    with pytest.raises(ApiException) as refused:
+        gone.list_namespaced_pod("team-a")
+    assert (refused.value.status, refused.value.reason) == (0, "Unreachable")
+    said, _ = api_said(refused.value)
+    assert said == "the Kubernetes API did not answer (the connection failed or was cut)"
+    assert "127.0.0.1" not in said and "Errno" not in said
+
+
+def test_what_urllib3_raises_is_named_a_timeout_only_when_it_is_one() -> None:
+    """The pod-log reader converts what a streamed answer raises mid-way with the same function."""
+    import urllib3
+
+    from assay.kubeapi import unanswered
+
+    read = urllib3.exceptions.ReadTimeoutError(None, "/log", "Read timed out.")
+    cut = urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead(10 bytes read)")
+    refused = urllib3.exceptions.NewConnectionError(None, "[Errno 111] Connection refused")
+    assert [unanswered(e, 2.0).reason for e in (read, cut, refused)] == [
+        "Timeout",
+        "Unreachable",
+        "Unreachable",
+    ]
+    retried = urllib3.exceptions.MaxRetryError(None, "/log", read)
+    assert json.loads(unanswered(retried, 2.0).body)["message"] == "no answer within 2 s"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -167,6 +168,32 @@ def test_creation_is_parallel_and_bounded(start_cluster: Callable[..., Cluster])
     cluster.wait_jobs(job_id, 6)
     wait_for(lambda: len(cluster.api.list("configmaps", TENANT)) == 6)
     assert cluster.api.max_in_flight == 2
+
+
+def test_a_launch_the_api_server_does_not_answer_fails_within_the_request_timeout(
+    start_cluster: Callable[..., Cluster],
+) -> None:
+    """Before ASSAY_K8S_REQUEST_TIMEOUT_SECONDS a stalled API server held the dispatch (and the job's row lock) for
+    as long as the connection stayed open; now the benchmark fails in bounded time, saying why."""
+    cluster = start_cluster(ASSAY_K8S_REQUEST_TIMEOUT_SECONDS="1")
+    cluster.queue()
+    cluster.add_provider()
+    cluster.api.create_delay = (
+        4.0  # longer than the hub waits; what it creates late is the retry's business below
+    )
+    began = time.monotonic()
+    job_id = cluster.submit_job()
+    failed = cluster.wait_state(job_id, "failed")
+    assert time.monotonic() - began < 4.0
+    entry = failed["status"]["benchmarks"][0]
+    assert entry["error_message"]["message_code"] == "runtime_start_failed"
+    assert entry["error_message"]["message"] == (
+        "The runtime could not start the benchmark: the Kubernetes API did not answer (no answer within 1 s)"
+    )
+    cluster.api.create_delay = 0.0
+    retried = cluster.submit.post(f"/api/v1/evaluations/jobs/{job_id}/retry", headers=TEAM)
+    assert retried.status_code == 202, retried.text  # the job was not left locked
+    wait_for(lambda: any(j["metadata"]["labels"]["assay.dev/attempt"] == "2" for j in cluster.jobs(job_id)))
 
 
 def test_cancel_deletes_what_was_created_and_a_refused_cancel_deletes_nothing(cluster: Cluster) -> None:

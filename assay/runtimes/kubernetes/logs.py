@@ -30,9 +30,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes.client
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from assay.kubeapi import CoreV1
+from assay.kubeapi import CoreV1, unanswered
 from assay.runtimes.kubernetes.objects import (
     ADAPTER,
     LABEL_ATTEMPT,
@@ -108,7 +109,7 @@ class PodLogs(ApiUser):
         self, settings: Settings, configuration: kubernetes.client.Configuration | None = None
     ) -> None:
         super().__init__(settings, configuration)
-        self._core = CoreV1(self._client)
+        self._core = CoreV1(self._client, settings.k8s_request_timeout_seconds)
 
     async def pods_of(self, tenant: str, evaluation_id: str) -> list[dict[str, Any]]:
         """The evaluation's pods in the tenant's namespace."""
@@ -209,6 +210,8 @@ class PodLogs(ApiUser):
             response: Any = self._core.read_namespaced_pod_log(pod, namespace, **options)
             try:
                 return tail_bytes(response.stream(_CHUNK, decode_content=True), max_bytes)
+            except urllib3.exceptions.HTTPError as exc:  # the answer stopped coming: as one that never came
+                raise unanswered(exc, self._settings.k8s_request_timeout_seconds) from exc
             finally:
                 response.release_conn()
 

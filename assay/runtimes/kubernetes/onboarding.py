@@ -68,7 +68,7 @@ class Onboarding(ApiUser):
         super().__init__(settings, configuration)
         # By path through the client's ApiClient, as the runtime: the generated API classes would import their
         # models (about 0.7 s of the tenants function's first event; assay.kubeapi).
-        self._objects = Objects(self._client)
+        self._objects = Objects(self._client, settings.k8s_request_timeout_seconds)
 
     # -- one object, any kind -----------------------------------------------------------------------------
 

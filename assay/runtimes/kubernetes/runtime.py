@@ -129,6 +129,8 @@ def api_said(exc: ApiException) -> tuple[str, str]:
     if isinstance(status, dict):
         reason = str(status.get("reason") or reason)
         message = str(status.get("message") or "")
+    if not exc.status:  # no answer at all (assay.kubeapi.unanswered; the client's TLS failures)
+        return f"the Kubernetes API did not answer ({message[:300] or reason})", reason
     said = f"the Kubernetes API answered {exc.status} {reason}"
     if message:
         said += f" ({message[:300]})"
@@ -161,9 +163,10 @@ class KubernetesRuntime(ApiUser):
         super().__init__(settings, configuration)
         self._signer = signer
         # By path through the client's ApiClient: the generated API classes would import their models (assay.kubeapi).
-        self._core = CoreV1(self._client)
-        self._batch = BatchV1(self._client)
-        self._custom = CustomObjects(self._client)
+        timeout = settings.k8s_request_timeout_seconds
+        self._core = CoreV1(self._client, timeout)
+        self._batch = BatchV1(self._client, timeout)
+        self._custom = CustomObjects(self._client, timeout)
         self._queues_seen: dict[tuple[str, str], float] = {}
         self._limits = WatchLimits(
             admission_timeout=settings.k8s_admission_timeout_seconds,
