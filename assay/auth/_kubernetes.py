@@ -73,10 +73,11 @@ def api_client(settings: Settings) -> kubernetes.client.ApiClient:
 
 
 def _log_failure(review: str, exc: Exception) -> None:
-    """A review the cluster did not answer: the API server's HTTP status (an ApiException carries it), else the
-    kind of connection error. Never the token or the answer's body."""
-    status = getattr(exc, "status", None)
-    log.warning("%s failed: %s", review, f"HTTP {status}" if status else type(exc).__name__)
+    """A review the cluster did not answer: the API server's HTTP status (an ApiException carries it), else why
+    there was no answer (assay.kubeapi's status-0 ApiException: Timeout or Unreachable), else the exception's
+    kind. Never the token or the answer's body."""
+    status, reason = getattr(exc, "status", None), getattr(exc, "reason", None)
+    log.warning("%s failed: %s", review, f"HTTP {status}" if status else str(reason or type(exc).__name__))
 
 
 _TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"

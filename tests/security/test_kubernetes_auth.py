@@ -113,3 +113,24 @@ def test_the_client_is_built_on_the_first_review_and_a_cluster_is_required_at_st
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     with pytest.raises(ValueError, match="service account token"):
         KubernetesGuard(Settings(mode="cluster"))
+
+
+def test_a_review_the_cluster_does_not_answer_is_a_503_whose_log_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An API server that cannot be reached: the request is answered 503 (TemporaryError), and the hub's log says
+    why (assay.kubeapi's Unreachable), never the token."""
+    import asyncio
+    import logging
+
+    from assay.auth._kubernetes import KubernetesGuard
+    from assay.errors import TemporaryError
+    from assay.settings import Settings
+    from tests.support.net import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    guard = KubernetesGuard(Settings(mode="cluster", k8s_api_url=url, k8s_request_timeout_seconds=1))
+    with caplog.at_level(logging.WARNING, logger="assay.auth._kubernetes"), pytest.raises(TemporaryError):
+        asyncio.run(guard.authenticate("secret-token-value", {}))
+    said = [r.getMessage() for r in caplog.records if r.name == "assay.auth._kubernetes"]
+    assert said == ["TokenReview failed: Unreachable"]
