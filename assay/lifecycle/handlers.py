@@ -246,6 +246,7 @@ async def sweep(ctx: Lifecycle, ce: CloudEvent | None = None) -> dict[str, int]:
         "redispatched": 0,
         "settled": 0,
         "watched": 0,
+        "removed": 0,
         "errors": 0,
     }
     if ce is not None and ce["type"] in KUBERNETES_RESOURCE_EVENTS:
@@ -253,6 +254,7 @@ async def sweep(ctx: Lifecycle, ce: CloudEvent | None = None) -> dict[str, int]:
             evaluation_id = _evaluation_of_resource(ctx, ce)
             if evaluation_id is not None:
                 await _reconcile(ctx, evaluation_id, counts)
+                await _remove_leftover(ctx, ce, counts)
         return counts
     with _retryable():
         stats = await ctx.database.outbox.deliver_pending(
@@ -284,6 +286,45 @@ def _evaluation_of_resource(ctx: Lifecycle, ce: CloudEvent) -> str | None:
         # Reference mode without data: the subject is the object's path, ending in its name.
         found = ctx.runtime.evaluation_of({"name": str(ce["subject"]).rsplit("/", 1)[-1]})
     return found
+
+
+async def _remove_leftover(ctx: Lifecycle, ce: CloudEvent, counts: dict[str, int]) -> None:
+    """Remove a launch the event shows running that the hub does not run: every benchmark it was created for
+    has a later attempt, or failed at its launch (the API server took a create after the hub's request had
+    timed out, or answered an error for one it made). Such a Job would hold Kueue quota and a node until its
+    ``activeDeadlineSeconds``, its callbacks fenced off as stale. Decided under the job's lock, which a dispatch
+    holds while it creates: a launch still being made is never taken for a leftover. A launch of an evaluation
+    this database does not know is left alone (another hub's, or a hard delete's, which removes its own)."""
+    runtime = ctx.runtime
+    data = ce.data if isinstance(ce.data, dict) else {}
+    seen = runtime.launch_of(data) if runtime is not None else None
+    if runtime is None or seen is None or not seen.running:
+        return
+    async with ctx.database.evaluations.locked(seen.evaluation_id) as unit:
+        if unit is None:
+            return
+        tenant = unit.record.tenant
+        rows = {row.run.index: row for row in unit.rows()}
+    if not all(index in rows and _gave_up(rows[index], seen.attempt) for index in seen.indices):
+        return
+    log.warning(
+        "removing launch %s of %s benchmarks %s attempt %d: the hub does not run it",
+        seen.runtime_ref,
+        seen.evaluation_id,
+        list(seen.indices),
+        seen.attempt,
+    )
+    await runtime.remove(seen, tenant)
+    counts["removed"] += 1
+
+
+def _gave_up(row: RunRow, attempt: int) -> bool:
+    """Whether the hub gave up attempt ``attempt`` of this run: a later attempt replaced it, or it failed
+    without ever being recorded as launched."""
+    run = row.run
+    return run.attempt > attempt or (
+        run.attempt == attempt and run.terminal and row.dispatched_attempt < attempt
+    )
 
 
 async def _observe(ctx: Lifecycle, evaluation_id: str) -> list[RunObservation]:

@@ -22,7 +22,7 @@ from assay.core.plan import PlannedBenchmark
 from assay.lifecycle.ports import Lifecycle
 from assay.lifecycle.progress import runtime_exited, runtime_spawned
 from assay.runtimes import GroupMember, LocalExit, LocalLaunch, LocalRuntime, RunKey, write_json
-from assay.runtimes.observation import RunObservation
+from assay.runtimes.observation import RunObservation, SeenLaunch
 from assay.runtimes.sidecar import LocalSidecar
 from assay.store import EvaluationRecord, RunRow
 from assay.telemetry import tracing
@@ -273,6 +273,12 @@ class LocalRunner:
         return ()  # exits are reported by the local runtime itself
 
     def evaluation_of(self, resource: Mapping[str, Any]) -> str | None:
+        return None
+
+    def launch_of(self, resource: Mapping[str, Any]) -> SeenLaunch | None:
+        return None  # local processes send no resource events
+
+    async def remove(self, launch: SeenLaunch, tenant: str) -> None:
         return None
 
     def hold(self) -> None:

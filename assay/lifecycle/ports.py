@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from assay.core.events import OutboxEvent
 from assay.core.plan import PlannedBenchmark
-from assay.runtimes.observation import RunObservation
+from assay.runtimes.observation import RunObservation, SeenLaunch
 from assay.settings import Settings
 from assay.store import Database, EvaluationRecord, RunRow
 from assay.telemetry import Metrics
@@ -62,6 +62,14 @@ class Runtime(Protocol):
 
     def evaluation_of(self, resource: Mapping[str, Any]) -> str | None:
         """The evaluation a runtime resource event (an ApiServerSource event's data) is about, if any."""
+
+    def launch_of(self, resource: Mapping[str, Any]) -> SeenLaunch | None:
+        """The launch a runtime resource event is about, when the event carries one of the runtime's own
+        launches whole (a Job in the ApiServerSource's ``Resource`` mode); None for anything else."""
+
+    async def remove(self, launch: SeenLaunch, tenant: str) -> None:
+        """Remove a launch the hub does not run (the sweep decides), only where ``tenant``'s runs live; one
+        already gone is not an error."""
 
     async def close(self) -> None: ...
 

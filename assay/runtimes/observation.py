@@ -52,6 +52,18 @@ class RunObservation:
     deadline_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SeenLaunch:
+    """A launch of the runtime's own that a resource event is about (a Kubernetes Job of Assay's): the runs it
+    was created for, at which attempt, and whether it still runs (neither finished nor being deleted)."""
+
+    evaluation_id: str
+    attempt: int
+    indices: tuple[int, ...]
+    runtime_ref: str
+    running: bool
+
+
 class LaunchRefused(Exception):
     """The runtime will not start this launch, for a reason the user can act on (a missing queue). The run
     fails with ``message_code`` and ``reason`` as the runtime's own judgement (``message_origin: runtime``)."""
@@ -66,4 +78,4 @@ class LaunchRefused(Exception):
         return RunNote(self.message, self.message_code, self.reason)
 
 
-__all__ = ["NOTICE_CODES", "LaunchRefused", "RunNote", "RunObservation"]
+__all__ = ["NOTICE_CODES", "LaunchRefused", "RunNote", "RunObservation", "SeenLaunch"]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from assay.runtimes.kubernetes import job_name
 from tests.cluster_real.deployment import Deployment
-from tests.cluster_real.tier import Tier, condition, is_true, terminated
+from tests.cluster_real.tier import EVALUATION, Tier, condition, is_true, terminated
 from tests.manifests.code_permissions import HARDWARE_PROFILES, function_permissions
 from tests.support.waiting import wait_for
 
@@ -212,6 +213,39 @@ def test_missing_local_queue_fails_at_dispatch_and_creates_nothing(tier: Tier) -
     assert "'gpu-nightly'" in error["message"] and tier.tenant in error["message"]
     assert error.get("reason") == "LocalQueueNotFound"
     assert tier.leftovers(job_id) == {}
+
+
+def test_a_job_made_after_its_launch_failed_is_removed(tier: Tier) -> None:
+    """The API server may apply a create the hub gave up on (the request timed out, or was answered an error):
+    the benchmark failed at its launch, yet its Job exists, and Kueue would run it until its deadline. Played by
+    creating, as an administrator, the Job dispatch would have made for a launch that failed; the watch, the
+    Broker and the sweep, as deployed, remove it."""
+    job_id = tier.submit(hardware_config={"queue": {"name": "gpu-nightly"}})
+    _runtime_failure(tier.wait_failed(job_id), "local_queue_not_found")
+    labels = {  # as build_launch labels a Job (the ApiServerSource watches those managed by assay)
+        "app.kubernetes.io/managed-by": "assay",
+        EVALUATION: job_id,
+        "assay.dev/benchmark-index": "0",
+        "assay.dev/attempt": "1",
+        "kueue.x-k8s.io/queue-name": "assay",
+    }
+    container = {
+        "name": "adapter",
+        "image": "registry.invalid/adapter:1",
+        "resources": {"requests": {"cpu": "100m"}},
+    }
+    late = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name(job_id, 0, 1), "namespace": tier.tenant, "labels": labels},
+        "spec": {
+            "suspend": True,
+            "template": {"spec": {"restartPolicy": "Never", "containers": [container]}},
+        },
+    }
+    tier.kube.apply([late])
+    assert tier.jobs(job_id) != []
+    wait_for(lambda: tier.leftovers(job_id) == {}, timeout=120, interval=0.5)
 
 
 def test_a_request_over_the_cluster_queue_fails_fast(tier: Tier) -> None:

@@ -196,6 +196,43 @@ def test_a_launch_the_api_server_does_not_answer_fails_within_the_request_timeou
     wait_for(lambda: any(j["metadata"]["labels"]["assay.dev/attempt"] == "2" for j in cluster.jobs(job_id)))
 
 
+def test_a_job_created_after_the_hub_gave_up_on_its_launch_is_removed(
+    start_cluster: Callable[..., Cluster],
+) -> None:
+    """The API server may take a create after the hub's request timed out: the benchmark failed at its launch,
+    yet its Job appears, and would run to its activeDeadlineSeconds holding Kueue quota with its callbacks
+    fenced off. The sweep removes such a Job when its event arrives (and one a retry replaced); the retry's
+    own Job stays."""
+    cluster = start_cluster(ASSAY_K8S_REQUEST_TIMEOUT_SECONDS="1")
+    cluster.queue()
+    cluster.add_provider()
+    cluster.api.create_delay = 2.0
+    job_id = cluster.submit_job()
+    cluster.wait_state(job_id, "failed")
+    assert cluster.benchmark(job_id)["error_message"]["message_code"] == "runtime_start_failed"
+    (late,) = cluster.wait_jobs(job_id)  # created once the hub had given it up
+    assert late["metadata"]["labels"]["assay.dev/attempt"] == "1"
+    cluster.api.create_delay = 0.0
+    cluster.changed(late)
+    assert cluster.jobs(job_id) == []
+    assert ("jobs", TENANT, late["metadata"]["name"]) in cluster.api.deleted
+
+    cluster.api.create_delay = 2.0  # once more, now replaced by a retry before its event arrives
+    cluster.submit.post(f"/api/v1/evaluations/jobs/{job_id}/retry", headers=TEAM)
+    cluster.wait_state(job_id, "failed")
+    (late,) = cluster.wait_jobs(job_id)
+    cluster.api.create_delay = 0.0
+    retried = cluster.submit.post(f"/api/v1/evaluations/jobs/{job_id}/retry", headers=TEAM)
+    assert retried.status_code == 202, retried.text
+    wait_for(lambda: len(cluster.jobs(job_id)) == 2)
+    (current,) = [j for j in cluster.jobs(job_id) if j["metadata"]["labels"]["assay.dev/attempt"] == "3"]
+    cluster.changed(current)
+    cluster.changed(late)
+    assert [j["metadata"]["name"] for j in cluster.jobs(job_id)] == [current["metadata"]["name"]]
+    cluster.changed(current)  # a running launch the hub made is never a leftover
+    assert len(cluster.jobs(job_id)) == 1
+
+
 def test_cancel_deletes_what_was_created_and_a_refused_cancel_deletes_nothing(cluster: Cluster) -> None:
     running = cluster.submit_job(["qa", "qa_f1"])
     finished = cluster.submit_job(["qa"])

@@ -3,6 +3,7 @@ and the test API server's own strictness (a test server that accepted anything w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -382,3 +383,44 @@ def test_a_hardware_profile_is_read_as_evalhub_reads_it_and_refused_when_unusabl
     )
     assert "is not a quantity" in refused(profile({"identifiers": [{**cpu, "defaultCount": "two"}]}))
     assert refused(profile({"scheduling": {"type": "Anywhere"}})).startswith("hardware_profile_invalid")
+
+
+def test_the_launch_a_job_event_is_about() -> None:
+    """What the sweep reads from a Job's event to tell a leftover launch: only Jobs named as Assay names the
+    launch their labels describe, and whether the Job still runs."""
+    from assay.runtimes.kubernetes.runtime import KubernetesRuntime
+
+    runtime = KubernetesRuntime(Settings(mode="cluster", k8s_api_url="https://127.0.0.1:9"), None)
+    evaluation = str(uuid.uuid4())
+
+    def job(name: str, **extra: Any) -> dict[str, Any]:
+        labels = {
+            "assay.dev/evaluation-id": evaluation,
+            "assay.dev/benchmark-index": "2",
+            "assay.dev/attempt": "3",
+        }
+        metadata = {"name": name, "namespace": "team-a", "labels": labels, **extra.pop("metadata", {})}
+        return {"kind": "Job", "metadata": metadata, **extra}
+
+    name = job_name(evaluation, 2, 3)
+    seen = runtime.launch_of(job(name, metadata={"annotations": {"assay.dev/benchmark-indices": "2,4"}}))
+    assert seen is not None
+    assert (seen.evaluation_id, seen.attempt, seen.indices, seen.running) == (evaluation, 3, (2, 4), True)
+    assert seen.runtime_ref == f"k8s:team-a/{name}"
+    finished = runtime.launch_of(job(name, status={"conditions": [_cond("Complete")]}))
+    assert finished is not None and not finished.running
+    failing = runtime.launch_of(job(name, status={"conditions": [_cond("FailureTarget")]}))
+    assert failing is not None and not failing.running
+    not_yet = runtime.launch_of(job(name, status={"conditions": [_cond("Failed", status="False")]}))
+    assert not_yet is not None and not_yet.running
+    going = runtime.launch_of(job(name, metadata={"deletionTimestamp": _at(1)}))
+    assert going is not None and not going.running
+    assert runtime.launch_of(job(job_name(evaluation, 2, 4))) is None  # labels and name disagree
+    assert runtime.launch_of({**job(name), "kind": "Pod"}) is None
+    assert runtime.launch_of({"kind": "Job", "namespace": "team-a", "name": name}) is None  # Reference mode
+    # Removed only from the namespace of the evaluation's tenant: a Job elsewhere that claims the evaluation is
+    # left alone (no call is made); in the tenant's own the delete goes out (here to an API server not there).
+    assert asyncio.run(runtime.remove(seen, "team-b")) is None
+    with pytest.raises(ApiException) as refused:
+        asyncio.run(runtime.remove(seen, "team-a"))
+    assert refused.value.status == 0 and refused.value.reason == "Unreachable"

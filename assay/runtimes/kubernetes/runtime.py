@@ -39,6 +39,7 @@ from assay.runtimes.kubernetes.objects import (
     TestDataUnsupported,
     build_launch,
     evaluation_of_name,
+    job_name,
     label_value,
     launch_indices,
     namespace_for,
@@ -55,7 +56,7 @@ from assay.runtimes.kubernetes.watch import (
     judge,
     waiting_for_volumes,
 )
-from assay.runtimes.observation import LaunchRefused, RunObservation
+from assay.runtimes.observation import LaunchRefused, RunObservation, SeenLaunch
 from assay.settings import Settings
 from assay.store import EvaluationRecord, RunRow
 from assay.telemetry import tracing
@@ -70,6 +71,8 @@ _QUEUE_CACHE_SECONDS = 60.0
 _DEADLINE_MARGIN = timedelta(minutes=5)
 _CREDENTIAL_SLACK_SECONDS = 3600.0
 _T = TypeVar("_T")
+_FINISHED = frozenset({"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"})
+"""Job conditions after which its pods are ended or ending (the last two since Kubernetes 1.31)."""
 
 
 def client_configuration(settings: Settings) -> kubernetes.client.Configuration:
@@ -508,6 +511,51 @@ class KubernetesRuntime(ApiUser):
         else:
             names = [str(resource.get("name") or "")]
         return next((found for n in names if (found := evaluation_of_name(n))), None)
+
+    def launch_of(self, resource: Mapping[str, Any]) -> SeenLaunch | None:
+        """A Job Assay created, whole (the ApiServerSource's ``Resource`` mode, as deployed): its evaluation,
+        attempt and benchmarks from its labels and annotation, and whether it still runs. A Job whose name is
+        not the one Assay gives those labels is none of Assay's launches."""
+        metadata = resource.get("metadata")
+        if resource.get("kind") != "Job" or not isinstance(metadata, Mapping):
+            return None
+        labels = metadata.get("labels") or {}
+        evaluation_id, attempt, lead = (
+            str(labels.get(key) or "") for key in (LABEL_EVALUATION, LABEL_ATTEMPT, LABEL_INDEX)
+        )
+        namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+        indices = launch_indices(resource)
+        if not (evaluation_id and attempt.isdigit() and lead.isdigit() and namespace and indices):
+            return None
+        if name != job_name(evaluation_id, int(lead), int(attempt)):
+            return None
+        conditions = (resource.get("status") or {}).get("conditions") or []
+        finished = any(
+            isinstance(c, Mapping) and c.get("type") in _FINISHED and c.get("status") == "True"
+            for c in conditions
+        )
+        return SeenLaunch(
+            evaluation_id=evaluation_id,
+            attempt=int(attempt),
+            indices=indices,
+            runtime_ref=f"{REF_PREFIX}{namespace}/{name}",
+            running=not finished and not metadata.get("deletionTimestamp"),
+        )
+
+    async def remove(self, launch: SeenLaunch, tenant: str) -> None:
+        """Delete the launch's Job (its ConfigMap and Secret with it), only in ``tenant``'s own namespace."""
+        namespace, _, name = launch.runtime_ref.removeprefix(REF_PREFIX).partition("/")
+        if namespace != namespace_for(self._settings, tenant):
+            log.warning(
+                "not removing Job %s/%s: evaluation %s belongs to tenant %s, whose namespace is %s",
+                namespace,
+                name,
+                launch.evaluation_id,
+                tenant,
+                namespace_for(self._settings, tenant),
+            )
+            return
+        await self._delete_launch(namespace, name)
 
     async def observe(self, evaluation: EvaluationRecord, now: datetime) -> list[RunObservation]:
         """Look at the Jobs, Workloads and pods of the evaluation's launched, unfinished runs."""
