@@ -273,7 +273,10 @@ class TestApiServer:
         self.rejected: list[str] = []  # schema problems of refused bodies
         self.forbidden: list[str] = []  # RBAC refusals, as their messages
         self.create_delay = create_delay
-        self.fail_creates: dict[str, int] = {}  # plural -> the status its next create is answered (a 5xx)
+        self.fail_creates: dict[
+            str, list[int]
+        ] = {}  # plural -> statuses its next creates are answered (5xx, 429)
+        self.fail_after_create: dict[str, list[int]] = {}  # the same, answered once the object is stored
         self._in_flight = 0
         self.max_in_flight = 0
         self.admin_token = self.register_token(
@@ -599,7 +602,8 @@ class TestApiServer:
                     "the namespace of the provided object does not match the namespace sent on the request",
                 )
             with self._lock:
-                failure = self.fail_creates.pop(plural, None)
+                failures = self.fail_creates.get(plural) or [None]
+                failure = failures.pop(0)
             if failure is not None:
                 return _status(failure, "InternalError", f"injected: creating {plural} failed")
             with self._lock:
@@ -608,6 +612,10 @@ class TestApiServer:
             if stored is None:
                 assert problem is not None
                 return _status(*problem)
+            with self._lock:
+                late = (self.fail_after_create.get(plural) or [None]).pop(0)
+            if late is not None:
+                return _status(late, "InternalError", f"injected: creating {plural} failed after the write")
             return JSONResponse(stored, status_code=201)
         finally:
             self._in_flight -= 1

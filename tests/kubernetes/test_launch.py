@@ -285,8 +285,26 @@ def test_a_cancel_delivered_after_a_retry_stops_only_what_it_was_about(cluster: 
     assert cluster.benchmark(job_id)["status"] == "pending"
 
 
+def test_passing_trouble_at_launch_is_tried_again(cluster: Cluster) -> None:
+    """An API server that answers 503 (etcd electing a leader), 429 (too many requests) or 500 after it stored
+    the object does not fail the benchmark: each call is tried again, and a create the server had made is found
+    (409) and kept. Before, the first such answer failed the benchmark with runtime_start_failed."""
+    cluster.api.fail_creates["jobs"] = [503, 429]
+    cluster.api.fail_after_create["configmaps"] = [500]
+    job_id = cluster.submit_job()
+    (job,) = cluster.wait_jobs(job_id)
+    name = job["metadata"]["name"]
+    wait_for(lambda: cluster.api.get("secrets", TENANT, f"{name}-token") is not None)
+    assert cluster.api.get("configmaps", TENANT, f"{name}-spec") is not None
+    assert [b["kind"] for b in cluster.api.created].count("ConfigMap") == 2  # made, then found on the retry
+    assert cluster.benchmark(job_id)["status"] == "pending"
+    assert cluster.job(job_id)["status"]["state"] != "failed"
+
+
 def test_a_launch_that_fails_half_way_leaves_no_job_holding_quota(cluster: Cluster) -> None:
-    cluster.api.fail_creates["configmaps"] = 500  # the Job is made, then its ConfigMap is refused
+    cluster.api.fail_creates["configmaps"] = [
+        500
+    ] * 4  # the Job is made, then its ConfigMap is refused (each try)
     job_id = cluster.submit_job()
     failed = cluster.wait_state(job_id, "failed")
     entry = failed["status"]["benchmarks"][0]

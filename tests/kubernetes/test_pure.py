@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import kubernetes.client
 import pytest
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from adapters.sidecar import SidecarConfig
@@ -391,6 +392,7 @@ def test_the_launch_a_job_event_is_about() -> None:
     from assay.runtimes.kubernetes.runtime import KubernetesRuntime
 
     runtime = KubernetesRuntime(Settings(mode="cluster", k8s_api_url="https://127.0.0.1:9"), None)
+    runtime.retry_delays = ()  # an API server that is not there: at once, not after three more tries
     evaluation = str(uuid.uuid4())
 
     def job(name: str, **extra: Any) -> dict[str, Any]:
@@ -424,3 +426,17 @@ def test_the_launch_a_job_event_is_about() -> None:
     with pytest.raises(ApiException) as refused:
         asyncio.run(runtime.remove(seen, "team-a"))
     assert refused.value.status == 0 and refused.value.reason == "Unreachable"
+
+
+def test_which_api_answers_are_tried_again() -> None:
+    from assay.kubeapi import unanswered
+    from assay.runtimes.kubernetes.runtime import passing
+
+    for status in (429, 500, 502, 503, 504):
+        assert passing(ApiException(status=status, reason="x"))
+    for status in (400, 401, 403, 404, 409, 410, 422):
+        assert not passing(ApiException(status=status, reason="x"))
+    refused = urllib3.exceptions.NewConnectionError(None, "refused")  # type: ignore[arg-type]
+    assert passing(unanswered(refused, 30))  # an API server restarting
+    stalled = urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out")  # type: ignore[arg-type]
+    assert not passing(unanswered(stalled, 30))  # it already waited its whole timeout

@@ -89,9 +89,27 @@ def client_configuration(settings: Settings) -> kubernetes.client.Configuration:
     return configuration
 
 
+_RETRY_DELAYS = (0.5, 1.0, 2.0)
+"""Seconds before each further try of a call the API server answered as passing trouble (below)."""
+_PASSING = frozenset({429, 500, 502, 503, 504})
+
+
+def passing(exc: ApiException) -> bool:
+    """An answer worth trying again at once: too many requests, a server error or an unavailable upstream (etcd
+    electing a leader, a webhook restarting), or a refused or cut connection (an API server restarting). Not a
+    call that waited its whole timeout, nor any refusal of the request itself."""
+    return exc.status in _PASSING or (exc.status == 0 and exc.reason == "Unreachable")
+
+
 class ApiUser:
     """One ``ApiClient`` from ``settings`` (or ``configuration``), its calls run in worker threads, at most
-    ``k8s_max_parallel_requests`` at once: the runtime, the tenants' onboarding and the pod-log reader."""
+    ``k8s_max_parallel_requests`` at once: the runtime, the tenants' onboarding and the pod-log reader.
+
+    A call answered with :func:`passing` trouble is tried again after 0.5, 1 and 2 s before its error is raised:
+    every call Assay makes may be repeated (a create answered 409 finds what an earlier try made, a delete
+    answered 404 is done, the rest read)."""
+
+    retry_delays: tuple[float, ...] = _RETRY_DELAYS
 
     def __init__(
         self, settings: Settings, configuration: kubernetes.client.Configuration | None = None
@@ -101,8 +119,22 @@ class ApiUser:
         self._limit = asyncio.Semaphore(settings.k8s_max_parallel_requests)
 
     async def _call(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        async with self._limit:
-            return await asyncio.to_thread(call, *args, **kwargs)
+        for delay in (*self.retry_delays, None):
+            try:
+                async with self._limit:
+                    return await asyncio.to_thread(call, *args, **kwargs)
+            except ApiException as exc:
+                if delay is None or not passing(exc):
+                    raise
+                log.info(
+                    "the Kubernetes API answered %s %s to %s; trying again in %g s",
+                    exc.status,
+                    exc.reason,
+                    getattr(call, "__name__", "a call"),
+                    delay,
+                )
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last try raises or returns")
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
