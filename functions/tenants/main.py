@@ -96,10 +96,13 @@ async def onboard(event: CloudEvent) -> None:
         else:
             await onboarding.resync()
     except ApiException as exc:
+        from assay.runtimes.kubernetes.runtime import api_said
+
         log.error("tenant onboarding failed on event %s: %s", event["id"], exc)
-        # 403: the function's RBAC is wrong, a retry will not help; anything else may pass.
+        # 403: the function's RBAC is wrong, a retry will not help; anything else may pass. The answer says why in
+        # one clean sentence (the Status message, or that the API did not answer), never the client's text.
         raise HTTPException(
-            422 if exc.status in (401, 403) else 503, detail=f"Kubernetes API {exc.status}"
+            422 if exc.status in (401, 403) else 503, detail=f"Tenant onboarding failed: {api_said(exc)[0]}"
         ) from exc
 
 

@@ -25,7 +25,7 @@ from tests.kubernetes.conftest import (
     kubeconfig,
 )
 
-Send = Callable[..., None]
+Send = Callable[..., str]
 
 
 @pytest.fixture()
@@ -43,6 +43,7 @@ def onboard(k8s_api: tuple[TestApiServer, str], tmp_path: Path) -> Iterator[Send
     app, host = module.app, module.host
     host.settings = settings
     answers: list[int] = []
+    said: list[str] = []
 
     async def deliver(event: CloudEvent) -> None:
         headers, body = to_binary(event)
@@ -50,10 +51,13 @@ def onboard(k8s_api: tuple[TestApiServer, str], tmp_path: Path) -> Iterator[Send
             transport=httpx.ASGITransport(app=app), base_url="http://tenants"
         ) as client:
             for _ in range(2):  # at least once: every event may come again
-                answers.append((await client.post("/", headers=headers, content=body)).status_code)
+                answer = await client.post("/", headers=headers, content=body)
+                answers.append(answer.status_code)
+                said.append(answer.text)
         await host.close()
 
-    def send(namespace: str | None, kind: str = "update") -> None:
+    def send(namespace: str | None, kind: str = "update", *, expect: int | None = None) -> str:
+        """Delivers the event; every answer is 200 or 204, or ``expect``. Returns the last answer's body."""
         if namespace is None:
             event = CloudEvent(
                 {"type": "dev.knative.sources.ping", "source": "/pingsources/assay-tenants"}, {}
@@ -75,8 +79,9 @@ def onboard(k8s_api: tuple[TestApiServer, str], tmp_path: Path) -> Iterator[Send
         import asyncio
 
         asyncio.run(deliver(event))
-        assert set(answers) <= {200, 204}, answers
+        assert set(answers) <= ({200, 204} if expect is None else {expect}), answers
         answers.clear()
+        return said.pop() if said else ""
 
     yield send
 
@@ -202,3 +207,24 @@ def test_the_tenant_component_says_what_onboarding_creates() -> None:
             k: v for k, v in obj.items() if k not in ("metadata",)
         }, key(obj)
     assert function_environment("tenants")["ASSAY_RUNTIME"] == "kubernetes"
+
+
+def test_an_api_error_that_remains_is_answered_in_one_clean_sentence(
+    k8s_api: tuple[TestApiServer, str], onboard: Send
+) -> None:
+    """A 500 passes after a retry; one that remains is a 503 for the broker to redeliver, saying why (the
+    Status message), never the client's text; the next delivery completes what the first could not."""
+    api, _ = k8s_api
+    api.add_namespace(TENANT, {"assay.dev/tenant": "true"})
+    api.fail_creates["rolebindings"] = [500]
+    onboard(TENANT, "add")
+    assert _owned(api) == EXPECTED
+    api.add_namespace("team-b", {"assay.dev/tenant": "true"})
+    api.fail_creates["localqueues"] = [503] * 8  # each of the two deliveries tries four times
+    said = onboard("team-b", "add", expect=503)
+    assert "Tenant onboarding failed: the Kubernetes API answered 503" in said, said
+    assert "injected: creating localqueues failed" in said
+    for raw in ("HTTP response headers", "Audit-Id", "Reason:"):
+        assert raw not in said
+    onboard("team-b", "update")
+    assert [q["metadata"]["name"] for q in api.list("localqueues", "team-b")] == ["assay"]
