@@ -22,9 +22,42 @@ from typing import Any
 
 import urllib3
 from kubernetes.client.api_client import ApiClient
+from kubernetes.client.configuration import Configuration
 from kubernetes.client.exceptions import ApiException
 
-__all__ = ["DELETE_IN_BACKGROUND", "BatchV1", "CoreV1", "CustomObjects", "Objects", "unanswered"]
+from assay.settings import Settings
+
+__all__ = [
+    "DELETE_IN_BACKGROUND",
+    "BatchV1",
+    "CoreV1",
+    "CustomObjects",
+    "Objects",
+    "client_configuration",
+    "unanswered",
+]
+
+
+def client_configuration(settings: Settings) -> Configuration:
+    """The API server ``settings`` name, for every client Assay builds (the runtime, tenant onboarding, the pod-log
+    reader, the Kubernetes authenticator): ``k8s_api_url``, else ``k8s_kubeconfig``, else the pod's in-cluster
+    service account; at most ``k8s_max_parallel_requests`` connections."""
+    configuration = Configuration()
+    if settings.k8s_api_url:
+        configuration.host = settings.k8s_api_url.rstrip("/")
+    elif settings.k8s_kubeconfig is not None:
+        import kubernetes.config  # the package's __init__ has imported it already; named here, where it is used
+
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(settings.k8s_kubeconfig), client_configuration=configuration
+        )
+    else:
+        import kubernetes.config
+
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = settings.k8s_max_parallel_requests
+    return configuration
+
 
 DELETE_IN_BACKGROUND: Mapping[str, str] = {
     "apiVersion": "v1",

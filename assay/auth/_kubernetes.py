@@ -58,18 +58,10 @@ def check_configured(settings: Settings) -> None:
 
 def api_client(settings: Settings) -> kubernetes.client.ApiClient:
     import kubernetes.client
-    import kubernetes.config
 
-    configuration = kubernetes.client.Configuration()
-    if settings.k8s_api_url:
-        configuration.host = settings.k8s_api_url
-    elif settings.k8s_kubeconfig is not None:
-        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-            str(settings.k8s_kubeconfig), client_configuration=configuration
-        )
-    else:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    return kubernetes.client.ApiClient(configuration)
+    from assay.kubeapi import client_configuration
+
+    return kubernetes.client.ApiClient(client_configuration(settings))
 
 
 def _log_failure(review: str, exc: Exception) -> None:

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import kubernetes.client
-import kubernetes.config
 from kubernetes.client.exceptions import ApiException
 
 from assay.core.credentials import LaunchSigner
 from assay.core.plan import PlannedBenchmark
-from assay.kubeapi import DELETE_IN_BACKGROUND, BatchV1, CoreV1, CustomObjects
+from assay.kubeapi import DELETE_IN_BACKGROUND, BatchV1, CoreV1, CustomObjects, client_configuration
 from assay.runtimes.kubernetes.objects import (
     HARDWARE_PROFILE_GROUP,
     HARDWARE_PROFILE_NOT_FOUND,
@@ -73,20 +72,6 @@ _CREDENTIAL_SLACK_SECONDS = 3600.0
 _T = TypeVar("_T")
 _FINISHED = frozenset({"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"})
 """Job conditions after which its pods are ended or ending (the last two since Kubernetes 1.31)."""
-
-
-def client_configuration(settings: Settings) -> kubernetes.client.Configuration:
-    configuration = kubernetes.client.Configuration()
-    if settings.k8s_api_url:
-        configuration.host = settings.k8s_api_url.rstrip("/")
-    elif settings.k8s_kubeconfig is not None:
-        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(settings.k8s_kubeconfig), client_configuration=configuration
-        )
-    else:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    configuration.connection_pool_maxsize = settings.k8s_max_parallel_requests
-    return configuration
 
 
 _RETRY_DELAYS = (0.5, 1.0, 2.0)
