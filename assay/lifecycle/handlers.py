@@ -33,7 +33,7 @@ from assay.core.states import TERMINAL_JOB, fail_run
 from assay.errors import NotFound, TemporaryError, Unprocessable
 from assay.lifecycle.ports import Lifecycle
 from assay.lifecycle.progress import record_transition, settle
-from assay.runtimes.observation import NOTICE_CODES, LaunchRefused, RunObservation
+from assay.runtimes.observation import NOTICE_CODES, LaunchRefused, RunObservation, SeenLaunch
 from assay.store import LockedEvaluation, RunRow
 from assay.telemetry import tracing
 
@@ -253,8 +253,7 @@ async def sweep(ctx: Lifecycle, ce: CloudEvent | None = None) -> dict[str, int]:
         with _retryable():
             evaluation_id = _evaluation_of_resource(ctx, ce)
             if evaluation_id is not None:
-                await _reconcile(ctx, evaluation_id, counts)
-                await _remove_leftover(ctx, ce, counts)
+                await _reconcile(ctx, evaluation_id, counts, _running_launch(ctx, ce, evaluation_id))
         return counts
     with _retryable():
         stats = await ctx.database.outbox.deliver_pending(
@@ -288,34 +287,21 @@ def _evaluation_of_resource(ctx: Lifecycle, ce: CloudEvent) -> str | None:
     return found
 
 
-async def _remove_leftover(ctx: Lifecycle, ce: CloudEvent, counts: dict[str, int]) -> None:
-    """Remove a launch the event shows running that the hub does not run: every benchmark it was created for
-    has a later attempt, or failed at its launch (the API server took a create after the hub's request had
-    timed out, or answered an error for one it made). Such a Job would hold Kueue quota and a node until its
-    ``activeDeadlineSeconds``, its callbacks fenced off as stale. Decided under the job's lock, which a dispatch
-    holds while it creates: a launch still being made is never taken for a leftover. A launch of an evaluation
-    this database does not know is left alone (another hub's, or a hard delete's, which removes its own)."""
-    runtime = ctx.runtime
+def _running_launch(ctx: Lifecycle, ce: CloudEvent, evaluation_id: str) -> SeenLaunch | None:
+    """The launch of ``evaluation_id`` the event shows still running (a Job of Assay's, whole), if any."""
     data = ce.data if isinstance(ce.data, dict) else {}
-    seen = runtime.launch_of(data) if runtime is not None else None
-    if runtime is None or seen is None or not seen.running:
-        return
-    async with ctx.database.evaluations.locked(seen.evaluation_id) as unit:
-        if unit is None:
-            return
-        tenant = unit.record.tenant
-        rows = {row.run.index: row for row in unit.rows()}
-    if not all(index in rows and _gave_up(rows[index], seen.attempt) for index in seen.indices):
-        return
-    log.warning(
-        "removing launch %s of %s benchmarks %s attempt %d: the hub does not run it",
-        seen.runtime_ref,
-        seen.evaluation_id,
-        list(seen.indices),
-        seen.attempt,
-    )
-    await runtime.remove(seen, tenant)
-    counts["removed"] += 1
+    seen = ctx.runtime.launch_of(data) if ctx.runtime is not None else None
+    return seen if seen is not None and seen.running and seen.evaluation_id == evaluation_id else None
+
+
+def _left_over(rows: list[RunRow], seen: SeenLaunch) -> bool:
+    """A launch the hub does not run: every benchmark it was created for has a later attempt, or failed at its
+    launch without the launch ever being recorded (the API server took a create after the hub's request had
+    timed out, or made the object and answered an error). Such a Job would hold Kueue quota and a node until its
+    ``activeDeadlineSeconds``, its callbacks fenced off as stale. Judged under the job's lock, which a dispatch
+    holds while it creates: a launch still being made is never taken for a leftover."""
+    by_index = {row.run.index: row for row in rows}
+    return all(index in by_index and _gave_up(by_index[index], seen.attempt) for index in seen.indices)
 
 
 def _gave_up(row: RunRow, attempt: int) -> bool:
@@ -390,85 +376,117 @@ async def _reconcile_one(ctx: Lifecycle, evaluation_id: str, counts: dict[str, i
         counts["errors"] += 1
 
 
-async def _reconcile(ctx: Lifecycle, evaluation_id: str, counts: dict[str, int]) -> None:
-    now = ctx.clock()
+async def _reconcile(
+    ctx: Lifecycle, evaluation_id: str, counts: dict[str, int], seen: SeenLaunch | None = None
+) -> None:
+    """Reconcile one evaluation under its lock; with ``seen`` (a Job event's launch), remove that launch too when
+    it is :func:`_left_over`, whatever the evaluation's state."""
     runtime = ctx.runtime
     orphans: list[RunRow] = []
+    leftover: tuple[SeenLaunch, str] | None = None
     observations = await _observe(ctx, evaluation_id)
     has_pending_events = await ctx.database.outbox.has_pending_for(evaluation_id)
     async with ctx.database.evaluations.locked(evaluation_id) as unit:
-        if unit is None or unit.record.state in TERMINAL_JOB:
+        if unit is None:
             return
-        counts["watched"] += _apply_observations(ctx, unit, observations, orphans)
-        redispatch = False
-        for row in unit.rows():
-            run = row.run
-            if run.terminal:
-                continue
-            if row.deadline_at is not None and row.deadline_at < now:
-                timeout = ctx.timeout_of(unit.record.plan.benchmarks[run.index])
+        if seen is not None and _left_over(unit.rows(), seen):
+            leftover = seen, unit.record.tenant
+        if unit.record.state not in TERMINAL_JOB:
+            _reconcile_open(ctx, unit, observations, has_pending_events, counts, orphans)
+        events = unit.events
+    await ctx.published(events)
+    if runtime is None:
+        return
+    for row in orphans:
+        try:
+            await runtime.kill_orphan(evaluation_id, row)
+        except Exception:  # logged; its activeDeadlineSeconds ends the Job at the latest
+            log.exception("removing the launch of %s benchmark %d failed", evaluation_id, row.run.index)
+    if leftover is not None:
+        launch, tenant = leftover
+        log.warning(
+            "removing launch %s of %s benchmarks %s attempt %d: the hub does not run it",
+            launch.runtime_ref,
+            evaluation_id,
+            list(launch.indices),
+            launch.attempt,
+        )
+        await runtime.remove(launch, tenant)
+        counts["removed"] += 1
+
+
+def _reconcile_open(
+    ctx: Lifecycle,
+    unit: LockedEvaluation,
+    observations: list[RunObservation],
+    has_pending_events: bool,
+    counts: dict[str, int],
+    orphans: list[RunRow],
+) -> None:
+    """An open evaluation's share: what the runtime saw, deadlines, lost and never-dispatched runs, settling."""
+    now = ctx.clock()
+    runtime = ctx.runtime
+    evaluation_id = unit.record.id
+    counts["watched"] += _apply_observations(ctx, unit, observations, orphans)
+    redispatch = False
+    for row in unit.rows():
+        run = row.run
+        if run.terminal:
+            continue
+        if row.deadline_at is not None and row.deadline_at < now:
+            timeout = ctx.timeout_of(unit.record.plan.benchmarks[run.index])
+            record_transition(
+                unit,
+                fail_run(
+                    run,
+                    f"The benchmark did not finish within its timeout of {timeout:g} s",
+                    "benchmark_timeout",
+                    now,
+                ),
+                "sweep",
+                metrics=ctx.metrics,
+            )
+            counts["timed_out"] += 1
+            if runtime is not None:
+                orphans.append(row)
+        elif (
+            runtime is not None and row.dispatched_attempt >= run.attempt and runtime.lost(evaluation_id, row)
+        ):
+            if row.runtime_ref is None:
+                # Queued but never started when the hub went away: just launch it again.
+                unit.put_row(replace(row, dispatched_attempt=run.attempt - 1))
+                redispatch = True
+                counts["redispatched"] += 1
+            else:
+                orphans.append(row)
                 record_transition(
                     unit,
                     fail_run(
                         run,
-                        f"The benchmark did not finish within its timeout of {timeout:g} s",
-                        "benchmark_timeout",
+                        "The hub restarted while the benchmark was running and its process was lost; "
+                        f"retry with POST /api/v1/evaluations/jobs/{evaluation_id}/retry",
+                        "runtime_lost",
                         now,
                     ),
                     "sweep",
                     metrics=ctx.metrics,
                 )
-                counts["timed_out"] += 1
-                if runtime is not None:
-                    orphans.append(row)
-            elif (
-                runtime is not None
-                and row.dispatched_attempt >= run.attempt
-                and runtime.lost(evaluation_id, row)
-            ):
-                if row.runtime_ref is None:
-                    # Queued but never started when the hub went away: just launch it again.
-                    unit.put_row(replace(row, dispatched_attempt=run.attempt - 1))
-                    redispatch = True
-                    counts["redispatched"] += 1
-                else:
-                    orphans.append(row)
-                    record_transition(
-                        unit,
-                        fail_run(
-                            run,
-                            "The hub restarted while the benchmark was running and its process was lost; "
-                            f"retry with POST /api/v1/evaluations/jobs/{evaluation_id}/retry",
-                            "runtime_lost",
-                            now,
-                        ),
-                        "sweep",
-                        metrics=ctx.metrics,
-                    )
-                    counts["lost"] += 1
-            elif (
-                row.dispatched_attempt < run.attempt
-                and not has_pending_events
-                and now - unit.record.updated_at > timedelta(seconds=ctx.settings.dispatch_stale_seconds)
-            ):
-                redispatch = True
-                counts["redispatched"] += 1
-        if redispatch:
-            unit.emit(
-                event(EVALUATION_ACCEPTED, unit.record.tenant, "sweep", evaluation_id, {"redispatch": True})
-            )
-        before = unit.current("state")
-        settle(ctx, unit)
-        if unit.current("state") in TERMINAL_JOB and before not in TERMINAL_JOB:
-            counts["settled"] += 1
-        events = unit.events
-    await ctx.published(events)
-    if runtime is not None:
-        for row in orphans:
-            try:
-                await runtime.kill_orphan(evaluation_id, row)
-            except Exception:  # logged; its activeDeadlineSeconds ends the Job at the latest
-                log.exception("removing the launch of %s benchmark %d failed", evaluation_id, row.run.index)
+                counts["lost"] += 1
+        elif (
+            row.dispatched_attempt < run.attempt
+            and not has_pending_events
+            and now - unit.record.updated_at > timedelta(seconds=ctx.settings.dispatch_stale_seconds)
+        ):
+            redispatch = True
+            counts["redispatched"] += 1
+    if redispatch:
+        unit.emit(
+            event(EVALUATION_ACCEPTED, unit.record.tenant, "sweep", evaluation_id, {"redispatch": True})
+        )
+    before = unit.current("state")
+    settle(ctx, unit)
+    if unit.current("state") in TERMINAL_JOB and before not in TERMINAL_JOB:
+        counts["settled"] += 1
 
 
 __all__ = ["aggregate", "dispatch", "sweep"]

@@ -243,8 +243,9 @@ def test_a_job_made_after_its_launch_failed_is_removed(tier: Tier) -> None:
             "template": {"spec": {"restartPolicy": "Never", "containers": [container]}},
         },
     }
-    tier.kube.apply([late])
-    assert tier.jobs(job_id) != []
+    tier.kube.apply(
+        [late]
+    )  # fails the test unless the API server made the Job (the sweep may remove it at once)
     wait_for(lambda: tier.leftovers(job_id) == {}, timeout=120, interval=0.5)
 
 
