@@ -243,9 +243,8 @@ def test_a_job_made_after_its_launch_failed_is_removed(tier: Tier) -> None:
             "template": {"spec": {"restartPolicy": "Never", "containers": [container]}},
         },
     }
-    tier.kube.apply(
-        [late]
-    )  # fails the test unless the API server made the Job (the sweep may remove it at once)
+    # kubectl fails the test unless the API server made the Job; the sweep may remove it at once.
+    tier.kube.apply([late])
     wait_for(lambda: tier.leftovers(job_id) == {}, timeout=120, interval=0.5)
 
 
