@@ -419,6 +419,9 @@ def test_the_launch_a_job_event_is_about() -> None:
     assert going is not None and not going.running
     assert runtime.launch_of(job(job_name(evaluation, 2, 4))) is None  # labels and name disagree
     assert runtime.launch_of({**job(name), "kind": "Pod"}) is None
+    odd = job(name)
+    odd["metadata"]["labels"]["assay.dev/attempt"] = "\u00b3"  # a digit to str.isdigit, not to int()
+    assert runtime.launch_of(odd) is None
     assert runtime.launch_of({"kind": "Job", "namespace": "team-a", "name": name}) is None  # Reference mode
     # Removed only from the namespace of the evaluation's tenant: a Job elsewhere that claims the evaluation is
     # left alone (no call is made); in the tenant's own the delete goes out (here to an API server not there).

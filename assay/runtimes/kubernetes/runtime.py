@@ -542,7 +542,15 @@ class KubernetesRuntime(ApiUser):
         )
         namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
         indices = launch_indices(resource)
-        if not (evaluation_id and attempt.isdigit() and lead.isdigit() and namespace and indices):
+        numbers = f"{attempt}{lead}"
+        if not (
+            evaluation_id
+            and numbers.isascii()
+            and attempt.isdigit()
+            and lead.isdigit()
+            and namespace
+            and indices
+        ):
             return None
         if name != job_name(evaluation_id, int(lead), int(attempt)):
             return None
