@@ -443,3 +443,13 @@ def test_which_api_answers_are_tried_again() -> None:
     assert passing(unanswered(refused, 30))  # an API server restarting
     stalled = urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out")  # type: ignore[arg-type]
     assert not passing(unanswered(stalled, 30))  # it already waited its whole timeout
+
+
+def test_numbers_in_labels_and_annotations_are_ascii_digits() -> None:
+    from assay.runtimes.kubernetes.objects import launch_indices, whole
+
+    odd = ("12", " 3 ", "\u00b3", "\u0663", "-1", "", "1.0")
+    assert [whole(t) for t in odd] == [12, 3, None, None, None, None, None]
+    job = {"metadata": {"annotations": {"assay.dev/benchmark-indices": "0,\u00b3,2"}, "labels": {}}}
+    assert launch_indices(job) == (0, 2)  # an annotation is free text: what is not a number is skipped
+    assert launch_indices({"metadata": {"labels": {"assay.dev/benchmark-index": "\u00b9"}}}) == ()

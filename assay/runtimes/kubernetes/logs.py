@@ -41,6 +41,7 @@ from assay.runtimes.kubernetes.objects import (
     label_value,
     launch_indices,
     namespace_for,
+    whole,
 )
 from assay.runtimes.kubernetes.runtime import ApiUser, api_said
 from assay.settings import Settings
@@ -139,9 +140,8 @@ class PodLogs(ApiUser):
 
         def order(pod: dict[str, Any]) -> tuple[int, str]:
             labels = pod["metadata"].get("labels") or {}
-            attempt = str(labels.get(LABEL_ATTEMPT, "0"))
             return (
-                int(attempt) if attempt.isdigit() else 0,
+                whole(labels.get(LABEL_ATTEMPT, "0")) or 0,
                 str(pod["metadata"].get("creationTimestamp", "")),
             )
 

@@ -131,7 +131,8 @@ HARDWARE_PROFILE_DISABLED = "opendatahub.io/disabled"
 HARDWARE_PROFILE_NOT_FOUND = "hardware_profile_not_found"
 HARDWARE_PROFILE_DISABLED_CODE = "hardware_profile_disabled"
 HARDWARE_PROFILE_INVALID = "hardware_profile_invalid"
-_QUANTITY = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i?|[numk])?")
+# ASCII digits, as the API server reads a quantity (``\d`` alone would take any script's digits).
+_QUANTITY = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i?|[numk])?", re.ASCII)
 
 
 class HardwareProfileRefused(ValueError):
@@ -200,9 +201,10 @@ def read_hardware_profile(obj: Mapping[str, Any]) -> HardwareProfile:
             if item.get("maxCount") is not None:
                 limits[resource] = quantity(item["maxCount"], f"{where}.maxCount")
         else:  # an extended resource (an accelerator): a whole count, request equal to limit
-            if not default.isdigit():
+            count = whole(default)
+            if count is None:
                 raise invalid(f"{where}.defaultCount {default!r} is not a whole count of {resource}")
-            if int(default) > 0:
+            if count > 0:
                 requests[resource] = limits[resource] = default
     scheduling = spec.get("scheduling") or {}
     kind = scheduling.get("type") if isinstance(scheduling, Mapping) else None
@@ -854,14 +856,22 @@ def owned_by(obj: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
     return {**obj, "metadata": metadata}
 
 
+def whole(text: object) -> int | None:
+    """``text`` as a whole number when it is one in ASCII digits, else None (``str.isdigit`` also takes ``"³"``,
+    which ``int`` refuses)."""
+    value = str(text).strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def launch_indices(job: Mapping[str, Any]) -> tuple[int, ...]:
     """The benchmark indices a created Job runs (its lead, and the group members)."""
     annotations = (job.get("metadata") or {}).get("annotations") or {}
     text = annotations.get(ANNOTATION_INDICES)
     if text:
-        return tuple(int(part) for part in str(text).split(",") if part.strip().isdigit())
+        return tuple(index for part in str(text).split(",") if (index := whole(part)) is not None)
     labels = (job.get("metadata") or {}).get("labels") or {}
-    return (int(labels[LABEL_INDEX]),) if str(labels.get(LABEL_INDEX, "")).isdigit() else ()
+    lead = whole(labels.get(LABEL_INDEX, ""))
+    return () if lead is None else (lead,)
 
 
 __all__ = [
@@ -898,6 +908,7 @@ __all__ = [
     "priority_class_for",
     "read_hardware_profile",
     "trigger_of",
+    "whole",
 ]
 
 

@@ -44,6 +44,7 @@ from assay.runtimes.kubernetes.objects import (
     namespace_for,
     owned_by,
     read_hardware_profile,
+    whole,
 )
 from assay.runtimes.kubernetes.watch import (
     CREDENTIALS_SECRET_REFUSED,
@@ -127,10 +128,10 @@ class ApiUser:
 
 def _older(job: Mapping[str, Any], before: Mapping[int, int]) -> bool:
     """Whether ``job`` runs an attempt earlier than ``before`` names for its benchmarks (a stale cancel's)."""
-    attempt = str(((job.get("metadata") or {}).get("labels") or {}).get(LABEL_ATTEMPT, ""))
-    if not attempt.isdigit():
+    attempt = whole(((job.get("metadata") or {}).get("labels") or {}).get(LABEL_ATTEMPT, ""))
+    if attempt is None:
         return False
-    return all(int(attempt) < before.get(index, int(attempt) + 1) for index in launch_indices(job))
+    return all(attempt < before.get(index, attempt + 1) for index in launch_indices(job))
 
 
 def _body(response: Any) -> dict[str, Any]:
@@ -537,22 +538,13 @@ class KubernetesRuntime(ApiUser):
         if resource.get("kind") != "Job" or not isinstance(metadata, Mapping):
             return None
         labels = metadata.get("labels") or {}
-        evaluation_id, attempt, lead = (
-            str(labels.get(key) or "") for key in (LABEL_EVALUATION, LABEL_ATTEMPT, LABEL_INDEX)
-        )
+        evaluation_id = str(labels.get(LABEL_EVALUATION) or "")
+        attempt, lead = whole(labels.get(LABEL_ATTEMPT, "")), whole(labels.get(LABEL_INDEX, ""))
         namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
         indices = launch_indices(resource)
-        numbers = f"{attempt}{lead}"
-        if not (
-            evaluation_id
-            and numbers.isascii()
-            and attempt.isdigit()
-            and lead.isdigit()
-            and namespace
-            and indices
-        ):
+        if not evaluation_id or attempt is None or lead is None or not namespace or not indices:
             return None
-        if name != job_name(evaluation_id, int(lead), int(attempt)):
+        if name != job_name(evaluation_id, lead, attempt):
             return None
         conditions = (resource.get("status") or {}).get("conditions") or []
         finished = any(
@@ -561,7 +553,7 @@ class KubernetesRuntime(ApiUser):
         )
         return SeenLaunch(
             evaluation_id=evaluation_id,
-            attempt=int(attempt),
+            attempt=attempt,
             indices=indices,
             runtime_ref=f"{REF_PREFIX}{namespace}/{name}",
             running=not finished and not metadata.get("deletionTimestamp"),
