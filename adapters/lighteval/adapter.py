@@ -129,7 +129,7 @@ def task_specs(tasks: object, num_fewshot: int) -> tuple[str, ...]:
         parts = name.split("|")
         if len(parts) == 1:
             specs.append(f"{name}|{num_fewshot}")
-        elif len(parts) in (2, 3) and parts[-1].isdigit() and all(parts[:-1]):
+        elif len(parts) in (2, 3) and parts[-1].isascii() and parts[-1].isdigit() and all(parts[:-1]):
             specs.append(f"{parts[-2]}|{parts[-1]}")  # "suite|name|k": 0.13 ignores the suite
         else:
             raise ValueError(f"parameter tasks: {name!r} is not 'name' or 'name|num_fewshot'")

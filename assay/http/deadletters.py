@@ -99,7 +99,7 @@ def _error_data(raw: str | None) -> str | None:
 
 
 def _error_code(raw: str | None) -> int | None:
-    return int(raw) if raw is not None and raw.isdigit() and len(raw) <= 3 else None
+    return int(raw) if raw is not None and raw.isascii() and raw.isdigit() and len(raw) <= 3 else None
 
 
 def _tenant_of(source: str, data: object) -> str | None:

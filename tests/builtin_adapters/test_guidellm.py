@@ -147,6 +147,8 @@ def test_profiles_map_rates_to_guidellm_and_count_runs(tmp_path: Path) -> None:
     assert {c["kind"] for c in unbounded.spec["constraints"]} == {"max_requests", "max_duration"}
     synthetic = plan("synchronous", data="prompt_tokens=64,output_tokens=8")
     assert synthetic.spec["data"] == [{"kind": "synthetic_text", "prompt_tokens": 64, "output_tokens": 8}]
+    odd = plan("synchronous", data="prompt_tokens=\u00b3")  # a digit to str.isdigit, not to int: kept as text
+    assert odd.spec["data"][0]["prompt_tokens"] == "\u00b3"
     with pytest.raises(ParameterError, match="rate"):
         plan("concurrent", rate=1.5)
     with pytest.raises(ParameterError, match="not a GuideLLM profile"):

@@ -161,6 +161,8 @@ def test_task_specs_carry_the_few_shot_count() -> None:
         task_specs("a||", 0)
     with pytest.raises(ValueError, match="tasks"):
         task_specs(3, 0)
+    with pytest.raises(ValueError, match="num_fewshot"):  # "³" is a digit to str.isdigit, not a count
+        task_specs("a|\u00b3", 0)
 
 
 def test_a_superset_is_reported_as_the_mean_of_its_subtasks() -> None:

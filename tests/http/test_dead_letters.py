@@ -266,3 +266,11 @@ def test_who_may_deliver_dead_letters(
     assert local.post("/api/v1/dead-letters", headers={**headers, **editor}, content=body).status_code == 403
     already_there = local.post("/api/v1/dead-letters", headers=headers, content=body)
     assert already_there.status_code == 200
+
+
+def test_an_error_code_that_is_not_a_number_is_kept_as_none(callback: Callable[[], TestClient]) -> None:
+    """Knative's ``knativeerrorcode`` is read as a number only when it is ASCII digits: a superscript three
+    (a digit to ``str.isdigit``, not to ``int``) was a 500 of the dead-letter sink."""
+    answer = post(callback(), dead_lettered(code="\u00b3"), "structured")
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["error"]["code"] is None

@@ -169,6 +169,10 @@ def test_an_adapter_command_that_does_not_exist_fails_the_benchmark_with_its_exi
     assert "/benchmarks/0/logs" in error["message"]
     logs = client.get(f"/api/v1/evaluations/jobs/{created['resource']['id']}/benchmarks/0/logs").text
     assert "demo_adapter" in logs  # Python's "No module named demo_adapter"
+    # Not an index: 404, whatever Unicode calls a digit ("³" is one to str.isdigit, not to int: it was a 500).
+    for odd in ("%C2%B3", "%D9%A3", "-1", "x"):
+        answer = client.get(f"/api/v1/evaluations/jobs/{created['resource']['id']}/benchmarks/{odd}/logs")
+        assert answer.status_code == 404, (odd, answer.status_code, answer.text)
 
 
 def test_query_parameters_of_jobs_are_checked(client: TestClient) -> None:

@@ -306,6 +306,13 @@ def test_group_launch_traffic_is_reported_for_the_launch(
         _completion(
             client, f"{sidecar.url}/model/job1/2", {**PROMPT, "seed": 3}, **{"X-Assay-Benchmark-Index": "3"}
         )
+        # Not an index ("³" is a digit to str.isdigit, not to int: it was a 500): the launch's own traffic.
+        odd = client.post(
+            f"{sidecar.url}/model/job1/2/v1/completions",
+            json={**PROMPT, "seed": 4},
+            headers={"X-Assay-Benchmark-Index": "\u00b3".encode("latin-1")},
+        )
+        assert odd.status_code == 200, odd.text
         for index in (2, 3):
             client.post(
                 f"{sidecar.url}/api/v1/evaluations/jobs/job1/events",
@@ -319,7 +326,7 @@ def test_group_launch_traffic_is_reported_for_the_launch(
                 },
             )
     lead, member = recorder.events()
-    assert lead["usage"]["requests"] == 1 and lead["usage"]["benchmark_indices"] == [2, 3]
+    assert lead["usage"]["requests"] == 2 and lead["usage"]["benchmark_indices"] == [2, 3]
     assert member["usage"]["requests"] == 1 and member["usage"]["benchmark_indices"] == [3]
     assert "x-assay-benchmark-index" not in model.upstream_calls()[1].headers
 
