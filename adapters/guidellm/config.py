@@ -111,7 +111,7 @@ def _data_source(params: GuideLLMParameters, benchmark_id: str) -> tuple[dict[st
                     f"output_tokens=128'), got {params.data!r}"
                 )
             text = value.strip()
-            fields[key.strip()] = int(text) if text.isascii() and text.isdigit() else text
+            fields[key.strip()] = int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else text
         fields.setdefault("prompt_tokens", params.prompt_tokens or _DEFAULT_PROMPT_TOKENS)
         fields.setdefault("output_tokens", params.output_tokens or _DEFAULT_OUTPUT_TOKENS)
         return {"kind": "synthetic_text", **fields}, f"synthetic {params.data}"

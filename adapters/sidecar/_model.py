@@ -69,7 +69,12 @@ class ModelProxy:
 
     def _usage(self, request: Request, route: ModelRoute) -> Usage:
         claimed = request.headers.get(BENCHMARK_INDEX_HEADER, "")
-        if claimed.isascii() and claimed.isdigit() and int(claimed) in route.benchmark_indices:
+        if (
+            claimed.isascii()
+            and claimed.isdigit()
+            and len(claimed) <= 9
+            and int(claimed) in route.benchmark_indices
+        ):
             return self._accounting.of(route.job_id, int(claimed))
         usage = self._accounting.of(route.job_id, route.launch_index)
         usage.benchmark_indices.update(route.benchmark_indices)

@@ -620,7 +620,9 @@ async def benchmark_logs(
     job_id: str, benchmark_index: str, request: Request, who: CallerDep
 ) -> PlainTextResponse:
     record = await who.store.evaluations.get(job_id)
-    index = int(benchmark_index) if benchmark_index.isascii() and benchmark_index.isdigit() else -1
+    # ASCII digits only (str.isdigit also takes '³'), and few of them (int() refuses over 4300 digits).
+    digits = benchmark_index.isascii() and benchmark_index.isdigit() and len(benchmark_index) <= 9
+    index = int(benchmark_index) if digits else -1
     if record.run(index) is None:
         raise NotFound(f"Job {job_id} has no benchmark at index {benchmark_index[:20]!r}")
     options, most = _log_options(request), settings_of(request).max_log_bytes

@@ -86,7 +86,11 @@ class RequestMiddleware:
         Reading it here, rather than raising from inside ``receive``, keeps the limit independent of
         how the framework reports errors while parsing a body.
         """
-        if declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
+        if (
+            declared.isascii()
+            and declared.isdigit()
+            and (len(declared) > 18 or int(declared) > self.max_body)
+        ):
             return None
         chunks: list[bytes] = []
         size = 0

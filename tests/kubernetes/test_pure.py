@@ -448,8 +448,8 @@ def test_which_api_answers_are_tried_again() -> None:
 def test_numbers_in_labels_and_annotations_are_ascii_digits() -> None:
     from assay.runtimes.kubernetes.objects import launch_indices, whole
 
-    odd = ("12", " 3 ", "\u00b3", "\u0663", "-1", "", "1.0")
-    assert [whole(t) for t in odd] == [12, 3, None, None, None, None, None]
+    odd = ("12", " 3 ", "\u00b3", "\u0663", "-1", "", "1.0", "9" * 5000)
+    assert [whole(t) for t in odd] == [12, 3, None, None, None, None, None, None]
     job = {"metadata": {"annotations": {"assay.dev/benchmark-indices": "0,\u00b3,2"}, "labels": {}}}
     assert launch_indices(job) == (0, 2)  # an annotation is free text: what is not a number is skipped
     assert launch_indices({"metadata": {"labels": {"assay.dev/benchmark-index": "\u00b9"}}}) == ()

@@ -857,10 +857,10 @@ def owned_by(obj: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def whole(text: object) -> int | None:
-    """``text`` as a whole number when it is one in ASCII digits, else None (``str.isdigit`` also takes ``"³"``,
-    which ``int`` refuses)."""
+    """``text`` as a whole number when it is one in at most 18 ASCII digits, else None (``str.isdigit`` also takes
+    ``"³"``, which ``int`` refuses, as it does a number over 4300 digits)."""
     value = str(text).strip()
-    return int(value) if value.isascii() and value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 def launch_indices(job: Mapping[str, Any]) -> tuple[int, ...]:
