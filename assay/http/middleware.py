@@ -18,6 +18,21 @@ from assay.telemetry import Metrics, request_id_var
 log = logging.getLogger("assay.access")
 
 _QUIET = {"/metrics", "/health", "/healthz", "/readyz", "/api/v1/health"}
+_REQUEST_ID_MAX = 128
+
+
+def _request_id(given: str | None) -> str:
+    """The caller's ``X-Global-Transaction-Id`` when it is a plain token (visible ASCII, at most 128 characters),
+    else a fresh one: it is echoed in a response header and written on every log line of the request."""
+    if (
+        given
+        and len(given) <= _REQUEST_ID_MAX
+        and given.isascii()
+        and given.isprintable()
+        and " " not in given
+    ):
+        return given
+    return str(uuid.uuid4())
 
 
 class RequestMiddleware:
@@ -31,7 +46,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        rid = headers.get("x-global-transaction-id") or str(uuid.uuid4())
+        rid = _request_id(headers.get("x-global-transaction-id"))
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = rid
         token = request_id_var.set(rid)

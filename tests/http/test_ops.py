@@ -99,6 +99,20 @@ def test_log_lines_carry_request_tenant_and_user(
     assert line["route"] == "/api/v1/evaluations/providers"
 
 
+def test_a_request_id_that_is_not_a_plain_token_is_replaced(make_client: Callable[..., TestClient]) -> None:
+    """The caller's X-Global-Transaction-Id is echoed and logged: only visible ASCII of at most 128 characters is
+    taken (a non-ASCII one came back in a response header no ASCII client could read, a long one on every log
+    line); anything else gets a fresh id."""
+    client = make_client()
+    taken = client.get("/api/v1/evaluations/providers", headers={"X-Global-Transaction-Id": "ci-run-42/7"})
+    assert taken.headers["x-global-transaction-id"] == "ci-run-42/7"
+    for odd in ("\u00b3".encode("latin-1"), b"a" * 129, b"two words", b"\xff\xfe"):
+        answer = client.get("/api/v1/evaluations/providers", headers={"X-Global-Transaction-Id": odd})
+        assert answer.status_code == 200
+        echoed = answer.headers["x-global-transaction-id"]
+        assert echoed.encode() != odd and len(echoed) == 36, echoed  # a uuid of its own
+
+
 def test_cors_allows_identity_headers_for_configured_origins(make_client: Callable[..., TestClient]) -> None:
     client = make_client(cors_origins=("http://localhost:3000",))
     response = client.options(
