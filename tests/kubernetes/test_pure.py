@@ -453,3 +453,40 @@ def test_numbers_in_labels_and_annotations_are_ascii_digits() -> None:
     job = {"metadata": {"annotations": {"assay.dev/benchmark-indices": "0,\u00b3,2"}, "labels": {}}}
     assert launch_indices(job) == (0, 2)  # an annotation is free text: what is not a number is skipped
     assert launch_indices({"metadata": {"labels": {"assay.dev/benchmark-index": "\u00b9"}}}) == ()
+
+
+def test_calls_are_tried_again_and_once_only_while_the_api_server_is_down() -> None:
+    from assay.runtimes.kubernetes.runtime import KubernetesRuntime
+
+    runtime = KubernetesRuntime(Settings(mode="cluster", k8s_api_url="https://127.0.0.1:9"), None)
+    runtime.retry_delays = (0.01, 0.01, 0.01)
+    tries: list[int] = []
+
+    def answering(*statuses: int) -> Any:
+        pending = list(statuses)
+
+        def call() -> str:
+            tries.append(1)
+            status = pending.pop(0) if pending else 0
+            if status:
+                raise ApiException(status=status, reason="x")
+            return "ok"
+
+        return call
+
+    assert asyncio.run(runtime._call(answering(503, 429))) == "ok" and len(tries) == 3
+    tries.clear()
+    with pytest.raises(ApiException):
+        asyncio.run(runtime._call(answering(404)))  # a refusal of the request: once
+    assert len(tries) == 1
+    tries.clear()
+    with pytest.raises(ApiException):
+        asyncio.run(runtime._call(answering(503, 503, 503, 503)))  # every try: the server counts as down
+    assert len(tries) == 4
+    tries.clear()
+    with pytest.raises(ApiException):
+        asyncio.run(runtime._call(answering(503)))  # while down: once, at once
+    assert len(tries) == 1
+    tries.clear()
+    assert asyncio.run(runtime._call(answering())) == "ok"  # it answers again
+    assert asyncio.run(runtime._call(answering(500))) == "ok" and len(tries) == 3  # tried again as usual
