@@ -87,7 +87,7 @@ def usage_from_body(body: bytes) -> dict[str, Any] | None:
     """The ``usage`` object of an OpenAI-style JSON answer, if it has one."""
     try:
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     usage = parsed.get("usage") if isinstance(parsed, dict) else None
     return usage if isinstance(usage, dict) else None

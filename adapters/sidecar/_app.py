@@ -193,7 +193,7 @@ class _Sidecar:
         body = await request.body()
         try:
             parsed: Any = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             parsed = None  # the hub answers for a malformed body
         event = parsed.get("benchmark_status_event") if isinstance(parsed, dict) else None
         launch_token: str | None = None

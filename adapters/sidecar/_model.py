@@ -255,7 +255,7 @@ def _asks_for_stream(body: bytes) -> bool:
         return False
     try:
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return False
     return isinstance(parsed, dict) and parsed.get("stream") is True
 

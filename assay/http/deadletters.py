@@ -47,7 +47,7 @@ def _missing_attributes(headers: Mapping[str, str], body: bytes) -> list[FieldEr
     if content_type == _STRUCTURED:
         try:
             document = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             return [FieldError("$", "invalid_json", f"a structured CloudEvent must be a JSON object: {exc}")]
         if not isinstance(document, dict):
             return [FieldError("$", "type", "a structured CloudEvent must be a JSON object")]

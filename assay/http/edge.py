@@ -5,6 +5,8 @@ with a 400 naming the field, so nothing is half-committed and nothing answers 50
   (``not_finite``), wherever they are, ``custom`` included (never silently stored as ``null``).
 - A NUL character (``\\u0000``) in a body string or key, in the path or in a query parameter: refused
   (``nul_character``); PostgreSQL's ``text`` and ``jsonb`` cannot store it.
+- Objects and arrays nested deeper than 64 levels: refused (``too_deep``) at the first level past it; the
+  models' serializer gives up a few hundred levels down (a 500), and no document of the API nests like that.
 - One exception, for adapters: Python's ``json.dumps`` writes ``NaN`` for a metric that is not a number, so in a
   status event (``POST /api/v1/evaluations/jobs/{id}/events``) a non-finite value among
   ``benchmark_status_event.metrics`` is stored as ``null`` (the run's test then says ``metric_not_numeric``),
@@ -35,6 +37,7 @@ __all__ = ["screen_request"]
 log = logging.getLogger(__name__)
 
 _EVENTS_ROUTE = re.compile(r"^/api/v1/evaluations/jobs/[^/]+/events/?$")
+_MAX_DEPTH = 64
 _METRICS = ("benchmark_status_event", "metrics")
 
 
@@ -69,8 +72,11 @@ def _is_json(scope: Scope) -> bool:
 
 
 def _walk(value: Any, loc: tuple[int | str, ...]) -> Iterator[tuple[tuple[int | str, ...], str]]:
-    """Every place in ``value`` that breaks the policy: (location, ``not_finite`` or ``nul_character``)."""
-    if isinstance(value, _NotFinite):
+    """Every place in ``value`` that breaks the policy: (location, ``not_finite``, ``nul_character`` or
+    ``too_deep``)."""
+    if isinstance(value, dict | list) and value and len(loc) >= _MAX_DEPTH:
+        yield loc, "too_deep"  # and nothing below it: the walk stays shallow too
+    elif isinstance(value, _NotFinite):
         yield loc, "not_finite"
     elif isinstance(value, str):
         if "\x00" in value:
@@ -89,6 +95,7 @@ _MESSAGES = {
     "not_finite": "must be a finite number (NaN, Infinity and numbers beyond a double are not JSON values "
     "Assay stores)",
     "nul_character": "must not contain a NUL character (\\u0000)",
+    "too_deep": f"must not nest objects and arrays deeper than {_MAX_DEPTH} levels",
 }
 
 
@@ -117,7 +124,10 @@ def screen_body(path: str, body: bytes) -> tuple[bytes, AssayError | None]:
         return body, None
     try:
         document = json.loads(body, parse_constant=_constant, parse_float=_float)
-    except (ValueError, RecursionError):
+    except RecursionError:  # nested past the parser's own depth
+        error = FieldError(path="$", code="too_deep", message=_MESSAGES["too_deep"])
+        return body, InvalidRequest(summarise([error]), errors=[error])
+    except ValueError:
         return body, None  # not JSON: the route says so
     nulled = _null_metrics(document) if _EVENTS_ROUTE.match(path) else []
     errors = [

@@ -77,7 +77,11 @@ def _secret(request: Request, tenant: Tenant, forge: str) -> str:
 def _json(body: bytes) -> object:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (
+        ValueError,
+        UnicodeDecodeError,
+        RecursionError,
+    ) as exc:  # RecursionError: nested past the parser's depth
         raise InvalidJSON(f"The request body is not valid JSON: {exc}") from None
 
 

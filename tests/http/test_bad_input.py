@@ -202,6 +202,35 @@ def test_nul_characters_in_body_path_and_query_are_refused(client: TestClient) -
     assert client.get(J).json()["total_count"] == 0
 
 
+def test_documents_nested_too_deep_are_refused_before_anything_exists(client: TestClient) -> None:
+    """400 levels of objects in a benchmark's parameters validated, then failed to serialize: a 500. Past 64
+    levels a body is refused where it goes too deep; past the parser's own depth, as a whole."""
+
+    def nested(depth: int, inner: str = "1") -> str:
+        return '{"a":' * depth + inner + "}" * depth
+
+    parameters = json.dumps(job_body(benchmarks=[{"id": "bench_a", "provider_id": "demo", "parameters": {}}]))
+    for depth in (65, 400):
+        refused = raw_post(
+            client, J, parameters.replace('"parameters": {}', f'"parameters": {nested(depth)}')
+        )
+        ((path, code),) = error_paths(refused)
+        assert code == "too_deep" and path == "benchmarks[0].parameters" + ".a" * 61, path
+    lists = raw_post(
+        client, J, json.dumps(job_body(custom={"x": 1})).replace("1}", "[" * 100 + "]" * 100 + "}")
+    )
+    assert error_paths(lists)[0][1] == "too_deep"
+    whole = raw_post(client, P, nested(5000))  # deeper than the parser goes
+    assert error_paths(whole) == [("$", "too_deep")]
+    accepted = client.post(
+        J,
+        content=parameters.replace('"parameters": {}', f'"parameters": {nested(60)}').encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert accepted.status_code == 202, accepted.text  # deep, but not too deep
+    assert client.get(J).json()["total_count"] == 1
+
+
 def test_the_json_policy_parses_only_what_an_authenticated_caller_sends(client: TestClient) -> None:
     """An anonymous or forged caller is refused (401) before its body is parsed at all; the same body from the
     user is refused by the policy (400)."""

@@ -274,3 +274,15 @@ def test_an_error_code_that_is_not_a_number_is_kept_as_none(callback: Callable[[
     answer = post(callback(), dead_lettered(code="\u00b3"), "structured")
     assert answer.status_code == 201, answer.text
     assert answer.json()["error"]["code"] is None
+
+
+def test_a_structured_dead_letter_nested_past_the_parser_is_refused(
+    callback: Callable[[], TestClient],
+) -> None:
+    """It was a 500 (the parser's RecursionError is no ValueError)."""
+    answer = callback().post(
+        "/api/v1/dead-letters",
+        content=b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        headers={"Content-Type": "application/cloudevents+json"},
+    )
+    assert answer.status_code == 400, answer.text

@@ -350,3 +350,17 @@ def test_two_sidecars_share_one_cache_file(
     assert {a.headers["x-assay-cache"] for a in served} == {"hit"}
     assert [a.json() for a in served] == [a.json() for a in stored]
     assert len(model.upstream_calls()) == 8
+
+
+def test_bodies_nested_past_the_parser_are_passed_on_as_they_are() -> None:
+    """The sidecar reads JSON it forwards (to key its cache, to see ``stream``, to count ``usage``); a body nested
+    past the parser's depth raised RecursionError, which is no ValueError: a 500 of the sidecar. Now it is bytes
+    like any other that is not JSON."""
+    from adapters.sidecar._accounting import usage_from_body
+    from adapters.sidecar._cache import canonical_body
+    from adapters.sidecar._model import _asks_for_stream
+
+    deep = b'{"stream":true,"a":' + b'{"a":' * 5000 + b"1" + b"}" * 5001
+    assert canonical_body(deep) == deep
+    assert _asks_for_stream(deep) is False
+    assert usage_from_body(deep) is None

@@ -127,6 +127,10 @@ def _refusals() -> list[
         body = b"{not json"
         return _resign(body, headers)
 
+    def too_deep() -> tuple[bytes, dict[str, str]]:  # past the parser's depth: it was a 500
+        _, headers = mlflow_delivery("model_version.created", data)
+        return _resign(b'{"a":' * 5000 + b"1" + b"}" * 5000, headers)
+
     def no_version() -> tuple[bytes, dict[str, str]]:
         return mlflow_delivery("model_version.created", {"name": "acme-chat", "tags": {}})
 
@@ -138,6 +142,7 @@ def _refusals() -> list[
         ("huge timestamp", huge_timestamp, {}, 401, "invalid_webhook_signature", "X-MLflow-Timestamp"),
         ("no signature", unsigned, {}, 401, "invalid_webhook_signature", "X-MLflow-Signature"),
         ("malformed JSON", not_json, {}, 400, "invalid_json_request", ""),
+        ("nested too deep", too_deep, {}, 400, "request_validation_failed", "$"),
         ("missing field", no_version, {}, 400, "request_validation_failed", "data.version"),
         ("unknown tenant", no_version, {"tenant": "nobody"}, 403, "unknown_tenant", "tenant"),
     ]
