@@ -5,6 +5,8 @@ with a 400 naming the field, so nothing is half-committed and nothing answers 50
   (``not_finite``), wherever they are, ``custom`` included (never silently stored as ``null``).
 - A NUL character (``\\u0000``) in a body string or key, in the path or in a query parameter: refused
   (``nul_character``); PostgreSQL's ``text`` and ``jsonb`` cannot store it.
+- A lone surrogate escape (``\\ud800`` without its pair) in a body string or key: refused (``lone_surrogate``);
+  it is valid JSON but no Unicode text, and has no UTF-8 for PostgreSQL.
 - Objects and arrays nested deeper than 64 levels: refused (``too_deep``) at the first level past it; the
   models' serializer gives up a few hundred levels down (a 500), and no document of the API nests like that.
 - One exception, for adapters: Python's ``json.dumps`` writes ``NaN`` for a metric that is not a number, so in a
@@ -71,20 +73,41 @@ def _is_json(scope: Scope) -> bool:
     return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
+def _text_fault(text: str) -> str | None:
+    """What PostgreSQL cannot store in a string: a NUL, or a lone surrogate (``\\ud800`` escaped alone is valid
+    JSON but no Unicode text, so it has no UTF-8)."""
+    if "\x00" in text:
+        return "nul_character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "lone_surrogate"
+    return None
+
+
+def _shown(key: str) -> str:
+    """A key as an error may name it: NULs and lone surrogates written as their JSON escapes."""
+    return key.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _walk(value: Any, loc: tuple[int | str, ...]) -> Iterator[tuple[tuple[int | str, ...], str]]:
-    """Every place in ``value`` that breaks the policy: (location, ``not_finite``, ``nul_character`` or
-    ``too_deep``)."""
+    """Every place in ``value`` that breaks the policy: (location, ``not_finite``, ``nul_character``,
+    ``lone_surrogate`` or ``too_deep``)."""
     if isinstance(value, dict | list) and value and len(loc) >= _MAX_DEPTH:
         yield loc, "too_deep"  # and nothing below it: the walk stays shallow too
     elif isinstance(value, _NotFinite):
         yield loc, "not_finite"
     elif isinstance(value, str):
-        if "\x00" in value:
-            yield loc, "nul_character"
+        fault = _text_fault(value)
+        if fault is not None:
+            yield loc, fault
     elif isinstance(value, dict):
         for key, item in value.items():
-            if "\x00" in key:
-                yield (*loc, key.replace("\x00", "\\u0000")), "nul_character"
+            fault = _text_fault(key)
+            if fault is not None:
+                key = _shown(key)
+                yield (*loc, key), fault
             yield from _walk(item, (*loc, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
@@ -96,6 +119,7 @@ _MESSAGES = {
     "Assay stores)",
     "nul_character": "must not contain a NUL character (\\u0000)",
     "too_deep": f"must not nest objects and arrays deeper than {_MAX_DEPTH} levels",
+    "lone_surrogate": "must be Unicode text (a lone surrogate escape such as \\ud800 is not)",
 }
 
 

@@ -202,6 +202,25 @@ def test_nul_characters_in_body_path_and_query_are_refused(client: TestClient) -
     assert client.get(J).json()["total_count"] == 0
 
 
+def test_lone_surrogates_in_free_form_json_are_refused_before_anything_exists(client: TestClient) -> None:
+    """``"\\ud800"`` alone is valid JSON but no Unicode text: in a typed field the model refused it, in free-form
+    JSON (parameters, custom, keys) it reached PostgreSQL, which cannot encode it: a 500."""
+    text = json.dumps(
+        job_body(benchmarks=[{"id": "bench_a", "provider_id": "demo", "parameters": {"t": "x"}}])
+    )
+    value = raw_post(client, J, text.replace('"t": "x"', '"t": "a\\udfffb"'))
+    assert error_paths(value) == [("benchmarks[0].parameters.t", "lone_surrogate")]
+    key = raw_post(client, J, json.dumps(job_body(custom={"k": [1]})).replace('"k"', '"k\\ud800"'))
+    assert error_paths(key) == [("custom.k\\ud800", "lone_surrogate")]
+    paired = client.post(
+        J,
+        content=text.replace('"t": "x"', '"t": "\\ud83d\\ude00"').encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert paired.status_code == 202, paired.text  # a pair is an emoji: fine
+    assert client.get(J).json()["total_count"] == 1
+
+
 def test_documents_nested_too_deep_are_refused_before_anything_exists(client: TestClient) -> None:
     """400 levels of objects in a benchmark's parameters validated, then failed to serialize: a 500. Past 64
     levels a body is refused where it goes too deep; past the parser's own depth, as a whole."""
