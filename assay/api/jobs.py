@@ -59,6 +59,10 @@ def _http_url(value: str) -> str:
     return value
 
 
+STEPS_MAX = 2**31 - 1
+"""The most steps a status event may count: what the store's integer columns hold."""
+
+
 class ModelAuth(WireModel):
     secret_ref: NonBlank
 
@@ -316,8 +320,8 @@ class BenchmarkStatusEvent(BaseModel):
     overall_score: float | None = None
     progress: float | None = Field(None, ge=0, le=1)
     current_step: str | None = None
-    total_steps: int | None = Field(None, ge=0)
-    completed_steps: int | None = Field(None, ge=0)
+    total_steps: int | None = Field(None, ge=0, le=STEPS_MAX)
+    completed_steps: int | None = Field(None, ge=0, le=STEPS_MAX)
     # Assay: the sidecar's accounting of the model traffic (requests, cache hits, tokens), on terminal events.
     usage: dict[str, Any] = Field(default_factory=dict)
 

@@ -317,6 +317,20 @@ def test_a_nan_metric_from_an_adapter_is_stored_as_null_and_the_score_is_kept(cl
     assert error_paths(refused) == [("benchmark_status_event.progress", "not_finite")]
 
 
+def test_step_counts_a_store_cannot_hold_are_refused(client: TestClient) -> None:
+    """total_steps and completed_steps go to integer columns: 2**63 was a 500 (PostgreSQL's out of range)."""
+    job_id = client.post(J, json=job_body()).json()["resource"]["id"]
+    for field in ("total_steps", "completed_steps"):
+        event = {"provider_id": "demo", "id": "bench_a", "status": "running", field: 2**63}
+        refused = raw_post(
+            client,
+            f"{J}/{job_id}/events",
+            json.dumps({"benchmark_status_event": event}),
+            launch_headers(client, job_id),
+        )
+        assert error_paths(refused) == [(f"benchmark_status_event.{field}", "max")]
+
+
 def test_an_unknown_field_and_a_wrong_reference_are_named_in_one_answer(client: TestClient) -> None:
     """README: every invalid field in one answer, including references the body's typo would have hidden."""
     body = job_body(
