@@ -72,8 +72,8 @@ def encode_session(session: Session, key: bytes) -> str:
 
 def decode_session(cookie: str, key: bytes, now: float) -> Session | None:
     """The session in ``cookie`` when its signature is right and it has not expired; else None."""
-    if not cookie.startswith(_PREFIX) or len(cookie) > 8192:
-        return None
+    if not cookie.startswith(_PREFIX) or len(cookie) > 8192 or not cookie.isascii():
+        return None  # a cookie is read as Latin-1: one we made is ASCII (the MAC compares ASCII only)
     payload, _, mac = cookie[len(_PREFIX) :].partition(".")
     if not payload or not mac or not hmac.compare_digest(mac, _mac(key, payload)):
         return None

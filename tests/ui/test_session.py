@@ -49,6 +49,8 @@ def test_a_cookie_is_read_back_only_when_genuine_and_current() -> None:
     assert decode_session(f"v1.{payload}.{mac[:-2]}", KEY, now) is None
     assert decode_session(encode_session(session(expires_at=int(now) - 1), KEY), KEY, now) is None
     assert decode_session("garbage", KEY, now) is None
+    assert decode_session(f"v1.{payload}\xb3.{mac}", KEY, now) is None  # not ASCII: no cookie of ours
+    assert decode_session(f"v1.{payload}.{mac[:-1]}\xb3", KEY, now) is None
 
 
 def test_the_bridge_gives_the_token_and_asks_for_csrf_on_changes(tmp_path: Path) -> None:
@@ -100,6 +102,10 @@ def test_sign_in_over_http_refuses_other_sites_and_the_api_refuses_forged_cookie
         payload, mac = value.removeprefix("v1.").split(".")
         forged = f"v1.{payload}x.{mac}"
         assert browserless.get(jobs, headers={"Cookie": f"{COOKIE}={forged}"}).status_code == 401
+        # A byte past ASCII (read as Latin-1) in either half was a 500 on every route, before authentication.
+        for odd in (f"v1.{payload}\xb3.{mac}", f"v1.{payload}.{mac}\xb3"):
+            cookie_header = f"{COOKIE}={odd}".encode("latin-1")
+            assert browserless.get(jobs, headers={"Cookie": cookie_header}).status_code == 401
         # An open redirect is not on offer: only dashboard paths are followed after signing in.
         away = browserless.post(
             "/ui/sign-in", data={**form, "next": "//evil.example/ui"}, headers={"Origin": url}
