@@ -216,6 +216,9 @@ async def sign_in(request: Request) -> Response:
         return refuse("Sign-in is off on this hub.", 400)
     if len(token) > 4096 or len(tenant) > 63:
         return refuse("The token or tenant is too long.", 400)
+    if not (f"{token}{tenant}".isascii() and f"{token}{tenant}".isprintable()):
+        # A bearer token and a tenant name are printable ASCII; anything else cannot travel in a header.
+        return refuse("The token and tenant are printable ASCII text.", 400)
     status = await _check_token(request, token, tenant)
     if status in (401, 403):
         return refuse(
@@ -245,8 +248,12 @@ async def sign_out(request: Request) -> Response:
 
 @router.get("/static/{path:path}", response_model=None)
 async def static(path: str, request: Request) -> Response:
-    target = (STATIC / path).resolve()
-    if not target.is_relative_to(STATIC) or not target.is_file():
+    try:
+        target = (STATIC / path).resolve()
+        found = target.is_relative_to(STATIC) and target.is_file()
+    except OSError:  # a name the file system refuses (too long): no such file
+        found = False
+    if not found:
         return Response("Not found", status_code=404, media_type="text/plain")
     stat = target.stat()
     etag = '"' + hashlib.sha256(f"{stat.st_mtime_ns}:{stat.st_size}:{path}".encode()).hexdigest()[:20] + '"'

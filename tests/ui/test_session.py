@@ -111,3 +111,13 @@ def test_sign_in_over_http_refuses_other_sites_and_the_api_refuses_forged_cookie
             "/ui/sign-in", data={**form, "next": "//evil.example/ui"}, headers={"Origin": url}
         )
         assert away.headers["location"] == "/ui/"
+        # A token or tenant that cannot travel in a header (past ASCII, a line break) was a 500 of the sign-in.
+        for field, odd in (
+            ("token", "\u00b3"),
+            ("token", f"{token}\r\nX-Tenant: team-b"),
+            ("tenant", "d\u00e9faut"),
+        ):
+            refused = browserless.post("/ui/sign-in", data={**form, field: odd}, headers={"Origin": url})
+            assert refused.status_code == 400 and "set-cookie" not in refused.headers, refused.text
+        # A static file name the file system refuses (too long) is simply not there.
+        assert browserless.get("/ui/static/" + "a" * 5000).status_code == 404
