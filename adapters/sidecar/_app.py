@@ -52,7 +52,20 @@ logger = logging.getLogger(__name__)
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _MLFLOW_PATH = re.compile(r"^/api/(2\.0/mlflow|2\.0/mlflow-artifacts|3\.0/mlflow)(/|$)")
-_LOCAL_MODEL_PATH = re.compile(r"^/model/(?P<job>[^/]+)/(?P<index>\d+)(?P<rest>/.*)?$")
+_LOCAL_MODEL_PATH = re.compile(r"^/model/(?P<job>[^/]+)/(?P<index>[0-9]{1,9})(?P<rest>/.*)?$")
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
+"""What a job id the hub issues looks like (Assay's are UUIDs): anything else names no job here, and never a
+folder of the spool or of the jobs root."""
+
+
+def _unknown_job(job_id: str) -> Response | None:
+    if _JOB_ID.fullmatch(job_id):
+        return None
+    return error_response(
+        404, "resource_not_found", "no such job: job ids are letters, digits, '.', '_' and '-'"
+    )
+
+
 _TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _EVENT_HEADERS = ("content-type", "x-tenant", "x-global-transaction-id", "traceparent", "tracestate")
 
@@ -186,10 +199,13 @@ class _Sidecar:
     async def pending(self, request: Request) -> Response:
         """How many of a job's events wait in the buffer: the local hub asks before it judges an adapter's
         exit, so a result still on its way is not mistaken for one never sent."""
-        return JSONResponse({"pending": self.events.pending(request.path_params["job_id"])})
+        job_id = request.path_params["job_id"]
+        return _unknown_job(job_id) or JSONResponse({"pending": self.events.pending(job_id)})
 
     async def event(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
+        if (unknown := _unknown_job(job_id)) is not None:
+            return unknown
         body = await request.body()
         try:
             parsed: Any = json.loads(body)
@@ -260,6 +276,8 @@ class _Sidecar:
                 return error_response(
                     404, "resource_not_found", "model paths are /model/<job_id>/<index>/<path>"
                 )
+            if (unknown := _unknown_job(match.group("job"))) is not None:
+                return unknown
             try:
                 local_route = self.local_jobs.route(match.group("job"), int(match.group("index")))
             except JobInfoMissing as exc:

@@ -36,9 +36,9 @@ def canonical_body(body: bytes) -> bytes:
         return b""
     try:
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        return json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # not JSON, nested past the parser, or a lone surrogate (no UTF-8)
         return body
-    return json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def cache_key(*, model_name: str, upstream: str, method: str, path_and_query: str, body: bytes) -> str:

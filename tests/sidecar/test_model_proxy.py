@@ -362,5 +362,26 @@ def test_bodies_nested_past_the_parser_are_passed_on_as_they_are() -> None:
 
     deep = b'{"stream":true,"a":' + b'{"a":' * 5000 + b"1" + b"}" * 5001
     assert canonical_body(deep) == deep
+    lone = b'{"prompt":"\\ud800"}'  # valid JSON, no UTF-8 for its string: it was a 500 too
+    assert canonical_body(lone) == lone
     assert _asks_for_stream(deep) is False
     assert usage_from_body(deep) is None
+
+
+def test_a_job_id_or_index_that_names_no_job_is_404(
+    tmp_path: Path, model: FakeModel, start_sidecar, recorder: EventRecorder
+) -> None:
+    """Job ids name folders of the spool and of the jobs root: ``..``, a byte past ASCII or 5000 characters were a
+    500 (or a folder above the spool); a benchmark index of 5000 digits was one as well (int() refuses it)."""
+    write_job_info(tmp_path / "jobs", "job1", 0, model.url, "gemma")
+    sidecar = start_sidecar(local_config(tmp_path, recorder.url))
+    event = {"benchmark_status_event": {"provider_id": "p", "id": "b", "status": "running"}}
+    with httpx.Client(timeout=30) as client:
+        for job_id in ("%2E%2E", "%C2%B3", "a" * 5000, "%00"):
+            answer = client.post(f"{sidecar.url}/api/v1/evaluations/jobs/{job_id}/events", json=event)
+            assert answer.status_code == 404, (job_id, answer.status_code)
+            model_answer = _completion(client, f"{sidecar.url}/model/{job_id}/0", PROMPT)
+            assert model_answer.status_code == 404, (job_id, model_answer.status_code)
+        assert _completion(client, f"{sidecar.url}/model/job1/{'9' * 5000}", PROMPT).status_code == 404
+        assert _completion(client, f"{sidecar.url}/model/job1/0", PROMPT).status_code == 200
+    assert recorder.requests == []  # nothing about those reached the hub
