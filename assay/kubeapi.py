@@ -45,16 +45,15 @@ def client_configuration(settings: Settings) -> Configuration:
     configuration = Configuration()
     if settings.k8s_api_url:
         configuration.host = settings.k8s_api_url.rstrip("/")
-    elif settings.k8s_kubeconfig is not None:
+    else:
         import kubernetes.config  # the package's __init__ has imported it already; named here, where it is used
 
-        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(settings.k8s_kubeconfig), client_configuration=configuration
-        )
-    else:
-        import kubernetes.config
-
-        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        if settings.k8s_kubeconfig is not None:
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(settings.k8s_kubeconfig), client_configuration=configuration
+            )
+        else:
+            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     configuration.connection_pool_maxsize = settings.k8s_max_parallel_requests
     return configuration
 

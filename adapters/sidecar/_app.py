@@ -41,7 +41,7 @@ from adapters.sidecar._forwarding import (
     request_headers,
     tls_verify,
 )
-from adapters.sidecar._jobs import JobInfoMissing, LocalJobs, ModelRoute, PodJob
+from adapters.sidecar._jobs import JOB_ID, JobInfoMissing, LocalJobs, ModelRoute, PodJob
 from adapters.sidecar._model import ModelProxy
 from adapters.sidecar._registry import RegistryProxy
 from adapters.sidecar._tracing import SidecarTracing, read_trace_file
@@ -53,13 +53,10 @@ logger = logging.getLogger(__name__)
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _MLFLOW_PATH = re.compile(r"^/api/(2\.0/mlflow|2\.0/mlflow-artifacts|3\.0/mlflow)(/|$)")
 _LOCAL_MODEL_PATH = re.compile(r"^/model/(?P<job>[^/]+)/(?P<index>[0-9]{1,9})(?P<rest>/.*)?$")
-_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
-"""What a job id the hub issues looks like (Assay's are UUIDs): anything else names no job here, and never a
-folder of the spool or of the jobs root."""
 
 
 def _unknown_job(job_id: str) -> Response | None:
-    if _JOB_ID.fullmatch(job_id):
+    if JOB_ID.fullmatch(job_id):
         return None
     return error_response(
         404, "resource_not_found", "no such job: job ids are letters, digits, '.', '_' and '-'"

@@ -4,6 +4,7 @@ mode one ``sidecar-job-info.json`` per launch under ``local.jobs_root`` (read wi
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,11 @@ from urllib.parse import urlsplit
 
 from adapters.sidecar._config import SidecarConfig, parse_duration
 
-__all__ = ["JobInfoMissing", "LocalJobs", "ModelRoute", "PodJob"]
+__all__ = ["JOB_ID", "JobInfoMissing", "LocalJobs", "ModelRoute", "PodJob"]
+
+JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
+"""What a job id the hub issues looks like (Assay's are UUIDs): anything else names no job here, and never a
+folder of the jobs root or of the event spool."""
 
 SIDECAR_JOB_INFO = "sidecar-job-info.json"
 HUB_TOKEN = "hub-token"  # Assay: the launch credential the local hub wrote for <job_id>/<benchmark_index>
@@ -105,8 +110,8 @@ class LocalJobs:
 
     def _folder(self, job_id: str, index: int) -> Path | None:
         """Where the hub writes the launch files of ``job_id`` benchmark ``index``; None for an id or index that
-        cannot name one (a path separator, ``.``/``..``, a negative index): nothing outside the jobs root."""
-        if "/" in job_id or job_id in ("", ".", "..") or index < 0:
+        cannot name one (not a :data:`JOB_ID`, a negative index): nothing outside the jobs root."""
+        if not JOB_ID.fullmatch(job_id) or index < 0:
             return None
         return self._root / job_id / str(index)
 

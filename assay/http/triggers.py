@@ -76,12 +76,8 @@ def _secret(request: Request, tenant: Tenant, forge: str) -> str:
 
 def _json(body: bytes) -> object:
     try:
-        return json.loads(body)
-    except (
-        ValueError,
-        UnicodeDecodeError,
-        RecursionError,
-    ) as exc:  # RecursionError: nested past the parser's depth
+        return json.loads(body)  # RecursionError: nested past the parser's depth
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidJSON(f"The request body is not valid JSON: {exc}") from None
 
 

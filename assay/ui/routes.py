@@ -216,7 +216,7 @@ async def sign_in(request: Request) -> Response:
         return refuse("Sign-in is off on this hub.", 400)
     if len(token) > 4096 or len(tenant) > 63:
         return refuse("The token or tenant is too long.", 400)
-    if not (f"{token}{tenant}".isascii() and f"{token}{tenant}".isprintable()):
+    if not ((given := token + tenant).isascii() and given.isprintable()):
         # A bearer token and a tenant name are printable ASCII; anything else cannot travel in a header.
         return refuse("The token and tenant are printable ASCII text.", 400)
     status = await _check_token(request, token, tenant)

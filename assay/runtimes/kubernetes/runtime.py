@@ -147,6 +147,15 @@ def _older(job: Mapping[str, Any], before: Mapping[int, int]) -> bool:
     return all(attempt < before.get(index, attempt + 1) for index in launch_indices(job))
 
 
+def _job_at(runtime_ref: str | None) -> tuple[str, str] | None:
+    """(namespace, name) of the Job a runtime ref (``k8s:<namespace>/<name>``) names; None for any other ref."""
+    ref = runtime_ref or ""
+    if not ref.startswith(REF_PREFIX) or "/" not in ref:
+        return None
+    namespace, name = ref[len(REF_PREFIX) :].split("/", 1)
+    return namespace, name
+
+
 def _body(response: Any) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(response.data)
     return data
@@ -518,11 +527,9 @@ class KubernetesRuntime(ApiUser):
 
     async def kill_orphan(self, evaluation_id: str, row: RunRow) -> None:
         """Delete the launch of a run the hub failed (watcher, timeout): it must not hold Kueue quota."""
-        ref = row.runtime_ref or ""
-        if not ref.startswith(REF_PREFIX) or "/" not in ref:
-            return
-        namespace, name = ref[len(REF_PREFIX) :].split("/", 1)
-        await self._delete_launch(namespace, name)
+        where = _job_at(row.runtime_ref)
+        if where is not None:
+            await self._delete_launch(*where)
 
     def log_path(self, evaluation_id: str, index: int, provider_id: str, benchmark_id: str) -> Path | None:
         return None
@@ -574,7 +581,7 @@ class KubernetesRuntime(ApiUser):
 
     async def remove(self, launch: SeenLaunch, tenant: str) -> None:
         """Delete the launch's Job (its ConfigMap and Secret with it), only in ``tenant``'s own namespace."""
-        namespace, _, name = launch.runtime_ref.removeprefix(REF_PREFIX).partition("/")
+        namespace, name = _job_at(launch.runtime_ref) or ("", "")
         if namespace != namespace_for(self._settings, tenant):
             log.warning(
                 "not removing Job %s/%s: evaluation %s belongs to tenant %s, whose namespace is %s",
