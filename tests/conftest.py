@@ -69,6 +69,24 @@ def pytest_configure(config: pytest.Config) -> None:
         import tempfile
 
         config.option.basetemp = tempfile.mkdtemp(prefix="assay-pytest-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+_OWN_BASETEMP = pytest.StashKey[str]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The run's own base directory goes when the run passed (about 1 GB: the demo's model, PostgreSQL data
+    directories); a failed run keeps it for a look, and says where."""
+    own = session.config.stash.get(_OWN_BASETEMP, None)
+    if own is None:
+        return
+    if exitstatus == 0:
+        import shutil
+
+        shutil.rmtree(own, ignore_errors=True)
+    else:
+        print(f"\nassay: this run's files are kept in {own}")
 
 
 @pytest.fixture(scope="session")
