@@ -538,7 +538,8 @@ class EvaluationRepository:
         (keyset: page 4000 costs what page 1 does; a plain ``offset`` still skips index entries one by one);
         ``total`` is a sum over ``evaluation_facet_counts`` (migrations 0010, 0011) when ``status`` alone or
         one other column alone filters (tags: a single tag), else a count of the matches through their
-        index. Both are read in one snapshot and one round trip."""
+        index (status with one other column: that column's index alone, whose entries carry the state,
+        migration 0012). Both are read in one snapshot and one round trip."""
         scope, scope_params = self._scope()
         clauses: list[sql.Composable] = [scope]
         params: list[Any] = list(scope_params)

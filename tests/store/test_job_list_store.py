@@ -319,3 +319,53 @@ def test_a_cursor_never_reaches_another_tenant(database_url: str) -> None:
         assert (await everyone.list(EvaluationQuery(limit=1))).total == 20
 
     run(database_url, scenario)
+
+
+def test_status_with_another_column_is_counted_from_the_index_alone(database_url: str) -> None:
+    """A list filtered by status and by owner (or name, experiment, collection) counts its matches through that
+    column's index (evaluation_facet_counts sums only one filtered column): with the state in the index
+    entries (migration 0012) the count reads no table rows, so it no longer visits every job of the owner."""
+
+    async def scenario(database: Database) -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO evaluations (id, tenant, owner, name, request, plan, state, message, created_at,"
+                " experiment_id, collection_id)"
+                " SELECT gen_random_uuid()::text, 'scan', 'user-' || i %% 10, 'pipeline-' || i %% 10, '{}',"
+                " '{\"benchmarks\": []}', CASE WHEN i %% 10 = 0 THEN 'failed' ELSE 'completed' END, '{}',"
+                " %s + i * interval '1 ms', 'exp-' || i %% 10, 'col-' || i %% 10"
+                " FROM generate_series(1, 6000) i",
+                [T0],
+            )
+            conn.execute("VACUUM ANALYZE evaluations")
+            for column, value in (
+                ("owner", "user-7"),
+                ("name", "pipeline-7"),
+                ("experiment_id", "exp-7"),
+                ("collection_id", "col-7"),
+            ):
+                # What EvaluationRepository.list sends for ?status=completed&<column>=<value> (its total).
+                (plan,) = conn.execute(
+                    f"EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM evaluations"
+                    f" WHERE tenant = %s AND state = %s AND {column} = %s",
+                    ["scan", "completed", value],
+                ).fetchone()  # type: ignore[misc]
+                scans = list(_plan_nodes(plan[0]["Plan"]))
+                index = f"evaluations_list_{column.removesuffix('_id')}"
+                assert any(
+                    node["Node Type"] == "Index Only Scan"
+                    and node.get("Index Name") == index
+                    and node["Heap Fetches"] == 0
+                    for node in scans
+                ), (column, [(n["Node Type"], n.get("Index Name"), n.get("Heap Fetches")) for n in scans])
+        repo = database.scoped(Tenant("scan")).evaluations
+        page = await repo.list(EvaluationQuery(state=(("completed",),), owner=(("user-7",),), limit=50))
+        assert page.total == 600 and len(page.records) == 50
+
+    run(database_url, scenario)
+
+
+def _plan_nodes(node: dict[str, Any]) -> Any:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _plan_nodes(child)
