@@ -77,9 +77,7 @@ class EmbeddedPostgres:
         if self.pid() is None:  # pgserver hands out its cached handle of a server stopped earlier
             self._server._postmaster_info = None
             self._server.ensure_postgres_running()
-        created = self._server.psql("SELECT 1 FROM pg_database WHERE datname = 'assay';")
-        if "(0 rows)" in created:
-            self._server.psql("CREATE DATABASE assay;")
+        self._create_database()
         url: str = self._server.get_uri("assay")
         self._state = ServerState(up=True, down_since=None, restarts=0, error=None)
         if self._owner:
@@ -90,6 +88,18 @@ class EmbeddedPostgres:
             extra={"data_dir": str(self.data_dir), "pid": self.pid(), "owner": self._owner},
         )
         return url
+
+    def _create_database(self) -> None:
+        """Database ``assay``, made unless it exists: through psycopg, which the hub imports anyway, rather than
+        ``psql`` (a process per statement: 0.07-0.1 s each on the start's critical path, twice on an empty data
+        directory, when PostgreSQL's start is what the hub waits for)."""
+        import psycopg
+
+        with psycopg.connect(self._server.get_uri("postgres"), autocommit=True, connect_timeout=10) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'assay'").fetchone() is not None:
+                return
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # another process made it meanwhile
+                conn.execute("CREATE DATABASE assay")
 
     def _claim(self) -> bool:
         """Own the data directory unless another live process does (then only attach)."""
