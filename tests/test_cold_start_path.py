@@ -48,19 +48,33 @@ _ON_FIRST_EVENT = (
     "assay.runtimes.kubernetes.onboarding",
 )
 
+# Not at import in the REST functions: what a webhook or registry delivery and a gate run (their parsers, the
+# claims, the Kubeflow poll, the baseline), loaded by the first such request, and the local runtime (a cluster's
+# functions never run one; the local hub builds it).
+_ON_FIRST_DELIVERY = (
+    "assay.triggers.ingress",
+    "assay.triggers.deliveries",
+    "assay.triggers.kubeflow",
+    "assay.triggers.baseline",
+    "assay.triggers.signatures",
+    "assay.runtimes.local",
+    "assay.runtimes._warm",
+)
+
 # Not at import in the REST functions either: httpx loads its command line (rich, click, pygments) with it; only
 # dashboard sign-in, a Kubeflow poll and the cluster publisher use it, and they import it there.
 _CLIENT = frozenset({"httpx", "rich"})
 
 # function -> (top-level packages it may not import, assay modules (and their submodules) it may not import)
 FORBIDDEN: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
-    "submit": (_NEVER | _FLASK | _CLIENT, ("assay.cli", *_ON_FIRST_EVENT)),
+    "submit": (_NEVER | _FLASK | _CLIENT, ("assay.cli", *_ON_FIRST_EVENT, *_ON_FIRST_DELIVERY)),
     # The callback function builds only its own routes (assay.http.app.routers): none of the REST API's.
     "callback": (
         _NEVER | _FLASK | _CLIENT,
         (
             "assay.cli",
             *_ON_FIRST_EVENT,
+            *_ON_FIRST_DELIVERY,
             "assay.http.jobs",
             "assay.http.catalogue",
             "assay.http.policies",

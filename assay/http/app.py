@@ -88,7 +88,8 @@ def _lifespan(
             settings,
             kind,
             prepare=load,
-            sweep_steps=trigger_steps.sweep_steps(settings),
+            # Only the local hub sweeps in process; in a cluster the sweep function runs these steps.
+            sweep_steps=trigger_steps.sweep_steps(settings) if kind == "local" else (),
             metrics=metrics,
             exporter=exporter,
             signer=access.signer,

@@ -9,31 +9,21 @@ import hmac
 import json
 import time
 from datetime import UTC, datetime
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from cloudevents.exceptions import GenericException as CloudEventError
 from cloudevents.http import from_http
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from assay import triggers
 from assay.auth import Access, Permission
 from assay.core import Tenant
 from assay.errors import FieldError, Forbidden, InvalidJSON, InvalidRequest, Unauthenticated, UnknownTenant
 from assay.http.context import lifecycle_of, principal_of, settings_of, strict_query
-from assay.triggers import (
-    Ignored,
-    ModelVersionEvent,
-    WebhookSecrets,
-    ingest,
-    parse_github,
-    parse_gitlab,
-    parse_mlflow,
-    parse_registry_event,
-    verify_github,
-    verify_gitlab,
-    verify_mlflow,
-)
-from assay.triggers.signatures import github_signature
+
+if TYPE_CHECKING:
+    from assay.triggers import Ignored, ModelVersionEvent, WebhookSecrets
 
 ingress_router = APIRouter(prefix="/api/v1", tags=["triggers"])
 # Registry CloudEvents come from the broker inside the cluster: served by the cluster-local callback service.
@@ -43,8 +33,8 @@ registry_router = APIRouter(prefix="/api/v1", tags=["triggers"])
 def _secrets(request: Request) -> WebhookSecrets:
     state = request.app.state
     if not hasattr(state, "webhook_secrets"):
-        state.webhook_secrets = WebhookSecrets(settings_of(request))
-    return cast(WebhookSecrets, state.webhook_secrets)
+        state.webhook_secrets = triggers.WebhookSecrets(settings_of(request))
+    return cast("WebhookSecrets", state.webhook_secrets)
 
 
 def _tenant(request: Request, fallback: str | None = None) -> Tenant:
@@ -95,7 +85,7 @@ def _required_header(request: Request, *names: str) -> str:
 async def _answer(
     request: Request, tenant: Tenant, source: str, delivery_id: str, parsed: ModelVersionEvent | Ignored
 ) -> JSONResponse:
-    outcome = await ingest(lifecycle_of(request), tenant, source, delivery_id, parsed)
+    outcome = await triggers.ingest(lifecycle_of(request), tenant, source, delivery_id, parsed)
     return JSONResponse(outcome.body(), status_code=outcome.http_status)
 
 
@@ -109,7 +99,7 @@ async def mlflow_webhook(request: Request) -> JSONResponse:
     secret = _secret(request, tenant, "mlflow")
     body = await request.body()
     delivery_id = request.headers.get("x-mlflow-delivery-id")
-    verify_mlflow(
+    triggers.verify_mlflow(
         secret,
         signature=request.headers.get("x-mlflow-signature"),
         delivery_id=delivery_id,
@@ -120,7 +110,7 @@ async def mlflow_webhook(request: Request) -> JSONResponse:
     )
     assert delivery_id is not None  # verified above
     registry = request.query_params.get("registry") or "mlflow"
-    parsed = parse_mlflow(_json(body), delivery_id=delivery_id, registry=registry)
+    parsed = triggers.parse_mlflow(_json(body), delivery_id=delivery_id, registry=registry)
     return await _answer(request, tenant, "mlflow", delivery_id, parsed)
 
 
@@ -130,10 +120,10 @@ async def github_webhook(request: Request) -> JSONResponse:
     tenant = _tenant(request)
     secret = _secret(request, tenant, "github")
     body = await request.body()
-    verify_github(secret, signature=request.headers.get("x-hub-signature-256"), body=body)
+    triggers.verify_github(secret, signature=request.headers.get("x-hub-signature-256"), body=body)
     delivery_id = _required_header(request, "X-GitHub-Delivery")
     event_name = _required_header(request, "X-GitHub-Event")
-    parsed = parse_github(event_name, _json(body), delivery_id=delivery_id, now=datetime.now(UTC))
+    parsed = triggers.parse_github(event_name, _json(body), delivery_id=delivery_id, now=datetime.now(UTC))
     return await _answer(request, tenant, "github", delivery_id, parsed)
 
 
@@ -143,11 +133,11 @@ async def gitlab_webhook(request: Request) -> JSONResponse:
     retries, else ``X-Gitlab-Webhook-UUID`` / ``X-Gitlab-Event-UUID``)."""
     tenant = _tenant(request)
     secret = _secret(request, tenant, "gitlab")
-    verify_gitlab(secret, token=request.headers.get("x-gitlab-token"))
+    triggers.verify_gitlab(secret, token=request.headers.get("x-gitlab-token"))
     body = await request.body()
     delivery_id = _required_header(request, "Idempotency-Key", "X-Gitlab-Webhook-UUID", "X-Gitlab-Event-UUID")
     event_name = _required_header(request, "X-Gitlab-Event")
-    parsed = parse_gitlab(
+    parsed = triggers.parse_gitlab(
         event_name,
         _json(body),
         delivery_id=delivery_id,
@@ -186,7 +176,7 @@ async def registry_event(request: Request) -> JSONResponse:
     tenant = _tenant(request, named)
     await _check_registry_sender(request, tenant, body)
     delivery_id = f"{event['source']}#{event['id']}"
-    parsed = parse_registry_event(str(event["type"]), delivery_id, data)
+    parsed = triggers.parse_registry_event(str(event["type"]), delivery_id, data)
     return await _answer(request, tenant, "cloudevents", delivery_id, parsed)
 
 
@@ -198,7 +188,7 @@ async def _check_registry_sender(request: Request, tenant: Tenant, body: bytes) 
             raise Unauthenticated(
                 "A registry event needs the broker's identity, a bearer token or an X-Assay-Signature"
             )
-        expected = github_signature(_secret(request, tenant, "cloudevents"), body)
+        expected = triggers.github_signature(_secret(request, tenant, "cloudevents"), body)
         if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
             raise Unauthenticated(
                 "X-Assay-Signature does not match the body signed with this tenant's cloudevents secret",

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from assay.api.jobs import BenchmarkStatusEvent
 from assay.core.events import BENCHMARK_FINISHED, EVALUATION_FINISHED
@@ -24,9 +24,11 @@ from assay.core.states import (
 )
 from assay.errors import NotFound, Unprocessable
 from assay.lifecycle.ports import Lifecycle
-from assay.runtimes import ExitReason
 from assay.store import LockedEvaluation
 from assay.telemetry import Metrics
+
+if TYPE_CHECKING:
+    from assay.runtimes import ExitReason
 
 log = logging.getLogger(__name__)
 
