@@ -340,7 +340,7 @@ async def _poll_job(request: Request) -> Response:
 
 def polled_routes() -> list[BaseRoute]:
     """``GET /jobs/{job_id}``, what every client polls, served first and without FastAPI's per-request routing
-    through the included routers and dependency solving (0.4 ms of the hub's CPU per poll, a third of it;
+    and dependency solving (0.4 ms of the hub's CPU per poll, a third of it, measured with the routers included;
     ``bench/orchestration.py``). The same function with the same caller: the access middleware authorised the
     request before either route. FastAPI's registration above stays: it is what ``/openapi.json`` describes."""
     return [_PlainRoute(f"{router.prefix}/jobs/{{job_id}}", _poll_job, "GET")]
