@@ -27,6 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.checkout import compile_checkout  # noqa: E402
+
 FUNCTIONS = ("submit", "callback", "dispatch", "aggregate", "sweep", "tenants")
 HEAVY = (
     "fastapi",
@@ -98,6 +102,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=6, help="largest imports to list per function")
     parser.add_argument("--auth-mode", default="token")
     options = parser.parse_args()
+    compile_checkout()
     names = [n for n in options.only.split(",") if n]
     unknown = set(names) - set(FUNCTIONS)
     if unknown:

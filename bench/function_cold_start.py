@@ -63,6 +63,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from assay.store import Database, EmbeddedPostgres, default_config_dir, migrate, sync_system_catalogue  # noqa: E402
+from bench.checkout import compile_checkout  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 
 FUNCTIONS = ("submit", "callback", "dispatch", "aggregate", "sweep", "tenants")
@@ -217,6 +218,7 @@ def main() -> None:
     parser.add_argument("--server", choices=("uvicorn", "functions-framework"), default="uvicorn")
     parser.add_argument("--venv", choices=("image", "dev"), default="image", help="where the functions run")
     options = parser.parse_args()
+    compile_checkout()
     names = [n for n in options.only.split(",") if n]
     if set(names) - set(FUNCTIONS):
         parser.error(

@@ -41,6 +41,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.checkout import compile_checkout  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 
 ADAPTERS = {
@@ -400,6 +401,7 @@ def main() -> None:
     parser.add_argument("--ready-timeout", type=float, default=120.0, help="seconds to wait for a hub")
     parser.add_argument("--evalhub-bin", help="path of the eval-hub binary (eval-hub-server 1.0.2)")
     args = parser.parse_args()
+    compile_checkout()
 
     adapter = ADAPTERS[args.adapter]
     starters: dict[str, Starter] = {

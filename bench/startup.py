@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.checkout import compile_checkout  # noqa: E402
 from bench.orchestration import (  # noqa: E402
     ADAPTERS,
     Hub,
@@ -62,6 +63,7 @@ def main() -> int:
     parser.add_argument("--evalhub-bin", help="path of the eval-hub binary (eval-hub-server 1.0.2)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a hub")
     args = parser.parse_args()
+    compile_checkout()
     names = [args.only] if args.only else ["evalhub", "assay"]
     binary = evalhub_binary(args.evalhub_bin) if "evalhub" in names else None
     figures: dict[str, dict[str, list[float]]] = {name: {"empty": [], "existing": []} for name in names}
