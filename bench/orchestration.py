@@ -302,48 +302,59 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def measure(name: str, start: Starter, args: argparse.Namespace) -> HubRun:
-    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp_name:
-        tmp = Path(tmp_name)
-        port = free_port()
-        command, env = start(tmp, port)
-        hub = Hub(name, command, env, tmp, port, tmp / "assay" / "token" if name == "assay" else None)
-        job_ids: list[str] = []
-        try:
-            ready = hub.wait_ready(args.ready_timeout)
-            print(f"{name}: ready in {ready:.2f} s on {hub.base_url}", flush=True)
-            if args.warmup:
-                warmup = asyncio.run(
-                    drive(hub.base_url, hub.headers(), args.warmup, 1, args.poll_interval, args.job_timeout)
-                )
-                job_ids += warmup.job_ids
-                if any(o.state != "completed" for o in warmup.outcomes):
-                    raise HubError(f"warm-up did not complete: {summarise(warmup)}\n{hub.log_tail(10)}")
-            cpu_before, machine_before = hub.cpu_seconds(), machine_cpu_seconds()
-            database_before = hub.cpu_seconds(database_only=True)
-            run = asyncio.run(
-                drive(
-                    hub.base_url,
-                    hub.headers(),
-                    args.n,
-                    args.concurrency,
-                    args.poll_interval,
-                    args.job_timeout,
-                )
+def measure(name: str, start: Starter, args: argparse.Namespace, leftovers: list[Path]) -> HubRun:
+    """One timed round of ``name``. What it leaves on disk (its directory; EvalHub's job directories) is added to
+    ``leftovers`` and removed after the last round: see :func:`remove_leftovers`."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    leftovers.append(tmp)
+    port = free_port()
+    command, env = start(tmp, port)
+    hub = Hub(name, command, env, tmp, port, tmp / "assay" / "token" if name == "assay" else None)
+    job_ids: list[str] = []
+    try:
+        ready = hub.wait_ready(args.ready_timeout)
+        print(f"{name}: ready in {ready:.2f} s on {hub.base_url}", flush=True)
+        if args.warmup:
+            warmup = asyncio.run(
+                drive(hub.base_url, hub.headers(), args.warmup, 1, args.poll_interval, args.job_timeout)
             )
-            run.hub_cpu = hub.cpu_seconds() - cpu_before
-            run.machine_cpu = machine_cpu_seconds() - machine_before
-            run.database_cpu = hub.cpu_seconds(database_only=True) - database_before
-            run.name = name
-            job_ids += run.job_ids
-            if any(o.state != "completed" for o in run.outcomes):
-                print(f"{name}: not completed: {summarise(run)}\n{hub.log_tail(10)}", flush=True)
-            return run
-        finally:
-            hub.stop()
-            if name == "evalhub":
-                for job_id in job_ids:
-                    shutil.rmtree(EVALHUB_JOBS_DIR / job_id, ignore_errors=True)
+            job_ids += warmup.job_ids
+            if any(o.state != "completed" for o in warmup.outcomes):
+                raise HubError(f"warm-up did not complete: {summarise(warmup)}\n{hub.log_tail(10)}")
+        cpu_before, machine_before = hub.cpu_seconds(), machine_cpu_seconds()
+        database_before = hub.cpu_seconds(database_only=True)
+        run = asyncio.run(
+            drive(
+                hub.base_url,
+                hub.headers(),
+                args.n,
+                args.concurrency,
+                args.poll_interval,
+                args.job_timeout,
+            )
+        )
+        run.hub_cpu = hub.cpu_seconds() - cpu_before
+        run.machine_cpu = machine_cpu_seconds() - machine_before
+        run.database_cpu = hub.cpu_seconds(database_only=True) - database_before
+        run.name = name
+        job_ids += run.job_ids
+        if any(o.state != "completed" for o in run.outcomes):
+            print(f"{name}: not completed: {summarise(run)}\n{hub.log_tail(10)}", flush=True)
+        return run
+    finally:
+        hub.stop()
+        if name == "evalhub":
+            leftovers.extend(EVALHUB_JOBS_DIR / job_id for job_id in job_ids)
+
+
+def remove_leftovers(leftovers: list[Path]) -> None:
+    """Remove the rounds' directories, once all rounds are measured. Removing them between rounds made the next
+    round's hub pay for it: on ext4 without a journal (this machine's) a new inode is not taken from those freed in
+    the last 30 s, and each ``mkdir`` or file creation scans past every one of them (``recently_deleted`` in the
+    kernel's ``find_inode_bit``); both hubs create a job's directories on each launch, so after a round's thousands
+    of files were removed, the next round's hub spent up to 40 % of its CPU in that scan (``perf record``)."""
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def summarise(run: HubRun) -> str:
@@ -381,8 +392,8 @@ def report(run: HubRun) -> None:
         )
     per_eval = 1000 / max(1, len(run.outcomes))
     print(
-        f"  hub CPU: {run.hub_cpu * per_eval:.0f} ms per evaluation"
-        f" ({run.database_cpu * per_eval:.0f} ms of it in the database server);"
+        f"  hub CPU: {run.hub_cpu * per_eval:.1f} ms per evaluation"
+        f" ({run.database_cpu * per_eval:.1f} ms of it in the database server);"
         f" whole machine: {run.machine_cpu * per_eval:.0f} ms per evaluation (adapters and client included)"
     )
     print(f"  failed (not completed): {len(run.outcomes) - len(latencies)}")
@@ -416,18 +427,22 @@ def main() -> None:
     runs: dict[str, list[HubRun]] = {}
     broken: list[str] = []
     order = [args.only] if args.only else list(HUBS)
-    for round_number in range(args.rounds):
-        # Alternate the order so that drift in machine load does not favour one hub.
-        for name in order if round_number % 2 == 0 else list(reversed(order)):
-            try:
-                run = measure(name, starters[name], args)
-            except HubError as exc:
-                print(f"{name}: could not run: {exc}", flush=True)
-                broken.append(name)
-                continue
-            print(f"round {round_number + 1}:", end=" ")
-            report(run)
-            runs.setdefault(name, []).append(run)
+    leftovers: list[Path] = []
+    try:
+        for round_number in range(args.rounds):
+            # Alternate the order so that drift in machine load does not favour one hub.
+            for name in order if round_number % 2 == 0 else list(reversed(order)):
+                try:
+                    run = measure(name, starters[name], args, leftovers)
+                except HubError as exc:
+                    print(f"{name}: could not run: {exc}", flush=True)
+                    broken.append(name)
+                    continue
+                print(f"round {round_number + 1}:", end=" ")
+                report(run)
+                runs.setdefault(name, []).append(run)
+    finally:
+        remove_leftovers(leftovers)
     if adapter == ADAPTERS["sdk"]:
         print(
             f"context: a bare `import evalhub.adapter` process takes {adapter_import_baseline():.2f} s here "
@@ -445,7 +460,7 @@ def main() -> None:
         rate, p50, p99, cpu = medians[name]
         print(
             f"{name} (all rounds): median {rate:.2f} evaluations/s, p50 {p50 * 1000:.0f} ms, "
-            f"p99 {p99 * 1000:.0f} ms, hub CPU {cpu * 1000:.0f} ms per evaluation"
+            f"p99 {p99 * 1000:.0f} ms, hub CPU {cpu * 1000:.1f} ms per evaluation"
         )
     if "evalhub" in medians and "assay" in medians:
         (e_rate, e_p50, e_p99, e_cpu), (a_rate, a_p50, a_p99, a_cpu) = medians["evalhub"], medians["assay"]
