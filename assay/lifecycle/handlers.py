@@ -225,13 +225,15 @@ async def aggregate(ctx: Lifecycle, ce: CloudEvent) -> None:
             raise Unprocessable(f"aggregate does not handle {ce['type']!r}")
         evaluation_id, _ = _payload(ce)
         # Not durable: the settled state is derived from the (durable) runs, and the sweep settles again.
-        locked = ctx.database.evaluations.locked
-        async with locked(evaluation_id, inbox=_inbox("aggregate", ce), durable=False) as unit:
-            if unit is None or unit.duplicate:
-                return
-            settle(ctx, unit, causation=ce["id"])
-            events = unit.events
-        await ctx.published(events)
+        # Computed from a read and written if the job did not change meanwhile (EvaluationRepository.change).
+        changed = await ctx.database.evaluations.change(
+            evaluation_id,
+            lambda unit: settle(ctx, unit, causation=ce["id"]),
+            inbox=_inbox("aggregate", ce),
+            durable=False,
+        )
+        if changed is not None and not changed[0].duplicate:
+            await ctx.published(changed[0].events)
 
 
 async def sweep(ctx: Lifecycle, ce: CloudEvent | None = None) -> dict[str, int]:

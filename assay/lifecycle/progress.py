@@ -64,15 +64,7 @@ def record_transition(
     """Store a transition; a run that became terminal gets its test and announces ``benchmark.finished``."""
     run = transition.run
     if transition.finished and metrics is not None:
-        code = (run.error_message or {}).get("message_code", "") if run.status != "completed" else ""
-        # Adapters choose their own codes: only the hub's are labels, to keep cardinality bounded.
-        code = code if code in _SERVER_CODES else ("adapter" if code else "")
-        metrics.benchmarks_finished.labels(metrics.provider_label(run.provider_id), run.status, code).inc()
-        if run.started_at is not None and run.completed_at is not None:
-            seconds = max(0.0, (run.completed_at - run.started_at).total_seconds())
-            metrics.benchmark_duration.labels(metrics.provider_label(run.provider_id), run.status).observe(
-                seconds
-            )
+        unit.on_commit(lambda: _count_finished(metrics, run))
     if transition.finished and run.status == "completed":
         score = unit.record.plan.benchmarks[run.index].score
         test = benchmark_test(
@@ -91,6 +83,18 @@ def record_transition(
                 index=run.index,
                 causation_id=causation,
             )
+        )
+
+
+def _count_finished(metrics: Metrics, run: BenchmarkRun) -> None:
+    code = (run.error_message or {}).get("message_code", "") if run.status != "completed" else ""
+    # Adapters choose their own codes: only the hub's are labels, to keep cardinality bounded.
+    code = code if code in _SERVER_CODES else ("adapter" if code else "")
+    metrics.benchmarks_finished.labels(metrics.provider_label(run.provider_id), run.status, code).inc()
+    if run.started_at is not None and run.completed_at is not None:
+        seconds = max(0.0, (run.completed_at - run.started_at).total_seconds())
+        metrics.benchmark_duration.labels(metrics.provider_label(run.provider_id), run.status).observe(
+            seconds
         )
 
 
@@ -113,15 +117,14 @@ async def record_event(
 ) -> Literal["applied", "ignored", "late", "stale"]:
     """Apply an adapter's status event. Late events (the job is finished), events of an ``attempt`` that is no
     longer the run's current one (a launch before a retry) and replays change nothing."""
-    repo = ctx.database.evaluations
     # A terminal status carries results the adapter believes delivered: that commit is durable.
     # A phase or progress update is not worth a WAL flush.
     durable = status.status in ("completed", "failed", "cancelled")
-    async with repo.locked(evaluation_id, durable=durable) as unit:
-        if unit is None or (tenant is not None and unit.record.tenant != tenant):
+
+    def apply(unit: LockedEvaluation) -> Literal["applied", "ignored", "late", "stale"]:
+        if tenant is not None and unit.record.tenant != tenant:
             raise NotFound(f"Evaluation job {evaluation_id!r} does not exist")
         if unit.record.state in TERMINAL_JOB:
-            log.info("late event for finished job %s ignored", evaluation_id, extra={"late_event": True})
             return "late"
         row = unit.record.run(status.benchmark_index)
         if row is None or (row.run.provider_id, row.run.benchmark_id) != (status.provider_id, status.id):
@@ -131,23 +134,34 @@ async def record_event(
                 message_code="unknown_benchmark",
             )
         if attempt is not None and (row.run.attempt != attempt or row.dispatched_attempt < attempt):
-            log.info(
-                "event of attempt %s for %s benchmark %s ignored: attempt %s is current",
-                attempt,
-                evaluation_id,
-                status.benchmark_index,
-                row.run.attempt,
-                extra={"stale_event": True},
-            )
             return "stale"
         transition = apply_event(row.run, status, ctx.clock())
         if not transition.changed:
             return "ignored"
         record_transition(unit, transition, "callback", metrics=ctx.metrics)
         _started(ctx, unit)
-        events = unit.events
-    await ctx.published(events)
-    return "applied"
+        return "applied"
+
+    # Computed from a read and written if the job did not change meanwhile (EvaluationRepository.change).
+    changed = await ctx.database.evaluations.change(evaluation_id, apply, durable=durable)
+    if changed is None:
+        raise NotFound(f"Evaluation job {evaluation_id!r} does not exist")
+    unit, outcome = changed
+    assert outcome is not None  # no inbox: never a duplicate
+    if outcome == "late":
+        log.info("late event for finished job %s ignored", evaluation_id, extra={"late_event": True})
+    elif outcome == "stale":
+        log.info(
+            "event of attempt %s for %s benchmark %s ignored: attempt %s is current",
+            attempt,
+            evaluation_id,
+            status.benchmark_index,
+            unit.record.runs[status.benchmark_index].run.attempt,
+            extra={"stale_event": True},
+        )
+    elif outcome == "applied":
+        await ctx.published(unit.events)
+    return outcome
 
 
 async def runtime_spawned(
@@ -240,8 +254,9 @@ def settle(ctx: Lifecycle, unit: LockedEvaluation, causation: str | None = None)
     results: dict[str, Any] = dict(unit.record.results)
     results["test"] = score_job(unit, runs)
     unit.set(state=state, message=message.as_dict(), results=results, completed_at=now)
-    if ctx.metrics is not None:
-        ctx.metrics.jobs_finished.labels(state).inc()
+    metrics = ctx.metrics
+    if metrics is not None:
+        unit.on_commit(lambda: metrics.jobs_finished.labels(state).inc())
     unit.emit(
         event(
             EVALUATION_FINISHED,

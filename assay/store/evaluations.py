@@ -1,14 +1,15 @@
-"""Evaluation jobs and their benchmark runs in Postgres, changed only inside a row lock with the
-outbox events that announce the change (one transaction), and de-duplicated through the inbox."""
+"""Evaluation jobs and their benchmark runs in Postgres, each change serialised on the job's row (under its row
+lock, or written only if the job is still at the version it was read at) and committed with the outbox events
+that announce it, and de-duplicated through the inbox."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.errors import UniqueViolation
@@ -22,6 +23,8 @@ from assay.core.plan import Plan
 from assay.core.states import BenchmarkRun
 from assay.errors import Conflict, NotFound
 from assay.store.catalogue import Groups
+
+T = TypeVar("T")
 
 _RUN_FIELDS = (
     "status",
@@ -109,13 +112,24 @@ class EvaluationPage:
 
 @dataclass(slots=True)
 class LockedEvaluation:
-    """One evaluation locked ``FOR UPDATE``: change it, emit events; all is written at commit."""
+    """One evaluation to change (under its row lock, or read at a version that the write checks): change it, emit
+    events, ask for what runs once it is committed; all is written at commit."""
 
     record: EvaluationRecord
     duplicate: bool = False
     _runs: dict[int, RunRow] = field(default_factory=dict)
     _fields: dict[str, Any] = field(default_factory=dict)
     _events: list[OutboxEvent] = field(default_factory=list)
+    _committed: list[Callable[[], None]] = field(default_factory=list)
+
+    def on_commit(self, then: Callable[[], None]) -> None:
+        """Run ``then`` once the change is committed (counting it in metrics): never for a change rolled back or
+        computed again from a newer read."""
+        self._committed.append(then)
+
+    def committed(self) -> None:
+        for then in self._committed:
+            then()
 
     def put(self, run: BenchmarkRun) -> None:
         current = self._runs.get(run.index) or self.record.runs[run.index]
@@ -206,6 +220,11 @@ def _adapt(name: str, value: Any) -> Any:
 
 
 _SELECT_ONE = "SELECT {runs} FROM evaluations e WHERE id = %s AND {scope}"
+# The same and whether a handler already applied an event (params: handler, source, id, then _SELECT_ONE's).
+_SELECT_ONE_SEEN = (
+    "SELECT {runs}, EXISTS (SELECT 1 FROM inbox WHERE handler = %s AND source = %s AND id = %s) AS seen"
+    " FROM evaluations e WHERE id = %s AND {scope}"
+)
 
 
 @functools.cache
@@ -256,24 +275,117 @@ def _run_update(columns: tuple[str, ...], job_fields: tuple[str, ...] | None) ->
     return run.as_bytes(None)
 
 
+_OUTBOX_COLUMNS = (
+    "id, type, source, subject, partition_key, correlation_id, causation_id, data, traceparent, tracestate"
+)
+_OUTBOX_VALUES = ", ".join(["%s"] * 10)
+
+
+def _event_params(event: OutboxEvent) -> list[Any]:
+    return [
+        event.id,
+        event.type,
+        event.source,
+        event.subject,
+        event.partition_key,
+        event.correlation_id,
+        event.causation_id,
+        Jsonb(event.data),
+        event.traceparent,
+        event.tracestate,
+    ]
+
+
 async def insert_events(conn: AsyncConnection[Any], events: Sequence[OutboxEvent]) -> None:
     for event in events:
         await conn.execute(
-            "INSERT INTO outbox (id, type, source, subject, partition_key, correlation_id, causation_id, data,"
-            " traceparent, tracestate) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            [
-                event.id,
-                event.type,
-                event.source,
-                event.subject,
-                event.partition_key,
-                event.correlation_id,
-                event.causation_id,
-                Jsonb(event.data),
-                event.traceparent,
-                event.tracestate,
-            ],
+            f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES ({_OUTBOX_VALUES}) ON CONFLICT (id) DO NOTHING",
+            _event_params(event),
         )
+
+
+@functools.cache
+def _create(events: int) -> bytes:
+    """A job's INSERT with its runs' (three arrays: indices, providers, benchmarks) and ``events`` outbox rows', as
+    one statement: PostgreSQL runs each data-modifying WITH once, and checks the runs' reference to the job at the
+    statement's end."""
+    parts = [
+        "job AS (INSERT INTO evaluations (id, tenant, owner, name, request, plan, state, message, tags, collection_id,"
+        " experiment_id, idempotency_key, request_hash, created_at, updated_at)"
+        f" VALUES ({', '.join(['%s'] * 15)}) RETURNING id)",
+        "runs AS (INSERT INTO benchmark_runs (evaluation_id, idx, provider_id, benchmark_id)"
+        " SELECT job.id, r.idx, r.provider_id, r.benchmark_id"
+        " FROM job, unnest(%s::integer[], %s::text[], %s::text[]) AS r (idx, provider_id, benchmark_id))",
+        *(
+            f"e{number} AS (INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES ({_OUTBOX_VALUES}) ON CONFLICT (id) DO NOTHING)"
+            for number in range(events)
+        ),
+    ]
+    return f"WITH {', '.join(parts)} SELECT 1".encode()
+
+
+# How many times a change is computed from a fresh read before it waits for the job's row lock instead: a job's
+# writers rarely overlap (its events come one after another), and when they do the lock orders them.
+_OPTIMISTIC_TRIES = 2
+
+
+@functools.cache
+def _guarded_write(
+    job_fields: tuple[str, ...] | None,
+    runs: tuple[tuple[str, ...], ...],
+    events: int,
+    inbox: bool,
+    durable: bool,
+) -> bytes:
+    """A change as one statement, applied only if the job is still at the version it was read at: the job's UPDATE
+    of ``job_fields`` with its version (None: no field and no run changed, only its row lock), then, if that found
+    the row, each run's UPDATE of its columns, the inbox row and ``events`` outbox rows. Its one row counts the
+    jobs written (0: another change came first). Params: the job's values, its id, the version read; for each
+    run its values and index; the inbox's (handler, source, id); each event's :func:`_event_params`.
+
+    PostgreSQL runs every data-modifying WITH exactly once, under the job's row lock taken by the first, and
+    the others read which job it wrote; ``set_config(..., true)`` is ``SET LOCAL`` for the statement's own
+    transaction."""
+    relaxed = sql.SQL(", set_config('synchronous_commit', 'off', true)" if not durable else "")
+    if job_fields is None:
+        job = sql.SQL("SELECT id{} FROM evaluations WHERE id = %s AND version = %s FOR UPDATE").format(
+            relaxed
+        )
+    else:
+        job = sql.SQL("{} AND version = %s RETURNING id{}").format(_job_update_sql(job_fields), relaxed)
+    parts: list[sql.Composable] = [sql.SQL("job AS ({})").format(job)]
+    for number, columns in enumerate(runs):
+        parts.append(
+            sql.SQL(
+                "r{} AS (UPDATE benchmark_runs SET {}, updated_at = now()"
+                " WHERE evaluation_id = (SELECT id FROM job) AND idx = %s)"
+            ).format(sql.SQL(str(number)), _assignments(columns))
+        )
+    if inbox:
+        parts.append(
+            sql.SQL(
+                "seen AS (INSERT INTO inbox (handler, source, id) SELECT %s, %s, %s FROM job ON CONFLICT DO NOTHING)"
+            )
+        )
+    for number in range(events):
+        parts.append(
+            sql.SQL("e{} AS (INSERT INTO outbox ({}) SELECT {} FROM job ON CONFLICT (id) DO NOTHING)").format(
+                sql.SQL(str(number)), sql.SQL(_OUTBOX_COLUMNS), sql.SQL(_OUTBOX_VALUES)
+            )
+        )
+    return sql.SQL("WITH {} SELECT count(*) FROM job").format(sql.SQL(", ").join(parts)).as_bytes(None)
+
+
+def _changed_runs(unit: LockedEvaluation) -> list[tuple[int, dict[str, Any]]]:
+    """Each run the unit changed, with only the columns that changed: a concurrent write of another column (the
+    runtime's record of a spawn) is not overwritten."""
+    changed = []
+    for index, row in unit._runs.items():
+        before, after = _run_columns(unit.record.runs[index]), _run_columns(row)
+        columns = {name: value for name, value in after.items() if before[name] != value}
+        if columns:
+            changed.append((index, columns))
+    return changed
 
 
 class EvaluationRepository:
@@ -359,42 +471,33 @@ class EvaluationRepository:
         With an ``idempotency_key`` already used by the tenant, returns the existing job and False
         (or raises :class:`Conflict` when the key was used for a different request).
         """
+        runs = [row.run for row in record.runs]
+        params = [
+            record.id,
+            record.tenant,
+            record.owner,
+            record.name,
+            Jsonb(record.request),
+            Jsonb(record.plan.model_dump(mode="json")),
+            record.state,
+            Jsonb(record.message),
+            list(record.request.get("tags", [])),
+            record.plan.collection_id,
+            record.results.get("mlflow_experiment_id"),
+            idempotency_key,
+            request_hash,
+            record.created_at,
+            record.created_at,
+            [run.index for run in runs],
+            [run.provider_id for run in runs],
+            [run.benchmark_id for run in runs],
+        ]
+        for event in events:
+            params += _event_params(event)
         async with self._pool.connection() as conn:
             try:
-                # Pipelined: the job, its runs, its events and COMMIT travel in one round trip.
-                async with conn.pipeline(), conn.transaction():
-                    await conn.execute(
-                        "INSERT INTO evaluations (id, tenant, owner, name, request, plan, state, message,"
-                        " tags, collection_id, experiment_id, idempotency_key, request_hash, created_at,"
-                        " updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                        [
-                            record.id,
-                            record.tenant,
-                            record.owner,
-                            record.name,
-                            Jsonb(record.request),
-                            Jsonb(record.plan.model_dump(mode="json")),
-                            record.state,
-                            Jsonb(record.message),
-                            list(record.request.get("tags", [])),
-                            record.plan.collection_id,
-                            record.results.get("mlflow_experiment_id"),
-                            idempotency_key,
-                            request_hash,
-                            record.created_at,
-                            record.created_at,
-                        ],
-                    )
-                    async with conn.cursor() as cur:
-                        await cur.executemany(
-                            "INSERT INTO benchmark_runs (evaluation_id, idx, provider_id, benchmark_id)"
-                            " VALUES (%s, %s, %s, %s)",
-                            [
-                                (record.id, r.run.index, r.run.provider_id, r.run.benchmark_id)
-                                for r in record.runs
-                            ],
-                        )
-                    await insert_events(conn, events)
+                # One statement, its own transaction: the job, its runs and its events.
+                await conn.execute(_create(len(events)), params)
             except UniqueViolation:
                 if idempotency_key is None:
                     raise
@@ -442,6 +545,91 @@ class EvaluationRepository:
             yield unit
             if not unit.duplicate:
                 await self._write(conn, unit)
+        unit.committed()
+
+    async def change(
+        self,
+        evaluation_id: str,
+        apply: Callable[[LockedEvaluation], T],
+        *,
+        inbox: tuple[str, str, str] | None = None,
+        durable: bool = True,
+    ) -> tuple[LockedEvaluation, T | None] | None:
+        """What :meth:`locked` does for a change computed without waiting on anything (no I/O in ``apply``), in
+        two statements and no transaction block: the job is read with its runs (and whether ``inbox`` was
+        applied), ``apply`` changes the unit, and one statement writes all of it provided the job is still at
+        the version read (:func:`_guarded_write`). If another change came first, ``apply`` runs again on a fresh
+        read, and after :data:`_OPTIMISTIC_TRIES` under the row lock; so ``apply`` changes only the unit and
+        counts what it must through :meth:`LockedEvaluation.on_commit`.
+
+        The hot changes (a status event, a settled job) took five to seven statements in a pipelined transaction
+        (``BEGIN``, the lock, the read, the writes, ``COMMIT``); each statement is a round of psycopg's client
+        work, the larger part of the hub's CPU per evaluation (docs/performance.md).
+
+        None: no such job for this scope. A redelivered ``inbox`` event: the unit marked ``duplicate``, ``apply``
+        not called (its result None)."""
+        for _ in range(_OPTIMISTIC_TRIES):
+            async with self._pool.connection() as conn:
+                unit = await self._read(conn, evaluation_id, inbox)
+                if unit is None or unit.duplicate:
+                    return (unit, None) if unit is not None else None
+                result = apply(unit)
+                if await self._write_guarded(conn, unit, inbox, durable):
+                    unit.committed()
+                    return unit, result
+        async with self.locked(evaluation_id, inbox=inbox, durable=durable) as locked:
+            if locked is None or locked.duplicate:
+                return (locked, None) if locked is not None else None
+            result = apply(locked)
+        return locked, result
+
+    async def _read(
+        self, conn: AsyncConnection[Any], evaluation_id: str, inbox: tuple[str, str, str] | None
+    ) -> LockedEvaluation | None:
+        """The job with its runs as one statement reads them (its version with them), and whether ``inbox`` was
+        applied."""
+        if inbox is None:
+            query, scope = self._scoped(_SELECT_ONE)
+            params = [evaluation_id, *scope]
+        else:
+            query, scope = self._scoped(_SELECT_ONE_SEEN)
+            params = [*inbox, evaluation_id, *scope]
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(query, params)
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        return LockedEvaluation(_record(row), duplicate=bool(row.get("seen")))
+
+    async def _write_guarded(
+        self,
+        conn: AsyncConnection[Any],
+        unit: LockedEvaluation,
+        inbox: tuple[str, str, str] | None,
+        durable: bool,
+    ) -> bool:
+        """Write what ``unit`` changed with :func:`_guarded_write`; False: the job moved past the version read."""
+        if not (unit._fields or unit._runs or unit._events or inbox):
+            return True  # nothing changed: the event was a no-op on the job as it was read
+        job_fields = tuple(unit._fields) if unit._fields or unit._runs else None
+        params: list[Any] = [_adapt(n, v) for n, v in unit._fields.items()]
+        params += [unit.record.id, unit.record.version]
+        changed = _changed_runs(unit)
+        for index, columns in changed:
+            params += [*(_adapt(n, v) for n, v in columns.items()), index]
+        if inbox is not None:
+            params += inbox
+        for event in unit._events:
+            params += _event_params(event)
+        query = _guarded_write(
+            job_fields,
+            tuple(tuple(columns) for _, columns in changed),
+            len(unit._events),
+            inbox is not None,
+            durable,
+        )
+        row = await (await conn.execute(query, params)).fetchone()
+        return row is not None and row[0] == 1
 
     async def _write(self, conn: AsyncConnection[Any], unit: LockedEvaluation) -> None:
         # The job's row changes with any of its runs (fields, or at least updated_at and the version that
@@ -452,13 +640,7 @@ class EvaluationRepository:
             job = tuple(unit._fields), [_adapt(n, v) for n, v in unit._fields.items()]
         elif unit._runs:
             job = (), []
-        for index, row in unit._runs.items():
-            old = unit.record.runs[index]
-            before, after = _run_columns(old), _run_columns(row)
-            # Only the columns that changed: a concurrent single-column update is not overwritten.
-            changed = {name: value for name, value in after.items() if before[name] != value}
-            if not changed:
-                continue
+        for index, changed in _changed_runs(unit):
             params = [*(_adapt(n, v) for n, v in changed.items()), unit.record.id, index]
             if job is not None:
                 query = _run_update(tuple(changed), job[0])
