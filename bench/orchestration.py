@@ -350,9 +350,10 @@ def measure(name: str, start: Starter, args: argparse.Namespace, leftovers: list
 def remove_leftovers(leftovers: list[Path]) -> None:
     """Remove the rounds' directories, once all rounds are measured. Removing them between rounds made the next
     round's hub pay for it: on ext4 without a journal (this machine's) a new inode is not taken from those freed in
-    the last 30 s, and each ``mkdir`` or file creation scans past every one of them (``recently_deleted`` in the
-    kernel's ``find_inode_bit``); both hubs create a job's directories on each launch, so after a round's thousands
-    of files were removed, the next round's hub spent up to 40 % of its CPU in that scan (``perf record``)."""
+    the last minute (six while their inode-table block is dirty), and each ``mkdir`` or file creation scans past
+    every one of them (``recently_deleted`` in the kernel's ``find_inode_bit``); both hubs create a job's
+    directories on each launch, so after a round's thousands of files were removed, the next round's hub spent up to
+    half of its CPU in that scan (``perf record``; docs/performance.md)."""
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)
 
