@@ -279,6 +279,9 @@ _OUTBOX_COLUMNS = (
     "id, type, source, subject, partition_key, correlation_id, causation_id, data, traceparent, tracestate"
 )
 _OUTBOX_VALUES = ", ".join(["%s"] * 10)
+_INSERT_EVENT = (
+    f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES ({_OUTBOX_VALUES}) ON CONFLICT (id) DO NOTHING"
+)
 
 
 def _event_params(event: OutboxEvent) -> list[Any]:
@@ -298,10 +301,7 @@ def _event_params(event: OutboxEvent) -> list[Any]:
 
 async def insert_events(conn: AsyncConnection[Any], events: Sequence[OutboxEvent]) -> None:
     for event in events:
-        await conn.execute(
-            f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES ({_OUTBOX_VALUES}) ON CONFLICT (id) DO NOTHING",
-            _event_params(event),
-        )
+        await conn.execute(_INSERT_EVENT, _event_params(event))
 
 
 @functools.cache
@@ -316,10 +316,7 @@ def _create(events: int) -> bytes:
         "runs AS (INSERT INTO benchmark_runs (evaluation_id, idx, provider_id, benchmark_id)"
         " SELECT job.id, r.idx, r.provider_id, r.benchmark_id"
         " FROM job, unnest(%s::integer[], %s::text[], %s::text[]) AS r (idx, provider_id, benchmark_id))",
-        *(
-            f"e{number} AS (INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES ({_OUTBOX_VALUES}) ON CONFLICT (id) DO NOTHING)"
-            for number in range(events)
-        ),
+        *(f"e{number} AS ({_INSERT_EVENT})" for number in range(events)),
     ]
     return f"WITH {', '.join(parts)} SELECT 1".encode()
 
@@ -407,11 +404,19 @@ class EvaluationRepository:
             return _rendered(template, False), []
         return _rendered(template, True), [self._tenant.name]
 
-    async def _select(self, conn: AsyncConnection[Any], evaluation_id: str) -> AsyncCursor[dict[str, Any]]:
-        """Send the read of one job with its runs; the caller fetches."""
-        query, params = self._scoped(_SELECT_ONE)
+    async def _select(
+        self, conn: AsyncConnection[Any], evaluation_id: str, inbox: tuple[str, str, str] | None = None
+    ) -> AsyncCursor[dict[str, Any]]:
+        """Send the read of one job with its runs (and, given ``inbox``, whether that event was applied: ``seen``);
+        the caller fetches."""
+        if inbox is None:
+            query, scope = self._scoped(_SELECT_ONE)
+            params = [evaluation_id, *scope]
+        else:
+            query, scope = self._scoped(_SELECT_ONE_SEEN)
+            params = [*inbox, evaluation_id, *scope]
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query, [evaluation_id, *params])
+        await cur.execute(query, params)
         return cur
 
     async def _lock(
@@ -571,15 +576,19 @@ class EvaluationRepository:
         for _ in range(_OPTIMISTIC_TRIES):
             async with self._pool.connection() as conn:
                 unit = await self._read(conn, evaluation_id, inbox)
-                if unit is None or unit.duplicate:
-                    return (unit, None) if unit is not None else None
+                if unit is None:
+                    return None
+                if unit.duplicate:
+                    return unit, None
                 result = apply(unit)
                 if await self._write_guarded(conn, unit, inbox, durable):
                     unit.committed()
                     return unit, result
         async with self.locked(evaluation_id, inbox=inbox, durable=durable) as locked:
-            if locked is None or locked.duplicate:
-                return (locked, None) if locked is not None else None
+            if locked is None:
+                return None
+            if locked.duplicate:
+                return locked, None
             result = apply(locked)
         return locked, result
 
@@ -588,15 +597,7 @@ class EvaluationRepository:
     ) -> LockedEvaluation | None:
         """The job with its runs as one statement reads them (its version with them), and whether ``inbox`` was
         applied."""
-        if inbox is None:
-            query, scope = self._scoped(_SELECT_ONE)
-            params = [evaluation_id, *scope]
-        else:
-            query, scope = self._scoped(_SELECT_ONE_SEEN)
-            params = [*inbox, evaluation_id, *scope]
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query, params)
-        row = await cur.fetchone()
+        row = await (await self._select(conn, evaluation_id, inbox)).fetchone()
         if row is None:
             return None
         return LockedEvaluation(_record(row), duplicate=bool(row.get("seen")))
