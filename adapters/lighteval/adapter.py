@@ -206,11 +206,16 @@ class _Progress:
     def __init__(self, reporters: list[JobCallbacks]) -> None:
         self._reporters = reporters
         self._last_sent = 0.0
+        self._first_sent = False
 
     def send(self, done: int, total: int, *, force: bool = False) -> None:
+        """``done`` of ``total`` requests: sent when forced, when finished, for the first finished request (so a run
+        whose requests all finish within one interval still shows it moved), and else at most every interval."""
         now = time.monotonic()
-        if not force and done < total and now - self._last_sent < _PROGRESS_INTERVAL_SECONDS:
+        first = done > 0 and not self._first_sent
+        if not (force or first or done >= total) and now - self._last_sent < _PROGRESS_INTERVAL_SECONDS:
             return
+        self._first_sent = self._first_sent or done > 0
         self._last_sent = now
         for reporter in self._reporters:
             reporter.report_status(

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from adapters.envs import ensure_env
-from adapters.lighteval.adapter import metrics_for_tasks, task_specs
+from adapters.lighteval.adapter import _Progress, metrics_for_tasks, task_specs
 from tests.builtin_adapters.adapter_run import job_spec
 from tests.builtin_adapters.adapter_run import run_adapter as run
 from tests.support.net import free_port
@@ -177,3 +177,24 @@ def test_a_superset_is_reported_as_the_mean_of_its_subtasks() -> None:
     assert em.num_samples == 8
     with pytest.raises(ValueError, match="arc:easy"):
         metrics_for_tasks(["arc:easy|0"], results, {})
+
+
+class _Statuses:
+    """A reporter that keeps the progress of each status update it is sent."""
+
+    def __init__(self) -> None:
+        self.progress: list[float | None] = []
+
+    def report_status(self, update: Any) -> None:
+        self.progress.append(update.progress)
+
+
+def test_a_run_whose_requests_all_finish_within_one_interval_still_reports_its_first() -> None:
+    reporter = _Statuses()
+    progress = _Progress([reporter])  # type: ignore[list-item]
+    progress.send(0, 6, force=True)  # loaded
+    for done in range(1, 7):  # all six well within one throttling interval
+        progress.send(done, 6)
+    assert reporter.progress == [0.0, pytest.approx(1 / 6), 1.0]
+    progress.send(7, 8)  # later requests wait for the interval again
+    assert reporter.progress[-1] == 1.0
