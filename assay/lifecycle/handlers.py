@@ -34,7 +34,7 @@ from assay.errors import NotFound, TemporaryError, Unprocessable
 from assay.lifecycle.ports import Lifecycle
 from assay.lifecycle.progress import record_transition, settle
 from assay.runtimes.observation import NOTICE_CODES, LaunchRefused, RunObservation, SeenLaunch
-from assay.store import LockedEvaluation, RunRow
+from assay.store import EvaluationRecord, LockedEvaluation, RunRow
 from assay.telemetry import tracing
 
 log = logging.getLogger(__name__)
@@ -101,27 +101,31 @@ async def _retried_since_cancel(ctx: Lifecycle, evaluation_id: str) -> dict[int,
     return {row.run.index: row.run.attempt for row in record.runs}
 
 
+# Why a run could not be launched: (message, code, the runtime's own error document if it judged).
+_Failure = tuple[str, str, dict[str, Any] | None]
+
+
 async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
-    """Launch every pending run whose current attempt was not dispatched yet, under the job's lock
-    (a launch only queues the run, so the lock is held for milliseconds)."""
+    """Launch every pending run whose current attempt was not dispatched yet.
+
+    A runtime that only queues a launch in this process (the local one: the process starts after
+    :func:`~assay.lifecycle.progress.runtime_spawned` records it, which a cancel or a retry fences off) gets its
+    runs claimed first with one guarded write, then launched: two statements and no transaction held open. A
+    runtime that creates its launch at once (a Kubernetes Job) is launched under the job's row lock, so that the
+    sweep never takes a launch still being made for a leftover (:func:`_left_over`)."""
     evaluation_id, _ = _payload(ce)
+    runtime = ctx.runtime
+    if runtime is not None and runtime.queues_launches:
+        await _claim_then_launch(ctx, ce, evaluation_id)
+        return
     locked = ctx.database.evaluations.locked
     # Not durable: should the machine crash, the sweep dispatches again from the pending runs.
     async with locked(evaluation_id, inbox=_inbox("dispatch", ce), durable=False) as unit:
         if unit is None or unit.duplicate:
             return
-        record = unit.record
-        if record.cancelled or record.state in TERMINAL_JOB:
-            return  # cancelled or finished meanwhile: nothing to launch
-        due = [
-            row
-            for row in record.runs
-            if row.run.status == "pending" and row.dispatched_attempt < row.run.attempt
-        ]
-        failures: dict[int, tuple[str, str, dict[str, Any] | None]] = {}  # index -> (message, code, error)
-        runtime = ctx.runtime
+        due = _due(unit.record)
         if runtime is None:
-            failures = {
+            failures: dict[int, _Failure] = {
                 row.run.index: (
                     "The runtime could not start the benchmark: no runtime is configured on this hub",
                     "runtime_start_failed",
@@ -130,47 +134,106 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
                 for row in due
             }
         else:
-            limit = asyncio.Semaphore(8)
-
-            async def launch_one(runs: list[tuple[PlannedBenchmark, int]]) -> None:
-                async with limit:
-                    try:
-                        await tracing.traced(
-                            "launch", runtime.launch(record, runs), lambda: _launched(record.id, runs)
-                        )
-                    except LaunchRefused as exc:
-                        log.warning(
-                            "launch of %s of %s refused: %s", [p.index for p, _ in runs], evaluation_id, exc
-                        )
-                        error = exc.note().as_dict()
-                        failures.update({p.index: (exc.message, exc.message_code, error) for p, _ in runs})
-                    except Exception as exc:
-                        # The exception's text stays in the log: it may carry what users must not see (a
-                        # client's HTTP headers, hosts, raw server answers).
-                        log.exception("launching %s of %s failed", [p.index for p, _ in runs], evaluation_id)
-                        text = (
-                            f"The runtime could not start the benchmark ({type(exc).__name__}); the hub's log "
-                            "has the details"
-                        )
-                        failures.update({p.index: (text, "runtime_start_failed", None) for p, _ in runs})
-
-            await asyncio.gather(
-                *(
-                    launch_one(runs)
-                    for runs in launch_groups(record.plan, [(row.run.index, row.run.attempt) for row in due])
-                )
-            )
+            failures = await _launch_all(ctx, unit.record, due)
         for row in due:
             if row.run.index in failures:
-                text, code, error = failures[row.run.index]
-                transition = fail_run(row.run, text, code, ctx.clock(), origin="server")
-                if error is not None:  # the runtime's own judgement: its origin and reason
-                    transition = replace(transition, run=replace(transition.run, error_message=error))
-                record_transition(unit, transition, "dispatch", ce["id"], ctx.metrics)
+                _fail_launch(ctx, unit, row, failures[row.run.index], ce["id"])
             else:
                 unit.put_row(replace(row, dispatched_attempt=row.run.attempt))
         events = unit.events
     await ctx.published(events)
+
+
+async def _claim_then_launch(ctx: Lifecycle, ce: CloudEvent, evaluation_id: str) -> None:
+    """Claim the due runs (their attempt recorded as dispatched, the event in the inbox) with one guarded write,
+    then launch them; a run whose launch failed is failed by a second change, if still the claimed attempt.
+
+    Two dispatches of one job (a redelivered event, the sweep's) cannot both claim a run: the second's write finds
+    the job's version moved and computes again from a read that shows the run claimed. Should the hub stop
+    between the claim and the launch, the run is dispatched without a process: the sweep launches it again
+    (:meth:`Runtime.lost`, no ``runtime_ref``), as it does for a run queued and not yet started."""
+    evaluations = ctx.database.evaluations
+
+    def claim(unit: LockedEvaluation) -> list[RunRow]:
+        due = _due(unit.record)
+        for row in due:
+            unit.put_row(replace(row, dispatched_attempt=row.run.attempt))
+        return due
+
+    # Not durable: should the machine crash, the sweep dispatches again from the pending runs.
+    claimed = await evaluations.change(evaluation_id, claim, inbox=_inbox("dispatch", ce), durable=False)
+    if claimed is None:
+        return
+    unit, due = claimed
+    if not due:
+        return  # a redelivered event, or nothing due
+    failures = await _launch_all(ctx, unit.record, due)
+    if not failures:
+        return
+    by_index = {row.run.index: row for row in due}
+
+    def fail(unit: LockedEvaluation) -> None:
+        for index, failure in failures.items():
+            claimed_row, row = by_index[index], unit.rows()[index]
+            if row.run.attempt == claimed_row.run.attempt and not row.run.terminal:
+                # Never recorded as launched, as under the lock: the sweep tells such runs from leftovers.
+                unit.put_row(replace(row, dispatched_attempt=claimed_row.dispatched_attempt))
+                _fail_launch(ctx, unit, row, failure, ce["id"])
+
+    failed = await evaluations.change(evaluation_id, fail, durable=False)
+    if failed is not None:
+        await ctx.published(failed[0].events)
+
+
+def _due(record: EvaluationRecord) -> list[RunRow]:
+    """The pending runs whose current attempt was not dispatched yet (none once the job is cancelled or over)."""
+    if record.cancelled or record.state in TERMINAL_JOB:
+        return []
+    return [
+        row for row in record.runs if row.run.status == "pending" and row.dispatched_attempt < row.run.attempt
+    ]
+
+
+async def _launch_all(ctx: Lifecycle, record: EvaluationRecord, due: list[RunRow]) -> dict[int, _Failure]:
+    """Launch ``due`` in the plan's launch groups, eight at a time; why each run that failed to launch failed."""
+    runtime = ctx.runtime
+    assert runtime is not None
+    failures: dict[int, _Failure] = {}
+    limit = asyncio.Semaphore(8)
+
+    async def launch_one(runs: list[tuple[PlannedBenchmark, int]]) -> None:
+        async with limit:
+            try:
+                await tracing.traced(
+                    "launch", runtime.launch(record, runs), lambda: _launched(record.id, runs)
+                )
+            except LaunchRefused as exc:
+                log.warning("launch of %s of %s refused: %s", [p.index for p, _ in runs], record.id, exc)
+                error = exc.note().as_dict()
+                failures.update({p.index: (exc.message, exc.message_code, error) for p, _ in runs})
+            except Exception as exc:
+                # The exception's text stays in the log: it may carry what users must not see (a client's HTTP
+                # headers, hosts, raw server answers).
+                log.exception("launching %s of %s failed", [p.index for p, _ in runs], record.id)
+                text = (
+                    f"The runtime could not start the benchmark ({type(exc).__name__}); the hub's log has the "
+                    "details"
+                )
+                failures.update({p.index: (text, "runtime_start_failed", None) for p, _ in runs})
+
+    groups = launch_groups(record.plan, [(row.run.index, row.run.attempt) for row in due])
+    await asyncio.gather(*(launch_one(runs) for runs in groups))
+    return failures
+
+
+def _fail_launch(
+    ctx: Lifecycle, unit: LockedEvaluation, row: RunRow, failure: _Failure, causation: str
+) -> None:
+    text, code, error = failure
+    transition = fail_run(row.run, text, code, ctx.clock(), origin="server")
+    if error is not None:  # the runtime's own judgement: its origin and reason
+        transition = replace(transition, run=replace(transition.run, error_message=error))
+    record_transition(unit, transition, "dispatch", causation, ctx.metrics)
 
 
 def _launched(evaluation_id: str, runs: list[tuple[PlannedBenchmark, int]]) -> dict[str, str]:

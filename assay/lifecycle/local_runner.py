@@ -42,6 +42,7 @@ class LocalRunner:
 
     name = "local"
     watches = False
+    queues_launches = True
 
     def __init__(
         self, ctx: Lifecycle, root: Path, *, signer: LaunchSigner, sidecar: LocalSidecar | None = None

@@ -26,6 +26,10 @@ class Runtime(Protocol):
     watches: bool
     """True for a runtime whose runs live outside this process (Kubernetes): the sweep asks it to
     :meth:`observe` them. The local runtime reports exits itself."""
+    queues_launches: bool
+    """True for a runtime whose :meth:`launch` only queues the run in this process and starts its process once
+    :func:`~assay.lifecycle.progress.runtime_spawned` recorded it (the local one): a dispatch then claims the
+    runs before launching them. False (Kubernetes): a launch creates its Job at once, under the job's lock."""
 
     async def launch(
         self, evaluation: EvaluationRecord, runs: Sequence[tuple[PlannedBenchmark, int]]

@@ -196,6 +196,7 @@ class KubernetesRuntime(ApiUser):
 
     name = "kubernetes"
     watches = True
+    queues_launches = False
 
     def __init__(
         self,
