@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# How long the first delivered event waits for others before their published marks are written together.
-_MARK_LINGER_SECONDS = 0.02
+# How long the first delivered event waits for others before their published marks are written together. Well
+# below the periodic retry's two seconds, so an event delivered from memory is not offered again; long enough that
+# under load one statement marks the events of many evaluations (at 45 evaluations a second, 20 ms made it 0.74
+# statements per evaluation, 200 ms 0.1). A mark lost to a crash only means a redelivery, which handlers absorb.
+_MARK_LINGER_SECONDS = 0.2
 
 
 class HttpSink:
