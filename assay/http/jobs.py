@@ -306,14 +306,13 @@ async def get_job(job_id: str, request: Request, who: CallerDep) -> Response:
     key = (who.tenant.name, job_id)
     cache = _rendered_jobs(request)
     rendered = cache.get(key)
-    if rendered is not None:  # most polls see no change: the counter alone says so
-        version = await repo.version(job_id)
-        if version is None:
-            raise NotFound(f"Evaluation job {job_id!r} does not exist")
-        if version == rendered[0]:
+    if rendered is None:  # a job's first poll here
+        record = await repo.get(job_id)
+    else:  # many polls see no change: then only the counter comes back, in the same one statement
+        changed = await repo.changed_since(job_id, rendered[0])
+        if changed is None:
             return Response(rendered[1], media_type="application/json")
-    # Nothing rendered yet (a job's first poll), or it changed: the job itself, with its counter.
-    record = await repo.get(job_id)
+        record = changed
     body = json.dumps(job_document(record), ensure_ascii=False, separators=(",", ":")).encode()
     cache.put(key, record.version, body)
     return Response(body, media_type="application/json")

@@ -227,6 +227,14 @@ _SELECT_ONE_SEEN = (
 )
 
 
+# The job with its runs only if its counter is not the one given (params: the id, the scope's, the version): a row
+# whenever the job exists, every column NULL if it did not change.
+_SELECT_CHANGED = (
+    "SELECT j.* FROM (SELECT id, version FROM evaluations WHERE id = %s AND {scope}) v"
+    " LEFT JOIN LATERAL (SELECT {runs} FROM evaluations e WHERE e.id = v.id AND e.version <> %s) j ON TRUE"
+)
+
+
 @functools.cache
 def _rendered(template: str, by_tenant: bool) -> bytes:
     """``template`` with ``{scope}`` as the repository's scope (``tenant = %s`` or ``TRUE``) and ``{runs}``, if
@@ -676,13 +684,17 @@ class EvaluationRepository:
             cur = await conn.execute(_RECORD_SPAWN, [evaluation_id, runtime_ref, deadline_at, index, attempt])
             return cur.rowcount > 0
 
-    async def version(self, evaluation_id: str) -> int | None:
-        """The job's change counter (None when it does not exist for this scope): one indexed read."""
-        query, params = self._scoped("SELECT version FROM evaluations WHERE id = %s AND {scope}")
+    async def changed_since(self, evaluation_id: str, version: int) -> EvaluationRecord | None:
+        """The job with its runs if its change counter moved past ``version``, else None (a poll's usual answer:
+        only the counter is sent); one statement either way. NotFound when it does not exist for this scope."""
+        query, scope = self._scoped(_SELECT_CHANGED)
         async with self._pool.connection() as conn:
-            cur = await conn.execute(query, [evaluation_id, *params])
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(query, [evaluation_id, *scope, version])
             row = await cur.fetchone()
-            return int(row[0]) if row is not None else None
+        if row is None:
+            raise NotFound(f"Evaluation job {evaluation_id!r} does not exist")
+        return _record(row) if row["id"] is not None else None
 
     async def run_status(self, evaluation_id: str, index: int) -> tuple[str, int] | None:
         """(status, attempt) of one run, read without locking."""

@@ -27,3 +27,17 @@ def test_the_polled_route_answers_as_the_documented_one(client: TestClient) -> N
     assert f'method="GET",route="{J}/{{job_id}}",status="200"' in metrics
     # What /openapi.json documents is the same function.
     assert "get" in client.get("/openapi.json").json()["paths"][f"{J}/{{job_id}}"]
+
+
+def test_a_poll_answers_from_its_last_rendering_only_while_the_job_is_unchanged(client: TestClient) -> None:
+    job_id = submit(client, A, "polled-again")
+    url = f"{J}/{job_id}"
+    first = client.get(url, headers=A)  # rendered and kept
+    assert client.get(url, headers=A).content == first.content  # unchanged: the same bytes
+    assert client.delete(url, headers=A).status_code == 204  # cancelled: the job's counter moves
+    cancelled = client.get(url, headers=A).json()
+    assert cancelled["status"]["state"] == "cancelled" and first.json()["status"]["state"] != "cancelled"
+    assert client.get(url, headers=B).status_code == 404  # another tenant still sees nothing
+    assert client.delete(url, headers=A, params={"hard_delete": "true"}).status_code == 204
+    gone = client.get(url, headers=A)  # its rendering is still kept: the read says it is gone
+    assert gone.status_code == 404 and gone.json()["message_code"] == "resource_not_found"
