@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from assay.core import Tenant
 from assay.store.catalogue import CatalogueRepository, SystemCatalogueWriter
-from assay.store.evaluations import EvaluationRepository
+from assay.store.evaluations import EvaluationRepository, RecentJobs
 from assay.store.outbox import OutboxRepository
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class Database:
         self.system_catalogue = SystemCatalogueWriter(pool)
         self.outbox = OutboxRepository(pool)
         # Event handlers and the sweep act on evaluations by id, across tenants (the event names it).
-        self.evaluations = EvaluationRepository(pool, None)
+        self.evaluations = EvaluationRepository(pool, None, RecentJobs())
 
     @classmethod
     async def open(

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -76,6 +77,9 @@ class EvaluationRecord:
 
     def run(self, index: int) -> RunRow | None:
         return self.runs[index] if 0 <= index < len(self.runs) else None
+
+
+_RECORD_FIELDS = frozenset(f.name for f in fields(EvaluationRecord))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,19 @@ class LockedEvaluation:
 
     def set(self, **fields: Any) -> None:
         self._fields.update(fields)
+
+    def writes(self, inbox: tuple[str, str, str] | None = None) -> bool:
+        """Whether committing this unit writes anything (a field, a run, an event, or the inbox row)."""
+        return bool(self._fields or self._runs or self._events or inbox)
+
+    def after(self, version: int, updated_at: datetime) -> EvaluationRecord | None:
+        """The job as this change left it, once written at ``version`` (``updated_at`` the database's); None if
+        the change set a column the record does not hold."""
+        if not self._fields.keys() <= _RECORD_FIELDS:
+            return None
+        return replace(
+            self.record, **self._fields, runs=tuple(self.rows()), version=version, updated_at=updated_at
+        )
 
     def current(self, name: str) -> Any:
         return self._fields.get(name, getattr(self.record, name))
@@ -342,22 +359,31 @@ def _guarded_write(
     inbox: bool,
     durable: bool,
 ) -> bytes:
-    """A change as one statement, applied only if the job is still at the version it was read at: the job's UPDATE
-    of ``job_fields`` with its version (None: no field and no run changed, only its row lock), then, if that found
-    the row, each run's UPDATE of its columns, the inbox row and ``events`` outbox rows. Its one row counts the
-    jobs written (0: another change came first). Params: the job's values, its id, the version read; for each
-    run its values and index; the inbox's (handler, source, id); each event's :func:`_event_params`.
+    """A change as one statement, applied only if the job is still at the version it was read at (and, with
+    ``inbox``, the event is not in the inbox yet): the job's UPDATE of ``job_fields`` with its version (None: no
+    field and no run changed, only its row lock), then, if that found the row, each run's UPDATE of its columns,
+    the inbox row and ``events`` outbox rows. Its one row: the jobs written (0: another change came first, or the
+    event was applied), the job's version and ``updated_at`` after it. Params: the job's values, its id, the
+    version read, the inbox's (handler, source, id) if any; for each run its values and index; the inbox's again;
+    each event's :func:`_event_params`.
 
     PostgreSQL runs every data-modifying WITH exactly once, under the job's row lock taken by the first, and
     the others read which job it wrote; ``set_config(..., true)`` is ``SET LOCAL`` for the statement's own
     transaction."""
     relaxed = sql.SQL(", set_config('synchronous_commit', 'off', true)" if not durable else "")
+    unseen = sql.SQL(
+        " AND NOT EXISTS (SELECT 1 FROM inbox WHERE handler = %s AND source = %s AND id = %s)"
+        if inbox
+        else ""
+    )
     if job_fields is None:
-        job = sql.SQL("SELECT id{} FROM evaluations WHERE id = %s AND version = %s FOR UPDATE").format(
-            relaxed
-        )
+        job = sql.SQL(
+            "SELECT id, version, updated_at{} FROM evaluations WHERE id = %s AND version = %s{} FOR UPDATE"
+        ).format(relaxed, unseen)
     else:
-        job = sql.SQL("{} AND version = %s RETURNING id{}").format(_job_update_sql(job_fields), relaxed)
+        job = sql.SQL("{} AND version = %s{} RETURNING id, version, updated_at{}").format(
+            _job_update_sql(job_fields), unseen, relaxed
+        )
     parts: list[sql.Composable] = [sql.SQL("job AS ({})").format(job)]
     for number, columns in enumerate(runs):
         parts.append(
@@ -378,7 +404,11 @@ def _guarded_write(
                 sql.SQL(str(number)), sql.SQL(_OUTBOX_COLUMNS), sql.SQL(_OUTBOX_VALUES)
             )
         )
-    return sql.SQL("WITH {} SELECT count(*) FROM job").format(sql.SQL(", ").join(parts)).as_bytes(None)
+    return (
+        sql.SQL("WITH {} SELECT count(*), max(version), max(updated_at) FROM job")
+        .format(sql.SQL(", ").join(parts))
+        .as_bytes(None)
+    )
 
 
 def _changed_runs(unit: LockedEvaluation) -> list[tuple[int, dict[str, Any]]]:
@@ -393,12 +423,40 @@ def _changed_runs(unit: LockedEvaluation) -> list[tuple[int, dict[str, Any]]]:
     return changed
 
 
+class RecentJobs:
+    """Jobs as this process's last guarded change of each left them, most recent last, at most ``limit``: the next
+    change of a job starts from here instead of a read (:meth:`EvaluationRepository.change`). A job changed
+    elsewhere is caught by the write's version check; a change that does not move the version (where a run's
+    process runs, :meth:`EvaluationRepository.record_spawn`) is applied here too."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._jobs: OrderedDict[str, EvaluationRecord] = OrderedDict()
+        self._limit = limit
+
+    def get(self, evaluation_id: str) -> EvaluationRecord | None:
+        return self._jobs.get(evaluation_id)
+
+    def put(self, record: EvaluationRecord) -> None:
+        self._jobs[record.id] = record
+        self._jobs.move_to_end(record.id)
+        if len(self._jobs) > self._limit:
+            self._jobs.popitem(last=False)
+
+    def forget(self, evaluation_id: str) -> None:
+        self._jobs.pop(evaluation_id, None)
+
+
 class EvaluationRepository:
     """Evaluations of one tenant (``tenant`` given) or of all tenants (event handlers, sweep)."""
 
-    def __init__(self, pool: AsyncConnectionPool, tenant: Tenant | None) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, tenant: Tenant | None, recent: RecentJobs | None = None
+    ) -> None:
+        if recent is not None and tenant is not None:
+            raise ValueError("only the repository of all tenants remembers jobs")
         self._pool = pool
         self._tenant = tenant
+        self._recent = recent
 
     def _scope(self) -> tuple[sql.Composable, list[Any]]:
         if self._tenant is None:
@@ -558,6 +616,7 @@ class EvaluationRepository:
             yield unit
             if not unit.duplicate:
                 await self._write(conn, unit)
+        self._forget(evaluation_id)  # written with the database's clock and counter: read afresh next time
         unit.committed()
 
     async def change(
@@ -580,7 +639,22 @@ class EvaluationRepository:
         work, the larger part of the hub's CPU per evaluation (docs/performance.md).
 
         None: no such job for this scope. A redelivered ``inbox`` event: the unit marked ``duplicate``, ``apply``
-        not called (its result None)."""
+        not called (its result None).
+
+        The repository of a long-lived process (:class:`Database`'s own) remembers the job as its last change left
+        it (:class:`RecentJobs`) and computes the next change from that without a read: the write's version check
+        says whether it was still current. Only a change that writes is taken from memory; a computation that
+        changes nothing, or a write that finds the job moved (or the event applied), is done again from a read."""
+        recent = self._recent.get(evaluation_id) if self._recent is not None else None
+        if recent is not None:
+            remembered = LockedEvaluation(recent)
+            outcome = apply(remembered)
+            if remembered.writes(inbox):
+                async with self._pool.connection() as conn:
+                    written = await self._write_guarded(conn, remembered, inbox, durable)
+                if written is not None:
+                    return self._done(remembered, outcome, written)
+            self._forget(evaluation_id)
         for _ in range(_OPTIMISTIC_TRIES):
             async with self._pool.connection() as conn:
                 unit = await self._read(conn, evaluation_id, inbox)
@@ -589,9 +663,13 @@ class EvaluationRepository:
                 if unit.duplicate:
                     return unit, None
                 result = apply(unit)
-                if await self._write_guarded(conn, unit, inbox, durable):
-                    unit.committed()
+                if not unit.writes(inbox):
+                    unit.committed()  # nothing changed: the event was a no-op on the job as it was read
                     return unit, result
+                written = await self._write_guarded(conn, unit, inbox, durable)
+                if written is not None:
+                    return self._done(unit, result, written)
+        self._forget(evaluation_id)
         async with self.locked(evaluation_id, inbox=inbox, durable=durable) as locked:
             if locked is None:
                 return None
@@ -599,6 +677,23 @@ class EvaluationRepository:
                 return locked, None
             result = apply(locked)
         return locked, result
+
+    def _done(
+        self, unit: LockedEvaluation, result: T, written: tuple[int, datetime]
+    ) -> tuple[LockedEvaluation, T | None]:
+        """A committed guarded change: remember the job as it left it, run what waits for the commit."""
+        if self._recent is not None:
+            record = unit.after(*written)
+            if record is not None:
+                self._recent.put(record)
+            else:
+                self._recent.forget(unit.record.id)
+        unit.committed()
+        return unit, result
+
+    def _forget(self, evaluation_id: str) -> None:
+        if self._recent is not None:
+            self._recent.forget(evaluation_id)
 
     async def _read(
         self, conn: AsyncConnection[Any], evaluation_id: str, inbox: tuple[str, str, str] | None
@@ -616,13 +711,15 @@ class EvaluationRepository:
         unit: LockedEvaluation,
         inbox: tuple[str, str, str] | None,
         durable: bool,
-    ) -> bool:
-        """Write what ``unit`` changed with :func:`_guarded_write`; False: the job moved past the version read."""
-        if not (unit._fields or unit._runs or unit._events or inbox):
-            return True  # nothing changed: the event was a no-op on the job as it was read
+    ) -> tuple[int, datetime] | None:
+        """Write what ``unit`` changed with :func:`_guarded_write`: the job's version and ``updated_at`` after it;
+        None: the job moved past the version read (or the inbox holds the event). Only a unit that changes
+        something (:meth:`LockedEvaluation.writes`)."""
         job_fields = tuple(unit._fields) if unit._fields or unit._runs else None
         params: list[Any] = [_adapt(n, v) for n, v in unit._fields.items()]
         params += [unit.record.id, unit.record.version]
+        if inbox is not None:
+            params += inbox
         changed = _changed_runs(unit)
         for index, columns in changed:
             params += [*(_adapt(n, v) for n, v in columns.items()), index]
@@ -638,7 +735,7 @@ class EvaluationRepository:
             durable,
         )
         row = await (await conn.execute(query, params)).fetchone()
-        return row is not None and row[0] == 1
+        return (int(row[1]), row[2]) if row is not None and row[0] == 1 else None
 
     async def _write(self, conn: AsyncConnection[Any], unit: LockedEvaluation) -> None:
         # The job's row changes with any of its runs (fields, or at least updated_at and the version that
@@ -682,7 +779,22 @@ class EvaluationRepository:
             # row turns the commit asynchronous (set_config(..., true) is SET LOCAL, and the UPDATE needs the
             # row before it writes): after a machine crash no process of the run is left anyway.
             cur = await conn.execute(_RECORD_SPAWN, [evaluation_id, runtime_ref, deadline_at, index, attempt])
-            return cur.rowcount > 0
+            spawned = cur.rowcount > 0
+        recent = self._recent.get(evaluation_id) if self._recent is not None else None
+        if recent is not None and self._recent is not None:
+            row = recent.run(index)
+            if spawned and row is not None and row.run.attempt == attempt and not row.run.terminal:
+                runs = list(recent.runs)
+                runs[index] = replace(
+                    row,
+                    runtime_ref=runtime_ref,
+                    deadline_at=deadline_at,
+                    dispatched_attempt=max(row.dispatched_attempt, row.run.attempt),
+                )
+                self._recent.put(replace(recent, runs=tuple(runs)))
+            else:
+                self._recent.forget(evaluation_id)
+        return spawned
 
     async def changed_since(self, evaluation_id: str, version: int) -> EvaluationRecord | None:
         """The job with its runs if its change counter moved past ``version``, else None (a poll's usual answer:
