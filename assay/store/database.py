@@ -87,11 +87,11 @@ async def migrate(url: str) -> list[int]:
 class TenantStore:
     """Everything a request may touch, already bound to its tenant."""
 
-    def __init__(self, pool: AsyncConnectionPool, tenant: Tenant) -> None:
+    def __init__(self, pool: AsyncConnectionPool, tenant: Tenant, recent: RecentJobs | None = None) -> None:
         self.tenant = tenant
         self.providers = CatalogueRepository(pool, tenant, "providers")
         self.collections = CatalogueRepository(pool, tenant, "collections")
-        self.evaluations = EvaluationRepository(pool, tenant)
+        self.evaluations = EvaluationRepository(pool, tenant, recent)
 
 
 class _Pool(AsyncConnectionPool):
@@ -131,7 +131,8 @@ class Database:
         self.system_catalogue = SystemCatalogueWriter(pool)
         self.outbox = OutboxRepository(pool)
         # Event handlers and the sweep act on evaluations by id, across tenants (the event names it).
-        self.evaluations = EvaluationRepository(pool, None, RecentJobs())
+        self.recent_jobs = RecentJobs()
+        self.evaluations = EvaluationRepository(pool, None, self.recent_jobs)
 
     @classmethod
     async def open(
@@ -178,7 +179,7 @@ class Database:
         await self.pool.close()
 
     def scoped(self, tenant: Tenant) -> TenantStore:
-        return TenantStore(self.pool, tenant)
+        return TenantStore(self.pool, tenant, self.recent_jobs)
 
     async def ping(self) -> None:
         async with self.pool.connection() as conn:

@@ -424,10 +424,12 @@ def _changed_runs(unit: LockedEvaluation) -> list[tuple[int, dict[str, Any]]]:
 
 
 class RecentJobs:
-    """Jobs as this process's last guarded change of each left them, most recent last, at most ``limit``: the next
-    change of a job starts from here instead of a read (:meth:`EvaluationRepository.change`). A job changed
-    elsewhere is caught by the write's version check; a change that does not move the version (where a run's
-    process runs, :meth:`EvaluationRepository.record_spawn`) is applied here too."""
+    """Jobs as this process created them or its last guarded change of each left them, most recent last, at most
+    ``limit``: the next change of a job by the repository of all tenants starts from here instead of a read
+    (:meth:`EvaluationRepository.change`). A job changed elsewhere is caught by the write's version check; a change
+    that does not move the version (where a run's process runs, :meth:`EvaluationRepository.record_spawn`) is
+    applied here too. Every repository of a :class:`~assay.store.Database` writes here; only the one of all
+    tenants reads."""
 
     def __init__(self, limit: int = 1024) -> None:
         self._jobs: OrderedDict[str, EvaluationRecord] = OrderedDict()
@@ -452,8 +454,6 @@ class EvaluationRepository:
     def __init__(
         self, pool: AsyncConnectionPool, tenant: Tenant | None, recent: RecentJobs | None = None
     ) -> None:
-        if recent is not None and tenant is not None:
-            raise ValueError("only the repository of all tenants remembers jobs")
         self._pool = pool
         self._tenant = tenant
         self._recent = recent
@@ -588,7 +588,9 @@ class EvaluationRepository:
                 found = await self._load(conn, existing["id"])
                 assert found is not None
                 return found, False
-            return record, True  # exactly what was written; no need to read it back
+        if self._recent is not None:
+            self._recent.put(record)  # its dispatch starts from here
+        return record, True  # exactly what was written; no need to read it back
 
     @contextlib.asynccontextmanager
     async def locked(
@@ -645,7 +647,10 @@ class EvaluationRepository:
         it (:class:`RecentJobs`) and computes the next change from that without a read: the write's version check
         says whether it was still current. Only a change that writes is taken from memory; a computation that
         changes nothing, or a write that finds the job moved (or the event applied), is done again from a read."""
-        recent = self._recent.get(evaluation_id) if self._recent is not None else None
+        # Only the repository of all tenants starts from memory: a tenant's may not see another's job there.
+        recent = (
+            self._recent.get(evaluation_id) if self._recent is not None and self._tenant is None else None
+        )
         if recent is not None:
             remembered = LockedEvaluation(recent)
             outcome = apply(remembered)

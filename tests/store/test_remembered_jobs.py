@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from assay.core import Tenant
 from assay.store import Database, LockedEvaluation
 from assay.store.evaluations import EvaluationRepository, RecentJobs
@@ -34,8 +32,8 @@ def test_a_change_from_memory_still_sees_another_writers_change(database_url: st
             seen.append((unit.record.version, unit.record.name))
             return add_step(unit)
 
-        assert (await repo.change("job-mem", apply)) is not None  # read, written, remembered
-        assert (await repo.change("job-mem", apply)) is not None  # from memory: no read
+        assert (await repo.change("job-mem", apply)) is not None  # from memory of its creation
+        assert (await repo.change("job-mem", apply)) is not None  # from memory of that change
         assert seen == [(0, "modes"), (1, "modes")]
         bump_elsewhere(database_url, "job-mem")  # version 3 elsewhere: memory still says 2
         changed = await repo.change("job-mem", apply)
@@ -107,9 +105,19 @@ def test_memory_agrees_with_a_read_and_keeps_where_a_run_runs(database_url: str)
     run(database_url, scenario)
 
 
-def test_only_the_repository_of_all_tenants_remembers(database_url: str) -> None:
-    with pytest.raises(ValueError, match="all tenants"):
-        EvaluationRepository(None, Tenant("team-a"), RecentJobs())  # type: ignore[arg-type]
+def test_a_created_job_is_remembered_and_only_the_repository_of_all_tenants_reads_memory(
+    database_url: str,
+) -> None:
+    async def scenario(database: Database) -> None:
+        repo = await create(database, "job-created")
+        assert database.recent_jobs.get("job-created") == await repo.get("job-created")
+        # A tenant's repository never takes a job from memory: another tenant's is not found, as with a read.
+        other = database.scoped(Tenant("team-b")).evaluations
+        assert await other.change("job-created", add_step) is None
+        changed = await database.scoped(Tenant("team-a")).evaluations.change("job-created", add_step)
+        assert changed is not None and changed[1] == 1
+
+    run(database_url, scenario)
 
 
 def test_recent_jobs_are_bounded_oldest_out() -> None:
