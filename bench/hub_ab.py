@@ -1,4 +1,4 @@
-"""Hub CPU and database statements per evaluation of two checkouts of Assay, measured side by side.
+"""Hub CPU and database statements per evaluation of two checkouts of Assay (or of EvalHub and Assay), side by side.
 
 On a shared two-core machine the same tree's hub CPU per evaluation moves by 20-40 % between back-to-back runs of
 ``bench/orchestration.py`` (docs/performance.md). This bench starts both hubs at once, one per checkout, and
@@ -8,9 +8,12 @@ CHANGED / BASE. Then, for each hub, it counts the SQL statements one evaluation 
 its embedded PostgreSQL for one more round), by kind.
 
     .venv/bin/python bench/hub_ab.py BASE [CHANGED] [--rounds 12] [--n 60] [--concurrency 4]
+    .venv/bin/python bench/hub_ab.py evalhub --evalhub-bin .venv/bin/eval-hub-server
 
 BASE and CHANGED are checkout directories or git revisions of this repository (a revision is checked out into a
-temporary worktree, removed afterwards); CHANGED defaults to this checkout. The hubs' directories go to /dev/shm
+temporary worktree, removed afterwards); CHANGED defaults to this checkout. BASE ``evalhub`` is EvalHub 1.0.2 as
+``bench/orchestration.py`` runs it (its binary found the same way; its job directories removed afterwards), whose
+statements are not counted. The hubs' directories go to /dev/shm
 when it exists (``--dir`` to choose): on a journal-less ext4 a burst of removed files slows every file created
 after it for minutes, which would land on whichever hub ran then.
 """
@@ -35,12 +38,23 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.checkout import compile_checkout  # noqa: E402
-from bench.orchestration import ADAPTERS, Hub, HubRun, assay_command, drive  # noqa: E402
+from bench.orchestration import (  # noqa: E402
+    ADAPTERS,
+    EVALHUB_JOBS_DIR,
+    Hub,
+    HubRun,
+    assay_command,
+    drive,
+    evalhub_binary,
+    evalhub_command,
+)
 from tests.support.net import free_port  # noqa: E402
 
 
-def checkout(spec: str, worktrees: list[Path]) -> Path:
-    """A checkout directory as given, or a temporary worktree of the revision ``spec``."""
+def checkout(spec: str, worktrees: list[Path]) -> Path | None:
+    """A checkout directory as given, or a temporary worktree of the revision ``spec``; None for EvalHub."""
+    if spec == "evalhub":
+        return None
     if Path(spec).is_dir():
         return Path(spec).resolve()
     where = Path(tempfile.mkdtemp(prefix="hub-ab-tree-"))
@@ -49,17 +63,23 @@ def checkout(spec: str, worktrees: list[Path]) -> Path:
     return where
 
 
-def start(tree: Path, root: Path, name: str) -> Hub:
-    compile_checkout(tree)
+def start(tree: Path | None, root: Path, name: str, evalhub: str | None) -> Hub:
     tmp = Path(tempfile.mkdtemp(prefix=f"hub-ab-{name}-", dir=root))
     port = free_port()
+    if tree is None:
+        binary = str(Path(evalhub_binary(evalhub)).resolve())  # the hub runs in its own directory
+        command, env = evalhub_command(tmp, port, binary, ADAPTERS["wire"])
+        return Hub(name, command, env, tmp, port, None)
+    compile_checkout(tree)
     command, env = assay_command(tmp, port, ADAPTERS["wire"])
     env["PYTHONPATH"] = str(tree)  # this hub runs that checkout's code
     return Hub(name, command, env, tmp, port, tmp / "assay" / "token")
 
 
-def evaluations(hub: Hub, count: int, concurrency: int) -> HubRun:
+def evaluations(hub: Hub, count: int, concurrency: int, job_ids: list[str] | None = None) -> HubRun:
     run = asyncio.run(drive(hub.base_url, hub.headers(), count, concurrency, 0.05, 60))
+    if job_ids is not None:
+        job_ids += run.job_ids
     failed = [outcome.state for outcome in run.outcomes if outcome.state != "completed"]
     if failed:
         raise SystemExit(f"{hub.name}: {len(failed)} evaluations did not complete: {failed[:3]}")
@@ -98,27 +118,32 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=60, help="evaluations per round")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--dir", type=Path, default=Path("/dev/shm") if Path("/dev/shm").is_dir() else None)
+    parser.add_argument(
+        "--evalhub-bin", help="path of the eval-hub binary (eval-hub-server 1.0.2), for BASE evalhub"
+    )
     args = parser.parse_args()
     worktrees: list[Path] = []
     hubs: list[Hub] = []
+    evalhub_jobs: list[str] = []  # EvalHub 1.0.2 keeps each job's directory under /tmp/evalhub-jobs
     root = Path(tempfile.mkdtemp(prefix="hub-ab-", dir=args.dir))
     try:
         trees = {"base": checkout(args.base, worktrees), "changed": checkout(args.changed, worktrees)}
-        hubs = [start(tree, root, name) for name, tree in trees.items()]
+        hubs = [start(tree, root, name, args.evalhub_bin) for name, tree in trees.items()]
+        jobs = {hub.name: evalhub_jobs if trees[hub.name] is None else None for hub in hubs}
         for hub in hubs:
             hub.wait_ready(120)
-            evaluations(hub, 40, args.concurrency)  # warm: the fork server, the pool, the first compiles
+            evaluations(hub, 40, args.concurrency, jobs[hub.name])  # warm: the fork server, the pool
         cpu: dict[str, list[float]] = {hub.name: [] for hub in hubs}
         database: dict[str, list[float]] = {hub.name: [] for hub in hubs}
         for number in range(args.rounds):
             for hub in hubs if number % 2 == 0 else hubs[::-1]:
                 total, db = hub.cpu_seconds(), hub.cpu_seconds(database_only=True)
-                evaluations(hub, args.n, args.concurrency)
+                evaluations(hub, args.n, args.concurrency, jobs[hub.name])
                 cpu[hub.name].append(1000 * (hub.cpu_seconds() - total) / args.n)
                 database[hub.name].append(1000 * (hub.cpu_seconds(database_only=True) - db) / args.n)
         for name, tree in trees.items():
             print(
-                f"{name} ({tree}): hub CPU per evaluation, median {statistics.median(cpu[name]):.2f} ms "
+                f"{name} ({tree or 'EvalHub 1.0.2'}): hub CPU per evaluation, median {statistics.median(cpu[name]):.2f} ms "
                 f"({statistics.median(database[name]):.2f} ms of it PostgreSQL's); rounds: "
                 + " ".join(f"{value:.1f}" for value in cpu[name])
             )
@@ -129,6 +154,8 @@ def main() -> None:
             + ")"
         )
         for hub in hubs:
+            if trees[hub.name] is None:
+                continue  # EvalHub's SQLite is inside its process
             kinds = statements(hub, args.n, args.concurrency)
             print(f"{hub.name}: {sum(kinds.values()) / args.n:.1f} statements per evaluation")
             for kind, count in kinds.most_common(12):
@@ -137,6 +164,8 @@ def main() -> None:
         for hub in hubs:
             hub.stop()
         shutil.rmtree(root, ignore_errors=True)
+        for job_id in evalhub_jobs:
+            shutil.rmtree(EVALHUB_JOBS_DIR / job_id, ignore_errors=True)
         for where in worktrees:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(where)], check=False)
 
