@@ -771,7 +771,10 @@ class EvaluationRepository:
                 sql.SQL("DELETE FROM evaluations WHERE id = %s AND {}").format(scope),
                 [evaluation_id, *params],
             )
-            return cur.rowcount > 0
+            deleted = cur.rowcount > 0
+        if deleted:
+            self._forget(evaluation_id)  # a hard delete leaves nothing of the job behind, in memory either
+        return deleted
 
     async def record_spawn(
         self, evaluation_id: str, index: int, attempt: int, runtime_ref: str, deadline_at: datetime

@@ -114,8 +114,12 @@ def test_a_created_job_is_remembered_and_only_the_repository_of_all_tenants_read
         # A tenant's repository never takes a job from memory: another tenant's is not found, as with a read.
         other = database.scoped(Tenant("team-b")).evaluations
         assert await other.change("job-created", add_step) is None
-        changed = await database.scoped(Tenant("team-a")).evaluations.change("job-created", add_step)
+        mine = database.scoped(Tenant("team-a")).evaluations
+        changed = await mine.change("job-created", add_step)
         assert changed is not None and changed[1] == 1
+        assert await mine.delete("job-created")
+        assert database.recent_jobs.get("job-created") is None  # a hard delete leaves nothing in memory
+        assert await repo.change("job-created", add_step) is None
 
     run(database_url, scenario)
 
