@@ -67,8 +67,7 @@ def start(tree: Path | None, root: Path, name: str, evalhub: str | None) -> Hub:
     tmp = Path(tempfile.mkdtemp(prefix=f"hub-ab-{name}-", dir=root))
     port = free_port()
     if tree is None:
-        binary = str(Path(evalhub_binary(evalhub)).resolve())  # the hub runs in its own directory
-        command, env = evalhub_command(tmp, port, binary, ADAPTERS["wire"])
+        command, env = evalhub_command(tmp, port, evalhub_binary(evalhub), ADAPTERS["wire"])
         return Hub(name, command, env, tmp, port, None)
     compile_checkout(tree)
     command, env = assay_command(tmp, port, ADAPTERS["wire"])

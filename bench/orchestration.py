@@ -119,7 +119,7 @@ def evalhub_binary(explicit: str | None) -> str:
     candidates.append("/tmp/evalhub-venv/bin/eval-hub")
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
-            return candidate
+            return str(Path(candidate).resolve())  # the hub starts in its own directory
     raise HubError("no eval-hub binary: install eval-hub-server==1.0.2 (see the module docstring)")
 
 
