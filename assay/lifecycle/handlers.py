@@ -124,17 +124,7 @@ async def _launch_pending(ctx: Lifecycle, ce: CloudEvent) -> None:
         if unit is None or unit.duplicate:
             return
         due = _due(unit.record)
-        if runtime is None:
-            failures: dict[int, _Failure] = {
-                row.run.index: (
-                    "The runtime could not start the benchmark: no runtime is configured on this hub",
-                    "runtime_start_failed",
-                    None,
-                )
-                for row in due
-            }
-        else:
-            failures = await _launch_all(ctx, unit.record, due)
+        failures = await _launch_all(ctx, unit.record, due)
         for row in due:
             if row.run.index in failures:
                 _fail_launch(ctx, unit, row, failures[row.run.index], ce["id"])
@@ -197,7 +187,9 @@ def _due(record: EvaluationRecord) -> list[RunRow]:
 async def _launch_all(ctx: Lifecycle, record: EvaluationRecord, due: list[RunRow]) -> dict[int, _Failure]:
     """Launch ``due`` in the plan's launch groups, eight at a time; why each run that failed to launch failed."""
     runtime = ctx.runtime
-    assert runtime is not None
+    if runtime is None:
+        text = "The runtime could not start the benchmark: no runtime is configured on this hub"
+        return {row.run.index: (text, "runtime_start_failed", None) for row in due}
     failures: dict[int, _Failure] = {}
     limit = asyncio.Semaphore(8)
 
