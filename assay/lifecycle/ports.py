@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -89,28 +89,6 @@ class Exporter(Protocol):
         """The sweep's share: run exports that failed (after their backoff) or whose exporter died."""
 
 
-class FinishedRuns:
-    """Run attempts (evaluation, index, attempt) this process saw become terminal in a committed change, kept until
-    the exit of their process is handled: that exit then needs no read to know the adapter reported, since a
-    terminal attempt stays terminal. Bounded, oldest first out: an attempt forgotten is only read again."""
-
-    def __init__(self, limit: int = 4096) -> None:
-        self._keys: dict[tuple[str, int, int], bool] = {}
-        self._limit = limit
-
-    def add(self, evaluation_id: str, index: int, attempt: int) -> None:
-        self._keys[(evaluation_id, index, attempt)] = True
-        if len(self._keys) > self._limit:
-            del self._keys[next(iter(self._keys))]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
-    def take(self, evaluation_id: str, index: int, attempt: int) -> bool:
-        """Whether the attempt was seen terminal (and forget it)."""
-        return self._keys.pop((evaluation_id, index, attempt), False)
-
-
 @dataclass(slots=True)
 class Lifecycle:
     """The shared context of the submit, callback, dispatch, aggregate and sweep steps."""
@@ -128,8 +106,6 @@ class Lifecycle:
     """More the sweep does on every periodic tick, from layers above (the triggers' registry poll)."""
     exporter: Exporter | None = None
     """Exports finished evaluations (MLflow, OCI); injected by processes allowed the heavy clients."""
-    finished_runs: FinishedRuns = field(default_factory=FinishedRuns)
-    """Attempts whose terminal status this process committed (the local runtime's exits skip their read)."""
 
     def timeout_of(self, planned: PlannedBenchmark) -> float:
         """Seconds a benchmark may run: its own ``timeout_seconds``, else the hub's default."""
@@ -151,4 +127,4 @@ class Lifecycle:
 SweepStep = Callable[[Lifecycle], Awaitable[dict[str, int]]]
 """One more thing the periodic sweep does, from a layer above the lifecycle (the triggers' registry poll)."""
 
-__all__ = ["Exporter", "FinishedRuns", "Lifecycle", "Runtime", "SweepStep"]
+__all__ = ["Exporter", "Lifecycle", "Runtime", "SweepStep"]

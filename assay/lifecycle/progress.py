@@ -160,9 +160,6 @@ async def record_event(
             extra={"stale_event": True},
         )
     elif outcome == "applied":
-        run = unit.runs()[status.benchmark_index]
-        if run.terminal:
-            ctx.finished_runs.add(evaluation_id, run.index, run.attempt)
         await ctx.published(unit.events)
     return outcome
 
@@ -205,7 +202,7 @@ async def runtime_exited(
     with a code saying why (EvalHub 1.0.2 left such jobs pending forever)."""
     if reason == "stopped":
         return  # stopped on purpose: cancelled, superseded by a retry, or reaped after finishing
-    if ctx.finished_runs.take(evaluation_id, index, attempt):
+    if ctx.database.recent_jobs.finished(evaluation_id, index, attempt):
         return  # the usual case, known without a read: this process committed the adapter's terminal status
     current = await ctx.database.evaluations.run_status(evaluation_id, index)
     if current is None or current[1] != attempt or current[0] in ("completed", "failed", "cancelled"):

@@ -447,6 +447,32 @@ class RecentJobs:
     def forget(self, evaluation_id: str) -> None:
         self._jobs.pop(evaluation_id, None)
 
+    def finished(self, evaluation_id: str, index: int, attempt: int) -> bool:
+        """Whether the remembered job shows this attempt of the run terminal: only committed states are remembered,
+        and a terminal attempt stays terminal, so memory that is behind still says it right."""
+        record = self._jobs.get(evaluation_id)
+        row = record.run(index) if record is not None else None
+        return row is not None and row.run.attempt == attempt and row.run.terminal
+
+    def spawned(
+        self, evaluation_id: str, index: int, attempt: int, runtime_ref: str, deadline_at: datetime
+    ) -> None:
+        """Apply a committed spawn record (:meth:`EvaluationRepository.record_spawn`, which does not move the
+        version) to the remembered job; forget the job if memory does not show that attempt still open."""
+        record = self._jobs.get(evaluation_id)
+        row = record.run(index) if record is not None else None
+        if record is None or row is None or row.run.attempt != attempt or row.run.terminal:
+            self.forget(evaluation_id)
+            return
+        runs = list(record.runs)
+        runs[index] = replace(
+            row,
+            runtime_ref=runtime_ref,
+            deadline_at=deadline_at,
+            dispatched_attempt=max(row.dispatched_attempt, attempt),
+        )
+        self._jobs[evaluation_id] = replace(record, runs=tuple(runs))
+
 
 class EvaluationRepository:
     """Evaluations of one tenant (``tenant`` given) or of all tenants (event handlers, sweep)."""
@@ -788,18 +814,9 @@ class EvaluationRepository:
             # row before it writes): after a machine crash no process of the run is left anyway.
             cur = await conn.execute(_RECORD_SPAWN, [evaluation_id, runtime_ref, deadline_at, index, attempt])
             spawned = cur.rowcount > 0
-        recent = self._recent.get(evaluation_id) if self._recent is not None else None
-        if recent is not None and self._recent is not None:
-            row = recent.run(index)
-            if spawned and row is not None and row.run.attempt == attempt and not row.run.terminal:
-                runs = list(recent.runs)
-                runs[index] = replace(
-                    row,
-                    runtime_ref=runtime_ref,
-                    deadline_at=deadline_at,
-                    dispatched_attempt=max(row.dispatched_attempt, row.run.attempt),
-                )
-                self._recent.put(replace(recent, runs=tuple(runs)))
+        if self._recent is not None:
+            if spawned:
+                self._recent.spawned(evaluation_id, index, attempt, runtime_ref, deadline_at)
             else:
                 self._recent.forget(evaluation_id)
         return spawned
