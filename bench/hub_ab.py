@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from bench.orchestration import (  # noqa: E402
     drive,
     evalhub_binary,
     evalhub_command,
+    remove_leftovers,
 )
 from tests.support.net import free_port  # noqa: E402
 
@@ -162,9 +162,7 @@ def main() -> None:
     finally:
         for hub in hubs:
             hub.stop()
-        shutil.rmtree(root, ignore_errors=True)
-        for job_id in evalhub_jobs:
-            shutil.rmtree(EVALHUB_JOBS_DIR / job_id, ignore_errors=True)
+        remove_leftovers([root, *(EVALHUB_JOBS_DIR / job_id for job_id in evalhub_jobs)])
         for where in worktrees:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(where)], check=False)
 
