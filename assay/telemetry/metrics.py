@@ -12,6 +12,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_HTTP_SERIES_REMEMBERED = 1024
 
 
 class _PoolCollector(Collector):
@@ -59,6 +60,8 @@ class Metrics:
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        # Each request's two labelled series, found once: ``labels()`` validates and locks on every call.
+        self._http_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
         self.benchmark_duration = Histogram(
             "assay_benchmark_duration_seconds",
@@ -98,8 +101,14 @@ class Metrics:
         return "other"
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.duration.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        series = self._http_series.get(key)
+        if series is None:
+            series = (self.requests.labels(method, route, str(status)), self.duration.labels(method, route))
+            if len(self._http_series) < _HTTP_SERIES_REMEMBERED:
+                self._http_series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def watch_pool(self, stats: Callable[[], Any]) -> None:
         self.registry.register(_PoolCollector(stats))

@@ -56,11 +56,16 @@ def test_readyz_fails_when_the_database_goes_away(
 
 def test_metrics_by_route_status_and_pool(client: TestClient) -> None:
     client.get("/api/v1/evaluations/providers/demo")
+    client.get("/api/v1/evaluations/providers/demo")  # the second one counts in the series the first found
     client.get("/api/v1/evaluations/providers/nope")
     text = client.get("/metrics").text
     assert (
-        'assay_http_requests_total{method="GET",route="/api/v1/evaluations/providers/{provider_id}",status="200"} 1.0'
+        'assay_http_requests_total{method="GET",route="/api/v1/evaluations/providers/{provider_id}",status="200"} 2.0'
         in text
+    )
+    assert (
+        'assay_http_request_duration_seconds_count{method="GET",route="/api/v1/evaluations/providers/{provider_id}"}'
+        " 3.0" in text
     )
     assert (
         'assay_http_requests_total{method="GET",route="/api/v1/evaluations/providers/{provider_id}",status="404"} 1.0'
