@@ -21,6 +21,7 @@ from assay.core.credentials import is_launch_token
 from assay.errors import AssayError, Forbidden, InvalidIdentity, Unauthenticated, UnknownTenant
 from assay.functionhost.senders import bearer_of, verify_sender
 from assay.http.errors import error_response_for
+from assay.http.middleware import request_headers
 from assay.settings import Settings
 
 __all__ = ["AccessMiddleware", "bearer_of", "verify_sender"]
@@ -66,8 +67,8 @@ class AccessMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        state: dict[str, Any] = scope.setdefault("state", {})
+        headers = request_headers(scope)
+        state: dict[str, Any] = scope["state"]
         method = scope["method"]
         if not self._host_ok(headers):
             await self._refuse(

@@ -35,6 +35,18 @@ def _request_id(given: str | None) -> str:
     return str(uuid.uuid4())
 
 
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name (the last of a repeated one wins), decoded once per request: both
+    middlewares read them."""
+    state: dict[str, Any] = scope.setdefault("state", {})
+    headers: dict[str, str] | None = state.get("headers")
+    if headers is None:
+        headers = state["headers"] = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+        }
+    return headers
+
+
 class RequestMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
         self.app = app
@@ -45,9 +57,9 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = request_headers(scope)
         rid = _request_id(headers.get("x-global-transaction-id"))
-        state: dict[str, Any] = scope.setdefault("state", {})
+        state: dict[str, Any] = scope["state"]
         state["request_id"] = rid
         token = request_id_var.set(rid)
         status = 500
