@@ -40,6 +40,14 @@ log = logging.getLogger(__name__)
 
 _EVENTS_ROUTE = re.compile(r"^/api/v1/evaluations/jobs/[^/]+/events/?$")
 _MAX_DEPTH = 64
+# What a body must hold, as bytes, for the policy to find anything in it: a NaN or Infinity token; a number that
+# may not fit a double (an exponent of three digits, or 200 digits in a row: 210 integer digits and a two-digit
+# exponent are the least that overflow); a \u0000 or surrogate escape; a NUL byte (also in every UTF-16 or UTF-32
+# body, whose ASCII brackets are padded with NULs); UTF-8 bytes of a surrogate, which the parser's surrogatepass
+# decoding lets through. A body without any of these and with at most 64 brackets has nothing to screen.
+_SUSPECT = re.compile(
+    rb"NaN|Infinity|[eE][+-]?[0-9]{3}|[0-9]{200}|\\u0000|\\u[dD][89a-fA-F]|\x00|\xed[\xa0-\xbf]"
+)
 _METRICS = ("benchmark_status_event", "metrics")
 
 
@@ -142,8 +150,20 @@ def _null_metrics(document: Any) -> list[str]:
     return names
 
 
+def may_break_policy(body: bytes) -> bool:
+    """Whether the policy could find anything in ``body``; False is certain, True means parse and look."""
+    return body.count(b"[") + body.count(b"{") > _MAX_DEPTH or _SUSPECT.search(body) is not None
+
+
 def screen_body(path: str, body: bytes) -> tuple[bytes, AssayError | None]:
     """The body to pass on (rewritten only for nulled metrics) or the refusal."""
+    if not may_break_policy(body):
+        return body, None  # most bodies: nothing to find, and the route parses them anyway
+    return screen_parsed(path, body)
+
+
+def screen_parsed(path: str, body: bytes) -> tuple[bytes, AssayError | None]:
+    """:func:`screen_body` without its look at the bytes first: the body parsed and walked."""
     if not body.strip():
         return body, None
     try:
