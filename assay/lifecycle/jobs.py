@@ -32,11 +32,11 @@ from assay.core.states import (
     fail_run,
     reset_for_retry,
 )
-from assay.errors import Conflict, FieldError, InvalidRequest, NotFound
+from assay.errors import AssayError, Conflict, FieldError, InvalidRequest, NotFound
 from assay.lifecycle.ports import Lifecycle
 from assay.lifecycle.progress import asks_for_exports, record_transition
 from assay.runtimes.kubernetes.objects import CONFIG_MAP_MAX_BYTES, oversized_launch
-from assay.store import EvaluationRecord, RunRow
+from assay.store import CatalogueChanged, EvaluationRecord, RunRow
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +56,47 @@ async def submit(
     Returns the job and whether it was created now (False: an earlier request with the same
     ``Idempotency-Key``). Nothing after the commit can fail the request: publishing is best effort.
     """
-    plan = await plan_job(ctx, tenant, request)
     store = ctx.database.scoped(tenant)
-    now = ctx.clock()
     evaluation_id = str(uuid.uuid4())
-    runs = tuple(
-        RunRow(run=BenchmarkRun(index=p.index, provider_id=p.provider_id, benchmark_id=p.id))
-        for p in plan.benchmarks
-    )
-    record = EvaluationRecord(
+    accepted = event(EVALUATION_ACCEPTED, tenant.name, "submit", evaluation_id)
+    try:
+        # The catalogue as this process remembers it: the create below checks it is still what was read.
+        plan, revision = await _plan(ctx, tenant, request, remembered=True)
+    except AssayError:
+        plan, revision = await _plan(ctx, tenant, request)  # a refusal comes from the catalogue as it is now
+    for attempt in range(_PLAN_TRIES):
+        record = _new_record(ctx, evaluation_id, tenant, owner, request, plan)
+        try:
+            created, is_new = await store.evaluations.create(
+                record,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash(request),
+                events=[accepted],
+                catalogue_revision=revision,
+            )
+            break
+        except CatalogueChanged:
+            # Changed since it was read: plan again from a fresh read; the last try commits without the check (a
+            # catalogue that changes between every read and create is planned as of the read, as any submit is).
+            plan, revision = await _plan(ctx, tenant, request)
+            if attempt == _PLAN_TRIES - 2:
+                revision = None
+    if is_new:
+        events = [accepted, *await _fail_unavailable(ctx, created)]
+        await ctx.published(events)
+    return created, is_new
+
+
+# Plans per submit at most: the first (often from memory) and, should the catalogue change before the job is
+# created, again from a fresh read, once checked and once not.
+_PLAN_TRIES = 3
+
+
+def _new_record(
+    ctx: Lifecycle, evaluation_id: str, tenant: Tenant, owner: str | None, request: JobRequest, plan: Plan
+) -> EvaluationRecord:
+    now = ctx.clock()
+    return EvaluationRecord(
         id=evaluation_id,
         tenant=tenant.name,
         owner=owner,
@@ -79,22 +111,28 @@ async def submit(
         updated_at=now,
         started_at=None,
         completed_at=None,
-        runs=runs,
+        runs=tuple(
+            RunRow(run=BenchmarkRun(index=p.index, provider_id=p.provider_id, benchmark_id=p.id))
+            for p in plan.benchmarks
+        ),
     )
-    accepted = event(EVALUATION_ACCEPTED, tenant.name, "submit", evaluation_id)
-    created, is_new = await store.evaluations.create(
-        record, idempotency_key=idempotency_key, request_hash=request_hash(request), events=[accepted]
-    )
-    if is_new:
-        events = [accepted, *await _fail_unavailable(ctx, created)]
-        await ctx.published(events)
-    return created, is_new
 
 
 async def plan_job(ctx: Lifecycle, tenant: Tenant, request: JobRequest) -> Plan:
     """The frozen plan of ``request`` as ``tenant`` sees the catalogue, or the error naming every reference
     and limit it breaks. Reads only: :func:`submit` commits the plan, and the HTTP layer asks it again for a
     body that also has unknown fields, so that one answer lists every invalid field."""
+    plan, _ = await _plan(ctx, tenant, request)
+    return plan
+
+
+async def _plan(
+    ctx: Lifecycle, tenant: Tenant, request: JobRequest, *, remembered: bool = False
+) -> tuple[Plan, int | None]:
+    """:func:`plan_job`, and the catalogue revision every view it planned from was read at (None when a fresh read
+    of the collection and one of its providers straddled a change). With ``remembered``, from the views this
+    process remembers where it has them (:meth:`~assay.store.CatalogueRepository.view`): they may be behind, so
+    the plan may be committed only by a statement that checks the revision."""
     if request.experiment is not None and not ctx.settings.mlflow_tracking_uri:
         raise InvalidRequest(
             "experiment needs MLflow, and this hub has no MLflow tracking server configured",
@@ -106,21 +144,26 @@ async def plan_job(ctx: Lifecycle, tenant: Tenant, request: JobRequest) -> Plan:
     collection: CollectionSpec | None = None
     collection_updated_at: str | None = None
     provider_ids: set[str] = set()
+    revisions: set[int] = set()
     if request.collection is not None:
-        try:
-            found = await store.collections.get(request.collection.id)
-        except NotFound:
+        view = await store.collections.view([request.collection.id], remembered=remembered)
+        revisions.add(view.revision)
+        found = view.records.get(request.collection.id)
+        if found is None:
             raise NotFound(
                 f"Collection {request.collection.id!r} does not exist",
                 errors=[FieldError("collection.id", "resource_not_found", "no such collection")],
-            ) from None
+            )
         collection = CollectionSpec.model_validate(found.spec)
         collection_updated_at = found.updated_at.isoformat()
         provider_ids = {b.provider_id for b in collection.benchmarks}
     else:
         provider_ids = {b.provider_id for b in request.benchmarks or []}
-    records = await store.providers.get_many(sorted(provider_ids))
-    providers = {pid: ProviderSpec.model_validate(r.spec) for pid, r in records.items()}
+    view = await store.providers.view(sorted(provider_ids), remembered=remembered)
+    revisions.add(view.revision)
+    if remembered and len(revisions) > 1:
+        return await _plan(ctx, tenant, request)  # remembered at different revisions: read both afresh
+    providers = {pid: ProviderSpec.model_validate(r.spec) for pid, r in view.records.items()}
     plan = build_plan(
         request,
         providers=providers,
@@ -137,7 +180,7 @@ async def plan_job(ctx: Lifecycle, tenant: Tenant, request: JobRequest) -> Plan:
         )
     if ctx.settings.runtime == "kubernetes":
         _check_launch_size(ctx, tenant, request, plan)
-    return plan
+    return plan, (revisions.pop() if len(revisions) == 1 else None)
 
 
 def _check_launch_size(ctx: Lifecycle, tenant: Tenant, request: JobRequest, plan: Plan) -> None:

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 from assay._lazy import exports
 
 if TYPE_CHECKING:
-    from assay.store.catalogue import CatalogueQuery, CatalogueRecord, CatalogueRepository, Groups, Sort
+    from assay.store.catalogue import (
+        CatalogueChanged,
+        CatalogueQuery,
+        CatalogueRecord,
+        CatalogueRepository,
+        CatalogueView,
+        Groups,
+        Sort,
+    )
     from assay.store.database import Database, SchemaTooNew, TenantStore, migrate, migrations
     from assay.store.embedded import EmbeddedPostgres
     from assay.store.evaluations import (
@@ -32,9 +40,11 @@ if TYPE_CHECKING:
     )
 
 _HOMES = {
+    "CatalogueChanged": "catalogue",
     "CatalogueQuery": "catalogue",
     "CatalogueRecord": "catalogue",
     "CatalogueRepository": "catalogue",
+    "CatalogueView": "catalogue",
     "Database": "database",
     "EmbeddedPostgres": "embedded",
     "EvaluationPage": "evaluations",
@@ -64,9 +74,11 @@ __getattr__ = exports(__name__, _HOMES)
 
 
 __all__ = [
+    "CatalogueChanged",
     "CatalogueQuery",
     "CatalogueRecord",
     "CatalogueRepository",
+    "CatalogueView",
     "Database",
     "EmbeddedPostgres",
     "EvaluationPage",

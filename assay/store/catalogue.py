@@ -6,7 +6,8 @@ change only its own. There is no way to build a repository without a :class:`Ten
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -80,11 +81,66 @@ def _record(row: dict[str, Any]) -> CatalogueRecord:
     return CatalogueRecord(**row)
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogueView:
+    """The rows a tenant sees with some ids (its own row winning over a system row with the same id), and the
+    catalogue's revision they were read at (``catalogue_revision``, moved by every write of either table)."""
+
+    revision: int
+    records: Mapping[str, CatalogueRecord]
+
+
+class CatalogueChanged(Exception):
+    """The catalogue moved after the revision a statement named (``catalogue_unchanged``, SQLSTATE AS001): what
+    was decided from a remembered view must be decided again from a fresh read."""
+
+    SQLSTATE = "AS001"
+
+
+class CatalogueMemory:
+    """The views this process last read for submits, by (table, tenant, ids), the 256 most recent. Any of them may
+    be behind the database (another process may have changed the catalogue since): whoever plans from one names
+    its revision to the statement that commits the plan, which refuses if the catalogue moved (see
+    :meth:`CatalogueRepository.view`)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._views: OrderedDict[tuple[str, str, tuple[str, ...]], CatalogueView] = OrderedDict()
+        self._size = size
+
+    def get(self, key: tuple[str, str, tuple[str, ...]]) -> CatalogueView | None:
+        view = self._views.get(key)
+        if view is not None:
+            self._views.move_to_end(key)
+        return view
+
+    def put(self, key: tuple[str, str, tuple[str, ...]], view: CatalogueView) -> None:
+        self._views[key] = view
+        self._views.move_to_end(key)
+        while len(self._views) > self._size:
+            self._views.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every view: the catalogue changed (this process changed it, or a statement said so)."""
+        self._views.clear()
+
+
+def _prefer_tenant(records: Sequence[CatalogueRecord]) -> dict[str, CatalogueRecord]:
+    found: dict[str, CatalogueRecord] = {}
+    for record in records:  # a tenant's own row wins over a system row with the same id
+        if record.id not in found or found[record.id].system:
+            found[record.id] = record
+    return found
+
+
 class CatalogueRepository:
-    def __init__(self, pool: AsyncConnectionPool, tenant: Tenant, table: Table) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, tenant: Tenant, table: Table, memory: CatalogueMemory | None = None
+    ) -> None:
         self._pool = pool
         self._tenant = tenant
+        self._table_name = table
         self._table = sql.Identifier(table)
+        self._memory = memory
         self.kind = table.removesuffix("s")
 
     def _visible(self) -> _Where:
@@ -143,11 +199,39 @@ class CatalogueRepository:
                 sql.SQL("SELECT {} FROM {} WHERE {}").format(_COLUMNS, self._table, where.sql()), where.params
             )
             rows = await cur.fetchall()
-        found: dict[str, CatalogueRecord] = {}
-        for record in map(_record, rows):  # a tenant's own row wins over a system row with the same id
-            if record.id not in found or found[record.id].system:
-                found[record.id] = record
-        return found
+        return _prefer_tenant([_record(r) for r in rows])
+
+    async def view(self, ids: Sequence[str], *, remembered: bool) -> CatalogueView:
+        """:meth:`get_many` with the revision it was read at, in one statement. With ``remembered``, the view
+        this process last read for the same tenant and ids, if it has one: it may be behind the database, so
+        what is decided from it must be committed by a statement that checks its revision
+        (``catalogue_unchanged``; :meth:`~assay.store.evaluations.EvaluationRepository.create` does)."""
+        key = (self._table_name, self._tenant.name, tuple(sorted(set(ids))))
+        if remembered and self._memory is not None:
+            known = self._memory.get(key)
+            if known is not None:
+                return known
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                sql.SQL(
+                    "SELECT r.revision, c.* FROM catalogue_revision r LEFT JOIN LATERAL"
+                    " (SELECT {} FROM {} WHERE (tenant = %s OR tenant IS NULL) AND id = ANY(%s)) c ON true"
+                ).format(_COLUMNS, self._table),
+                [self._tenant.name, list(key[2])],
+            )
+            rows = await cur.fetchall()
+        revision = int(rows[0].pop("revision"))
+        for row in rows[1:]:
+            del row["revision"]
+        view = CatalogueView(revision, _prefer_tenant([_record(r) for r in rows if r["id"] is not None]))
+        if self._memory is not None:
+            self._memory.put(key, view)
+        return view
+
+    def _changed(self) -> None:
+        if self._memory is not None:
+            self._memory.clear()  # not needed for correctness (the revision is checked), but a view is certainly old
 
     async def _fetch(
         self, conn: AsyncConnection[Any], resource_id: str, *, lock: bool
@@ -187,6 +271,7 @@ class CatalogueRepository:
                 f"a {self.kind} with id {resource_id!r} already exists",
                 message_code=f"{self.kind}_id_not_unique",
             )
+        self._changed()
         return _record(row)
 
     async def update(
@@ -210,6 +295,7 @@ class CatalogueRepository:
             )
             row = await cur.fetchone()
         assert row is not None  # locked above
+        self._changed()
         return _record(row)
 
     async def delete(self, resource_id: str) -> None:
@@ -219,6 +305,7 @@ class CatalogueRepository:
                 [self._tenant.name, resource_id],
             )
             if cur.rowcount:
+                self._changed()
                 return
             existing = await self._fetch(conn, resource_id, lock=False)
         if existing is not None and existing.system:

@@ -14,7 +14,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from assay.core import Tenant
-from assay.store.catalogue import CatalogueRepository, SystemCatalogueWriter
+from assay.store.catalogue import CatalogueMemory, CatalogueRepository, SystemCatalogueWriter
 from assay.store.evaluations import EvaluationRepository, RecentJobs
 from assay.store.outbox import OutboxRepository
 
@@ -87,10 +87,16 @@ async def migrate(url: str) -> list[int]:
 class TenantStore:
     """Everything a request may touch, already bound to its tenant."""
 
-    def __init__(self, pool: AsyncConnectionPool, tenant: Tenant, recent: RecentJobs | None = None) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        tenant: Tenant,
+        recent: RecentJobs | None = None,
+        catalogue: CatalogueMemory | None = None,
+    ) -> None:
         self.tenant = tenant
-        self.providers = CatalogueRepository(pool, tenant, "providers")
-        self.collections = CatalogueRepository(pool, tenant, "collections")
+        self.providers = CatalogueRepository(pool, tenant, "providers", catalogue)
+        self.collections = CatalogueRepository(pool, tenant, "collections", catalogue)
         self.evaluations = EvaluationRepository(pool, tenant, recent)
 
 
@@ -132,6 +138,8 @@ class Database:
         self.outbox = OutboxRepository(pool)
         # Event handlers and the sweep act on evaluations by id, across tenants (the event names it).
         self.recent_jobs = RecentJobs()
+        # What submits last read of the catalogue, with its revision (checked where a job is created).
+        self.catalogue_memory = CatalogueMemory()
         self.evaluations = EvaluationRepository(pool, None, self.recent_jobs)
 
     @classmethod
@@ -179,7 +187,7 @@ class Database:
         await self.pool.close()
 
     def scoped(self, tenant: Tenant) -> TenantStore:
-        return TenantStore(self.pool, tenant, self.recent_jobs)
+        return TenantStore(self.pool, tenant, self.recent_jobs, self.catalogue_memory)
 
     async def ping(self) -> None:
         async with self.pool.connection() as conn:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from psycopg import AsyncConnection, AsyncCursor, sql
+from psycopg import AsyncConnection, AsyncCursor, Error, sql
 from psycopg.errors import UniqueViolation
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -23,7 +23,7 @@ from assay.core.events import OutboxEvent
 from assay.core.plan import Plan
 from assay.core.states import BenchmarkRun
 from assay.errors import Conflict, NotFound
-from assay.store.catalogue import Groups
+from assay.store.catalogue import CatalogueChanged, Groups
 
 T = TypeVar("T")
 
@@ -330,10 +330,12 @@ async def insert_events(conn: AsyncConnection[Any], events: Sequence[OutboxEvent
 
 
 @functools.cache
-def _create(events: int) -> bytes:
+@functools.cache
+def _create(events: int, guarded: bool) -> bytes:
     """A job's INSERT with its runs' (three arrays: indices, providers, benchmarks) and ``events`` outbox rows', as
     one statement: PostgreSQL runs each data-modifying WITH once, and checks the runs' reference to the job at the
-    statement's end."""
+    statement's end. ``guarded``: the last parameter is the catalogue revision the job was planned at, and the
+    statement fails with SQLSTATE AS001 (nothing written) if the catalogue moved since."""
     parts = [
         "job AS (INSERT INTO evaluations (id, tenant, owner, name, request, plan, state, message, tags, collection_id,"
         " experiment_id, idempotency_key, request_hash, created_at, updated_at)"
@@ -343,7 +345,8 @@ def _create(events: int) -> bytes:
         " FROM job, unnest(%s::integer[], %s::text[], %s::text[]) AS r (idx, provider_id, benchmark_id))",
         *(f"e{number} AS ({_INSERT_EVENT})" for number in range(events)),
     ]
-    return f"WITH {', '.join(parts)} SELECT 1".encode()
+    check = "catalogue_unchanged(%s)" if guarded else "1"
+    return f"WITH {', '.join(parts)} SELECT {check}".encode()
 
 
 # How many times a change is computed from a fresh read before it waits for the job's row lock instead: a job's
@@ -562,11 +565,14 @@ class EvaluationRepository:
         idempotency_key: str | None,
         request_hash: str,
         events: Sequence[OutboxEvent],
+        catalogue_revision: int | None = None,
     ) -> tuple[EvaluationRecord, bool]:
         """Insert the job, a run per planned benchmark and ``events``, atomically.
 
         With an ``idempotency_key`` already used by the tenant, returns the existing job and False
-        (or raises :class:`Conflict` when the key was used for a different request).
+        (or raises :class:`Conflict` when the key was used for a different request). With the
+        ``catalogue_revision`` the job was planned at, raises :class:`CatalogueChanged` and writes nothing if the
+        catalogue moved since.
         """
         runs = [row.run for row in record.runs]
         params = [
@@ -591,11 +597,17 @@ class EvaluationRepository:
         ]
         for event in events:
             params += _event_params(event)
+        if catalogue_revision is not None:
+            params.append(catalogue_revision)
         async with self._pool.connection() as conn:
             try:
                 # One statement, its own transaction: the job, its runs and its events.
-                await conn.execute(_create(len(events)), params)
-            except UniqueViolation:
+                await conn.execute(_create(len(events), catalogue_revision is not None), params)
+            except Error as exc:
+                if exc.sqlstate == CatalogueChanged.SQLSTATE:
+                    raise CatalogueChanged(str(exc)) from None
+                if not isinstance(exc, UniqueViolation):
+                    raise
                 if idempotency_key is None:
                     raise
                 lookup = conn.cursor(row_factory=dict_row)
