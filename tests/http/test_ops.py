@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,6 +15,8 @@ from fastapi.testclient import TestClient
 
 from assay.settings import Settings
 from tests.support.waiting import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_health_endpoints(client: TestClient) -> None:
@@ -144,3 +149,27 @@ def test_configuration_reference_is_current() -> None:
         for name in Settings.model_fields
         if name != "database_url"
     )
+
+
+def test_the_hubs_log_lines_keep_every_field_and_traceback() -> None:
+    """configure_logging turns off what neither formatter writes (caller, thread, process); a JSON line still has
+    its time, level, logger, message, context and extras, and an exception its traceback."""
+    script = (
+        "import logging\n"
+        "from assay.telemetry import configure_logging, request_id_var\n"
+        "configure_logging('json', 'INFO')\n"
+        "request_id_var.set('req-9')\n"
+        "logging.getLogger('assay.access').info('GET %s -> %d', '/x', 200, extra={'route': '/x', 'status': 200})\n"
+        "try:\n"
+        "    1 / 0\n"
+        "except ZeroDivisionError:\n"
+        "    logging.getLogger('assay.lifecycle').exception('failed')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO, check=True
+    )
+    first, second = (json.loads(line) for line in done.stderr.splitlines())
+    assert set(first) == {"time", "level", "logger", "message", "request_id", "route", "status"}
+    assert (first["message"], first["request_id"], first["status"]) == ("GET /x -> 200", "req-9", 200)
+    assert second["level"] == "error" and "ZeroDivisionError" in second["exception"]
+    assert "line 7, in <module>" in second["exception"]
