@@ -306,8 +306,8 @@ async def get_job(job_id: str, request: Request, who: CallerDep) -> Response:
     key = (who.tenant.name, job_id)
     cache = _rendered_jobs(request)
     rendered = cache.get(key)
-    if rendered is None:  # a job's first poll here
-        record = await repo.get(job_id)
+    if rendered is None:  # a job's first poll here: often one this process just created and changed
+        record = await repo.current(job_id)
     else:  # many polls see no change: then only the counter comes back, in the same one statement
         changed = await repo.changed_since(job_id, rendered[0])
         if changed is None:

@@ -558,6 +558,17 @@ class EvaluationRepository:
             raise NotFound(f"Evaluation job {evaluation_id!r} does not exist")
         return record
 
+    async def current(self, evaluation_id: str) -> EvaluationRecord:
+        """:meth:`get`, answered from this process's memory of the job when the database says, in one statement
+        that returns no row, that its change counter has not moved since (the statement is this repository's:
+        another tenant's job is NotFound as ever). A job this process has just created or changed is not read
+        again to be shown; one changed elsewhere comes back from that same statement."""
+        known = self._recent.get(evaluation_id) if self._recent is not None else None
+        if known is None or (self._tenant is not None and known.tenant != self._tenant.name):
+            return await self.get(evaluation_id)
+        changed = await self.changed_since(evaluation_id, known.version)
+        return known if changed is None else changed
+
     async def create(
         self,
         record: EvaluationRecord,

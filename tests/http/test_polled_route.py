@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import psycopg
 from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
 
 from tests.http.test_job_list_paging import A, B, J, submit
+from tests.support.waiting import wait_for
 
 
 def test_the_polled_route_answers_as_the_documented_one(client: TestClient) -> None:
@@ -41,3 +46,32 @@ def test_a_poll_answers_from_its_last_rendering_only_while_the_job_is_unchanged(
     assert client.delete(url, headers=A, params={"hard_delete": "true"}).status_code == 204
     gone = client.get(url, headers=A)  # its rendering is still kept: the read says it is gone
     assert gone.status_code == 404 and gone.json()["message_code"] == "resource_not_found"
+
+
+def test_a_first_poll_from_memory_is_what_a_fresh_read_renders(
+    make_client: Callable[..., TestClient], database_url: str
+) -> None:
+    """A job this process created and changed is shown from its memory when one statement says the job's counter
+    has not moved; otherwise, and for anyone else, as read."""
+    client, other = make_client(), make_client()  # two hubs on one database: the other remembers nothing
+    job_id = submit(client, A, "remembered")
+    url = f"{J}/{job_id}"
+    wait_for(
+        lambda: client.get(f"{J}/{job_id}", headers=A).json()["status"]["state"] != "pending", "dispatch"
+    )
+    again = submit(client, A, "remembered-too")  # its first poll below is from memory
+    assert (
+        client.get(f"{J}/{again}", headers=B).status_code == 404
+    )  # another tenant: memory is not its answer
+    shown = client.get(f"{J}/{again}", headers=A)
+    assert shown.status_code == 200 and shown.json() == other.get(f"{J}/{again}", headers=A).json()
+    assert client.get(url, headers=A).json() == other.get(url, headers=A).json()
+    third = submit(client, A, "changed-elsewhere")
+    with psycopg.connect(database_url, autocommit=True) as conn:  # another process's change moves the counter
+        conn.execute(
+            "UPDATE evaluations SET message = %s, version = version + 1 WHERE id = %s",
+            [Jsonb({"message": "changed elsewhere", "message_code": "elsewhere"}), third],
+        )
+    shown = client.get(f"{J}/{third}", headers=A).json()
+    assert shown["status"]["message"]["message_code"] == "elsewhere", shown["status"]
+    assert shown == other.get(f"{J}/{third}", headers=A).json()
