@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -87,3 +88,24 @@ def test_a_second_process_over_live_data_only_attaches(tmp_path: Path) -> None:
         assert answers(url) and owner.pid() is not None  # its stop left the owner's server running
     finally:
         owner.stop()
+
+
+def test_an_idle_watcher_waits_on_the_server_instead_of_polling_it(tmp_path: Path) -> None:
+    """The watcher sleeps on the postmaster's pidfd: over a second and a half of nothing it looks at the pid file
+    at most twice (it polled six times, every 0.25 s), and a kill still wakes it at once (the test above)."""
+    server = EmbeddedPostgres(tmp_path / "postgres")
+    server.start()
+    looks: list[float] = []
+    try:
+        real = server.pid
+
+        def counted() -> int | None:
+            looks.append(time.monotonic())
+            return real()
+
+        server.pid = counted  # type: ignore[method-assign]
+        time.sleep(1.5)
+        assert len(looks) <= 2, looks
+        server.pid = real  # type: ignore[method-assign]
+    finally:
+        server.stop()
