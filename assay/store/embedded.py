@@ -31,8 +31,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-_WATCH_SECONDS = 0.25  # without a pidfd (not Linux 5.3+): how often the postmaster's liveness is polled
-_RECHECK_SECONDS = 5.0  # with one: a look at postmaster.pid anyway (another process may have restarted the server)
+# Without a pidfd (not Linux 5.3+), how often the postmaster's liveness is polled; with one, how often
+# postmaster.pid is read anyway (another process may have restarted the server).
+_WATCH_SECONDS = 0.25
+_RECHECK_SECONDS = 5.0
 _RESTART_BACKOFF = (0.25, 30.0)
 _STOP_STEP_SECONDS = 2.0
 
