@@ -25,17 +25,8 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.orchestration import (  # noqa: E402
-    ADAPTERS,
-    EVALHUB_JOBS_DIR,
-    Hub,
-    assay_command,
-    drive,
-    evalhub_binary,
-    evalhub_command,
-    remove_leftovers,
-)
-from tests.support.net import free_port  # noqa: E402
+from bench.hub_ab import evaluations, start  # noqa: E402
+from bench.orchestration import EVALHUB_JOBS_DIR, Hub, remove_leftovers  # noqa: E402
 
 
 async def hammer(hub: Hub, path: str, count: int) -> None:
@@ -61,23 +52,17 @@ def main() -> None:
     where = Path(
         tempfile.mkdtemp(prefix="request-cost-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
     )
-    leftovers = [where]
-    ports = free_port(), free_port()
-    command, env = assay_command(where / "assay", ports[0], ADAPTERS["wire"])
-    assay = Hub("assay", command, env, where / "assay", ports[0], where / "assay" / "assay" / "token")
-    command, env = evalhub_command(
-        where / "evalhub", ports[1], evalhub_binary(args.evalhub_bin), ADAPTERS["wire"]
-    )
-    evalhub = Hub("evalhub", command, env, where / "evalhub", ports[1], None)
-    job_ids: list[str] = []
+    evalhub_jobs: list[str] = []  # EvalHub 1.0.2 keeps each job's directory under /tmp/evalhub-jobs
+    hubs: list[Hub] = []
     figures: dict[tuple[str, str], list[float]] = {}
     try:
-        for hub in (assay, evalhub):
-            hub.wait_ready(120)
+        # Started as bench/hub_ab.py starts them: this checkout's Assay, EvalHub 1.0.2.
+        hubs = [start(REPO, where, "assay", None), start(None, where, "evalhub", args.evalhub_bin)]
+        assay, evalhub = hubs
         paths = {}
-        for hub in (assay, evalhub):
-            run = asyncio.run(drive(hub.base_url, hub.headers(), 3, 1, 0.05, 60))
-            job_ids += run.job_ids
+        for hub in hubs:
+            hub.wait_ready(120)
+            run = evaluations(hub, 3, 1, evalhub_jobs if hub is evalhub else None)
             kinds = {"poll": f"/api/v1/evaluations/jobs/{run.job_ids[-1]}", "health": "/api/v1/health"}
             if hub is assay:
                 kinds["healthz"] = "/healthz"
@@ -96,10 +81,9 @@ def main() -> None:
                 f"{name:8} {kind:8} median {statistics.median(values):4.0f} µs of hub CPU per request; rounds: {shown}"
             )
     finally:
-        for hub in (assay, evalhub):
+        for hub in hubs:
             hub.stop()
-        leftovers += [EVALHUB_JOBS_DIR / job_id for job_id in job_ids]
-        remove_leftovers(leftovers)
+        remove_leftovers([where, *(EVALHUB_JOBS_DIR / job_id for job_id in evalhub_jobs)])
 
 
 if __name__ == "__main__":
