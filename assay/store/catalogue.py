@@ -190,35 +190,30 @@ class CatalogueRepository:
         return record
 
     async def get_many(self, ids: Sequence[str]) -> dict[str, CatalogueRecord]:
-        """The visible rows with these ids (one statement: every submit plans with it, so no count, no page)."""
-        where = self._visible()
-        where.add("id = ANY(%s)", sorted(set(ids)))
-        async with self._pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                sql.SQL("SELECT {} FROM {} WHERE {}").format(_COLUMNS, self._table, where.sql()), where.params
-            )
-            rows = await cur.fetchall()
-        return _prefer_tenant([_record(r) for r in rows])
+        """The visible rows with these ids, read now (:meth:`view`'s one statement, no count, no page); a copy, so
+        what the caller does with it never reaches the memory the read also fills."""
+        return dict((await self.view(ids, remembered=False)).records)
 
     async def view(self, ids: Sequence[str], *, remembered: bool) -> CatalogueView:
-        """:meth:`get_many` with the revision it was read at, in one statement. With ``remembered``, the view
-        this process last read for the same tenant and ids, if it has one: it may be behind the database, so
-        what is decided from it must be committed by a statement that checks its revision
+        """The visible rows with these ids and the revision they were read at, in one statement. With
+        ``remembered``, the view this process last read for the same tenant and ids, if it has one: it may be
+        behind the database, so what is decided from it must be committed by a statement that checks its revision
         (``catalogue_unchanged``; :meth:`~assay.store.evaluations.EvaluationRepository.create` does)."""
         key = (self._table_name, self._tenant.name, tuple(sorted(set(ids))))
         if remembered and self._memory is not None:
             known = self._memory.get(key)
             if known is not None:
                 return known
+        where = self._visible()
+        where.add("id = ANY(%s)", list(key[2]))
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 sql.SQL(
-                    "SELECT r.revision, c.* FROM catalogue_revision r LEFT JOIN LATERAL"
-                    " (SELECT {} FROM {} WHERE (tenant = %s OR tenant IS NULL) AND id = ANY(%s)) c ON true"
-                ).format(_COLUMNS, self._table),
-                [self._tenant.name, list(key[2])],
+                    "SELECT r.revision, c.* FROM catalogue_revision r LEFT JOIN LATERAL (SELECT {} FROM {} WHERE {}) c"
+                    " ON true"
+                ).format(_COLUMNS, self._table, where.sql()),
+                where.params,
             )
             rows = await cur.fetchall()
         revision = int(rows[0].pop("revision"))
