@@ -432,7 +432,8 @@ class RecentJobs:
     (:meth:`EvaluationRepository.change`). A job changed elsewhere is caught by the write's version check; a change
     that does not move the version (where a run's process runs, :meth:`EvaluationRepository.record_spawn`) is
     applied here too. Every repository of a :class:`~assay.store.Database` writes here; only the one of all
-    tenants reads."""
+    tenants computes changes from it, and a tenant's shows a job from it only after its own tenant-scoped statement
+    said the job has not moved (:meth:`EvaluationRepository.current`)."""
 
     def __init__(self, limit: int = 1024) -> None:
         self._jobs: OrderedDict[str, EvaluationRecord] = OrderedDict()
