@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from assay.auth import Access, Permission
 from assay.core.catalogue import unscaled_warning
 from assay.core.compare import Tolerance, compare
 from assay.core.gate import decide
+from assay.core.jsontext import dumps
 from assay.core.report import commit_status, junit_report, markdown_report
 from assay.core.states import job_progress
 from assay.errors import (
@@ -173,7 +173,7 @@ def _job_response(record: EvaluationRecord, status_code: int, *, warn: bool = Fa
         ]
         if warnings:  # accepted, but left out of the composite score (docs/lifecycle.md, "Scoring")
             document["warnings"] = [{"path": w.path, "code": w.code, "message": w.message} for w in warnings]
-    return JSONResponse(document, status_code=status_code)
+    return Response(dumps(document), status_code=status_code, media_type="application/json")
 
 
 async def _reference_errors(request: Request, body: dict[str, Any]) -> list[FieldError]:
@@ -313,7 +313,7 @@ async def get_job(job_id: str, request: Request, who: CallerDep) -> Response:
         if changed is None:
             return Response(rendered[1], media_type="application/json")
         record = changed
-    body = json.dumps(job_document(record), ensure_ascii=False, separators=(",", ":")).encode()
+    body = dumps(job_document(record))
     cache.put(key, record.version, body)
     return Response(body, media_type="application/json")
 

@@ -7,7 +7,6 @@ timestamped log per benchmark, enforces timeouts and reports every launch's end 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import os
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from assay.core.jsontext import dumps
 from assay.runtimes._output import LineWriter, copy_output
 from assay.runtimes._processes import (
     MARKER_VARIABLE,
@@ -660,11 +660,11 @@ def _marker(key: RunKey) -> str:
 def write_json(path: Path, document: Mapping[str, Any]) -> None:
     """Write ``document`` as indented JSON, replacing ``path`` atomically (readers see old or new, whole)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(document, indent=2, default=_plain) + "\n"
+    text = dumps(document, indent=True, default=_plain) + b"\n"
     # Replace atomically: an adapter of a previous attempt may still be reading the old file.
     scratch = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     try:
-        scratch.write_text(text, encoding="utf-8")
+        scratch.write_bytes(text)
         os.replace(scratch, path)
     finally:
         scratch.unlink(missing_ok=True)

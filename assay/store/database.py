@@ -11,9 +11,11 @@ from importlib import resources
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.types.json import set_json_dumps
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from assay.core import Tenant
+from assay.core.jsontext import dumps
 from assay.store.catalogue import CatalogueMemory, CatalogueRepository, SystemCatalogueWriter
 from assay.store.evaluations import EvaluationRepository, RecentJobs
 from assay.store.outbox import OutboxRepository
@@ -129,6 +131,12 @@ class _Pool(AsyncConnectionPool):
         return conn
 
 
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    """Each pooled connection writes JSON parameters (a job's request, plan and results, events' data) with
+    :func:`assay.core.jsontext.dumps`: psycopg's default, ``json.dumps``, was a quarter of the hub's JSON time."""
+    set_json_dumps(dumps, conn)
+
+
 class Database:
     """The pool. Tenant data is reachable only through :meth:`scoped`, which demands a tenant."""
 
@@ -172,6 +180,7 @@ class Database:
             open=False,
             name="assay",
             kwargs=kwargs,
+            configure=_configure,
         )
         pool.outage_wait = outage_wait
         await pool.open(wait=True, timeout=timeout)

@@ -3,12 +3,13 @@ the request id, tenant and user of the request it belongs to."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from assay.core.jsontext import dumps_text
 
 request_id_var: ContextVar[str | None] = ContextVar("assay_request_id", default=None)
 tenant_var: ContextVar[str | None] = ContextVar("assay_tenant", default=None)
@@ -42,7 +43,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return dumps_text(entry, default=str)
 
 
 class TextFormatter(logging.Formatter):
