@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute
 
 from assay import __version__
 from assay import triggers as trigger_steps
@@ -168,10 +169,17 @@ def create_app(
     # first request that walks it, about 20 ms of a function's first request, for the same routes.
     for router in (ops.router, *routers(role)):
         app.router.routes.extend(router.routes)
+    # The requests every evaluation makes several times are matched before anything else (assay/http/plain.py).
+    first: list[BaseRoute] = []
     if role != "callback":
         from assay.http import jobs
 
-        app.router.routes[0:0] = jobs.polled_routes()  # matched before anything else (see there)
+        first += [*jobs.polled_routes(), *jobs.submit_routes()]
+    if role != "submit":
+        from assay.http import callbacks
+
+        first += callbacks.event_routes()
+    app.router.routes[0:0] = first
     openapi.describe(app)  # /openapi.json as the API behaves (assay/http/openapi.py)
     app.add_middleware(JsonPolicyMiddleware)  # inside authentication: added first, it runs after it
     app.add_middleware(AccessMiddleware, access=access, settings=settings)

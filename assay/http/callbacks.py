@@ -5,10 +5,12 @@ the callback function builds only the routes it serves."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from starlette.routing import BaseRoute
 
 from assay.api.jobs import StatusEvent
 from assay.errors import FieldError, Forbidden
 from assay.http.context import lifecycle_of, principal_of
+from assay.http.plain import PlainRoute, ValidatedBody, route_of
 from assay.lifecycle import progress
 from assay.telemetry import tracing
 
@@ -49,4 +51,18 @@ async def post_event(job_id: str, request: Request, event: StatusEvent) -> None:
         await progress.record_event(lifecycle_of(request), job_id, claims.tenant, status, attempt=attempt)
 
 
-__all__ = ["router"]
+async def _take_event(request: Request, event: StatusEvent) -> Response:
+    await post_event(request.path_params["job_id"], request, event)
+    return Response(status_code=204)
+
+
+def event_routes() -> list[BaseRoute]:
+    """The status events' route, served first (:class:`~assay.http.plain.ValidatedBody`): two per evaluation at
+    least, each FastAPI's dependency solving, ``json.loads`` and validation of the parsed document."""
+    path = f"{router.prefix}/jobs/{{job_id}}/events"
+    return [
+        PlainRoute(path, ValidatedBody(StatusEvent, _take_event, route_of(router, post_event, path)), "POST")
+    ]
+
+
+__all__ = ["event_routes", "router"]

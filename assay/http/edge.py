@@ -34,7 +34,7 @@ from assay.api import error_path
 from assay.core import summarise
 from assay.errors import AssayError, FieldError, InvalidQuery, InvalidRequest
 
-__all__ = ["screen_request"]
+__all__ = ["replay", "screen_request"]
 
 log = logging.getLogger(__name__)
 
@@ -208,12 +208,13 @@ async def screen_request(scope: Scope, receive: Receive) -> tuple[Receive, Assay
         return receive, refusal
     first = await receive()
     if first["type"] != "http.request" or not _is_json(scope):
-        return _replay(first, receive), None
+        return replay(first, receive), None
     body, refusal = screen_body(scope.get("path", ""), first.get("body", b""))
-    return _replay({**first, "body": body}, receive), refusal
+    return replay({**first, "body": body}, receive), refusal
 
 
-def _replay(first: Message, then: Receive) -> Receive:
+def replay(first: Message, then: Receive) -> Receive:
+    """``first``, then what ``then`` receives."""
     pending = [first]
 
     async def replayed() -> Message:

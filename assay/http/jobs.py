@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
-from starlette.routing import BaseRoute, Match, Route
-from starlette.types import Scope
+from starlette.routing import BaseRoute
 
 from assay import triggers
 from assay.api.job_resource import Job, JobPage
@@ -50,6 +48,7 @@ from assay.http.context import (
     timestamp,
 )
 from assay.http.errors import checks_references
+from assay.http.plain import PlainRoute, ValidatedBody, route_of
 from assay.lifecycle import jobs
 from assay.runtimes import read_log_bounded
 from assay.store import EvaluationQuery, EvaluationRecord
@@ -318,21 +317,6 @@ async def get_job(job_id: str, request: Request, who: CallerDep) -> Response:
     return Response(body, media_type="application/json")
 
 
-class _PlainRoute(Route):
-    """A Starlette route that names itself in the scope, as FastAPI's do (the access log and the metrics read
-    ``scope["route"].path``), for exactly the methods it is given."""
-
-    def __init__(self, path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str) -> None:
-        super().__init__(path, endpoint, methods=[method])
-        self.methods = {method}  # Starlette adds HEAD to a GET route; FastAPI's route did not answer it
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child = super().matches(scope)
-        if match is not Match.NONE:
-            child["route"] = self
-        return match, child
-
-
 async def _poll_job(request: Request) -> Response:
     return await get_job(request.path_params["job_id"], request, await caller(request))
 
@@ -342,7 +326,21 @@ def polled_routes() -> list[BaseRoute]:
     and dependency solving (0.4 ms of the hub's CPU per poll, a third of it, measured with the routers included;
     ``bench/orchestration.py``). The same function with the same caller: the access middleware authorised the
     request before either route. FastAPI's registration above stays: it is what ``/openapi.json`` describes."""
-    return [_PlainRoute(f"{router.prefix}/jobs/{{job_id}}", _poll_job, "GET")]
+    return [PlainRoute(f"{router.prefix}/jobs/{{job_id}}", _poll_job, "GET")]
+
+
+async def _take_submit(request: Request, spec: JobRequest) -> Response:
+    return cast(Response, await submit_job(request, await caller(request), spec))
+
+
+def submit_routes() -> list[BaseRoute]:
+    """``POST /jobs`` (and ``POST /api/v1/evaluations``), served first as the status events are: a valid job
+    request is validated in one pass from its bytes (:class:`~assay.http.plain.ValidatedBody`) and submitted by the
+    same function; any other body is FastAPI's route's to answer, with the unknown references it names."""
+    return [
+        PlainRoute(path, ValidatedBody(JobRequest, _take_submit, route_of(router, submit_job, path)), "POST")
+        for path in (router.prefix, f"{router.prefix}/jobs")
+    ]
 
 
 @router.delete(
