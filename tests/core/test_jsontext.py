@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
-from assay.core.jsontext import dumps, dumps_text
+from assay.core.jsontext import dumps, dumps_text, loads
 from assay.store import Database
 from tests.store.test_job_list_store import run
 
@@ -40,6 +40,34 @@ def test_dumps_writes_the_values_the_standard_library_writes(value: Any) -> None
     assert json.loads(dumps(value)) == expected
     assert json.loads(dumps(value, indent=True)) == expected
     assert json.loads(dumps_text(value)) == expected
+
+
+def _typed(value: Any) -> Any:
+    """``value`` with each number tagged by its type: 1 and 1.0, equal in Python, differ here."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return ("nan",)
+    return (type(value).__name__, value)
+
+
+@given(_VALUES, st.booleans())
+def test_loads_reads_what_the_standard_library_reads(value: Any, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    expected = _typed(json.loads(text))
+    assert _typed(loads(text)) == expected
+    assert _typed(loads(text.encode("utf-8", "surrogatepass"))) == expected
+    assert _typed(loads(memoryview(text.encode("utf-8", "surrogatepass")))) == expected
+
+
+def test_loads_never_turns_a_wide_integer_into_a_float() -> None:
+    for number in (2**63, 2**64, -(2**63) - 1, 10**30, 2**63 - 1, -(2**63)):
+        assert _typed(loads(f'{{"n": {number}}}'.encode())) == {"n": ("int", number)}
+    for text in ("[NaN]", "[Infinity]", "[1e400]", '["\\ud800"]'):
+        assert _typed(loads(text)) == _typed(json.loads(text))
+    assert _typed(loads('"' + "1" * 30 + '"')) == ("str", "1" * 30)  # a long run in a string: still exact
 
 
 def test_what_orjson_refuses_is_written_by_the_standard_library() -> None:
@@ -76,7 +104,10 @@ def test_the_hubs_connections_store_json_exactly(database_url: str) -> None:
             row = await cursor.fetchone()
             cursor = await conn.execute("SELECT %s::jsonb::text", [Jsonb({"score": math.nan})])
             assert await cursor.fetchone() == ('{"score": null}',)
-        assert row is not None
+            cursor = await conn.execute("SELECT %s::jsonb", [Jsonb(sent)])  # read back by the pool's loads
+            back = await cursor.fetchone()
+        assert row is not None and back is not None
         assert json.loads(row[0]) == json.loads(json.dumps(sent))
+        assert _typed(back[0]) == _typed(json.loads(json.dumps(sent)))  # 2**70 an integer still
 
     run(database_url, scenario)
