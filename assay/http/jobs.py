@@ -305,13 +305,12 @@ async def get_job(job_id: str, request: Request, who: CallerDep) -> Response:
     key = (who.tenant.name, job_id)
     cache = _rendered_jobs(request)
     rendered = cache.get(key)
-    if rendered is None:  # a job's first poll here: often one this process just created and changed
-        record = await repo.current(job_id)
-    else:  # many polls see no change: then only the counter comes back, in the same one statement
-        changed = await repo.changed_since(job_id, rendered[0])
-        if changed is None:
-            return Response(rendered[1], media_type="application/json")
-        record = changed
+    # One statement: only the counter comes back while the job is what this process last rendered, or what it
+    # last made of it (often: it created the job, then its events and aggregate changed it).
+    record = await repo.current(job_id, rendered[0] if rendered is not None else None)
+    if record is None:
+        assert rendered is not None  # None only when unchanged since what was rendered
+        return Response(rendered[1], media_type="application/json")
     body = dumps(job_document(record))
     cache.put(key, record.version, body)
     return Response(body, media_type="application/json")

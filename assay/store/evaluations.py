@@ -559,16 +559,22 @@ class EvaluationRepository:
             raise NotFound(f"Evaluation job {evaluation_id!r} does not exist")
         return record
 
-    async def current(self, evaluation_id: str) -> EvaluationRecord:
-        """:meth:`get`, answered from this process's memory of the job when the database says, in one statement
-        that returns no row, that its change counter has not moved since (the statement is this repository's:
-        another tenant's job is NotFound as ever). A job this process has just created or changed is not read
-        again to be shown; one changed elsewhere comes back from that same statement."""
+    async def current(self, evaluation_id: str, seen: int | None = None) -> EvaluationRecord | None:
+        """The job as it is now, or None if it is still at version ``seen`` (what the caller showed last); a
+        poll's read. One statement, which returns no row but the counter whenever the job is at the newest
+        version this process knows of it: its memory of the job (this process created or last changed it) or
+        ``seen``. A job this process has just changed is not read again to be shown; one changed elsewhere comes
+        back from that same statement. The statement is this repository's: another tenant's job is NotFound as
+        ever."""
         known = self._recent.get(evaluation_id) if self._recent is not None else None
-        if known is None or (self._tenant is not None and known.tenant != self._tenant.name):
-            return await self.get(evaluation_id)
-        changed = await self.changed_since(evaluation_id, known.version)
-        return known if changed is None else changed
+        if known is not None and self._tenant is not None and known.tenant != self._tenant.name:
+            known = None
+        if known is not None and (seen is None or known.version > seen):
+            changed = await self.changed_since(evaluation_id, known.version)
+            return known if changed is None else changed
+        if seen is not None:
+            return await self.changed_since(evaluation_id, seen)
+        return await self.get(evaluation_id)
 
     async def create(
         self,
