@@ -512,7 +512,7 @@ class EvaluationRepository:
             query, scope = self._scoped(_SELECT_ONE_SEEN)
             params = [*inbox, evaluation_id, *scope]
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query, params)
+        await cur.execute(query, params, prepare=True)
         return cur
 
     async def _lock(
@@ -546,7 +546,7 @@ class EvaluationRepository:
             )
             params = [*inbox, evaluation_id]
         query, scope = self._scoped(template)
-        return await conn.execute(query, [*params, *scope])
+        return await conn.execute(query, [*params, *scope], prepare=True)
 
     async def _load(self, conn: AsyncConnection[Any], evaluation_id: str) -> EvaluationRecord | None:
         row = await (await self._select(conn, evaluation_id)).fetchone()
@@ -620,7 +620,7 @@ class EvaluationRepository:
         async with self._pool.connection() as conn:
             try:
                 # One statement, its own transaction: the job, its runs and its events.
-                await conn.execute(_create(len(events), catalogue_revision is not None), params)
+                await conn.execute(_create(len(events), catalogue_revision is not None), params, prepare=True)
             except Error as exc:
                 if exc.sqlstate == CatalogueChanged.SQLSTATE:
                     raise CatalogueChanged(str(exc)) from None
@@ -795,7 +795,7 @@ class EvaluationRepository:
             inbox is not None,
             durable,
         )
-        row = await (await conn.execute(query, params)).fetchone()
+        row = await (await conn.execute(query, params, prepare=True)).fetchone()
         return (int(row[1]), row[2]) if row is not None and row[0] == 1 else None
 
     async def _write(self, conn: AsyncConnection[Any], unit: LockedEvaluation) -> None:
@@ -842,7 +842,9 @@ class EvaluationRepository:
             # The job's row lock first, as every locked change takes it: no interleaving with those. The same
             # row turns the commit asynchronous (set_config(..., true) is SET LOCAL, and the UPDATE needs the
             # row before it writes): after a machine crash no process of the run is left anyway.
-            cur = await conn.execute(_RECORD_SPAWN, [evaluation_id, runtime_ref, deadline_at, index, attempt])
+            cur = await conn.execute(
+                _RECORD_SPAWN, [evaluation_id, runtime_ref, deadline_at, index, attempt], prepare=True
+            )
             spawned = cur.rowcount > 0
         if self._recent is not None:
             if spawned:
@@ -857,7 +859,7 @@ class EvaluationRepository:
         query, scope = self._scoped(_SELECT_CHANGED)
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(query, [evaluation_id, *scope, version])
+            await cur.execute(query, [evaluation_id, *scope, version], prepare=True)
             row = await cur.fetchone()
         if row is None:
             raise NotFound(f"Evaluation job {evaluation_id!r} does not exist")

@@ -115,7 +115,7 @@ class OutboxRepository:
         # own transaction, whose commit the joined row makes asynchronous (set_config(..., true) is SET LOCAL;
         # a volatile WITH runs once, and before any row is written, since every written row joins it).
         async with self._pool.connection() as conn:
-            await conn.execute(_MARK_PUBLISHED, [list(ids)])
+            await conn.execute(_MARK_PUBLISHED, [list(ids)], prepare=True)
 
     async def pending(self) -> list[tuple[str, str, int, datetime]]:
         """(id, type, attempts, created_at) of every undelivered event, for operators and tests."""

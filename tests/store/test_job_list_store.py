@@ -59,10 +59,12 @@ def record(
     )
 
 
-def run(database_url: str, scenario: Callable[[Database], Awaitable[None]]) -> None:
+def run(database_url: str, scenario: Callable[[Database], Awaitable[None]], **pool: Any) -> None:
+    """``scenario`` against a migrated database through a pool opened with ``pool``'s options."""
+
     async def main() -> None:
         await migrate(database_url)
-        database = await Database.open(database_url)
+        database = await Database.open(database_url, **pool)
         try:
             await scenario(database)
         finally:
