@@ -34,7 +34,7 @@ from assay.api import error_path
 from assay.core import summarise
 from assay.errors import AssayError, FieldError, InvalidQuery, InvalidRequest
 
-__all__ = ["replay", "screen_request"]
+__all__ = ["is_json_media", "replay", "screen_request"]
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,14 @@ def _is_json(scope: Scope) -> bool:
     content_type = ""
     for name, value in scope.get("headers", ()):
         if name.lower() == b"content-type":
-            content_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
-    if not content_type:
-        return True
-    kind, _, subtype = content_type.partition("/")
+            content_type = value.decode("latin-1")
+    return not content_type.split(";", 1)[0].strip() or is_json_media(content_type)
+
+
+def is_json_media(content_type: str) -> bool:
+    """A ``Content-Type`` value (parameters allowed) FastAPI parses as JSON: ``application/json`` or
+    ``application/*+json``, in any case."""
+    kind, _, subtype = content_type.split(";", 1)[0].strip().lower().partition("/")
     return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 

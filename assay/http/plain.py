@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from assay.http.edge import replay
+from assay.http.edge import is_json_media, replay
 
 __all__ = ["PlainRoute", "ValidatedBody", "route_of"]
 
@@ -77,8 +77,7 @@ def _json_content(scope: Scope) -> bool:
     value: bytes
     for name, value in scope["headers"]:
         if name.lower() == b"content-type":
-            kind, _, subtype = value.decode("latin-1").split(";", 1)[0].strip().lower().partition("/")
-            return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+            return is_json_media(value.decode("latin-1"))
     return False
 
 
