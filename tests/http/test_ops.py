@@ -78,7 +78,7 @@ def test_metrics_by_route_status_and_pool(client: TestClient) -> None:
     )
     assert "assay_http_request_duration_seconds_bucket" in text
     assert 'assay_db_pool_connections{state="open"}' in text
-    assert "assay_db_pool_max_connections 10.0" in text
+    assert "assay_db_pool_max_connections 4.0" in text
 
 
 def test_openapi_and_docs(client: TestClient) -> None:
