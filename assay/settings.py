@@ -84,9 +84,10 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(
         4,
         ge=1,
-        description="Most connections the pool opens. Each is a PostgreSQL backend, about 8 ms of the server's CPU "
-        "to start and fill its caches; the pool opens one whenever a request waits, even for a millisecond, and "
-        "four serve a hub whose statements take a fraction of one (the functions' manifests set the same).",
+        description="Most connections the pool opens. Each is a PostgreSQL backend, 5-6 ms of the server's CPU to "
+        "start and to fill its caches at its first statements; the pool opens one whenever a request waits, even "
+        "for a millisecond, and four serve a hub whose statements take a fraction of one (the functions' manifests "
+        "set the same).",
     )
     db_connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a database connection.")
     db_outage_wait_seconds: float = Field(
