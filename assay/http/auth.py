@@ -186,18 +186,19 @@ class AccessMiddleware:
     ) -> None:
         principal: Principal | None = state.get("principal")
         permission = rule.permission
+        # A launch credential names its tenant; the request does not (a status event carries no X-Tenant).
+        tenant = state.get("tenant") or (principal.launch.tenant if principal and principal.launch else None)
         audit.info(
             "%s %s by %s in %s: %s",
             method,
             path,
             principal.subject if principal else "(unauthenticated)",
-            state.get("tenant") or "-",
+            tenant or "-",
             status,
             extra={
                 "audit": {
                     "subject": principal.subject if principal else None,
-                    "tenant": state.get("tenant")
-                    or (principal.launch.tenant if principal and principal.launch else None),
+                    "tenant": tenant,
                     "resource": permission.resource if permission else rule.kind,
                     "verb": permission.verb if permission else method.lower(),
                     "route": f"{method} {path}",

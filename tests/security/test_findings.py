@@ -338,6 +338,26 @@ def test_every_change_is_audited(client: TestClient, caplog: pytest.LogCaptureFi
     assert denied and denied[0]["outcome"] == "denied" and denied[0]["subject"] is None
 
 
+def test_a_status_events_audit_names_the_launchs_tenant(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A status event carries no X-Tenant: its tenant is the one its launch credential names, in the audit
+    # record's field and in its message alike (the message read "in -").
+    caplog.set_level(logging.INFO, logger="assay.audit")
+    demo = [{"id": "bench_a", "provider_id": "demo"}]  # a system provider: every tenant sees it
+    created = client.post(J, json=job(name="audited", benchmarks=demo), headers={"X-Tenant": "team-a"})
+    assert created.status_code == 202, created.text
+    job_id = created.json()["resource"]["id"]
+    event = {"benchmark_status_event": {"provider_id": "demo", "id": "bench_a", "status": "running"}}
+    headers = launch_headers(client, job_id, tenant="team-a")
+    assert client.post(f"{J}/{job_id}/events", json=event, headers=headers).status_code == 204
+    records = [r for r in caplog.records if r.name == "assay.audit"]
+    audited = [r for r in records if r.audit["route"].endswith("/events")]  # type: ignore[attr-defined]
+    assert audited, [r.getMessage() for r in records]
+    assert audited[0].audit["tenant"] == "team-a"  # type: ignore[attr-defined]
+    assert audited[0].getMessage() == f"POST {J}/{job_id}/events by launch:{job_id} in team-a: 204"
+
+
 def test_readiness_does_not_echo_errors(client: TestClient) -> None:
     ready = client.get("/readyz", headers={"Authorization": ""})
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
