@@ -154,7 +154,7 @@ async def _plan(
                 f"Collection {request.collection.id!r} does not exist",
                 errors=[FieldError("collection.id", "resource_not_found", "no such collection")],
             )
-        collection = CollectionSpec.model_validate(found.spec)
+        collection = view.parsed(request.collection.id, CollectionSpec.model_validate)
         collection_updated_at = found.updated_at.isoformat()
         provider_ids = {b.provider_id for b in collection.benchmarks}
     else:
@@ -163,7 +163,7 @@ async def _plan(
     revisions.add(view.revision)
     if remembered and len(revisions) > 1:
         return await _plan(ctx, tenant, request)  # remembered at different revisions: read both afresh
-    providers = {pid: ProviderSpec.model_validate(r.spec) for pid, r in view.records.items()}
+    providers = {pid: view.parsed(pid, ProviderSpec.model_validate) for pid in view.records}
     plan = build_plan(
         request,
         providers=providers,

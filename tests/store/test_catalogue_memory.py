@@ -128,3 +128,45 @@ def test_memory_is_bounded_and_forgets_on_this_processs_own_writes(database_url:
         assert len(database.catalogue_memory._views) == 0
 
     run(database_url, scenario)
+
+
+def test_a_remembered_view_validates_each_spec_once(database_url: str) -> None:
+    async def scenario(database: Database) -> None:
+        store = database.scoped(Tenant("team-a"))
+        await store.providers.create("p", "someone", {"name": "x"})
+        parsed: list[dict[str, Any]] = []
+
+        def parse(spec: dict[str, Any]) -> str:
+            parsed.append(spec)
+            return str(spec["name"])
+
+        view = await store.providers.view(["p"], remembered=True)
+        again = await store.providers.view(["p"], remembered=True)
+        assert again is view and view.parsed("p", parse) == again.parsed("p", parse) == "x"
+        assert parsed == [{"name": "x"}]  # once for both submits that plan from this view
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("UPDATE providers SET spec = '{\"name\": \"y\"}' WHERE id = 'p'")
+        fresh = await store.providers.view(["p"], remembered=False)
+        assert fresh.parsed("p", parse) == "y" and len(parsed) == 2  # a new read is parsed anew
+
+    run(database_url, scenario)
+
+
+def test_submits_from_an_unchanged_catalogue_validate_the_provider_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assay.api.providers import ProviderSpec
+
+    pid = client.post(P, json=provider_body(name="Validated once")).json()["resource"]["id"]
+    validated: list[str] = []
+    real = ProviderSpec.model_validate
+
+    def counted(obj: Any, *args: Any, **kwargs: Any) -> ProviderSpec:
+        if isinstance(obj, dict) and obj.get("name") == "Validated once":
+            validated.append(pid)
+        return real(obj, *args, **kwargs)
+
+    monkeypatch.setattr(ProviderSpec, "model_validate", counted)
+    for _ in range(3):
+        assert submit(client, pid).status_code == 202
+    assert validated == [pid]  # the first submit's plan; the others planned from the same remembered view
