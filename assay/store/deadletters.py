@@ -126,11 +126,14 @@ class DeadLetterRepository:
         offset: int = 0,
     ) -> tuple[list[DeadLetterRecord], int]:
         """The tenant's dead letters, newest first (optionally of one evaluation or one type), and their count."""
-        where = (
-            " WHERE tenant = %s AND (%s::text IS NULL OR evaluation_id = %s)"
-            " AND (%s::text IS NULL OR type = %s)"
-        )
-        params = [tenant, evaluation_id, evaluation_id, event_type, event_type]
+        # Only the filters given (not "%s IS NULL OR ..."): the pool plans statements generically (Database.open),
+        # and a generic plan of an optional filter cannot use the evaluation's index.
+        where = " WHERE tenant = %s"
+        params = [tenant]
+        for column, value in (("evaluation_id", evaluation_id), ("type", event_type)):
+            if value is not None:
+                where += f" AND {column} = %s"
+                params.append(value)
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(

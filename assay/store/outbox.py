@@ -77,14 +77,16 @@ class OutboxRepository:
             # handler needs connections of its own, and many deliveries may run at once.
             async with self._pool.connection() as conn:
                 cur = conn.cursor(row_factory=dict_row)
+                # The ids' filter only when given (the pool plans generically, Database.open: an optional
+                # filter's generic plan would walk every undelivered event instead of looking the ids up).
                 await cur.execute(
                     "UPDATE outbox SET attempts = attempts + 1,"
                     " next_attempt_at = now() + make_interval(secs => %s)"
                     " WHERE id = (SELECT id FROM outbox WHERE published_at IS NULL AND next_attempt_at <= now()"
                     " AND created_at <= now() - make_interval(secs => %s)"
-                    " AND (%s::text[] IS NULL OR id = ANY(%s::text[]))"
-                    " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *",
-                    [_LEASE_SECONDS, older_than_seconds, wanted, wanted],
+                    + (" AND id = ANY(%s::text[])" if wanted is not None else "")
+                    + " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *",
+                    [_LEASE_SECONDS, older_than_seconds, *([wanted] if wanted is not None else [])],
                 )
                 row = await cur.fetchone()
             if row is None:
