@@ -965,6 +965,10 @@ class EvaluationRepository:
         ).format(page_where, _WITH_RUNS)
         async with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # Planned for its values, unlike the pool's other statements (Database.open): the generic plan of a
+            # tag filter gathers every job with the tag through its GIN index and sorts them (20 ms for a tag on
+            # 100k jobs), where the list's own index, read in order, stops at the page's end (0.1 ms).
+            await conn.execute("SET LOCAL plan_cache_mode = auto")
             counter = await conn.execute(total_query, count_params)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(page_query, [*page_params, query.limit + 1, query.offset])

@@ -76,3 +76,27 @@ def test_while_the_database_is_down_it_is_known_down_and_then_back(database_url:
             await database.close()
 
     asyncio.run(scenario())
+
+
+def test_options_in_the_database_url_are_kept_beside_the_hubs(database_url: str) -> None:
+    """``options`` given in DATABASE_URL (a search_path, say) hold on every pooled connection, and so do the hub's
+    own settings, which a keyword argument alone would have put in their place."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    url = make_conninfo(
+        **{**conninfo_to_dict(database_url), "options": "-c search_path=assay_elsewhere,public"}
+    )
+
+    async def scenario() -> None:
+        database = await Database.open(url, statement_timeout=2.0)
+        try:
+            async with database.pool.connection() as conn:
+                cursor = await conn.execute(
+                    "SELECT current_setting('search_path'), current_setting('statement_timeout'),"
+                    " current_setting('plan_cache_mode')"
+                )
+                assert await cursor.fetchone() == ("assay_elsewhere,public", "2s", "force_generic_plan")
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
