@@ -58,9 +58,8 @@ def test_the_pools_statements_are_planned_once_and_a_job_list_for_its_values(dat
             for s, n in plans.items()
             if s.startswith("SELECT j.* FROM (SELECT id, version FROM evaluations")
         ]
-        assert poll == [(7, 0)], (
-            plans
-        )  # seven executions, one generic plan used each time, nothing planned anew
+        # Seven executions, one generic plan used each time, nothing planned anew.
+        assert poll == [(7, 0)], plans
         # psycopg prepares the list's page at its sixth execution; both since were planned for their values.
         page = [
             n
